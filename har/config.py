@@ -1,0 +1,165 @@
+"""Frozen configuration dataclasses, saved into every artifact and read back from it.
+
+``to_dict`` gives plain JSON types; ``from_dict`` rejects unknown keys and wrong types so a
+model directory or bundle written by a different version fails loudly instead of silently."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+AXES = ("x", "y", "z")
+UNITS = "g"
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict (tuples become lists)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = config_to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(name, a, value)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{name}: {value!r} does not fit {tp}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        elem = args[0] if args else Any
+        return tuple(_coerce(name, elem, v) for v in value)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected an object, got {value!r}")
+        return config_from_dict(tp, value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: _coerce(f"{cls.__name__}.{k}", hints[k], v) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{cls.__name__}: {e}") from None
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """How streams are cut into windows. Window and hop are in seconds at ``rate_hz``."""
+
+    rate_hz: float = 50.0
+    window_s: float = 2.56
+    hop_s: float = 0.64
+    purity: float = 0.9  # fraction of a window's samples that must carry its label
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0:
+            raise ConfigError(f"rate must be positive, got {self.rate_hz}")
+        if self.window_samples < 4:
+            raise ConfigError(f"window of {self.window_s}s at {self.rate_hz} Hz is under 4 samples")
+        if self.hop_samples < 1:
+            raise ConfigError(f"hop of {self.hop_s}s at {self.rate_hz} Hz is under 1 sample")
+        if not 0.0 < self.purity <= 1.0:
+            raise ConfigError(f"purity must be in (0, 1], got {self.purity}")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.rate_hz))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_s * self.rate_hz))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of the many-to-one LSTM classifier."""
+
+    lstm_units: tuple[int, ...] = (64,)
+    dropout: float = 0.2
+    dense_units: int = 0  # 0: no hidden dense layer before the softmax
+
+    def __post_init__(self) -> None:
+        if not self.lstm_units or any(u < 1 for u in self.lstm_units):
+            raise ConfigError(f"lstm_units must be positive integers, got {self.lstm_units}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `har train` used, stored in the model directory."""
+
+    window: WindowConfig = field(default_factory=WindowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    patience: int = 6
+    seed: int = 0
+    test_fraction: float = 0.25
+    val_fraction: float = 0.2
+    test_subjects: tuple[str, ...] = ()
+    class_weights: bool = True
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How a bundle was exported."""
+
+    quantize: str = "fp32"  # fp32 | fp16 | int8
+    calibration_windows: int = 300
+
+    def __post_init__(self) -> None:
+        if self.quantize not in ("fp32", "fp16", "int8"):
+            raise ConfigError(f"quantize must be fp32, fp16 or int8, got {self.quantize!r}")

@@ -1,0 +1,34 @@
+"""The many-to-one LSTM classifier (tf-keras). Imported only by training and export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._tf import import_tf
+from .config import ModelConfig
+
+
+def build_model(
+    cfg: ModelConfig,
+    window_samples: int,
+    n_channels: int,
+    n_classes: int,
+    batch_size: int | None = None,
+) -> Any:
+    """Input(window, channels) -> LSTM stack -> [Dropout] -> [Dense relu] -> Dense softmax.
+
+    ``batch_size=1`` gives the fixed-batch graph that converts to the fused TFLite LSTM op;
+    weights are interchangeable between batch sizes (same layer names and shapes)."""
+    _, keras = import_tf()
+    layers = keras.layers
+    inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
+    x = inp
+    for i, units in enumerate(cfg.lstm_units):
+        last = i == len(cfg.lstm_units) - 1
+        x = layers.LSTM(units, return_sequences=not last, name=f"lstm_{i}")(x)
+    if cfg.dropout > 0:
+        x = layers.Dropout(cfg.dropout, name="dropout")(x)
+    if cfg.dense_units > 0:
+        x = layers.Dense(cfg.dense_units, activation="relu", name="dense_hidden")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="har_lstm")
