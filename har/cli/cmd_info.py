@@ -1,0 +1,26 @@
+"""`har info PATH`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("info")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def info(path: str, as_json: bool) -> None:
+    """What a recording (.csv), model directory or bundle holds.
+
+    Recordings: samples, duration (s), nominal and measured rate (Hz), labels with sample
+    counts, gaps, dropped/corrupt counts, and whether the file ends in a truncated row.
+    Model directories and bundles: classes, rate, window and hop (s), metrics; bundles are
+    checked against their manifest (sha256)."""
+    from ..info import describe, format_info
+
+    d = describe(path)
+    click.echo(json.dumps(d, indent=2) if as_json else format_info(d))
+
+
+COMMANDS = [info]

@@ -1,0 +1,1 @@
+"""The device side: wire protocol v1 (encoder + parser) and the pseudo-terminal emulator."""
