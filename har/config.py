@@ -128,12 +128,58 @@ class ModelConfig:
     lstm_units: tuple[int, ...] = (64,)
     dropout: float = 0.2
     dense_units: int = 0  # 0: no hidden dense layer before the softmax
+    conv_filters: int = 0  # Conv1D front end before the LSTM: filters per layer; 0 = off
+    conv_kernel: int = 5  # Conv1D kernel length, samples
+    conv_stride: int = 1  # Conv1D stride, samples (2 halves the LSTM's sequence length)
+    conv_layers: int = 1  # number of Conv1D layers when conv_filters > 0
 
     def __post_init__(self) -> None:
         if not self.lstm_units or any(u < 1 for u in self.lstm_units):
             raise ConfigError(f"lstm_units must be positive integers, got {self.lstm_units}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.conv_filters < 0 or self.conv_kernel < 1 or self.conv_stride < 1 or self.conv_layers < 1:
+            raise ConfigError(
+                f"conv front end: filters >= 0, kernel, stride and layers >= 1 "
+                f"(got {self.conv_filters}, {self.conv_kernel}, {self.conv_stride}, {self.conv_layers})"
+            )
+
+
+LR_SCHEDULES = ("constant", "plateau", "cosine")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly augmentation of training batches (har.augment). Each transform applies to a
+    window with probability ``p``; 0 disables a transform, ``enabled=False`` disables all."""
+
+    enabled: bool = True
+    p: float = 0.5  # probability that each enabled transform is applied to a window
+    rotation_deg: float = 15.0  # random 3-D rotation about a random axis, at most this angle, degrees
+    scale: float = 0.1  # per-window magnitude scaling factor drawn from [1 - scale, 1 + scale]
+    jitter_g: float = 0.01  # Gaussian noise standard deviation, g
+    time_warp: float = 0.1  # max relative speed change of a smooth time warp (0.1 = +-10 %)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ConfigError(f"augment p must be in [0, 1], got {self.p}")
+        if not 0.0 <= self.rotation_deg <= 180.0:
+            raise ConfigError(f"rotation must be in [0, 180] degrees, got {self.rotation_deg}")
+        if not 0.0 <= self.scale < 1.0:
+            raise ConfigError(f"scale must be in [0, 1), got {self.scale}")
+        if self.jitter_g < 0:
+            raise ConfigError(f"jitter must be >= 0 g, got {self.jitter_g}")
+        if not 0.0 <= self.time_warp < 0.5:
+            raise ConfigError(f"time warp must be in [0, 0.5), got {self.time_warp}")
+
+    @property
+    def active(self) -> bool:
+        """True when at least one transform would change a window."""
+        return (
+            self.enabled
+            and self.p > 0
+            and (self.rotation_deg > 0 or self.scale > 0 or self.jitter_g > 0 or self.time_warp > 0)
+        )
 
 
 @dataclass(frozen=True)
@@ -151,6 +197,20 @@ class TrainConfig:
     val_fraction: float = 0.2
     test_subjects: tuple[str, ...] = ()
     class_weights: bool = True
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig())
+    lr_schedule: str = "plateau"  # constant | plateau (ReduceLROnPlateau) | cosine (per epoch)
+    lr_factor: float = 0.5  # plateau: multiply the learning rate by this ...
+    lr_patience: int = 3  # ... after this many epochs without validation-loss improvement
+    min_lr: float = 1e-5  # plateau / cosine floor
+    cv_folds: int = 0  # leave-subjects-out cross-validation folds before the final fit; 0 = off
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ConfigError(f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.cv_folds < 0 or self.cv_folds == 1:
+            raise ConfigError(f"cv_folds must be 0 (off) or at least 2, got {self.cv_folds}")
 
 
 @dataclass(frozen=True)

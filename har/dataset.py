@@ -68,9 +68,7 @@ def split_subjects(
     if test_subjects:
         unknown = sorted(set(test_subjects) - set(subs))
         if unknown:
-            raise TrainingError(
-                f"test subject(s) {', '.join(unknown)} not in the data (subjects: {', '.join(subs)})"
-            )
+            raise TrainingError(f"test subject(s) {', '.join(unknown)} not in the data (subjects: {', '.join(subs)})")
         test = sorted(set(test_subjects))
         train = [s for s in subs if s not in test]
         if not train:
@@ -81,6 +79,18 @@ def split_subjects(
     rng = np.random.default_rng(seed)
     order = [subs[i] for i in rng.permutation(len(subs))]
     k = _count(test_fraction, len(subs), 1)
+    return sorted(order[k:]), sorted(order[:k])
+
+
+def carve_validation(keys: Iterable[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split training subjects (or sessions) into ``(train, validation)``, both sorted: a seeded
+    random ``val_fraction`` (at least one) when two or more keys remain, else no validation."""
+    train_keys = sorted(set(keys))
+    if val_fraction <= 0 or len(train_keys) < 2:
+        return train_keys, []
+    rng = np.random.default_rng(seed)
+    order = [train_keys[i] for i in rng.permutation(len(train_keys))]
+    k = _count(val_fraction, len(order), 1)
     return sorted(order[k:]), sorted(order[:k])
 
 
@@ -97,7 +107,9 @@ class Split:
     test_subjects: list[str] = field(default_factory=list)
 
 
-def _by_key(recs: Sequence[Recording], idx: Sequence[int], keys: Iterable[str], key: Callable[[Recording], str]) -> list[int]:
+def _by_key(
+    recs: Sequence[Recording], idx: Sequence[int], keys: Iterable[str], key: Callable[[Recording], str]
+) -> list[int]:
     ks = set(keys)
     return [i for i in idx if key(recs[i]) in ks]
 
@@ -132,6 +144,12 @@ def split_recordings(
         train_keys = subjects
         if config.test_subjects:
             echo("warning: --test data given; --test-subjects is ignored")
+        both = sorted(set(subjects) & {recordings[i].subject for i in test_idx})
+        if both:
+            echo(
+                f"warning: subject(s) {', '.join(both)} are in both the training and the test data: "
+                "the test accuracy is not subject-wise"
+            )
     elif len(subjects) >= 2 or config.test_subjects:
         train_keys, test_keys = split_subjects(subjects, config.test_fraction, config.seed, config.test_subjects)
         test_idx = _by_key(recordings, own, test_keys, key)
@@ -150,14 +168,7 @@ def split_recordings(
         key = _session
         train_keys, test_keys = split_subjects(sessions, config.test_fraction, config.seed)
         test_idx = _by_key(recordings, own, test_keys, key)
-    train_keys = sorted(train_keys)
-    val_keys: list[str] = []
-    if config.val_fraction > 0 and len(train_keys) >= 2:
-        rng = np.random.default_rng(config.seed + 1)
-        order = [train_keys[i] for i in rng.permutation(len(train_keys))]
-        k = _count(config.val_fraction, len(order), 1)
-        val_keys = sorted(order[:k])
-        train_keys = sorted(order[k:])
+    train_keys, val_keys = carve_validation(train_keys, config.val_fraction, config.seed + 1)
     train_idx = _by_key(recordings, own, train_keys, key)
     val_idx = _by_key(recordings, own, val_keys, key)
 

@@ -15,7 +15,13 @@ def build_model(
     n_classes: int,
     batch_size: int | None = None,
 ) -> Any:
-    """Input(window, channels) -> LSTM stack -> [Dropout] -> [Dense relu] -> Dense softmax.
+    """Input(window, channels) -> [Conv1D relu x conv_layers] -> LSTM stack -> [Dropout] ->
+    [Dense relu] -> Dense softmax.
+
+    The optional Conv1D front end (``cfg.conv_filters > 0``; kernel ``cfg.conv_kernel`` samples,
+    stride ``cfg.conv_stride`` samples, "same" padding) learns local motion features and, with a
+    stride of 2, halves the sequence the LSTM has to run over; it converts to the builtin
+    CONV_2D op.
 
     ``batch_size=1`` gives the fixed-batch graph that converts to the fused TFLite LSTM op;
     weights are interchangeable between batch sizes (same layer names and shapes)."""
@@ -23,6 +29,16 @@ def build_model(
     layers = keras.layers
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
     x = inp
+    if cfg.conv_filters > 0:
+        for i in range(cfg.conv_layers):
+            x = layers.Conv1D(
+                cfg.conv_filters,
+                cfg.conv_kernel,
+                strides=cfg.conv_stride,
+                padding="same",
+                activation="relu",
+                name=f"conv_{i}",
+            )(x)
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
         x = layers.LSTM(units, return_sequences=not last, name=f"lstm_{i}")(x)

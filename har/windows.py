@@ -110,16 +110,14 @@ def _label_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _cut_segment(
     xyz: np.ndarray,
     labels: np.ndarray,
-    t0: float,
-    rate_hz: float,
     cfg: WindowConfig,
     labelled_only: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows of one segment: (x (k, W, 3), y (k,), start_s (k,))."""
+    """Windows of one segment: (x (k, W, 3), y (k,), start sample index (k,))."""
     w, h = cfg.window_samples, cfg.hop_samples
     n = xyz.shape[0]
     if n < w:
-        return np.zeros((0, w, 3), dtype=np.float32), np.zeros(0, dtype="<U1"), np.zeros(0)
+        return np.zeros((0, w, 3), dtype=np.float32), np.zeros(0, dtype="<U1"), np.zeros(0, dtype=np.int64)
     starts = np.arange(0, n - w + 1, h, dtype=np.int64)
     names, codes = _label_codes(labels)
     k = names.shape[0]
@@ -140,7 +138,7 @@ def _cut_segment(
         starts, y = starts[good], y[good]
     idx = starts[:, None] + np.arange(w)[None, :]
     x = xyz[idx].astype(np.float32, copy=False)
-    return x, y, t0 + starts / rate_hz
+    return x, y, starts
 
 
 def make_windows(
@@ -159,17 +157,17 @@ def make_windows(
     for seg in rec.segments():
         xyz = rec.xyz[seg]
         labels = rec.labels[seg].astype(str)
-        t0 = float(rec.time[seg.start])
         rate = rec.rate_hz
         if resample:
             xyz, labels, rate = resample_segment(xyz, labels, rec.rate_hz, cfg.rate_hz)
-        else:
-            rate = cfg.rate_hz
-        x, y, t = _cut_segment(xyz, labels, t0, rate, cfg, labelled_only)
+        x, y, starts = _cut_segment(xyz, labels, cfg, labelled_only)
         if x.shape[0]:
             xs.append(x)
             ys.append(y)
-            ts.append(t)
+            if resample:
+                ts.append(float(rec.time[seg.start]) + starts / rate)
+            else:
+                ts.append(rec.time[seg.start + starts])
     if not xs:
         return Windows.empty(cfg.window_samples)
     n = sum(x.shape[0] for x in xs)

@@ -8,7 +8,7 @@ ASCII lines ending in ``\\n`` (a preceding ``\\r`` is tolerated)::
 
 ``HH`` is CRC-8 (poly 0x07, init 0, no reflection, no final xor) over every byte before ``*``,
 two uppercase hex digits. ``seq`` is a decimal uint32 (+1 per sample, wraps at 2^32); x/y/z are
-int16 milli-g. The encoder emits lines of at most :data:`MAX_LINE` bytes including ``\\n``; the
+int16 milli-g (-32768..32767). The encoder emits lines of at most :data:`MAX_LINE` bytes including ``\\n``; the
 parser accepts line bodies (without ``\\n`` / ``\\r``) of up to ``max_line`` bytes.
 
 :class:`LineParser` never raises: anything it cannot use comes back as a :class:`Corrupt` event
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 PROTOCOL_VERSION = 1
 MAX_LINE = 80
 SEQ_MOD = 1 << 32
-INT16_MAX = 32767
+INT16_MIN, INT16_MAX = -32768, 32767
 
 _TABLE = []
 for _b in range(256):
@@ -35,9 +35,8 @@ _CRC_TABLE = bytes(_TABLE)
 del _TABLE, _b, _c
 
 _HEX = b"0123456789ABCDEF"
-_INT_RE = re.compile(rb"^-?[0-9]{1,10}$")
-_UINT_RE = re.compile(rb"^[0-9]{1,10}$")
-_DEC_RE = re.compile(r"^[0-9]{1,7}(\.[0-9]{1,6})?$")
+_HEX_VALUE = {b"%02X" % i: i for i in range(256)}  # only uppercase pairs are valid
+_DEC_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
 
@@ -64,7 +63,7 @@ class Header:
 
 @dataclass(frozen=True)
 class Sample:
-    """One reading: ``seq`` (uint32) and x, y, z in milli-g (int16)."""
+    """One reading: ``seq`` (uint32) and x, y, z in milli-g (int16, -32768..32767)."""
 
     seq: int
     x: int
@@ -124,12 +123,12 @@ def encode_header(h: Header) -> bytes:
 
 
 def encode_sample(seq: int, x: int, y: int, z: int) -> bytes:
-    """``seq,x,y,z*HH\\n`` with seq in 0..2^32-1 and x/y/z in milli-g, |v| <= 32767."""
+    """``seq,x,y,z*HH\\n`` with seq in 0..2^32-1 and x/y/z in milli-g, int16 (-32768..32767)."""
     if not 0 <= seq < SEQ_MOD:
         raise ValueError(f"seq {seq} outside 0..2^32-1")
     for v in (x, y, z):
-        if not -INT16_MAX <= v <= INT16_MAX:
-            raise ValueError(f"sample value {v} outside +-{INT16_MAX} mg")
+        if not INT16_MIN <= v <= INT16_MAX:
+            raise ValueError(f"sample value {v} outside the int16 range {INT16_MIN}..{INT16_MAX} mg")
     return _frame(b"%d,%d,%d,%d" % (seq, x, y, z))
 
 
@@ -148,23 +147,33 @@ def parse_line(line: bytes) -> Event | None:
     star = line.rfind(b"*")
     if star < 0 or len(line) - star != 3:
         return Corrupt("checksum", bytes(line))
-    hh = line[star + 1 :]
     body = line[:star]
-    if not all(c in _HEX for c in hh) or int(hh, 16) != crc8(body):
+    if _HEX_VALUE.get(bytes(line[star + 1 :])) != crc8(body):
         return Corrupt("checksum", bytes(line))
     if body[:1] == b"#":
         return _parse_header(body, line)
     return _parse_sample(body, line)
 
 
+def _in16(v: int) -> bool:
+    return INT16_MIN <= v <= INT16_MAX
+
+
+def _is_int(p: bytes) -> bool:
+    """``-?[0-9]+`` (bytes.isdigit is ASCII-only; int() alone would accept '+1', ' 1', '1_0')."""
+    d = p[1:] if p[:1] == b"-" else p
+    return d.isdigit()
+
+
 def _parse_sample(body: bytes, raw: bytes) -> Event:
     parts = body.split(b",")
     if len(parts) != 4:
         return Corrupt("fields", bytes(raw))
-    if not _UINT_RE.match(parts[0]) or not all(_INT_RE.match(p) for p in parts[1:]):
+    ps, px, py, pz = parts
+    if not (ps.isdigit() and _is_int(px) and _is_int(py) and _is_int(pz)):
         return Corrupt("number", bytes(raw))
-    seq, x, y, z = (int(p) for p in parts)
-    if seq >= SEQ_MOD or max(abs(x), abs(y), abs(z)) > INT16_MAX:
+    seq, x, y, z = int(ps), int(px), int(py), int(pz)
+    if seq >= SEQ_MOD or not (_in16(x) and _in16(y) and _in16(z)):
         return Corrupt("range", bytes(raw))
     return Sample(seq, x, y, z)
 

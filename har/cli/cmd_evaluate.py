@@ -1,0 +1,35 @@
+"""`har evaluate`: metrics of a model directory or bundle on recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.  [default: off]")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write report.txt and report.json into this directory.  [default: write nothing]",
+)
+def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None) -> None:
+    """Evaluate MODEL (a model directory from `har train` or a bundle from `har deploy`) on
+    recordings DATA (files, or directories searched recursively). Windows use the model's own
+    window length, hop, rate (resampling if needed) and purity."""
+    from ..evaluate import evaluate
+
+    echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    result = evaluate(model, list(data), echo=echo, out=out, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "report"}))
+    else:
+        click.echo(result["report"], nl=False)
+
+
+COMMANDS = [evaluate_cmd]

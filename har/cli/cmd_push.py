@@ -1,0 +1,76 @@
+"""`har push` (copy a bundle to a device over ssh) and `har export-mcu` (TFLite Micro sources)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("push")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--to", "target", required=True, metavar="[USER@]HOST:/PATH", help="Where to copy the bundle.")
+@click.option(
+    "--ssh-option",
+    "ssh_options",
+    multiple=True,
+    metavar="OPT",
+    help="Passed to ssh/scp/rsync, repeatable: '-p 2222', '-i KEY', '-F CONFIG', 'StrictHostKeyChecking=accept-new'.",
+)
+@click.option("--service", is_flag=True, help="Also install a systemd unit running `har run` at boot (needs --port).")
+@click.option("--port", type=str, help="The device's serial port, e.g. /dev/ttyUSB0 (doctor check and service).")
+@click.option("--baud", type=int, default=115200, show_default=True, help="Serial baud rate for the service.")
+@click.option("--remote-har", type=str, help="Path of `har` on the device if not on the ssh PATH or ~/.local/bin.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object at the end.")
+def push_cmd(
+    bundle: Path,
+    target: str,
+    ssh_options: tuple[str, ...],
+    service: bool,
+    port: str | None,
+    baud: int,
+    remote_har: str | None,
+    as_json: bool,
+) -> None:
+    """Copy BUNDLE to a device over ssh and check it there with `har doctor`.
+
+    Verifies BUNDLE's checksums first, copies with rsync (scp when rsync is missing on either
+    end), re-checks the sha256 sums on the device, then runs `har doctor --bundle PATH --json`
+    there. Uses your ssh client, ~/.ssh/config and keys. The remote directory must be new, empty
+    or hold an earlier bundle (files not in BUNDLE are deleted there). --service copies a unit to
+    PATH/../har.service and installs it as /etc/systemd/system/har.service (as root or with
+    password-less sudo; else the commands are printed). Exit 1 if the device's doctor fails."""
+    from ..errors import DeployError
+    from ..push import push_bundle
+
+    def say(msg: str) -> None:
+        click.echo(msg, err=as_json)
+
+    res = push_bundle(
+        bundle, target, ssh_options=ssh_options, service=service, port=port, echo=say, remote_har=remote_har, baud=baud
+    )
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2))
+    if res.doctor_ok is False:
+        raise DeployError(
+            f"pushed to {res.remote_path}, but har doctor fails there: {'; '.join(res.doctor_failures())}"
+        )
+
+
+@click.command("export-mcu")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory for the C++ files.")
+def export_mcu_cmd(bundle: Path, out_dir: Path) -> None:
+    """C++ sources for TensorFlow Lite Micro from an int8 BUNDLE.
+
+    Writes har_model_data.h/.cc (the model as g_har_model[], 16-byte aligned) and
+    har_model_config.h (classes, sample rate in Hz, window and hop in samples, axis order, units,
+    normalisation mean/std per axis, input/output scale and zero point, tensor arena size in bytes)."""
+    from ..mcu import export_mcu
+
+    for p in export_mcu(bundle, out_dir):
+        click.echo(f"wrote {p} ({p.stat().st_size} bytes)")
+
+
+COMMANDS = [push_cmd, export_mcu_cmd]

@@ -1,0 +1,129 @@
+"""Classification metrics (numpy only): accuracy, macro-F1, per-class precision / recall / F1 /
+support, confusion matrix, a text report and a JSON-ready dict.
+
+Labels are integer class indices into ``classes``. Macro-F1 averages the F1 of the classes that
+occur in the true or the predicted labels (a class absent from both does not count)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """int64 (n_classes, n_classes): rows = true class, columns = predicted class."""
+    t = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.int64).reshape(-1)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred lengths differ ({t.shape[0]} vs {p.shape[0]})")
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (t, p), 1)
+    return cm
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of correct predictions (0.0 for no samples)."""
+    t = np.asarray(y_true).reshape(-1)
+    p = np.asarray(y_pred).reshape(-1)
+    return float((t == p).mean()) if t.size else 0.0
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)
+
+
+def per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(precision, recall, f1, support)`` per class from a confusion matrix (0 where undefined)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    pred = cm.sum(axis=0)
+    support = cm.sum(axis=1)
+    precision = _safe_div(tp, pred)
+    recall = _safe_div(tp, support)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    return precision, recall, f1, support.astype(np.int64)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Mean F1 over the classes present in ``y_true`` or ``y_pred``."""
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    _, _, f1, _ = per_class(cm)
+    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """Everything in one JSON-ready dict: ``accuracy``, ``macro_f1``, ``n``, ``classes``,
+    ``per_class`` ({class: {precision, recall, f1, support}}), ``confusion`` (list of rows)."""
+    k = len(classes)
+    cm = confusion_matrix(y_true, y_pred, k)
+    precision, recall, f1, support = per_class(cm)
+    return {
+        "accuracy": accuracy(y_true, y_pred),
+        "macro_f1": macro_f1(y_true, y_pred, k),
+        "n": int(cm.sum()),
+        "classes": list(classes),
+        "per_class": {
+            c: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+        "confusion": cm.tolist(),
+    }
+
+
+def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
+    """Accuracy per group (e.g. subject): {group: {"accuracy": a, "n": count}}."""
+    out: dict[str, dict[str, float]] = {}
+    g = np.asarray(groups).astype(str)
+    for name in sorted(set(g.tolist())):
+        m = g == name
+        out[name] = {"accuracy": accuracy(np.asarray(y_true)[m], np.asarray(y_pred)[m]), "n": int(m.sum())}
+    return out
+
+
+def format_confusion(cm: Sequence[Sequence[int]] | np.ndarray, classes: Sequence[str]) -> str:
+    """The confusion matrix as an aligned text table (rows true, columns predicted)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    names = [str(c) for c in classes]
+    cw = max([len(n) for n in names] + [len(str(int(cm.max()))) if cm.size else 1, 4])
+    rw = max([len(n) for n in names] + [len("true \\ pred")])
+    lines = ["true \\ pred".ljust(rw) + "  " + "  ".join(n.rjust(cw) for n in names)]
+    for i, n in enumerate(names):
+        lines.append(n.ljust(rw) + "  " + "  ".join(str(int(v)).rjust(cw) for v in cm[i]))
+    return "\n".join(lines)
+
+
+def format_report(
+    metrics: Mapping[str, Any],
+    title: str = "",
+    per_group: Mapping[str, Mapping[str, float]] | None = None,
+    group_name: str = "subject",
+) -> str:
+    """A human report: headline numbers, per-class table, confusion matrix, per-group accuracy."""
+    classes = list(metrics["classes"])
+    lines = []
+    if title:
+        lines += [title, "=" * len(title), ""]
+    lines.append(f"windows:   {metrics['n']}")
+    lines.append(f"accuracy:  {metrics['accuracy']:.4f}")
+    lines.append(f"macro-F1:  {metrics['macro_f1']:.4f}")
+    lines.append("")
+    w = max([len(c) for c in classes] + [5])
+    lines.append(f"{'class'.ljust(w)}  precision  recall      f1  support")
+    for c in classes:
+        pc = metrics["per_class"][c]
+        lines.append(f"{c.ljust(w)}  {pc['precision']:9.3f}  {pc['recall']:6.3f}  {pc['f1']:6.3f}  {pc['support']:7d}")
+    lines += ["", "confusion matrix (rows: true, columns: predicted)", format_confusion(metrics["confusion"], classes)]
+    if per_group:
+        gw = max([len(g) for g in per_group] + [len(group_name)])
+        lines += ["", f"{group_name.ljust(gw)}  accuracy  windows"]
+        for g, v in per_group.items():
+            lines.append(f"{g.ljust(gw)}  {v['accuracy']:8.3f}  {int(v['n']):7d}")
+    return "\n".join(lines) + "\n"

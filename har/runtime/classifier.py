@@ -1,0 +1,208 @@
+"""WindowClassifier: one bundle's TFLite model(s) plus its metadata.
+
+Takes raw windows in g, normalises them with the bundle's training statistics, quantises the
+input when the model has int8 input, resets the LSTM state before every window (the fused op
+keeps its state in variable tensors between ``invoke()`` calls), and returns float32
+probabilities. No TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..bundle import BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
+from ..errors import HarError, RuntimeInferenceError
+from ..metadata import ModelMetadata, load_metadata
+from .interpreter import load_interpreter
+
+# Use the batched model from this many windows on (below it, padding costs more than it saves).
+BATCH_THRESHOLD = 8
+
+
+class _Model:
+    """One interpreter with its input/output bindings and (de)quantisation parameters."""
+
+    def __init__(self, path: Path, num_threads: int, prefer: str | None = None) -> None:
+        self.path = path
+        self.interp, self.runtime_name = load_interpreter(path, num_threads=num_threads, prefer=prefer)
+        ins = self.interp.get_input_details()
+        outs = self.interp.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise RuntimeInferenceError(f"{path}: expected 1 input and 1 output, got {len(ins)} and {len(outs)}")
+        self.inp, self.out = ins[0], outs[0]
+        self.in_shape = tuple(int(v) for v in self.inp["shape"])
+        self.out_shape = tuple(int(v) for v in self.out["shape"])
+        if len(self.in_shape) != 3 or len(self.out_shape) != 2:
+            raise RuntimeInferenceError(f"{path}: unexpected input/output shapes {self.in_shape} / {self.out_shape}")
+        self.batch = self.in_shape[0]
+        self.in_dtype = np.dtype(self.inp["dtype"])
+        self.out_dtype = np.dtype(self.out["dtype"])
+        self.in_scale, self.in_zero = (float(v) for v in self.inp.get("quantization", (0.0, 0)))
+        self.out_scale, self.out_zero = (float(v) for v in self.out.get("quantization", (0.0, 0)))
+        self._in_index = int(self.inp["index"])
+        self._out_index = int(self.out["index"])
+
+    def quantize_input(self, xn: np.ndarray) -> np.ndarray:
+        if self.in_dtype == np.float32:
+            return xn.astype(np.float32, copy=False)
+        if self.in_scale <= 0:
+            raise RuntimeInferenceError(f"{self.path}: integer input without quantisation parameters")
+        info = np.iinfo(self.in_dtype)
+        q = np.round(xn / self.in_scale + self.in_zero)
+        return np.clip(q, info.min, info.max).astype(self.in_dtype)
+
+    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
+        if self.out_dtype == np.float32:
+            return y.astype(np.float32, copy=True)
+        return ((y.astype(np.float32) - self.out_zero) * self.out_scale).astype(np.float32)
+
+    def run(self, xq: np.ndarray) -> np.ndarray:
+        """One invoke on a full input batch (already quantised); state reset first."""
+        self.interp.reset_all_variables()
+        self.interp.set_tensor(self._in_index, xq)
+        self.interp.invoke()
+        return self.interp.get_tensor(self._out_index)
+
+
+class WindowClassifier:
+    """Classify windows of raw accelerometer samples (g) with a bundle's TFLite model."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        metadata: ModelMetadata,
+        batch_model_path: str | os.PathLike[str] | None = None,
+        num_threads: int = 1,
+        prefer_runtime: str | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.classes: tuple[str, ...] = tuple(metadata.classes)
+        self.window_samples = int(metadata.window.window_samples)
+        self.n_channels = int(metadata.n_channels)
+        self._mean = np.asarray(metadata.normalization.mean, dtype=np.float32).reshape(1, 1, -1)
+        self._std = np.asarray(metadata.normalization.std, dtype=np.float32).reshape(1, 1, -1)
+        if self._mean.shape[-1] != self.n_channels or self._std.shape[-1] != self.n_channels:
+            raise RuntimeInferenceError("metadata normalisation does not match the number of channels")
+        if np.any(self._std <= 0):
+            raise RuntimeInferenceError("metadata normalisation has a non-positive std")
+        self._single = _Model(Path(model_path), num_threads, prefer_runtime)
+        self._check(self._single, want_batch=1)
+        self._batched: _Model | None = None
+        if batch_model_path is not None and Path(batch_model_path).is_file():
+            self._batched = _Model(Path(batch_model_path), num_threads, prefer_runtime)
+            self._check(self._batched, want_batch=None)
+        self.runtime_name: str = self._single.runtime_name
+        self.num_threads = num_threads
+
+    def _check(self, m: _Model, want_batch: int | None) -> None:
+        want = (self.window_samples, self.n_channels)
+        if m.in_shape[1:] != want:
+            raise RuntimeInferenceError(
+                f"{m.path.name}: model input {m.in_shape[1:]} does not match metadata window {want}"
+            )
+        if m.out_shape[-1] != len(self.classes):
+            raise RuntimeInferenceError(
+                f"{m.path.name}: model has {m.out_shape[-1]} outputs but metadata lists {len(self.classes)} classes"
+            )
+        if want_batch is not None and m.batch != want_batch:
+            raise RuntimeInferenceError(f"{m.path.name}: expected a batch-{want_batch} model, got {m.batch}")
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: str | os.PathLike[str],
+        verify: bool = True,
+        num_threads: int = 1,
+        prefer_runtime: str | None = None,
+        use_batch_model: bool = True,
+    ) -> WindowClassifier:
+        """Open a bundle directory. ``verify`` checks the manifest checksums first (BundleError)."""
+        d = Path(path)
+        if verify:
+            meta = verify_bundle(d)
+        else:
+            try:
+                meta = load_metadata(d)
+            except HarError as e:
+                raise RuntimeInferenceError(str(e)) from None
+        batch = d / BATCH_MODEL_FILE if use_batch_model else None
+        return cls(d / MODEL_FILE, meta, batch, num_threads=num_threads, prefer_runtime=prefer_runtime)
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def has_batch_model(self) -> bool:
+        return self._batched is not None
+
+    @property
+    def batch_size(self) -> int:
+        """Windows per invoke of the batched model (1 without one)."""
+        return self._batched.batch if self._batched is not None else 1
+
+    @property
+    def input_dtype(self) -> str:
+        return str(self._single.in_dtype)
+
+    # -- inference --------------------------------------------------------------------
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` per axis; ``x`` float (n, window, channels) in g."""
+        return ((np.asarray(x, dtype=np.float32) - self._mean) / self._std).astype(np.float32, copy=False)
+
+    def _validate(self, x: np.ndarray) -> np.ndarray:
+        a = np.asarray(x, dtype=np.float32)
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3 or a.shape[1:] != (self.window_samples, self.n_channels):
+            raise RuntimeInferenceError(
+                f"expected windows of shape (n, {self.window_samples}, {self.n_channels}), got {a.shape}"
+            )
+        return a
+
+    def predict_proba(self, x: np.ndarray, batched: bool | None = None) -> np.ndarray:
+        """Class probabilities, float32 (n, n_classes), for raw windows float32 (n, window, 3) in g.
+
+        ``batched=None`` uses ``model_batch.tflite`` when present and n >= BATCH_THRESHOLD;
+        True / False force the choice (True falls back to batch 1 without a batched model)."""
+        a = self._validate(x)
+        n = a.shape[0]
+        out = np.empty((n, len(self.classes)), dtype=np.float32)
+        if n == 0:
+            return out
+        use_batch = self._batched is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
+        m = self._batched if use_batch and self._batched is not None else self._single
+        xq = m.quantize_input(self.normalize(a))
+        b = m.batch
+        if b == 1:
+            for i in range(n):
+                out[i] = m.dequantize_output(m.run(xq[i : i + 1]))[0]
+            return out
+        full = n - n % b
+        for s in range(0, full, b):
+            out[s : s + b] = m.dequantize_output(m.run(xq[s : s + b]))
+        if full < n:
+            rest = n - full
+            if rest >= b // 2:  # pad (wasted work < 2x) rather than run many single windows
+                pad = np.repeat(xq[full : full + 1], b - rest, axis=0)
+                out[full:] = m.dequantize_output(m.run(np.concatenate([xq[full:], pad])))[:rest]
+            else:
+                out[full:] = self.predict_proba(a[full:], batched=False)
+        return out
+
+    def predict_one(self, window: np.ndarray) -> np.ndarray:
+        """Probabilities float32 (n_classes,) for one raw window float32 (window, 3) in g."""
+        return self.predict_proba(np.asarray(window, dtype=np.float32)[None], batched=False)[0]
+
+    def label_of(self, probs: np.ndarray) -> tuple[str, float]:
+        """``(label, confidence)`` of one probability vector."""
+        i = int(np.argmax(probs))
+        return self.classes[i], float(probs[i])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime_name,
+            "threads": self.num_threads,
+            "input_dtype": self.input_dtype,
+            "batch_model": self.batch_size if self.has_batch_model else None,
+        }

@@ -1,0 +1,397 @@
+"""Live classification (`har run`) and offline replay (`har replay`). No TensorFlow.
+
+:class:`LiveClassifier` keeps the last window of samples in a preallocated ring buffer, fed
+:class:`~har.sources.base.SampleBlock` s from any source, and classifies every hop once a window
+is full. A break (``break_before``) or a sequence gap empties the buffer: no window spans a gap.
+When the source rate differs from the model's, samples are resampled on the fly (linear
+interpolation on the nominal timeline)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..sources.base import SampleBlock, SampleSource
+from .classifier import WindowClassifier
+
+RATE_TOLERANCE = 0.01  # relative rate difference below which samples are used as they are
+
+
+@dataclass(frozen=True)
+class Prediction:
+    time: float  # seconds (source clock) of the last sample in the window
+    label: str
+    confidence: float  # probability of ``label``
+    probs: np.ndarray  # float32 (n_classes,)
+
+    def to_dict(self, classes: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "t": round(float(self.time), 4),
+            "label": self.label,
+            "confidence": round(float(self.confidence), 4),
+            "probs": {c: round(float(p), 4) for c, p in zip(classes, self.probs.tolist(), strict=True)},
+        }
+
+
+class _Resampler:
+    """Streaming linear interpolation from ``src_hz`` to ``dst_hz`` on one contiguous run."""
+
+    def __init__(self, src_hz: float, dst_hz: float) -> None:
+        self.step = src_hz / dst_hz  # source samples per output sample
+        self.reset()
+
+    def reset(self) -> None:
+        self._consumed = 0  # source samples seen in this run
+        self._next = 0.0  # source-index position of the next output sample
+        self._last_xyz: np.ndarray | None = None
+        self._last_t = 0.0
+
+    def push(self, t: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = t.shape[0]
+        if n == 0:
+            return t, xyz
+        k0 = self._consumed
+        if self._last_xyz is not None:
+            idx = np.arange(k0 - 1, k0 + n, dtype=np.float64)
+            tt = np.concatenate([[self._last_t], t])
+            aa = np.concatenate([self._last_xyz[None], xyz])
+        else:
+            idx = np.arange(k0, k0 + n, dtype=np.float64)
+            tt, aa = t, xyz
+        hi = float(k0 + n - 1)
+        m = int(np.floor((hi - self._next) / self.step)) + 1 if hi >= self._next else 0
+        pos = self._next + self.step * np.arange(m)
+        self._next += self.step * m
+        self._consumed += n
+        self._last_xyz = np.asarray(xyz[-1], dtype=np.float32).copy()
+        self._last_t = float(t[-1])
+        out_t = np.interp(pos, idx, tt)
+        out = np.empty((m, 3), dtype=np.float32)
+        for j in range(3):
+            out[:, j] = np.interp(pos, idx, aa[:, j])
+        return out_t, out
+
+
+class LiveClassifier:
+    """Ring buffer + WindowClassifier: feed blocks, get predictions every hop."""
+
+    def __init__(
+        self, classifier: WindowClassifier, source_rate_hz: float | None = None, hop_samples: int | None = None
+    ) -> None:
+        self.clf = classifier
+        self.window = classifier.window_samples
+        self.hop = int(hop_samples or classifier.metadata.window.hop_samples)
+        model_rate = float(classifier.metadata.window.rate_hz)
+        self.resampler: _Resampler | None = None
+        if source_rate_hz and abs(source_rate_hz - model_rate) / model_rate > RATE_TOLERANCE:
+            self.resampler = _Resampler(float(source_rate_hz), model_rate)
+        # Each sample is written twice (at i and i + window) so the last window is always the
+        # contiguous slice buf[pos:pos + window] (no copy-on-read).
+        self._buf = np.zeros((2 * self.window, classifier.n_channels), dtype=np.float32)
+        self._pos = 0
+        self._filled = 0
+        self._since = 0  # samples since the last prediction
+        self._fresh = True  # no prediction since the last reset: predict as soon as the window is full
+        self._last_seq: int | None = None
+        self.resets = 0  # buffer resets caused by gaps or breaks
+        self.samples = 0
+        self.windows = 0
+
+    def reset(self) -> None:
+        """Forget the buffered samples (after a gap or break)."""
+        self._filled = 0
+        self._since = 0
+        self._fresh = True
+        if self.resampler is not None:
+            self.resampler.reset()
+
+    def _push(self, t: np.ndarray, xyz: np.ndarray) -> list[Prediction]:
+        preds: list[Prediction] = []
+        w = self.window
+        i, n = 0, xyz.shape[0]
+        while i < n:
+            need = (w - self._filled) if self._filled < w else (self.hop - self._since)
+            k = min(max(need, 1), n - i, w)
+            chunk = xyz[i : i + k]
+            p = self._pos
+            first = min(k, w - p)
+            self._buf[p : p + first] = chunk[:first]
+            self._buf[p + w : p + w + first] = chunk[:first]
+            if k > first:
+                self._buf[: k - first] = chunk[first:]
+                self._buf[w : w + k - first] = chunk[first:]
+            self._pos = (p + k) % w
+            self._filled = min(w, self._filled + k)
+            self._since += k
+            i += k
+            if self._filled >= w and (self._fresh or self._since >= self.hop):
+                win = self._buf[self._pos : self._pos + w]
+                probs = self.clf.predict_one(win)
+                label, conf = self.clf.label_of(probs)
+                preds.append(Prediction(float(t[i - 1]), label, conf, probs))
+                self.windows += 1
+                self._since = 0
+                self._fresh = False
+        return preds
+
+    def feed(self, block: SampleBlock) -> list[Prediction]:
+        """Add one block of samples; return the predictions it completed (oldest first)."""
+        n = len(block)
+        if n == 0:
+            return []
+        self.samples += n
+        seq = np.asarray(block.seq, dtype=np.int64)
+        gap_first = block.break_before or (self._last_seq is not None and int(seq[0]) != self._last_seq + 1)
+        cuts = (np.flatnonzero(np.diff(seq) != 1) + 1).tolist() if n > 1 else []
+        self._last_seq = int(seq[-1])
+        t = np.asarray(block.time, dtype=np.float64)
+        xyz = np.asarray(block.xyz, dtype=np.float32)
+        preds: list[Prediction] = []
+        bounds = [0, *cuts, n]
+        for j, (s, e) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if j > 0 or gap_first:
+                if j > 0 or self.samples > n:  # not before the very first block
+                    self.resets += 1
+                self.reset()
+            ts, xs = t[s:e], xyz[s:e]
+            if self.resampler is not None:
+                ts, xs = self.resampler.push(ts, xs)
+            preds.extend(self._push(ts, xs))
+        return preds
+
+
+@dataclass
+class RunSummary:
+    windows: int = 0
+    samples: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # predictions per label
+    elapsed_s: float = 0.0
+    first_prediction_s: float | None = None  # from run_live start to the first prediction
+    gaps: int = 0  # buffer resets (gaps and breaks)
+    dropped: int = 0  # samples the source reported lost
+    runtime: str = ""
+    stopped_by: str = "end"  # end | duration | signal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "windows": self.windows,
+            "samples": self.samples,
+            "counts": dict(self.counts),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "first_prediction_s": None if self.first_prediction_s is None else round(self.first_prediction_s, 4),
+            "gaps": self.gaps,
+            "dropped": self.dropped,
+            "runtime": self.runtime,
+            "stopped_by": self.stopped_by,
+        }
+
+    def lines(self) -> list[str]:
+        total = max(self.windows, 1)
+        ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
+        parts = ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in ranked)
+        first = "n/a" if self.first_prediction_s is None else f"{self.first_prediction_s:.2f} s"
+        return [
+            f"{self.windows} windows from {self.samples} samples in {self.elapsed_s:.1f} s ({self.stopped_by}); "
+            f"first prediction after {first}; {self.gaps} gap(s), {self.dropped} sample(s) lost; "
+            f"runtime {self.runtime}",
+            f"labels: {parts or 'none'}",
+        ]
+
+
+def _as_classifier(bundle: WindowClassifier | str | os.PathLike[str], num_threads: int = 1) -> WindowClassifier:
+    if isinstance(bundle, WindowClassifier):
+        return bundle
+    return WindowClassifier.from_bundle(bundle, verify=True, num_threads=num_threads)
+
+
+def run_live(
+    bundle: WindowClassifier | str | os.PathLike[str],
+    source: SampleSource,
+    emit: Callable[[Prediction], Any],
+    duration: float | None = None,
+    num_threads: int = 1,
+) -> RunSummary:
+    """Classify a source until it ends, ``duration`` seconds pass, or ``source.stop()`` is called
+    (e.g. from a SIGINT/SIGTERM handler). ``emit`` is called once per prediction."""
+    t0 = time.monotonic()
+    clf = _as_classifier(bundle, num_threads)
+    live = LiveClassifier(clf, source_rate_hz=source.info.rate_hz)
+    summary = RunSummary(runtime=clf.runtime_name)
+    counts: Counter[str] = Counter()
+    timer: threading.Timer | None = None
+    timed_out = threading.Event()
+    if duration is not None:
+        # Also stops a source that delivers nothing (a silent device): blocks() ends on stop().
+        def _expire() -> None:
+            timed_out.set()
+            source.stop()
+
+        timer = threading.Timer(max(0.0, duration - (time.monotonic() - t0)), _expire)
+        timer.daemon = True
+        timer.start()
+    try:
+        for block in source.blocks():
+            for p in live.feed(block):
+                if summary.first_prediction_s is None:
+                    summary.first_prediction_s = time.monotonic() - t0
+                counts[p.label] += 1
+                emit(p)
+            if duration is not None and time.monotonic() - t0 >= duration:
+                summary.stopped_by = "duration"
+                source.stop()
+                break
+        if timed_out.is_set():
+            summary.stopped_by = "duration"
+        elif source.stopped and summary.stopped_by == "end":
+            summary.stopped_by = "signal"
+    finally:
+        if timer is not None:
+            timer.cancel()
+        summary.elapsed_s = time.monotonic() - t0
+        summary.windows = live.windows
+        summary.samples = live.samples
+        summary.gaps = live.resets
+        summary.counts = dict(counts)
+        summary.dropped = int(getattr(source.stats, "dropped", 0))
+    return summary
+
+
+# --- replay -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimelineSegment:
+    start: float  # seconds: end of the window before the first one (or the first window's start)
+    end: float  # seconds: last sample of the last window
+    predicted: str
+    true: str  # majority recorded label over the span ("" = unlabeled)
+    windows: int
+
+
+@dataclass
+class ReplayResult:
+    recording: str
+    windows: int
+    scored: int  # windows with a pure recorded label (the accuracy denominator)
+    correct: int
+    segments: list[TimelineSegment]
+    counts: dict[str, int]
+    elapsed_s: float
+    runtime: str
+    batched: bool
+    predicted: list[str] = field(default_factory=list)
+    true: list[str] = field(default_factory=list)  # "" for unscored windows
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.scored if self.scored else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recording": self.recording,
+            "windows": self.windows,
+            "scored": self.scored,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "counts": dict(self.counts),
+            "elapsed_s": round(self.elapsed_s, 4),
+            "runtime": self.runtime,
+            "batched": self.batched,
+            "segments": [
+                {"start": round(s.start, 3), "end": round(s.end, 3), "predicted": s.predicted, "true": s.true,
+                 "windows": s.windows}
+                for s in self.segments
+            ],
+        }
+
+
+def _majority(labels: np.ndarray) -> tuple[str, float]:
+    if labels.size == 0:
+        return "", 0.0
+    vals, cnt = np.unique(labels, return_counts=True)
+    i = int(np.argmax(cnt))
+    return str(vals[i]), float(cnt[i]) / labels.size
+
+
+def replay(
+    bundle: WindowClassifier | str | os.PathLike[str], recording_path: str | os.PathLike[str], num_threads: int = 1
+) -> ReplayResult:
+    """Classify a whole recording as fast as possible (batched when the bundle has a batched
+    model), on the same window grid as `har run --file` (each contiguous segment from its first
+    sample, every hop). Windows whose recorded labels are unlabeled or less pure than the
+    model's purity setting are not scored."""
+    from ..recording import read_recording  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    clf = _as_classifier(bundle, num_threads)
+    rec = read_recording(recording_path)
+    meta = clf.metadata
+    w, hop, purity = clf.window_samples, int(meta.window.hop_samples), float(meta.window.purity)
+    model_rate = float(meta.window.rate_hz)
+    wins: list[np.ndarray] = []
+    spans: list[tuple[float, float]] = []
+    wlabels: list[np.ndarray] = []
+    for seg in rec.segments():
+        t, xyz, labs = rec.time[seg], rec.xyz[seg], rec.labels[seg]
+        if abs(rec.rate_hz - model_rate) / model_rate > RATE_TOLERANCE:
+            r = _Resampler(rec.rate_hz, model_rate)
+            t2, xyz = r.push(t, xyz)
+            near = np.clip(np.searchsorted(t, t2), 0, len(t) - 1)
+            t, labs = t2, labs[near]
+        n = xyz.shape[0]
+        if n < w:
+            continue
+        starts = np.arange(0, n - w + 1, hop)
+        idx = starts[:, None] + np.arange(w)[None, :]
+        wins.append(xyz[idx])
+        # Timeline: each window owns the hop that ends at its last sample (the first window of a
+        # run owns its whole span), so segments do not overlap.
+        spans.extend(
+            (float(t[s]) if k == 0 else float(t[s + w - 1 - hop]), float(t[s + w - 1])) for k, s in enumerate(starts)
+        )
+        wlabels.extend(labs[s : s + w] for s in starts)
+    x = np.concatenate(wins) if wins else np.zeros((0, w, clf.n_channels), dtype=np.float32)
+    probs = clf.predict_proba(x)
+    pred = [clf.classes[i] for i in np.argmax(probs, axis=1).tolist()] if len(x) else []
+    true_maj: list[str] = []
+    scored_true: list[str] = []
+    correct = scored = 0
+    for p, labs in zip(pred, wlabels, strict=True):
+        lab, frac = _majority(labs)
+        true_maj.append(lab)
+        if lab and frac >= purity:
+            scored += 1
+            correct += int(p == lab)
+            scored_true.append(lab)
+        else:
+            scored_true.append("")
+    segments: list[TimelineSegment] = []
+    i = 0
+    while i < len(pred):
+        j = i
+        while (
+            j + 1 < len(pred) and pred[j + 1] == pred[i] and true_maj[j + 1] == true_maj[i]
+            and spans[j + 1][0] <= spans[j][1] + 1.5 / model_rate
+        ):
+            j += 1
+        segments.append(TimelineSegment(spans[i][0], spans[j][1], pred[i], true_maj[i], j - i + 1))
+        i = j + 1
+    return ReplayResult(
+        recording=str(Path(recording_path)),
+        windows=len(pred),
+        scored=scored,
+        correct=correct,
+        segments=segments,
+        counts=dict(Counter(pred)),
+        elapsed_s=time.monotonic() - t0,
+        runtime=clf.runtime_name,
+        batched=clf.has_batch_model and len(pred) >= 8,
+        predicted=pred,
+        true=scored_true,
+    )

@@ -1,0 +1,31 @@
+"""Sample sources: serial devices, recording files, paced replays. Use :func:`open_source`."""
+
+from __future__ import annotations
+
+from ..errors import CaptureError
+from .base import SampleBlock, SampleSource, SourceInfo, SourceStats
+
+__all__ = ["SampleBlock", "SampleSource", "SourceInfo", "SourceStats", "open_source"]
+
+
+def open_source(
+    port: str | None = None,
+    file: str | None = None,
+    baud: int = 115200,
+    speed: float | None = None,
+    rate_hz: float | None = None,
+) -> SampleSource:
+    """Open a serial ``port`` (path or pyserial URL, ``baud`` bit/s, ``rate_hz`` = rate in Hz to
+    assume before the device's header) or a recording ``file`` (``speed`` None = as fast as
+    possible, N = paced at N times real time). Exactly one of ``port`` / ``file``."""
+    if (port is None) == (file is None):
+        raise CaptureError("give exactly one source: a serial port (--port) or a recording (--file)")
+    if port is not None:
+        from .serial import SerialSource
+
+        return SerialSource(port, baud=baud, rate_hz=rate_hz)
+    from .file import FileSource, ReplaySource
+
+    if speed is None:
+        return FileSource(file)  # type: ignore[arg-type]
+    return ReplaySource(file, speed=speed)  # type: ignore[arg-type]

@@ -1,0 +1,103 @@
+"""Augmentation (har.augment): shapes, norms, seeding, bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from har.augment import augment, jitter, rotate, rotation_matrices, scale, time_warp
+from har.config import AugmentConfig
+from har.errors import ConfigError
+
+
+def _windows(n: int = 16, w: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 0.5, (n, w, 3)) + np.array([0.0, 0.0, 1.0])).astype(np.float32)
+
+
+def test_shapes_and_dtype_preserved() -> None:
+    x = _windows()
+    for f in (
+        lambda a, r: rotate(a, 30, r),
+        lambda a, r: scale(a, 0.2, r),
+        lambda a, r: jitter(a, 0.05, r),
+        lambda a, r: time_warp(a, 0.2, r),
+        lambda a, r: augment(a, AugmentConfig(p=1.0), r),
+    ):
+        y = f(x, np.random.default_rng(1))
+        assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+        assert not np.shares_memory(x, y)
+    assert np.array_equal(x, _windows())  # input untouched
+
+
+@settings(max_examples=25, deadline=None)
+@given(max_deg=st.floats(0.0, 180.0), seed=st.integers(0, 2**16))
+def test_rotation_preserves_norms_and_is_a_rotation(max_deg: float, seed: int) -> None:
+    x = _windows(8, 20, seed)
+    y = rotate(x, max_deg, np.random.default_rng(seed))
+    np.testing.assert_allclose(np.linalg.norm(y, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5, atol=1e-6)
+    r = rotation_matrices(5, max_deg, np.random.default_rng(seed))
+    np.testing.assert_allclose(r @ np.transpose(r, (0, 2, 1)), np.broadcast_to(np.eye(3), r.shape), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-9)
+    angle = np.degrees(np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    assert (angle <= max_deg + 1e-6).all()
+
+
+def test_seeded() -> None:
+    x = _windows()
+    cfg = AugmentConfig(p=0.7, rotation_deg=30)
+    a = augment(x, cfg, np.random.default_rng(5))
+    b = augment(x, cfg, np.random.default_rng(5))
+    c = augment(x, cfg, np.random.default_rng(6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_bounds_and_off_switches() -> None:
+    x = _windows()
+    y = scale(x, 0.1, np.random.default_rng(0))
+    ratio = (y / x).reshape(x.shape[0], -1)
+    assert np.allclose(ratio, ratio[:, :1], atol=1e-5) and (np.abs(ratio - 1) <= 0.1 + 1e-6).all()
+    assert np.array_equal(augment(x, AugmentConfig(enabled=False), np.random.default_rng(0)), x)
+    assert np.array_equal(augment(x, AugmentConfig(p=0.0), np.random.default_rng(0)), x)
+    tw = time_warp(x, 0.2, np.random.default_rng(0))
+    np.testing.assert_allclose(tw[:, 0], x[:, 0], atol=1e-6)  # ends stay in place
+    np.testing.assert_allclose(tw[:, -1], x[:, -1], atol=1e-5)
+    assert np.array_equal(time_warp(x, 0.0, np.random.default_rng(0)), x)
+    noisy = jitter(x, 0.05, np.random.default_rng(0))
+    assert 0.03 < float((noisy - x).std()) < 0.07
+
+
+def test_time_warp_of_constant_is_constant() -> None:
+    x = np.ones((4, 30, 3), dtype=np.float32)
+    np.testing.assert_allclose(time_warp(x, 0.3, np.random.default_rng(0)), x, atol=1e-6)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError):
+        AugmentConfig(p=1.5)
+    with pytest.raises(ConfigError):
+        AugmentConfig(rotation_deg=-1)
+    with pytest.raises(ConfigError):
+        AugmentConfig(time_warp=0.6)
+
+
+@pytest.mark.slow
+def test_batches_are_seeded_per_epoch_and_batch() -> None:
+    from har.augment import make_batches
+
+    x = _windows(10, 12)
+    y = np.arange(10) % 2
+    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+    a = make_batches(x, y, 4, AugmentConfig(p=1.0), 3, mean, std)
+    b = make_batches(x, y, 4, AugmentConfig(p=1.0), 3, mean, std)
+    assert len(a) == 3
+    np.testing.assert_array_equal(a[2][0], b[2][0])
+    np.testing.assert_array_equal(a[0][0], b[0][0])
+    first = a[0][0]
+    a.on_epoch_end()
+    assert not np.array_equal(a[0][0], first)
+    seen = np.concatenate([a[i][1] for i in range(len(a))])
+    assert sorted(seen.tolist()) == sorted(y.tolist())

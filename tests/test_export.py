@@ -1,0 +1,226 @@
+"""Export: a tiny real model directory -> fp32 / fp16 / int8 bundles, run in the real TFLite runtime.
+
+The helpers here (``make_tiny_model_dir``, ``tiny_model_dir``, ``get_bundle``) are shared by the
+other runtime tests (imported from this module); exports are cached for the whole session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_CLASSES, tiny_signal
+
+from har.config import ExportConfig, ModelConfig, TrainConfig, WindowConfig
+from har.errors import ExportError, ModelError
+from har.metadata import ModelMetadata, Normalization, load_metadata, save_metadata
+
+RATE_HZ = 25.0
+WINDOW = WindowConfig(rate_hz=RATE_HZ, window_s=1.0, hop_s=0.4, purity=0.9)  # 25 samples, hop 10
+
+_CACHE: dict[str, Path] = {}
+_LOGS: dict[str, str] = {}  # export progress output per quantization
+
+
+def _windows(label: str, n_windows: int, rng: np.random.Generator) -> np.ndarray:
+    w = WINDOW.window_samples
+    sig = tiny_signal(label, n_windows * w, RATE_HZ, rng)
+    return sig.reshape(n_windows, w, 3)
+
+
+def make_tiny_model_dir(out: Path, seed: int = 0, epochs: int = 6) -> Path:
+    """A real model directory (layout of docs/architecture.md) with an LSTM(8), 25-sample
+    windows at 25 Hz, trained for a few epochs on the three easy test classes."""
+    from har._tf import import_tf
+    from har.model import build_model
+
+    tf, keras = import_tf()
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for ci, c in enumerate(TINY_CLASSES):
+        for _ in range(8):  # several "sessions" so offsets / gravity vary
+            xw = _windows(c, 20, rng)
+            xs.append(xw)
+            ys.append(np.full(xw.shape[0], ci))
+    x = np.concatenate(xs).astype(np.float32)
+    y = np.concatenate(ys).astype(np.int64)
+    perm = rng.permutation(x.shape[0])
+    x, y = x[perm], y[perm]
+    n_test = 120
+    xt, yt, xh, yh = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+    mean = xt.reshape(-1, 3).mean(axis=0)
+    std = xt.reshape(-1, 3).std(axis=0) + 1e-6
+    mcfg = ModelConfig(lstm_units=(8,), dropout=0.0)
+    model = build_model(mcfg, WINDOW.window_samples, 3, len(TINY_CLASSES))
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit((xt - mean) / std, yt, epochs=epochs, batch_size=32, verbose=0)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(out / "model.weights.h5"))
+    meta = ModelMetadata(
+        classes=TINY_CLASSES,
+        window=WINDOW,
+        normalization=Normalization(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std)),
+        train_config=TrainConfig(window=WINDOW, model=mcfg, epochs=epochs),
+        data_fingerprint="tiny-test",
+    )
+    save_metadata(out, meta)
+    np.savez(out / "deploy_windows.npz", calib_x=xt[:200], heldout_x=xh, heldout_y=yh)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if "model" not in _CACHE:
+        _CACHE["model"] = make_tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
+    return _CACHE["model"]
+
+
+def get_bundle(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> Path:
+    """Export (once per session) and return the bundle for ``quantize``."""
+    from har.export import export_bundle
+
+    key = f"bundle-{quantize}"
+    if key not in _CACHE:
+        if "model" not in _CACHE:
+            _CACHE["model"] = make_tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
+        out = tmp_path_factory.mktemp("bundles") / quantize
+        lines: list[str] = []
+        export_bundle(_CACHE["model"], out, ExportConfig(quantize=quantize), echo=lines.append)
+        _CACHE[key] = out
+        _LOGS[quantize] = "\n".join(lines)
+    return _CACHE[key]
+
+
+@pytest.fixture(scope="session")
+def fp32_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return get_bundle(tmp_path_factory, "fp32")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["fp32", "fp16", "int8"])
+def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> None:
+    from har.bundle import verify_bundle
+    from har.runtime.classifier import WindowClassifier
+
+    b = get_bundle(tmp_path_factory, quantize)
+    names = sorted(p.name for p in b.iterdir())
+    assert names == ["manifest.json", "metadata.json", "model.tflite", "model_batch.tflite", "report.txt"]
+    meta = verify_bundle(b)
+    assert meta.export == ExportConfig(quantize=quantize)
+    v = meta.verification
+    assert v["agreement"] >= 0.98
+    assert v["n_windows"] == 120
+    assert v["size_kb"] > 0 and v["latency_ms"] > 0
+    assert v["keras_accuracy"] >= 0.9
+    assert v["batch_model"]["agreement"] >= 0.98
+    if quantize != "int8":
+        assert v["max_prob_diff"] < 0.02
+    report = (b / "report.txt").read_text()
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in report and "agreement" in report
+    log = _LOGS[quantize]
+    assert "converting to TFLite" in log and "agreement with Keras" in log
+
+    # builtin ops only, cell_clip patched, re-checked from the flatbuffer with TF's schema classes
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    for f in ("model.tflite", "model_batch.tflite"):
+        m = flatbuffer_utils.read_model(str(b / f))
+        codes = {max(oc.builtinCode, oc.deprecatedBuiltinCode) for oc in m.operatorCodes}
+        assert schema.BuiltinOperator.CUSTOM not in codes
+        assert schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM in codes
+        for g in m.subgraphs:
+            for op in g.operators:
+                oc = m.operatorCodes[op.opcodeIndex]
+                if max(oc.builtinCode, oc.deprecatedBuiltinCode) == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM:
+                    assert op.builtinOptions.cellClip == 0.0
+
+    clf = WindowClassifier.from_bundle(b)
+    assert clf.runtime_name == "ai-edge-litert"
+    with np.load(_CACHE["model"] / "deploy_windows.npz", allow_pickle=False) as z:
+        hx, hy = z["heldout_x"], z["heldout_y"]
+    p1 = clf.predict_proba(hx[:40], batched=False)
+    pb = clf.predict_proba(hx[:40], batched=True)
+    assert p1.dtype == np.float32 and p1.shape == (40, 3)
+    np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=0.02)
+    assert np.mean(p1.argmax(1) == pb.argmax(1)) >= 0.97
+    assert np.mean(p1.argmax(1) == hy[:40]) >= 0.85
+    # The state reset matters: the same window twice gives the same answer.
+    np.testing.assert_allclose(clf.predict_one(hx[0]), clf.predict_one(hx[0]), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_export_refuses_existing_and_bad_inputs(tmp_path: Path, tiny_model_dir: Path, fp32_bundle: Path) -> None:
+    from har.export import export_bundle
+
+    with pytest.raises(ExportError, match="exists"):
+        export_bundle(tiny_model_dir, fp32_bundle, ExportConfig(), echo=lambda s: None)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not part of a bundle"):
+        export_bundle(tiny_model_dir, foreign, ExportConfig(), echo=lambda s: None, overwrite=True)
+    with pytest.raises(ModelError, match="no such model directory"):
+        export_bundle(tmp_path / "nope", tmp_path / "out", ExportConfig(), echo=lambda s: None)
+    with pytest.raises(ModelError, match="bundle, not a model directory"):
+        export_bundle(fp32_bundle, tmp_path / "out", ExportConfig(), echo=lambda s: None)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    save_metadata(broken, load_metadata(tiny_model_dir))
+    (broken / "model.weights.h5").write_bytes((tiny_model_dir / "model.weights.h5").read_bytes())
+    with pytest.raises(ModelError, match="deploy_windows.npz"):
+        export_bundle(broken, tmp_path / "out", ExportConfig(), echo=lambda s: None)
+
+
+@pytest.mark.slow
+def test_converter_failure_is_one_line_export_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Corrupt weights: the worker fails; the parent reports its last stderr line."""
+    from har.export import export_bundle
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in ("metadata.json", "deploy_windows.npz"):
+        (bad / f).write_bytes((tiny_model_dir / f).read_bytes())
+    (bad / "model.weights.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ExportError) as ei:
+        export_bundle(bad, tmp_path / "out", ExportConfig(), echo=lambda s: None, batch_size=1)
+    msg = str(ei.value)
+    assert "TFLite conversion failed" in msg and "\n" not in msg
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that disagrees with Keras is refused and no bundle is left behind."""
+    import har.export as ex
+
+    real = ex._compare
+
+    def worse(p: np.ndarray, keras: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
+        agree, diff, acc = real(p, keras, y)
+        return 0.5, diff, acc
+
+    monkeypatch.setattr(ex, "_compare", worse)
+    with pytest.raises(ExportError, match="agrees with Keras on only 50.0%"):
+        ex.export_bundle(tiny_model_dir, tmp_path / "out", ExportConfig(), echo=lambda s: None, batch_size=1)
+    assert not (tmp_path / "out").exists()
+    assert not any(p.name.startswith(".har-export-") for p in tmp_path.iterdir())
+
+
+def test_patch_reports_custom_ops(tmp_path: Path) -> None:
+    """_check_ops names every non-builtin (Flex / custom) op."""
+    from har.export import _check_ops
+
+    (tmp_path / "ops.json").write_text(
+        json.dumps({"ops": [{"name": "FULLY_CONNECTED", "builtin": True}, {"name": "FlexTensorListReserve",
+                                                                          "builtin": False}]})
+    )
+    with pytest.raises(ExportError, match="FlexTensorListReserve"):
+        _check_ops(tmp_path, "ops.json", "model.tflite")
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,208 @@
+"""Wire protocol v1: CRC, encoder/parser round trip, framing edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from har.device.protocol import (
+    MAX_LINE,
+    Corrupt,
+    Header,
+    LineParser,
+    Log,
+    Sample,
+    crc8,
+    encode_header,
+    encode_log,
+    encode_sample,
+    parse_line,
+)
+
+i16 = st.integers(-32768, 32767)
+u32 = st.integers(0, 2**32 - 1)
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789_.-", min_size=1, max_size=12)
+
+
+def test_crc8_check_value() -> None:
+    assert crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+    assert crc8(b"") == 0
+
+
+def test_header_example() -> None:
+    line = encode_header(Header(50, 4, device="emulator"))
+    assert line.startswith(b"#HAR,v=1,rate=50,range=4,units=mg,axes=xyz,dev=emulator*")
+    assert line.endswith(b"\n") and len(line) <= MAX_LINE
+    hh = line[-3:-1]
+    assert hh == hh.upper() and int(hh, 16) == crc8(line[: line.rindex(b"*")])
+
+
+def test_rate_formatting() -> None:
+    assert b"rate=12.5," in encode_header(Header(12.5, 2))
+    assert b"rate=33.333," in encode_header(Header(33.3333, 2))
+    assert b"range=16," in encode_header(Header(100.0, 16.0))
+
+
+@given(u32, i16, i16, i16)
+@settings(max_examples=300, deadline=None)
+def test_sample_round_trip(seq: int, x: int, y: int, z: int) -> None:
+    p = LineParser()
+    assert p.feed(encode_sample(seq, x, y, z)) == [Sample(seq, x, y, z)]
+
+
+@given(
+    st.integers(1, 100_000_000).map(lambda v: v / 1000),
+    st.sampled_from([2.0, 4.0, 8.0, 16.0, 1.5]),
+    names,
+)
+@settings(max_examples=200, deadline=None)
+def test_header_round_trip(rate: float, rng: float, dev: str) -> None:
+    h = Header(rate, rng, device=dev)
+    assert LineParser().feed(encode_header(h)) == [h]
+
+
+@given(st.lists(st.tuples(u32, i16, i16, i16), max_size=30), st.data())
+@settings(max_examples=100, deadline=None)
+def test_arbitrary_chunking(samples: list, data: st.DataObject) -> None:
+    stream = encode_header(Header(50, 4)) + b"".join(encode_sample(*s) for s in samples)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
+    p = LineParser()
+    events = []
+    prev = 0
+    for c in [*cuts, len(stream)]:
+        events += p.feed(stream[prev:c])
+        prev = c
+    assert events == [Header(50, 4), *(Sample(*s) for s in samples)]
+    assert p.bytes_in == len(stream) and p.corrupt == 0 and p.lines == len(samples) + 1
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_never_raises_on_garbage(junk: bytes) -> None:
+    p = LineParser()
+    for ev in p.feed(junk):
+        assert isinstance(ev, (Header, Sample, Log, Corrupt))
+    # the parser resynchronises at the next newline
+    assert p.feed(b"\n" + encode_sample(7, 1, 2, 3))[-1] == Sample(7, 1, 2, 3)
+
+
+def test_crlf_and_empty_lines() -> None:
+    p = LineParser()
+    line = encode_sample(1, 2, 3, 4)[:-1] + b"\r\n"
+    assert p.feed(b"\n\r\n" + line + b"\n") == [Sample(1, 2, 3, 4)]
+    assert p.lines == 1
+
+
+def test_log_lines() -> None:
+    p = LineParser()
+    assert p.feed(encode_log("booting, imu ok") + b"!x\n") == [Log("booting, imu ok"), Log("x")]
+    assert p.corrupt == 0
+
+
+def _framed(body: bytes) -> bytes:
+    return body + b"*%02X" % crc8(body)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"1,2,3,4", "checksum"),
+        (b"1,2,3,4*0", "checksum"),
+        (b"1,2,3,4*zz", "checksum"),
+        (b"1,2,3,4*4A", "checksum"),
+        (b"1,2,3,4*4b", "checksum"),  # CRC 0x4B: lowercase hex is not v1
+        (b"1,2,3,4*4B*4B", "checksum"),
+        (_framed(b"1,2,3"), "fields"),
+        (_framed(b"1,2,3,4,5"), "fields"),
+        (_framed(b"1,2,x,4"), "number"),
+        (_framed(b"-1,2,3,4"), "number"),
+        (_framed(b"1,+2,3,4"), "number"),
+        (_framed(b"1, 2,3,4"), "number"),
+        (_framed(b"1,2.0,3,4"), "number"),
+        (_framed(b"1,32768,3,4"), "range"),
+        (_framed(b"1,2,-40000,4"), "range"),
+        (_framed(b"1,2,-32769,4"), "range"),
+        (_framed(b"4294967296,2,3,4"), "range"),
+        (_framed(b"#HAR,v=2,rate=50,range=4"), "version"),
+        (_framed(b"#HAR,v=x,rate=50,range=4"), "number"),
+        (_framed(b"#HAR,rate=50,range=4"), "fields"),
+        (_framed(b"#HAR,v=1,range=4"), "fields"),
+        (_framed(b"#HAR,v=1,rate=fast,range=4"), "number"),
+        (_framed(b"#HAR,v=1,rate=0,range=4"), "range"),
+        (_framed(b"#HAR,v=1,rate=50,range=4,dev"), "fields"),
+        (_framed(b"#HAR,v=1,rate=50,rate=50,range=4"), "fields"),
+        (_framed(b"#XYZ,v=1,rate=50,range=4"), "fields"),
+        (_framed(b"\xff\xfe,1,2,3"), "number"),
+    ],
+)
+def test_corrupt_reasons(line: bytes, reason: str) -> None:
+    p = LineParser()
+    ev = p.feed(line + b"\n")
+    assert len(ev) == 1 and isinstance(ev[0], Corrupt), ev
+    assert ev[0].reason == reason and p.corrupt == 1
+
+
+def test_header_ignores_unknown_keys_and_defaults() -> None:
+    ev = parse_line(_framed(b"#HAR,v=1,rate=25.5,range=2,fw=1.2"))
+    assert ev == Header(25.5, 2.0, "mg", "xyz", "unknown", 1)
+
+
+def test_too_long_resync() -> None:
+    p = LineParser()
+    ev = p.feed(b"9" * 50)
+    assert ev == []
+    ev = p.feed(b"9" * 50 + b"more")  # now > MAX_LINE without newline: reported once
+    assert [e.reason for e in ev if isinstance(e, Corrupt)] == ["too_long"]
+    ev = p.feed(b"still the same line" + b"\n" + encode_sample(5, 0, 0, 1000))
+    assert ev == [Sample(5, 0, 0, 1000)] and p.corrupt == 1
+    # a complete long line in one chunk
+    ev = p.feed(b"1" * (MAX_LINE + 1) + b"\n")
+    assert [e.reason for e in ev] == ["too_long"]
+    # exactly MAX_LINE plus \r is fine framing-wise (then fails the checksum, not the length)
+    ev = p.feed(b"2" * MAX_LINE + b"\r\n")
+    assert [e.reason for e in ev] == ["checksum"]
+
+
+def test_encoder_rejects_bad_values() -> None:
+    with pytest.raises(ValueError):
+        encode_sample(-1, 0, 0, 0)
+    with pytest.raises(ValueError):
+        encode_sample(0, 40000, 0, 0)
+    with pytest.raises(ValueError):
+        encode_header(Header(50, 4, device="a,b"))
+    with pytest.raises(ValueError):
+        encode_header(Header(0, 4))
+    with pytest.raises(ValueError):
+        encode_header(Header(50, 4, device="x" * 32))
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "firmware_bridge" / "test_vectors.json"
+
+
+def test_firmware_test_vectors() -> None:
+    """The shared vectors (also checked against the C encoder): encode == line, parse == values."""
+    if not VECTORS.exists():
+        pytest.skip("firmware_bridge/test_vectors.json not present")
+    vectors = json.loads(VECTORS.read_text())
+    assert vectors
+    for v in vectors:
+        if v["kind"] == "sample":
+            exp: Sample | Header = Sample(v["seq"], v["x"], v["y"], v["z"])
+            enc = encode_sample(v["seq"], v["x"], v["y"], v["z"])
+        else:
+            exp = Header(float(v["rate_hz"]), float(v["range_g"]), device=v["device"])
+            if v["line"] is None:  # not expressible in v1: the encoder refuses
+                with pytest.raises(ValueError):
+                    encode_header(exp)
+                continue
+            enc = encode_header(exp)
+        assert enc == v["line"].encode(), v
+        assert LineParser().feed(enc) == [exp], v
+
+
+def test_int16_extremes_and_leading_zeros() -> None:
+    assert parse_line(_framed(b"0007,-32768,32767,-0")) == Sample(7, -32768, 32767, 0)

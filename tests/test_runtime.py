@@ -1,0 +1,176 @@
+"""The runtime without TensorFlow: interpreter loading, WindowClassifier, LiveClassifier, replay."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_CLASSES, make_tiny_recordings, tiny_signal
+from test_export import RATE_HZ, WINDOW, fp32_bundle, get_bundle, tiny_model_dir  # noqa: F401 - fixtures
+
+from har.errors import RuntimeInferenceError
+from har.recording import read_recording
+from har.runtime.classifier import WindowClassifier
+from har.runtime.interpreter import load_interpreter
+from har.runtime.live import LiveClassifier, replay, run_live
+from har.sources.base import SampleBlock, SampleSource
+
+
+class ArraySource(SampleSource):
+    """Blocks of ``block`` samples from arrays; optionally a seq jump (lost samples) or a break
+    (seq restarts, ``break_before``) at sample ``cut``."""
+
+    def __init__(self, xyz: np.ndarray, rate_hz: float, block: int = 7, cut: int | None = None,
+                 kind: str = "seq") -> None:
+        super().__init__()
+        self.xyz, self.block, self.cut, self.kind = xyz.astype(np.float32), block, cut, kind
+        self.info.rate_hz = rate_hz
+        n = xyz.shape[0]
+        self.seq = np.arange(n, dtype=np.int64)
+        if cut is not None:
+            self.seq[cut:] += 5 if kind == "seq" else -cut
+        self.t = np.arange(n) / rate_hz
+
+    def blocks(self) -> Iterator[SampleBlock]:
+        n = self.xyz.shape[0]
+        edges = set(range(0, n, self.block)) | ({self.cut} if self.cut is not None else set())
+        bounds = sorted(edges) + [n]
+        for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+            if self.stopped:
+                return
+            brk = self.kind == "break" and s == self.cut
+            yield SampleBlock(self.t[s:e], self.xyz[s:e], self.seq[s:e], None, brk)
+
+
+def _stream(rng: np.random.Generator, seconds: float = 6.0) -> np.ndarray:
+    n = int(seconds * RATE_HZ)
+    return np.concatenate([tiny_signal(c, n, RATE_HZ, rng) for c in TINY_CLASSES])
+
+
+@pytest.mark.slow
+def test_interpreter_errors(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    interp, name = load_interpreter(fp32_bundle / "model.tflite")
+    assert name == "ai-edge-litert"
+    assert interp.get_input_details()[0]["shape"].tolist() == [1, WINDOW.window_samples, 3]
+    with pytest.raises(RuntimeInferenceError, match="no such model file"):
+        load_interpreter(tmp_path / "missing.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(RuntimeInferenceError, match="not a valid TFLite model") as ei:
+        load_interpreter(bad)
+    assert "\n" not in str(ei.value)
+    # Correct identifier but truncated body: the loader's own error, still one line.
+    data = (fp32_bundle / "model.tflite").read_bytes()
+    bad.write_bytes(data[: len(data) // 3])
+    with pytest.raises(RuntimeInferenceError) as ei:
+        load_interpreter(bad)
+    assert "\n" not in str(ei.value) and "bad.tflite" in str(ei.value)
+
+
+@pytest.mark.slow
+def test_classifier_batched_matches_single(fp32_bundle: Path) -> None:  # noqa: F811
+    clf = WindowClassifier.from_bundle(fp32_bundle)
+    assert clf.classes == TINY_CLASSES and clf.has_batch_model and clf.batch_size == 64
+    rng = np.random.default_rng(1)
+    x = np.stack([tiny_signal(TINY_CLASSES[i % 3], 25, RATE_HZ, rng) for i in range(70)])  # 64 + padding
+    p1 = clf.predict_proba(x, batched=False)
+    pb = clf.predict_proba(x)
+    np.testing.assert_allclose(p1, pb, atol=1e-5)
+    np.testing.assert_allclose(clf.predict_one(x[3]), p1[3], atol=1e-6)
+    assert clf.predict_proba(np.zeros((0, 25, 3), np.float32)).shape == (0, 3)
+    with pytest.raises(RuntimeInferenceError, match="expected windows of shape"):
+        clf.predict_proba(np.zeros((2, 24, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_int8_io_model_is_quantised_by_the_runtime(tmp_path: Path, tiny_model_dir: Path) -> None:  # noqa: F811
+    from har.config import ExportConfig
+    from har.export import export_bundle
+
+    res = export_bundle(tiny_model_dir, tmp_path / "b", ExportConfig(quantize="int8"), echo=lambda s: None,
+                        batch_size=1, int8_io=True)
+    clf = WindowClassifier.from_bundle(tmp_path / "b")
+    assert clf.input_dtype == "int8" and not clf.has_batch_model
+    assert res.model.agreement >= 0.98
+
+
+@pytest.mark.slow
+def test_live_matches_offline_windows(fp32_bundle: Path) -> None:  # noqa: F811
+    clf = WindowClassifier.from_bundle(fp32_bundle)
+    xyz = _stream(np.random.default_rng(2))
+    preds: list = []
+    summary = run_live(clf, ArraySource(xyz, RATE_HZ, block=7), preds.append)
+    w, hop = WINDOW.window_samples, WINDOW.hop_samples
+    starts = np.arange(0, xyz.shape[0] - w + 1, hop)
+    ref = clf.predict_proba(np.stack([xyz[s : s + w] for s in starts]), batched=False)
+    assert summary.windows == len(preds) == len(starts)
+    np.testing.assert_allclose(np.stack([p.probs for p in preds]), ref, atol=1e-6)
+    assert [p.time for p in preds] == pytest.approx(((starts + w - 1) / RATE_HZ).tolist())
+    assert sum(summary.counts.values()) == summary.windows and summary.gaps == 0
+    assert summary.first_prediction_s is not None and summary.samples == xyz.shape[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["seq", "break"])
+def test_no_window_spans_a_gap(fp32_bundle: Path, kind: str) -> None:  # noqa: F811
+    clf = WindowClassifier.from_bundle(fp32_bundle)
+    xyz = _stream(np.random.default_rng(3), seconds=2.0)  # 150 samples
+    cut = 60
+    src = ArraySource(xyz, RATE_HZ, block=9, cut=cut, kind=kind)
+    live = LiveClassifier(clf, source_rate_hz=RATE_HZ)
+    preds = [p for b in src.blocks() for p in live.feed(b)]
+    w, hop = WINDOW.window_samples, WINDOW.hop_samples
+    expect = [xyz[s : s + w] for s in range(0, cut - w + 1, hop)] + [
+        xyz[cut + s : cut + s + w] for s in range(0, xyz.shape[0] - cut - w + 1, hop)
+    ]
+    assert live.resets == 1 and len(preds) == len(expect)
+    ref = clf.predict_proba(np.stack(expect), batched=False)
+    np.testing.assert_allclose(np.stack([p.probs for p in preds]), ref, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_resampling_when_rates_differ(fp32_bundle: Path) -> None:  # noqa: F811
+    clf = WindowClassifier.from_bundle(fp32_bundle)
+    rng = np.random.default_rng(4)
+    n = 200  # 4 s at 50 Hz, a smooth signal -> linear interpolation is accurate
+    t = np.arange(n) / 50.0
+    xyz = np.stack([0.2 * np.sin(2 * np.pi * 0.5 * t), np.zeros(n), np.ones(n)], axis=1).astype(np.float32)
+    xyz += rng.normal(0, 0.001, xyz.shape).astype(np.float32)
+    preds: list = []
+    summary = run_live(clf, ArraySource(xyz, 50.0, block=13), preds.append)
+    # 200 samples at 50 Hz -> 100 at 25 Hz -> windows at 25, 35, ... 95 samples
+    assert summary.windows == len(range(0, 100 - 25 + 1, 10))
+    down = xyz[::2][:100]
+    ref = clf.predict_proba(np.stack([down[s : s + 25] for s in range(0, 76, 10)]), batched=False)
+    np.testing.assert_allclose(np.stack([p.probs for p in preds]), ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_replay_recording(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    path = make_tiny_recordings(tmp_path / "data", subjects=1, seconds_per_class=6.0, rate_hz=RATE_HZ)[0]
+    res = replay(fp32_bundle, path)
+    rec = read_recording(path)
+    assert res.windows == len(range(0, len(rec) - 25 + 1, 10))
+    assert res.batched and res.accuracy is not None and res.accuracy >= 0.9
+    assert 0 < res.scored < res.windows  # windows straddling a label change are not scored
+    assert [s.predicted for s in res.segments if s.windows > 2] == list(TINY_CLASSES)
+    last_start = (len(rec) - 25) // 10 * 10
+    assert res.segments[0].start == 0.0 and res.segments[-1].end == pytest.approx(rec.time[last_start + 24])
+    ends = [s.end for s in res.segments]
+    assert all(a.start == pytest.approx(b) for a, b in zip(res.segments[1:], ends[:-1], strict=True))
+
+
+@pytest.mark.slow
+def test_classifier_needs_a_verified_bundle(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    from har.errors import BundleError
+
+    b = tmp_path / "b"
+    shutil.copytree(fp32_bundle, b)
+    (b / "model.tflite").write_bytes(b"\x00" * 64)
+    with pytest.raises(BundleError, match="model.tflite does not match"):
+        WindowClassifier.from_bundle(b)
+    with pytest.raises(RuntimeInferenceError, match="not a valid TFLite model"):
+        WindowClassifier.from_bundle(b, verify=False)
