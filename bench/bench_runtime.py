@@ -57,11 +57,16 @@ def build_demo_model_dir(out: Path, epochs: int = 2) -> Path:
     model.fit((xt - mean) / std, yt, epochs=epochs, batch_size=64, verbose=0)
     out.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(out / "model.weights.h5"))
-    save_metadata(out, ModelMetadata(
-        classes=DEMO_CLASSES, window=win,
-        normalization=Normalization(tuple(map(float, mean)), tuple(map(float, std))),
-        train_config=TrainConfig(window=win, model=mcfg, epochs=epochs), data_fingerprint="bench-demo",
-    ))
+    save_metadata(
+        out,
+        ModelMetadata(
+            classes=DEMO_CLASSES,
+            window=win,
+            normalization=Normalization(tuple(map(float, mean)), tuple(map(float, std))),
+            train_config=TrainConfig(window=win, model=mcfg, epochs=epochs),
+            data_fingerprint="bench-demo",
+        ),
+    )
     np.savez(out / "deploy_windows.npz", calib_x=xt[:300], heldout_x=xh, heldout_y=yh)
     return out
 
@@ -136,8 +141,13 @@ def write_recording_for(model_dir: Path, path: Path, seconds: float = 20.0) -> P
     n = int(seconds * rate)
     xyz = np.concatenate([_signal(i, n // 2, rate, rng) for i in range(2)])
     labels = np.repeat(np.array(list(meta.classes[:2])), n // 2)
-    rec = Recording(np.arange(len(xyz)) / rate, xyz, labels, np.arange(len(xyz), dtype=np.int64),
-                    RecordingMeta(subject="bench", rate_hz=rate, complete=True))
+    rec = Recording(
+        np.arange(len(xyz)) / rate,
+        xyz,
+        labels,
+        np.arange(len(xyz), dtype=np.int64),
+        RecordingMeta(subject="bench", rate_hz=rate, complete=True),
+    )
     return write_recording(path, rec, overwrite=True)
 
 
@@ -169,21 +179,37 @@ def main() -> int:
     for q in args.quantize.split(","):
         b = work / f"bundle-{q}"
         t0 = time.perf_counter()
-        res = export_bundle(model_dir, b, ExportConfig(quantize=q), echo=lambda s: None, overwrite=True,
-                            min_agreement=0.0)
+        res = export_bundle(
+            model_dir, b, ExportConfig(quantize=q), echo=lambda s: None, overwrite=True, min_agreement=0.0
+        )
         conv_s = time.perf_counter() - t0
         med, p95 = tflite_latency(b, x)
         ttfp = time_to_first_prediction(b, rec)
-        rows.append((q, res.model.size_kb, med, p95, res.model.agreement, res.model.max_prob_diff,
-                     res.batch_model.ms_per_window_batched if res.batch_model else float("nan"), ttfp, conv_s))
+        rows.append(
+            (
+                q,
+                res.model.size_kb,
+                med,
+                p95,
+                res.model.agreement,
+                res.model.max_prob_diff,
+                res.batch_model.ms_per_window_batched if res.batch_model else float("nan"),
+                ttfp,
+                conv_s,
+            )
+        )
     k_med, k_p95 = keras_latency(model_dir, x)
 
     print(f"\nruntime: ai-edge-litert, 1 thread; {args.windows} windows; model {model_dir}")
-    print(f"{'model':<8} {'KB':>7} {'median ms':>10} {'p95 ms':>8} {'vs Keras':>9} {'agree':>7} {'max|dp|':>9} "
-          f"{'batched ms/w':>13} {'run->1st s':>10} {'export s':>9}")
+    print(
+        f"{'model':<8} {'KB':>7} {'median ms':>10} {'p95 ms':>8} {'vs Keras':>9} {'agree':>7} {'max|dp|':>9} "
+        f"{'batched ms/w':>13} {'run->1st s':>10} {'export s':>9}"
+    )
     for q, kb, med, p95, agree, dp, bms, ttfp, cs in rows:
-        print(f"{q:<8} {kb:>7.1f} {med:>10.3f} {p95:>8.3f} {k_med / med:>8.1f}x {100 * agree:>6.1f}% {dp:>9.2e} "
-              f"{bms:>13.4f} {ttfp:>10.2f} {cs:>9.1f}")
+        print(
+            f"{q:<8} {kb:>7.1f} {med:>10.3f} {p95:>8.3f} {k_med / med:>8.1f}x {100 * agree:>6.1f}% {dp:>9.2e} "
+            f"{bms:>13.4f} {ttfp:>10.2f} {cs:>9.1f}"
+        )
     print(f"{'keras':<8} {'':>7} {k_med:>10.3f} {k_p95:>8.3f} {'1.0x':>9}   (tf_keras in tf.function, batch 1)")
     fp32 = {r[0]: r for r in rows}.get("fp32")
     if fp32:

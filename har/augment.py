@@ -7,6 +7,8 @@ shape and dtype. Each transform is applied to each window independently with pro
 * :func:`rotate`: a random 3-D rotation (uniform random axis, angle uniform in
   ``[-max_deg, max_deg]`` degrees): the device sits at a slightly different orientation on the
   wrist. It preserves every sample's vector norm.
+* :func:`rotate_z`: a random rotation about the device z axis only (strap twist; 180 degrees also
+  covers the other wrist's x/y sign flip); off by default.
 * :func:`scale`: multiply a window by a factor in ``[1 - s, 1 + s]`` (sensor gain, intensity).
 * :func:`jitter`: add Gaussian noise of standard deviation ``sigma_g`` g.
 * :func:`time_warp`: resample a window along a smooth random time axis whose local speed varies
@@ -57,6 +59,21 @@ def rotate(x: np.ndarray, max_deg: float, rng: np.random.Generator, p: float = 1
     return out
 
 
+def rotate_z(x: np.ndarray, max_deg: float, rng: np.random.Generator, p: float = 1.0) -> np.ndarray:
+    """Rotate each selected window about the device z axis by an angle uniform in
+    ``[-max_deg, max_deg]`` degrees (a watch worn twisted on the strap; 180 also covers the x/y
+    sign flip of the other wrist). Preserves vector norms and the z component."""
+    out = np.array(x, dtype=np.float32, copy=True)
+    sel = np.flatnonzero(_mask(out.shape[0], p, rng))
+    if sel.size and max_deg > 0:
+        th = np.deg2rad(rng.uniform(-max_deg, max_deg, size=sel.size))
+        c, s = np.cos(th)[:, None], np.sin(th)[:, None]
+        xs, ys = out[sel, :, 0].astype(np.float64), out[sel, :, 1].astype(np.float64)
+        out[sel, :, 0] = (c * xs - s * ys).astype(np.float32)
+        out[sel, :, 1] = (s * xs + c * ys).astype(np.float32)
+    return out
+
+
 def scale(x: np.ndarray, s: float, rng: np.random.Generator, p: float = 1.0) -> np.ndarray:
     """Multiply each selected window by one factor drawn uniformly from ``[1 - s, 1 + s]``."""
     out = np.array(x, dtype=np.float32, copy=True)
@@ -103,10 +120,12 @@ def time_warp(x: np.ndarray, max_rel: float, rng: np.random.Generator, p: float 
 
 
 def augment(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Apply the enabled transforms of ``cfg`` in order: time warp, rotation, scaling, jitter."""
+    """Apply the enabled transforms of ``cfg`` in order: time warp, z rotation, rotation, scaling, jitter."""
     if not cfg.active:
         return np.array(x, dtype=np.float32, copy=True)
     out = time_warp(x, cfg.time_warp, rng, cfg.p)
+    if cfg.rotation_z_deg > 0:  # only then, so configs without it keep their random stream
+        out = rotate_z(out, cfg.rotation_z_deg, rng, cfg.p)
     out = rotate(out, cfg.rotation_deg, rng, cfg.p)
     out = scale(out, cfg.scale, rng, cfg.p)
     return jitter(out, cfg.jitter_g, rng, cfg.p)

@@ -81,6 +81,9 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    legacy = getattr(cls, "LEGACY_DEFAULTS", None)
+    if legacy:  # keys written before a field existed keep their old meaning, not today's default
+        data = {**legacy, **data}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
@@ -98,8 +101,8 @@ class WindowConfig:
     """How streams are cut into windows. Window and hop are in seconds at ``rate_hz``."""
 
     rate_hz: float = 50.0
-    window_s: float = 2.56
-    hop_s: float = 0.64
+    window_s: float = 5.0  # chosen by experiment (docs/training.md, "Training defaults")
+    hop_s: float = 1.0
     purity: float = 0.9  # fraction of a window's samples that must carry its label
 
     def __post_init__(self) -> None:
@@ -125,12 +128,15 @@ class WindowConfig:
 class ModelConfig:
     """The shape of the many-to-one LSTM classifier."""
 
+    # A stored config without these keys predates the conv front end: it had none.
+    LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {"conv_filters": 0, "conv_stride": 1}
+
     lstm_units: tuple[int, ...] = (64,)
     dropout: float = 0.2
     dense_units: int = 0  # 0: no hidden dense layer before the softmax
-    conv_filters: int = 0  # Conv1D front end before the LSTM: filters per layer; 0 = off
+    conv_filters: int = 32  # Conv1D front end before the LSTM: filters per layer; 0 = off
     conv_kernel: int = 5  # Conv1D kernel length, samples
-    conv_stride: int = 1  # Conv1D stride, samples (2 halves the LSTM's sequence length)
+    conv_stride: int = 2  # Conv1D stride, samples (2 halves the LSTM's sequence length)
     conv_layers: int = 1  # number of Conv1D layers when conv_filters > 0
 
     def __post_init__(self) -> None:
@@ -159,6 +165,7 @@ class AugmentConfig:
     scale: float = 0.1  # per-window magnitude scaling factor drawn from [1 - scale, 1 + scale]
     jitter_g: float = 0.01  # Gaussian noise standard deviation, g
     time_warp: float = 0.1  # max relative speed change of a smooth time warp (0.1 = +-10 %)
+    rotation_z_deg: float = 180.0  # random rotation about the device z axis (strap twist, other wrist), degrees
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:
@@ -169,6 +176,8 @@ class AugmentConfig:
             raise ConfigError(f"scale must be in [0, 1), got {self.scale}")
         if self.jitter_g < 0:
             raise ConfigError(f"jitter must be >= 0 g, got {self.jitter_g}")
+        if not 0.0 <= self.rotation_z_deg <= 180.0:
+            raise ConfigError(f"z rotation must be in [0, 180] degrees, got {self.rotation_z_deg}")
         if not 0.0 <= self.time_warp < 0.5:
             raise ConfigError(f"time warp must be in [0, 0.5), got {self.time_warp}")
 
@@ -178,7 +187,13 @@ class AugmentConfig:
         return (
             self.enabled
             and self.p > 0
-            and (self.rotation_deg > 0 or self.scale > 0 or self.jitter_g > 0 or self.time_warp > 0)
+            and (
+                self.rotation_deg > 0
+                or self.rotation_z_deg > 0
+                or self.scale > 0
+                or self.jitter_g > 0
+                or self.time_warp > 0
+            )
         )
 
 

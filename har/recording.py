@@ -12,6 +12,31 @@ CSV (header row, comma separated, UTF-8, ``\\n`` line ends)::
   by 1; a jump of k+1 means k samples were lost (a *gap*), a jump backwards or a time jump means
   a break (device reset, reconnect). Windows never span a gap or break.
 
+How integrity events appear in a live capture (``har record --port``)
+--------------------------------------------------------------------
+Nothing is ever interpolated or invented; every event shows in the CSV *and* in the sidecar:
+
+* **Lost samples** (corrupt line, UART overrun, device skipped ticks): the device ``seq`` jumped
+  by k+1, so the CSV ``seq`` jumps by k+1 between two rows and ``time_s`` continues at
+  ``+ (k+1) / rate``. Sidecar: ``dropped`` += k and ``gaps`` gets ``[row, k]`` (``row`` = index of
+  the first row after the gap, 0-based, header excluded).
+* **Corrupt lines** (CRC mismatch, bad fields, duplicates): never written; sidecar ``corrupt``
+  counts them (a corrupt sample line also causes a gap, above).
+* **Device reset** (a header, then ``seq`` restarting): CSV ``seq`` skips one value (a one-step
+  hole that is *not* counted as dropped) and ``time_s`` restarts from the arrival time; sidecar
+  ``resets`` += 1. The rows before and after are different segments.
+* **Reconnect** (the port vanished and was reopened, e.g. USB unplugged): like a reset, a one-step
+  ``seq`` hole and a time jump of the outage length; sidecar ``reconnects`` += 1. While the port
+  is gone, ``har record`` shows ``reconnecting to PORT (attempt N)``.
+* **Device stall** (no samples for > 0.5 s, same ``seq`` continuing): ``seq`` continues by 1, only
+  ``time_s`` jumps; :meth:`Recording.segments` splits there.
+* **Rate**: sidecar ``rate_hz`` is what the device announced, ``measured_rate_hz`` what the host
+  clock saw; ``extra.warnings`` notes a difference of more than 2%.
+
+Live labelling (``har record`` keys, see :mod:`har.labeling`) adds ``extra.label_changes``
+(``[row, time_s, label]``: the label applies from that row on, the first sample at or after the
+key press) and ``extra.label_counts`` (rows per label, ``""`` = unlabeled) to the sidecar.
+
 The JSON sidecar holds the session's metadata (:class:`RecordingMeta`). The writer flushes the
 CSV at least once a second and fsyncs on close, so a session killed with ``kill -9`` is readable
 up to its last complete row; the reader reports such a truncated tail instead of failing.

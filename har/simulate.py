@@ -11,7 +11,7 @@ The model, in short (all accelerations in g, gravity included, device axes x, y,
   the forearm towards horizontal (gravity shared by x and z), lying rolls the wrist so gravity
   moves to y.
 * **Gait.** Steps with a per-subject cadence (walking 1.6-2.0 steps/s, running 2.5-3.0, stairs
-  0.72-0.85 x walking), harmonics and a heel-strike transient on the vertical axis, forward and
+  0.68-0.80 x walking), harmonics and a heel-strike transient on the vertical axis, forward and
   lateral (stride-rate) components, step-to-step variability, a slowly drifting cadence and
   occasional irregular steps (stumbles, shuffles). Running has a stance/flight cycle; stairs have
   a larger vertical component, asymmetric left/right steps and smaller arm swing; flights
@@ -62,7 +62,7 @@ _POSTURES: dict[str, dict[str, tuple[tuple[float, float, float], tuple[float, fl
     "wrist": {
         "walking": ((64.0, 12.0, 0.0), (8.0, 10.0, 25.0)),
         "running": ((25.0, 25.0, 0.0), (10.0, 12.0, 25.0)),
-        "stairs": ((46.0, 26.0, 0.0), (9.0, 12.0, 25.0)),
+        "stairs": ((48.0, 6.0, 0.0), (8.0, 10.0, 25.0)),  # hand near/on the rail: forearm flatter
         "standing": ((62.0, 12.0, 0.0), (6.0, 8.0, 25.0)),
         "sitting": ((32.0, 30.0, 0.0), (7.0, 10.0, 25.0)),
         "lying": ((5.0, 88.0, 0.0), (14.0, 14.0, 25.0)),
@@ -79,12 +79,30 @@ _POSTURES: dict[str, dict[str, tuple[tuple[float, float, float], tuple[float, fl
 # Still postures: sway sd (deg), sway time constant (s), micro-acceleration sd (g), breathing
 # amplitude (deg), mean seconds between events, event kinds with probabilities.
 _STILL: dict[str, dict[str, Any]] = {
-    "standing": {"sway": 1.6, "sway_tau": 1.0, "micro": 0.009, "breath": 0.3, "every": 7.0,
-                 "kinds": (("shift", 0.5), ("gesture", 0.35), ("fidget", 0.15))},
-    "sitting": {"sway": 0.35, "sway_tau": 3.0, "micro": 0.0025, "breath": 0.4, "every": 12.0,
-                "kinds": (("fidget", 0.5), ("shift", 0.25), ("gesture", 0.25))},
-    "lying": {"sway": 0.25, "sway_tau": 4.0, "micro": 0.002, "breath": 0.8, "every": 25.0,
-              "kinds": (("shift", 0.7), ("fidget", 0.3))},
+    "standing": {
+        "sway": 1.6,
+        "sway_tau": 1.0,
+        "micro": 0.009,
+        "breath": 0.3,
+        "every": 7.0,
+        "kinds": (("shift", 0.5), ("gesture", 0.35), ("fidget", 0.15)),
+    },
+    "sitting": {
+        "sway": 0.35,
+        "sway_tau": 3.0,
+        "micro": 0.0025,
+        "breath": 0.4,
+        "every": 12.0,
+        "kinds": (("fidget", 0.6), ("shift", 0.3), ("gesture", 0.1)),
+    },
+    "lying": {
+        "sway": 0.25,
+        "sway_tau": 4.0,
+        "micro": 0.002,
+        "breath": 0.8,
+        "every": 25.0,
+        "kinds": (("shift", 0.7), ("fidget", 0.3)),
+    },
 }
 _GAIT_SWAY = {"sway": 1.5, "sway_tau": 1.0, "micro": 0.015}
 
@@ -156,8 +174,12 @@ def subject_params(subject_seed: int, placement: str = "wrist") -> SubjectParams
         step_cv=float(rng.uniform(0.02, 0.05)),
         amp_cv=float(rng.uniform(0.08, 0.16)),
         irregular=float(rng.uniform(0.02, 0.06)),
-        harm=(float(rng.uniform(0.2, 0.6)), float(rng.uniform(0, 2 * np.pi)),
-              float(rng.uniform(0.05, 0.3)), float(rng.uniform(0, 2 * np.pi))),
+        harm=(
+            float(rng.uniform(0.2, 0.6)),
+            float(rng.uniform(0, 2 * np.pi)),
+            float(rng.uniform(0.05, 0.3)),
+            float(rng.uniform(0, 2 * np.pi)),
+        ),
         fwd_phase=float(rng.uniform(0, 2 * np.pi)),
         heel=float(rng.uniform(0.3, 0.8)),
         swing=swing,
@@ -246,7 +268,6 @@ class ActivitySimulator:
         self._breath_phase = float(session.uniform(0, 2 * np.pi))
         self._n = 0  # samples generated so far (global index of the next sample)
         self._current = "standing"
-        self._ou_draw = np.zeros((0, 7))
         # The sensor's digital low-pass filter (2nd-order Butterworth, bandwidth ~rate/4, <= 20 Hz).
         self._lpf = butter(2, min(0.24 * self.rate_hz, 20.0), fs=self.rate_hz)
         self._lpf_state: np.ndarray | None = None
@@ -281,10 +302,12 @@ class ActivitySimulator:
         t = idx / self.rate_hz
         # Orientation (deg): posture + strap tilt + slow wander + sway (+ swing / events below).
         base = np.asarray(p.posture[activity]) + self._tilt
-        wander = self._ou("_wander", n, tau=20.0, sd=4.0, col=0)
+        # One draw of 7 normals per sample for all OU channels, so chunking does not matter.
+        e = self._rng_ou.standard_normal((n, 7))
         still = _STILL.get(activity, _GAIT_SWAY)
-        sway = self._ou("_sway", n, tau=still["sway_tau"], sd=still["sway"], col=2)
-        micro = self._ou("_micro", n, tau=0.15, sd=still["micro"], col=4)
+        wander = self._ou("_wander", e[:, 0:2], tau=20.0, sd=4.0)
+        sway = self._ou("_sway", e[:, 2:4], tau=still["sway_tau"], sd=still["sway"])
+        micro = self._ou("_micro", e[:, 4:7], tau=0.15, sd=still["micro"])
         ang = np.tile(base, (n, 1))
         ang[:, :2] += wander + sway
         lin_world = np.zeros((n, 3))
@@ -314,19 +337,13 @@ class ActivitySimulator:
         return xyz.astype(np.float32)
 
     # -- internals -----------------------------------------------------------------------------
-    def _ou(self, name: str, n: int, tau: float, sd: float, col: int) -> np.ndarray:
-        """Advance the Ornstein-Uhlenbeck state ``name`` by n samples; returns (n, dims)."""
+    def _ou(self, name: str, e: np.ndarray, tau: float, sd: float) -> np.ndarray:
+        """Advance the Ornstein-Uhlenbeck state ``name`` (time constant ``tau`` s, stationary sd
+        ``sd``) by one step per row of the standard-normal innovations ``e`` (n, dims)."""
         state: np.ndarray = getattr(self, name)
-        dims = state.shape[0]
         a = math.exp(-1.0 / (tau * self.rate_hz))
         b = sd * math.sqrt(1.0 - a * a)
-        # One draw of 7 normals per sample (all OU channels), so chunking does not matter.
-        if col == 0:
-            self._ou_draw = self._rng_ou.standard_normal((n, 7))
-        e = self._ou_draw[:, col : col + dims]
-        out = np.empty((n, dims))
-        for d in range(dims):
-            out[:, d], _ = lfilter([b], [1.0, -a], e[:, d], zi=[a * state[d]])
+        out, _ = lfilter([b], [1.0, -a], e, axis=0, zi=(a * state)[None, :])
         setattr(self, name, out[-1].copy())
         return out
 
@@ -425,11 +442,11 @@ class ActivitySimulator:
                 asym = 1.0 + sgn * p.stairs_asym
                 if st.up:
                     # Slow push up each step: more vertical, less forward, stride-rate lift.
-                    v = 1.6 * asym * v + 0.2 * inten * np.cos(two_pi * stride + f3)
+                    v = 1.8 * asym * v + 0.25 * inten * np.cos(two_pi * stride + f3)
                     f = 0.6 * f
                 else:
                     # Down: harder landings, sharper heel strike.
-                    v = asym * (1.3 * v + 0.35 * inten * bump)
+                    v = asym * (1.4 * v + 0.4 * inten * bump)
                     f = 0.8 * f
         lin = np.stack([f, lat, v], axis=1)
         if st.jolt is not None:
@@ -495,7 +512,8 @@ class ActivitySimulator:
                 if ev.hold > 0:
                     r = (1.0 - ev.hold) / 2.0
                     env = np.where(
-                        x < r, 0.5 - 0.5 * np.cos(np.pi * x / r),
+                        x < r,
+                        0.5 - 0.5 * np.cos(np.pi * x / r),
                         np.where(x > 1.0 - r, 0.5 - 0.5 * np.cos(np.pi * (1.0 - x) / r), 1.0),
                     )
                 else:

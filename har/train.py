@@ -1,8 +1,10 @@
 """Training: DATA -> model directory (see docs/architecture.md, "Model directory").
 
 Steps: load recordings, split by subject (validation subjects carved from the training ones),
-cut windows per recording, fit per-axis normalisation on the training windows only, train the
-LSTM with early stopping on the validation subjects, evaluate on the test subjects and write
+cut windows per recording, fit per-axis normalisation on the training windows only, optionally
+cross-validate over subjects (``config.cv_folds``, har.cv), train the (Conv1D +) LSTM with
+on-the-fly augmentation of training batches (har.augment), class weights, a learning-rate
+schedule and early stopping on the validation subjects, evaluate on the test subjects and write
 ``metadata.json``, ``model.weights.h5``, ``deploy_windows.npz``, reports and figures.
 
 TensorFlow is imported only through :func:`har._tf.import_tf`, inside :func:`train`."""

@@ -101,3 +101,16 @@ def test_batches_are_seeded_per_epoch_and_batch() -> None:
     assert not np.array_equal(a[0][0], first)
     seen = np.concatenate([a[i][1] for i in range(len(a))])
     assert sorted(seen.tolist()) == sorted(y.tolist())
+
+
+def test_rotate_z_keeps_z_and_norms() -> None:
+    from har.augment import rotate_z
+
+    x = _windows()
+    y = rotate_z(x, 180.0, np.random.default_rng(2))
+    np.testing.assert_array_equal(y[:, :, 2], x[:, :, 2])
+    np.testing.assert_allclose(np.linalg.norm(y, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5)
+    assert not np.allclose(y, x)
+    assert np.array_equal(rotate_z(x, 0.0, np.random.default_rng(2)), x)
+    with pytest.raises(ConfigError):
+        AugmentConfig(rotation_z_deg=181)

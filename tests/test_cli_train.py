@@ -48,8 +48,8 @@ def test_help_states_units_and_defaults() -> None:
     for text in (
         "seconds",
         "Hz",
-        "[default: 2.56]",
-        "[default: 0.64]",
+        "[default: 5.0]",
+        "[default: 1.0]",
         "[default: 50.0]",
         "[default: 64]",
         "--overwrite",

@@ -30,3 +30,14 @@ def test_folds_disjoint_and_cover_every_subject_once(n: int, k: int, seed: int) 
 def test_too_few_folds() -> None:
     with pytest.raises(TrainingError):
         make_folds(["a", "b"], 1, 0)
+
+
+def test_old_model_config_without_conv_keys_loads_as_no_conv() -> None:
+    """Model directories written before the conv front end must rebuild the same (conv-less) graph."""
+    from har.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+
+    old = config_from_dict(ModelConfig, {"lstm_units": [64], "dropout": 0.2, "dense_units": 0})
+    assert old.conv_filters == 0 and old.conv_stride == 1
+    assert ModelConfig().conv_filters > 0  # today's default has the front end
+    t = TrainConfig()
+    assert config_from_dict(TrainConfig, config_to_dict(t)) == t

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -206,3 +207,62 @@ def test_firmware_test_vectors() -> None:
 
 def test_int16_extremes_and_leading_zeros() -> None:
     assert parse_line(_framed(b"0007,-32768,32767,-0")) == Sample(7, -32768, 32767, 0)
+
+
+# -- the vectorised fast path (LineParser.feed_batch) must decode exactly like parse_line -------
+def _mutate(line: bytes, how: int, k: int) -> bytes:
+    if how == 0 or not line:
+        return line
+    k %= len(line)
+    if how == 1:  # flip a byte
+        return line[:k] + bytes([line[k] ^ 0x21]) + line[k + 1 :]
+    if how == 2:  # drop a byte
+        return line[:k] + line[k + 1 :]
+    if how == 3:  # insert one of the bytes the fast path classifies
+        return line[:k] + b"-,*0\r"[k % 5 : k % 5 + 1] + line[k:]
+    if how == 4:  # CRLF
+        return line[:-1] + b"\r\n"
+    if how == 5:  # leading zeros on seq (valid, but long fields)
+        body = b"0" * (k % 30) + line.split(b"*")[0]
+        return body + b"*%02X\n" % crc8(body)
+    return line[:k]  # truncated (merges with the next line)
+
+
+@st.composite
+def _streams(draw: st.DrawFn) -> bytes:
+    parts = []
+    for _ in range(draw(st.integers(0, 60))):
+        kind = draw(st.integers(0, 9))
+        if kind == 0:
+            parts.append(encode_header(Header(float(draw(st.sampled_from([50, 1000]))), 8.0)))
+        elif kind == 1:
+            parts.append(draw(st.binary(max_size=40)))
+        elif kind == 2:  # a re-framed body that is syntactically odd but CRC-valid
+            body = draw(st.binary(min_size=1, max_size=45).map(lambda b: b.replace(b"\n", b"")))
+            parts.append(body + b"*%02X\n" % crc8(body))
+        else:
+            v = (draw(st.integers(0, 2**32 + 5)), draw(st.integers(-33000, 33000)),
+                 draw(st.integers(-33000, 33000)), draw(st.integers(-40000, 40000)))
+            body = b"%d,%d,%d,%d" % v
+            line = body + b"*%02X\n" % crc8(body)
+            parts.append(_mutate(line, draw(st.integers(0, 12)) % 7 if kind < 6 else 0, draw(st.integers(0, 99))))
+    return b"".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streams(), st.lists(st.integers(0, 3000), max_size=4))
+def test_fast_path_equals_line_by_line(stream: bytes, cuts: list[int]) -> None:
+    fast, slow = LineParser(), LineParser()
+    fast.fast_min_lines = 1
+    slow.fast_min_lines = 10**9
+    got: list[object] = []
+    want: list[object] = []
+    prev = 0
+    for c in [*sorted(x for x in set(cuts) if x <= len(stream)), len(stream)]:
+        b = fast.feed_batch(stream[prev:c])
+        assert b.seq.dtype == np.int64 and b.xyz.dtype == np.int32 and b.xyz.shape == (len(b), 3)
+        got += b.events()
+        want += slow.feed(stream[prev:c])
+        prev = c
+    assert got == want
+    assert (fast.lines, fast.corrupt, fast.bytes_in) == (slow.lines, slow.corrupt, slow.bytes_in)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_help_states_units_and_defaults() -> None:
 
 def _start_record(emu: Emulator, out: Path) -> tuple[subprocess.Popen, float]:
     proc = subprocess.Popen([*HAR, "record", "--port", emu.port, "--label", "walking", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while not out.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -170,3 +171,81 @@ def test_protocol_error_leaves_no_empty_recording(tmp_path: Path) -> None:
         os.close(master)
         os.close(slave)
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_progress_says_reconnecting_and_summary_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """While the port is gone the progress line names it and the attempt; the sidecar and the
+    result count the reconnect; the seq hole and time jump mark the break in the CSV."""
+    from har.capture import CaptureProgress
+    from har.cli.cmd_record import _Progress, summary_lines
+
+    link = tmp_path / "ttyHAR"
+    emu1 = Emulator(simulate=True, rate_hz=50, seed=6)
+    os.symlink(emu1.port, link)
+    src = SerialSource(str(link))
+    emu1.start()
+    seen: list[CaptureProgress] = []
+    emu2: list[Emulator] = []
+
+    def swap() -> None:
+        time.sleep(1.5)
+        emu1.close()
+        os.unlink(link)
+        time.sleep(1.2)  # several reconnect attempts fail meanwhile
+        e = Emulator(simulate=True, rate_hz=50, seed=7)
+        os.symlink(e.port, link)
+        e.start()
+        emu2.append(e)
+        time.sleep(1.5)
+        src.stop()
+
+    threading.Thread(target=swap, daemon=True).start()
+    res = record(src, tmp_path / "r.csv", progress=seen.append, progress_interval=0.1)
+    emu2[0].close()
+    statuses = [p.status for p in seen if p.status]
+    assert statuses and statuses[0] == f"reconnecting to {link} (attempt 1)"
+    assert any(s.endswith("(attempt 3)") or s.endswith("(attempt 4)") for s in statuses), statuses
+    assert not seen[-1].status  # streaming again
+    rec = read_recording(tmp_path / "r.csv")
+    assert res.reconnects == rec.meta.reconnects == 1 and res.dropped == 0
+    d = np.diff(rec.seq)
+    assert sorted(set(d.tolist())) == [1, 2] and (d == 2).sum() == 1  # the one-step hole of the break
+    assert np.diff(rec.time).max() > 1.0  # the outage as a time jump
+    line = summary_lines(res)[0]
+    for s in ("samples", "Hz measured", "dropped 0", "corrupt 0", "resets 0", "reconnects 1"):
+        assert s in line, line
+    # the progress line shows the status
+    show = _Progress()
+    show.tty = False
+    show(CaptureProgress(1.0, 10, None, "", 0, 0, 0, 0, status=f"reconnecting to {link} (attempt 2)"))
+    assert f"reconnecting to {link} (attempt 2)" in capsys.readouterr().err
+
+
+def test_summary_warns_on_rate_mismatch(tmp_path: Path) -> None:
+    with Emulator(simulate=True, rate_hz=50, seed=10, clock_error=0.05) as emu:
+        emu.start()
+        res = CliRunner().invoke(cli, ["record", "--port", emu.port, "--rate", "50", "--duration", "4", "--out",
+                                       str(tmp_path / "w.csv")])
+    assert res.exit_code == 0, res.output
+    assert "Warning: measured rate" in res.output and "announced 50 Hz" in res.output
+    assert re.search(r"by \+[3-6]\.\d%", res.output), res.output  # the device runs 5% fast
+    meta = json.loads((tmp_path / "w.json").read_text())
+    assert any("measured rate" in w for w in meta["extra"]["warnings"])
+    with Emulator(simulate=True, rate_hz=50, seed=10) as emu:
+        emu.start()
+        res = CliRunner().invoke(cli, ["record", "--port", emu.port, "--duration", "2", "--out",
+                                       str(tmp_path / "ok.csv")])
+    assert res.exit_code == 0 and "Warning" not in res.output, res.output
+
+
+def test_label_options_errors(tmp_path: Path) -> None:
+    r = CliRunner()  # stdin is not a terminal here: no live labelling unless --keys
+    base = ["record", "--port", "/dev/nonexistent-har", "--out", str(tmp_path / "a.csv")]
+    assert "live labelling" in _one_error_line(r.invoke(cli, [*base, "--labels", "walking,sitting"]))
+    assert "live labelling" in _one_error_line(r.invoke(cli, [*base, "--label", "a", "--label", "b"]))
+    assert "needs a live device" in _one_error_line(
+        r.invoke(cli, ["record", "--file", "x.csv", "--keys", "--out", str(tmp_path / "b.csv")]))
+    many = ",".join(f"l{i}" for i in range(10))
+    assert "at most 9" in _one_error_line(r.invoke(cli, [*base, "--keys", "--labels", many]))
+    assert "empty label" in _one_error_line(r.invoke(cli, [*base, "--keys", "--labels", "a,,b"]))
+    assert not list(tmp_path.glob("*.csv"))

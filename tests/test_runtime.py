@@ -75,7 +75,7 @@ def test_classifier_batched_matches_single(fp32_bundle: Path) -> None:  # noqa: 
     clf = WindowClassifier.from_bundle(fp32_bundle)
     assert clf.classes == TINY_CLASSES and clf.has_batch_model and clf.batch_size == 64
     rng = np.random.default_rng(1)
-    x = np.stack([tiny_signal(TINY_CLASSES[i % 3], 25, RATE_HZ, rng) for i in range(70)])  # 64 + padding
+    x = np.stack([tiny_signal(TINY_CLASSES[i % 3], 25, RATE_HZ, rng) for i in range(100)])  # 64 + 36 padded
     p1 = clf.predict_proba(x, batched=False)
     pb = clf.predict_proba(x)
     np.testing.assert_allclose(p1, pb, atol=1e-5)
@@ -174,3 +174,24 @@ def test_classifier_needs_a_verified_bundle(tmp_path: Path, fp32_bundle: Path) -
         WindowClassifier.from_bundle(b)
     with pytest.raises(RuntimeInferenceError, match="not a valid TFLite model"):
         WindowClassifier.from_bundle(b, verify=False)
+
+
+class LateRateSource(ArraySource):
+    """Like a device: the rate is only known once the stream (its header) has started."""
+
+    def blocks(self) -> Iterator[SampleBlock]:
+        rate, self.info.rate_hz = self.info.rate_hz, None
+        for i, b in enumerate(super().blocks()):
+            if i == 0:
+                self.info.rate_hz = rate
+            yield b
+
+
+@pytest.mark.slow
+def test_rate_announced_late_is_used(fp32_bundle: Path) -> None:  # noqa: F811
+    clf = WindowClassifier.from_bundle(fp32_bundle)
+    xyz = np.tile(np.array([[0.0, 0.0, 1.0]], np.float32), (200, 1))  # 4 s at 50 Hz
+    preds: list = []
+    summary = run_live(clf, LateRateSource(xyz, 50.0, block=10), preds.append)
+    assert summary.windows == len(range(0, 100 - 25 + 1, 10))  # resampled to 25 Hz
+    assert np.diff([p.time for p in preds]) == pytest.approx(0.4)

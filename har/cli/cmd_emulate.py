@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -17,8 +18,8 @@ from .cmd_record import stop_on_signals
 @click.option("--segment", "segment_s", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
               help="Seconds per simulated activity before moving to the next --activity.")
 @click.option("--subject", type=int, default=0, show_default=True, help="Simulated subject number (gait, posture).")
-@click.option("--rate", "rate_hz", type=click.FloatRange(0, 5000, min_open=True), default=50.0, show_default=True,
-              help="Sample rate (Hz); a RECORDING is resampled to it.")
+@click.option("--rate", "rate_hz", type=click.FloatRange(0, 20000, min_open=True), default=50.0, show_default=True,
+              help="Sample rate (Hz, at most 20000); a RECORDING is resampled to it.")
 @click.option("--range", "range_g", type=click.FloatRange(0, 32, min_open=True), default=8.0, show_default=True,
               help="Announced full-scale range (g); values are clipped to it.")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
@@ -33,12 +34,17 @@ from .cmd_record import stop_on_signals
               help="Fault: reset the device once after S seconds (seq restarts) [default: never].")
 @click.option("--stall-after", type=click.FloatRange(0), default=None,
               help="Fault: freeze for --stall seconds once after S seconds [default: never].")
+@click.option("--delay", "delay_s", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds to wait after printing the port before streaming (time to open it).")
+@click.option("--linger", "linger_s", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds to keep the port open after streaming ends (so a reader can drain it).")
 @click.option("--stall", "stall_s", type=click.FloatRange(0), default=3.0, show_default=True,
               help="Length of the --stall-after freeze (s).")
 def emulate_cmd(
     recording: str | None, simulate: bool, activities: tuple[str, ...], segment_s: float, subject: int,
     rate_hz: float, range_g: float, duration: float | None, loop: bool, seed: int | None, drop_every: int,
-    garbage_every: float, reset_after: float | None, stall_after: float | None, stall_s: float,
+    garbage_every: float, reset_after: float | None, stall_after: float | None, delay_s: float, linger_s: float,
+    stall_s: float,
 ) -> None:
     """Emulate a har device on a pseudo-terminal, streaming wire protocol v1.
 
@@ -65,8 +71,11 @@ def emulate_cmd(
         sys.stdout.flush()
         click.echo(f"emulating {rate_hz:g} Hz on {emu.port} (Ctrl-C to stop)", err=True)
         with stop_on_signals(emu.stop):
-            emu.run(duration=duration, on_tick=tick)
+            if not emu.wait(delay_s):
+                emu.run(duration=duration, on_tick=tick)
         click.echo(f"emulator stopped: {describe(emu)}", err=True)
+        if linger_s:
+            time.sleep(linger_s)
 
 
 COMMANDS = [emulate_cmd]

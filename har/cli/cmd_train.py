@@ -120,6 +120,15 @@ def _parse_units(text: str) -> tuple[int, ...]:
     help="Augmentation: max random 3-D rotation of the device, degrees (0 = off).",
 )
 @click.option(
+    "--rotation-z",
+    "rotation_z_deg",
+    type=float,
+    default=_A.rotation_z_deg,
+    show_default=True,
+    help="Augmentation: max random rotation about the device z axis (strap twist; 180 also covers "
+    "the other wrist), degrees (0 = off).",
+)
+@click.option(
     "--scale",
     "scale",
     type=float,
@@ -213,6 +222,7 @@ def train_cmd(
     augment: bool,
     augment_p: float,
     rotation_deg: float,
+    rotation_z_deg: float,
     scale: float,
     jitter_g: float,
     time_warp: float,
@@ -260,7 +270,13 @@ def train_cmd(
         val_fraction=val_fraction,
         class_weights=class_weights,
         augment=AugmentConfig(
-            enabled=augment, p=augment_p, rotation_deg=rotation_deg, scale=scale, jitter_g=jitter_g, time_warp=time_warp
+            enabled=augment,
+            p=augment_p,
+            rotation_deg=rotation_deg,
+            rotation_z_deg=rotation_z_deg,
+            scale=scale,
+            jitter_g=jitter_g,
+            time_warp=time_warp,
         ),
         lr_schedule=lr_schedule,
         lr_factor=lr_factor,

@@ -15,6 +15,7 @@ still advances), ``garbage_every`` (a burst of random bytes every S seconds), ``
 from __future__ import annotations
 
 import errno
+import math
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from ..errors import CaptureError, ConfigError
 from .protocol import SEQ_MOD, Header, encode_header, encode_log, encode_sample
 
 TX_BUFFER = 4096  # bytes the emulated UART may hold while the pty is full
+MAX_RATE_HZ = 20000  # highest emulated rate (Hz); the simulator's samples are held above its own limit
 
 
 @dataclass
@@ -75,10 +77,14 @@ class _RecordingFeed:
 
 
 class _SimFeed:
-    """The activity simulator, cycling through ``activities`` every ``segment_s`` seconds."""
+    """The activity simulator, cycling through ``activities`` every ``segment_s`` seconds.
+
+    Above the simulator's highest rate each simulated sample is repeated ``hold`` times (sample
+    and hold), so the stream still has ``rate_hz`` samples per second."""
 
     def __init__(self, activities: Sequence[str], segment_s: float, subject: int, rate_hz: float, seed: int | None):
         from ..simulate import ACTIVITIES, ActivitySimulator
+        from ..simulate import MAX_RATE_HZ as SIM_MAX_HZ
 
         acts = list(activities) or ["walking"]
         for a in acts:
@@ -86,18 +92,26 @@ class _SimFeed:
                 raise ConfigError(f"unknown activity {a!r} (choose from {', '.join(ACTIVITIES)})")
         if not segment_s > 0:
             raise ConfigError(f"--segment must be positive (got {segment_s})")
-        self.sim = ActivitySimulator(subject_seed=subject, rate_hz=rate_hz, seed=seed)
+        self.hold = max(1, math.ceil(rate_hz / SIM_MAX_HZ))
+        self.sim = ActivitySimulator(subject_seed=subject, rate_hz=rate_hz / self.hold, seed=seed)
         self.acts = acts
         self.seg_n = max(1, int(round(segment_s * rate_hz)))
         self.n = 0
         self.subject = f"sim{subject}"
+        self._spare = np.zeros((0, 3), dtype=np.float32)
 
     def take(self, n: int) -> tuple[np.ndarray, str]:
         k = self.n // self.seg_n
         act = self.acts[k % len(self.acts)]
         m = min(n, (k + 1) * self.seg_n - self.n)
         self.n += m
-        return self.sim.generate(act, m), act
+        if self.hold == 1:
+            return self.sim.generate(act, m), act
+        if self._spare.shape[0] < m:
+            fresh = np.repeat(self.sim.generate(act, -(-(m - self._spare.shape[0]) // self.hold)), self.hold, axis=0)
+            self._spare = np.concatenate([self._spare, fresh.astype(np.float32)])
+        out, self._spare = self._spare[:m], self._spare[m:]
+        return out, act
 
 
 class Emulator:
@@ -137,8 +151,8 @@ class Emulator:
         stall_s: float = 3.0,
         clock_error: float = 0.0,
     ) -> None:
-        if not 0 < rate_hz <= 5000:
-            raise ConfigError(f"--rate must be in (0, 5000] Hz (got {rate_hz})")
+        if not 0 < rate_hz <= MAX_RATE_HZ:
+            raise ConfigError(f"--rate must be in (0, {MAX_RATE_HZ}] Hz (got {rate_hz})")
         if (recording is None) == (not simulate):
             raise ConfigError("give a RECORDING to play or --simulate (not both)")
         self.rate_hz = float(rate_hz)
@@ -177,6 +191,10 @@ class Emulator:
         self._thread = threading.Thread(target=self.run, args=(duration,), name="har-emulator", daemon=True)
         self._thread.start()
         return self
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopped first; True if :meth:`stop` was called."""
+        return self._stop.wait(seconds) if seconds > 0 else self._stop.is_set()
 
     def stop(self) -> None:
         """Ask :meth:`run` to end (safe from signal handlers and other threads)."""
@@ -257,6 +275,25 @@ class Emulator:
             self._pump()
             wake = t0 + n * period
             self._stop.wait(max(0.002, wake - time.monotonic()))
+        self._drain_tx()
+
+    def _drain_tx(self, patience: float = 0.1) -> None:
+        """At the end: hand the emulated TX FIFO to the pty while the reader keeps taking bytes
+        (give up after ``patience`` s without progress); what cannot be sent is counted in
+        ``stats.tx_dropped`` (and no longer in ``stats.sent``)."""
+        last = time.monotonic()
+        while self._out and self.master >= 0 and time.monotonic() - last < patience:
+            before = len(self._out)
+            self._pump()
+            if len(self._out) < before:
+                last = time.monotonic()
+            elif self._out:
+                time.sleep(0.005)
+        if self._out:
+            lost = self._out.count(b"\n")
+            self.stats.tx_dropped += lost
+            self.stats.sent = max(0, self.stats.sent - lost)
+            self._out.clear()
 
     def _emit(self, k: int) -> bool:
         got = self.feed.take(k)
@@ -336,4 +373,14 @@ def describe(emu: Emulator) -> str:
     return f"seq={emu.seq} sent={s.sent} activity={emu.activity or '-'}{extra}"
 
 
-__all__ = ["Emulator", "EmulatorStats", "describe"]
+def parse_describe(line: str) -> dict[str, int]:
+    """The counters of a :func:`describe` line (``seq``, ``sent``, ``tx_dropped``; 0 if absent)."""
+    out = {"seq": 0, "sent": 0, "tx_dropped": 0}
+    for part in line.split():
+        k, eq, v = part.partition("=")
+        if eq and k in out and v.isdigit():
+            out[k] = int(v)
+    return out
+
+
+__all__ = ["Emulator", "EmulatorStats", "describe", "parse_describe"]

@@ -18,7 +18,9 @@ with a short ``reason`` (``checksum``, ``fields``, ``number``, ``range``, ``too_
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 80
@@ -33,6 +35,23 @@ for _b in range(256):
     _TABLE.append(_c)
 _CRC_TABLE = bytes(_TABLE)
 del _TABLE, _b, _c
+
+# Fast path: CRC-8 is linear over GF(2) with init 0, so crc(body) = XOR over the bytes b_i of
+# _CRC_POS[d_i, b_i], the CRC of b_i followed by d_i zero bytes (d_i = bytes after b_i in the body).
+_FAST_MAX = 40  # longest line body (without \r) the vectorised path handles; longer lines go the slow way
+_CRC_POS = np.zeros((_FAST_MAX, 256), dtype=np.uint8)
+_CRC_POS[0] = np.frombuffer(_CRC_TABLE, dtype=np.uint8)
+for _d in range(1, _FAST_MAX):
+    _CRC_POS[_d] = _CRC_POS[0][_CRC_POS[_d - 1]]  # one more zero byte: crc = table[crc ^ 0]
+del _d
+_CRC_POS_FLAT = _CRC_POS.reshape(-1)
+_HEX_NIBBLE = np.full(256, -1, dtype=np.int16)  # uppercase hex digit -> value, else -1
+for _i, _ch in enumerate(b"0123456789ABCDEF"):
+    _HEX_NIBBLE[_ch] = _i
+del _i, _ch
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[48:58] = True
 
 _HEX = b"0123456789ABCDEF"
 _HEX_VALUE = {b"%02X" % i: i for i in range(256)}  # only uppercase pairs are valid
@@ -211,13 +230,53 @@ def _parse_header(body: bytes, raw: bytes) -> Event:
     return Header(rate, rng, names["units"], names["axes"], names["dev"], PROTOCOL_VERSION)
 
 
+@dataclass
+class SampleBatch:
+    """The result of :meth:`LineParser.feed_batch`: the samples of the complete lines as arrays,
+    in stream order, and the other events with their position.
+
+    ``seq``: int64 (n,); ``xyz``: int32 (n, 3), milli-g; ``others``: ``(i, event)`` pairs, in
+    stream order, where ``i`` is the number of samples (rows of ``seq``) that came before
+    ``event``; events are :class:`Header`, :class:`Log` or :class:`Corrupt`."""
+
+    seq: np.ndarray
+    xyz: np.ndarray
+    others: list[tuple[int, Event]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.seq.shape[0])
+
+    def events(self) -> list[Event]:
+        """Everything as one ordered event list (what :meth:`LineParser.feed` returns)."""
+        out: list[Event] = []
+        rows = np.column_stack([self.seq, self.xyz]).tolist() if len(self) else []
+        k = 0
+        for i, ev in self.others:
+            out.extend(Sample(*r) for r in rows[k:i])
+            k = i
+            out.append(ev)
+        out.extend(Sample(*r) for r in rows[k:])
+        return out
+
+
+_EMPTY_SEQ = np.zeros(0, dtype=np.int64)
+_EMPTY_XYZ = np.zeros((0, 3), dtype=np.int32)
+
+
 class LineParser:
     """Incremental framing: feed arbitrary byte chunks, get events. No I/O; never raises.
 
     Counters: ``bytes_in`` (bytes fed), ``lines`` (non-empty lines seen, incl. corrupt ones),
     ``corrupt`` (Corrupt events). A line longer than ``max_line`` bytes gives one
     ``Corrupt("too_long")`` and the parser resynchronises at the next ``\\n``.
+
+    :meth:`feed_batch` is the fast interface (numpy arrays, no object per sample): chunks with
+    at least ``fast_min_lines`` complete lines are checked and decoded vectorised (CRC by a
+    per-position table, field syntax by byte classes); any line the vectorised checks do not
+    accept is decoded by :func:`parse_line`, so both paths give identical results.
     """
+
+    fast_min_lines = 8
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
@@ -234,40 +293,165 @@ class LineParser:
 
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data``; return the events of every line it completes."""
-        events: list[Event] = []
         if not data:
-            return events
+            return []
+        return self.feed_batch(data).events()
+
+    def feed_batch(self, data: bytes) -> SampleBatch:
+        """Consume ``data``; return the samples (arrays) and other events of the lines it completes."""
+        if not data:
+            return SampleBatch(_EMPTY_SEQ, _EMPTY_XYZ, [])
         self.bytes_in += len(data)
-        parts = (self._buf + bytes(data)).split(b"\n")
-        rest = parts.pop()
-        for line in parts:
-            if self._discard:
+        buf = self._buf + bytes(data)
+        end = buf.rfind(b"\n")
+        if end < 0:
+            region, rest = b"", buf
+        else:
+            region, rest = buf[: end + 1], buf[end + 1 :]
+            if self._discard:  # the tail of a runaway line
+                cut = region.find(b"\n")
+                region = region[cut + 1 :]
                 self._discard = False
-                continue
-            self._line(line, events)
+        if region and region.count(b"\n") >= max(1, self.fast_min_lines):
+            batch = self._fast(region)
+        else:
+            batch = self._slow(region.split(b"\n")[:-1] if region else [])
         if self._discard:
             rest = b""
         elif len(rest) > self.max_line + 1:  # +1: a trailing \r may still come
-            self._emit(Corrupt("too_long", rest[: self.max_line]), events)
+            ev = Corrupt("too_long", rest[: self.max_line])
+            self.lines += 1
+            self.corrupt += 1
+            batch.others.append((len(batch), ev))
             self._discard = True
             rest = b""
         self._buf = rest
-        return events
+        return batch
 
-    def _emit(self, ev: Event, events: list[Event]) -> None:
-        self.lines += 1
-        if isinstance(ev, Corrupt):
-            self.corrupt += 1
-        events.append(ev)
+    def _slow(self, lines: list[bytes]) -> SampleBatch:
+        """Line by line with :func:`parse_line` (few lines, or the fallback of :meth:`_fast`)."""
+        rows: list[tuple[int, int, int, int]] = []
+        others: list[tuple[int, Event]] = []
+        for line in lines:
+            ev = self._line(line)
+            if ev is None:
+                continue
+            if isinstance(ev, Sample):
+                rows.append((ev.seq, ev.x, ev.y, ev.z))
+            else:
+                others.append((len(rows), ev))
+        if not rows:
+            return SampleBatch(_EMPTY_SEQ, _EMPTY_XYZ, others)
+        a = np.array(rows, dtype=np.int64)
+        return SampleBatch(a[:, 0].copy(), a[:, 1:].astype(np.int32), others)
 
-    def _line(self, line: bytes, events: list[Event]) -> None:
+    def _fast(self, region: bytes) -> SampleBatch:
+        """Vectorised decoding of ``region`` (complete lines, ending in ``\\n``): one pass of
+        array operations over all bytes; lines it does not accept go through :meth:`_line`."""
+        a = np.frombuffer(region, dtype=np.uint8)
+        size = a.shape[0]
+        is_nl = a == 10
+        nl = np.flatnonzero(is_nl)
+        n = nl.shape[0]
+        starts = np.empty(n, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = nl[:-1] + 1
+        e = nl - ((nl > starts) & (a[nl - 1] == 13))  # body end (exclusive), without \r
+        length = e - starts
+        star = e - 3  # where '*' must be
+        cand = (length >= 10) & (length <= min(_FAST_MAX, self.max_line))
+        sc = np.where(cand, star, 0)
+        hi, lo = _HEX_NIBBLE[a[np.where(cand, e - 2, 0)]], _HEX_NIBBLE[a[np.where(cand, e - 1, 0)]]
+        cand &= _DIGIT[a[starts]] & (a[sc] == 42) & (hi >= 0) & (lo >= 0) & _DIGIT[a[sc - 1]]
+        # per byte: line id, distance to the end of the body (-1 = not in a candidate body)
+        lid = np.cumsum(is_nl) - is_nl
+        dist = np.where(cand, star, -1)[lid] - 1 - np.arange(size)
+        body = dist >= 0
+        dist_c = np.minimum(np.maximum(dist, 0), _FAST_MAX - 1)
+        crc = np.bitwise_xor.reduceat(np.where(body, _CRC_POS_FLAT[dist_c * 256 + a], 0).astype(np.uint8), starts)
+        ok = cand & (crc == hi * 16 + lo)
+        # syntax: only digits ',' '-'; '-' right after ',' and before a digit; ',' between a digit
+        # and a digit or '-'; exactly 3 commas (first and last body bytes are digits, checked above)
+        digit = _DIGIT[a]
+        comma = (a == 44) & body
+        minus = (a == 45) & body
+        prev = np.empty_like(a)
+        prev[0] = 10
+        prev[1:] = a[:-1]
+        nxt = np.empty_like(a)
+        nxt[-1] = 10
+        nxt[:-1] = a[1:]
+        bad = body & ~(digit | comma | minus)
+        bad |= minus & ((prev != 44) | ~_DIGIT[nxt])
+        bad |= comma & (~_DIGIT[prev] | ~(_DIGIT[nxt] | (nxt == 45)))
+        ok &= np.bincount(lid[bad], minlength=n) == 0
+        ok &= np.add.reduceat(comma.astype(np.int16), starts) == 3
+        # decimal values: a field starts at a line start or after ','; each digit counts
+        # 10^(digits after it in the field); fields end at ',' or '*'
+        sep = comma | (np.arange(size) == np.where(cand, star, -1)[lid])
+        idx = np.where(sep, np.arange(size), size)
+        next_sep = np.minimum.accumulate(idx[::-1])[::-1]
+        fflag = np.zeros(size, dtype=bool)
+        fflag[starts] = True
+        fflag[np.flatnonzero(comma) + 1] = True
+        fstart = np.flatnonzero(fflag)
+        exp = np.minimum(np.maximum(next_sep - 1 - np.arange(size), 0), 18)
+        contrib = np.where(digit & body, (a.astype(np.int64) - 48) * _POW10[exp], 0)
+        mag = np.add.reduceat(contrib, fstart)
+        fval = np.where(a[fstart] == 45, -mag, mag)
+        fowner = lid[fstart]
+        flen = next_sep[fstart] - fstart
+        ok &= np.bincount(fowner[(flen > 11) & body[fstart]], minlength=n) == 0  # int64-safe fields only
+        vals = fval[ok[fowner] & body[fstart]].reshape(-1, 4)
+        if vals.shape[0]:
+            v = vals[:, 1:]
+            in_range = (vals[:, 0] < SEQ_MOD) & ((v >= INT16_MIN) & (v <= INT16_MAX)).all(axis=1)
+            if not in_range.all():
+                okl = np.flatnonzero(ok)
+                ok[okl[~in_range]] = False
+                vals = vals[in_range]
+        good = ok
+        gi = np.flatnonzero(good)
+        self.lines += int(gi.shape[0])
+        seq = vals[:, 0].copy()
+        xyz = vals[:, 1:].astype(np.int32)
+        slow = np.flatnonzero(~good)
+        if not slow.shape[0]:
+            return SampleBatch(seq, xyz, [])
+        before = np.cumsum(good) - good  # fast samples before each line
+        others: list[tuple[int, Event]] = []
+        ins_at: list[int] = []
+        ins_rows: list[tuple[int, int, int, int]] = []
+        for i in slow.tolist():
+            ev = self._line(region[starts[i] : nl[i]])
+            if ev is None:
+                continue
+            k = int(before[i])
+            if isinstance(ev, Sample):
+                ins_at.append(k)
+                ins_rows.append((ev.seq, ev.x, ev.y, ev.z))
+            else:
+                others.append((k + len(ins_at), ev))
+        if ins_at:
+            rows = np.array(ins_rows, dtype=np.int64)
+            seq = np.insert(seq, ins_at, rows[:, 0])
+            xyz = np.insert(xyz, ins_at, rows[:, 1:].astype(np.int32), axis=0)
+        return SampleBatch(seq, xyz, others)
+
+    def _line(self, line: bytes) -> Event | None:
+        """One complete line (without ``\\n``): its event, counted; None for an empty line."""
         if line.endswith(b"\r"):
             line = line[:-1]
         if not line:
-            return
+            return None
+        ev: Event | None
         if len(line) > self.max_line:
-            self._emit(Corrupt("too_long", line[: self.max_line]), events)
-            return
-        ev = parse_line(line)
-        if ev is not None:
-            self._emit(ev, events)
+            ev = Corrupt("too_long", line[: self.max_line])
+        else:
+            ev = parse_line(line)
+            if ev is None:
+                return None
+        self.lines += 1
+        if isinstance(ev, Corrupt):
+            self.corrupt += 1
+        return ev

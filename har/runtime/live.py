@@ -89,10 +89,9 @@ class LiveClassifier:
         self.clf = classifier
         self.window = classifier.window_samples
         self.hop = int(hop_samples or classifier.metadata.window.hop_samples)
-        model_rate = float(classifier.metadata.window.rate_hz)
+        self.model_rate_hz = float(classifier.metadata.window.rate_hz)
+        self.source_rate_hz: float | None = None
         self.resampler: _Resampler | None = None
-        if source_rate_hz and abs(source_rate_hz - model_rate) / model_rate > RATE_TOLERANCE:
-            self.resampler = _Resampler(float(source_rate_hz), model_rate)
         # Each sample is written twice (at i and i + window) so the last window is always the
         # contiguous slice buf[pos:pos + window] (no copy-on-read).
         self._buf = np.zeros((2 * self.window, classifier.n_channels), dtype=np.float32)
@@ -104,6 +103,20 @@ class LiveClassifier:
         self.resets = 0  # buffer resets caused by gaps or breaks
         self.samples = 0
         self.windows = 0
+        self.set_source_rate(source_rate_hz)
+
+    def set_source_rate(self, rate_hz: float | None) -> None:
+        """Declare the source's sample rate (Hz; None = assume the model's). A device announces
+        it in its header, possibly after the classifier was made: a change empties the buffer."""
+        if rate_hz == self.source_rate_hz:
+            return
+        self.source_rate_hz = rate_hz
+        m = self.model_rate_hz
+        if rate_hz and abs(rate_hz - m) / m > RATE_TOLERANCE:
+            self.resampler = _Resampler(float(rate_hz), m)
+        else:
+            self.resampler = None
+        self.reset()
 
     def reset(self) -> None:
         """Forget the buffered samples (after a gap or break)."""
@@ -239,6 +252,7 @@ def run_live(
         timer.start()
     try:
         for block in source.blocks():
+            live.set_source_rate(source.info.rate_hz)  # a device may announce its rate late
             for p in live.feed(block):
                 if summary.first_prediction_s is None:
                     summary.first_prediction_s = time.monotonic() - t0

@@ -1,9 +1,12 @@
 """A device on a serial port (or any pyserial URL: ``/dev/ttyACM0``, ``loop://``, a pty).
 
-A reader thread reads in bulk, feeds :class:`~har.device.protocol.LineParser`, stamps samples
-with the host clock, unwraps the device's uint32 ``seq`` into the session timeline and hands
-batches to :meth:`SerialSource.blocks` through a queue. Gaps (lost samples), device resets and
-reconnects are counted in :attr:`stats`; garbage is never yielded as data.
+A reader thread reads in bulk (every ``READ_INTERVAL_S`` = 20 ms, at once again while a backlog
+is waiting), decodes with the vectorised :meth:`~har.device.protocol.LineParser.feed_batch` (no
+object per sample; throughput and CPU share: bench/bench_capture.py), stamps samples with the
+host clock, unwraps the device's uint32 ``seq`` into the session timeline and hands batches to
+:meth:`SerialSource.blocks` through a queue. Gaps (lost samples), device resets and reconnects
+are counted in :attr:`stats`; garbage is never yielded as data. While the port is gone,
+:attr:`SerialSource.status` reads ``reconnecting to PORT (attempt N)``.
 
 Session ``seq``: +1 per sample; a device seq jump of k+1 gives the same jump (k counted in
 ``stats.dropped`` / ``stats.gaps``). A break (device reset, reconnect, rate change) leaves a
@@ -30,9 +33,9 @@ from .base import SampleBlock, SampleSource
 
 @dataclass
 class _Batch:
-    time: list[float]
-    mg: list[tuple[int, int, int]]
-    seq: list[int]
+    time: np.ndarray | list[float]  # host times (s), filled by _stamp
+    mg: list[np.ndarray]  # chunks of (k, 3) int milli-g
+    seq: list[int]  # session seq
     break_before: bool = False
 
 
@@ -69,6 +72,8 @@ class SerialSource(SampleSource):
     """
 
     RATE_CHECK_S = 10.0  # seconds of stream before measured and announced rates are compared
+    READ_INTERVAL_S = 0.02  # pause between reads (s) unless a backlog is waiting: ~50 reads/s at any rate
+    BACKLOG_BYTES = 1024  # a read this large means data is queueing: read again at once (a pty gives <= 4 kB)
     STALL_S = 0.5  # arrivals this much later than the timeline predicts = the device paused (time jump)
 
     def __init__(
@@ -92,7 +97,8 @@ class SerialSource(SampleSource):
         self.info.description = f"serial {port} @ {self.baud} baud"
         self.parser = LineParser()
         self.skipped = 0  # samples dropped while waiting for the first header (beyond 100000 held)
-        self._pre: list[Sample] = []
+        self._pre: list[tuple[np.ndarray, np.ndarray]] = []  # (seq, xyz) held until the first header
+        self._pre_n = 0
         self._dups = 0  # repeated sequence numbers (counted as corrupt)
         self._foreign: bytes | None = None  # the last header of another protocol version
         self._ser: serial.SerialBase | None = open_port(port, self.baud)
@@ -118,6 +124,7 @@ class SerialSource(SampleSource):
         self._warned_rate = False
         self._last_arrival = 0.0
         self._now = 0.0
+        self._attempt = 0  # reconnect attempts since the port vanished (0 = connected)
 
     # -- consumer side -------------------------------------------------------------------
     def blocks(self) -> Iterator[SampleBlock]:
@@ -149,11 +156,23 @@ class SerialSource(SampleSource):
             yield self._to_block(items)
 
     def _to_block(self, items: list[_Batch]) -> SampleBlock:
-        t = np.fromiter((x for b in items for x in b.time), dtype=np.float64)
-        seq = np.fromiter((x for b in items for x in b.seq), dtype=np.int64)
-        mg = np.array([x for b in items for x in b.mg], dtype=np.float32).reshape(-1, 3)
+        t = np.concatenate([np.asarray(b.time, dtype=np.float64) for b in items])
+        seq = np.concatenate([np.asarray(b.seq, dtype=np.int64) for b in items])
+        mg = np.concatenate([c for b in items for c in b.mg]).astype(np.float32).reshape(-1, 3)
         self.stats.samples += int(t.shape[0])
         return SampleBlock(time=t, xyz=mg / np.float32(1000.0), seq=seq, break_before=items[0].break_before)
+
+    @property
+    def clock_origin(self) -> float:
+        """``time.monotonic()`` (s) at which this source's time axis is 0 (host timestamps of
+        samples are ``arrival-based monotonic time - clock_origin``)."""
+        return self._t0
+
+    @property
+    def status(self) -> str:
+        """``"reconnecting to PORT (attempt N)"`` while the port is gone, else ``""``."""
+        n = self._attempt
+        return f"reconnecting to {self.port} (attempt {n})" if n else ""
 
     @property
     def measured_rate_hz(self) -> float | None:
@@ -236,8 +255,8 @@ class SerialSource(SampleSource):
                     f"no header from '{self.port}' in {self.header_timeout:g} s ({self._valid_lines} valid lines): "
                     "the device must send '#HAR,v=1,rate=...' (or give the rate)"
                 )
-            if len(data) < 256:
-                self._stop.wait(0.005)  # let bytes accumulate: fewer, larger reads
+            if len(data) < self.BACKLOG_BYTES:
+                self._stop.wait(self.READ_INTERVAL_S)  # let bytes accumulate: fewer, larger reads
         self._drain()
 
     def _drain(self) -> None:
@@ -257,12 +276,15 @@ class SerialSource(SampleSource):
                 pass
             self._ser = None
         delay = 0.1
+        self._attempt = 1
         while not self._stop.wait(delay):
             try:
                 self._ser = serial.serial_for_url(self.port, baudrate=self.baud, timeout=0.05)
             except (serial.SerialException, OSError, ValueError):
                 delay = min(2.0, delay * 2)
+                self._attempt += 1
                 continue
+            self._attempt = 0
             self.parser.reset()
             self.stats.reconnects += 1
             self._break()
@@ -283,25 +305,16 @@ class SerialSource(SampleSource):
     def _handle(self, data: bytes, now: float) -> bool:
         """Parse ``data`` (arrived at ``now`` s since start); queue samples. True if any line was valid."""
         self._now = now
-        events = self.parser.feed(data)
+        pb = self.parser.feed_batch(data)
         batch = _Batch([], [], [], self._pending_break)
         self._pending_break = False
         valid = False
-        for ev in events:
-            if isinstance(ev, Sample):
-                if self._foreign is not None:  # after a header of another protocol version
-                    self.skipped += 1
-                    continue
-                valid = True
-                self._valid_lines += 1
-                if self.info.rate_hz is None:  # hold until the header tells the rate
-                    if len(self._pre) < 100_000:
-                        self._pre.append(ev)
-                    else:
-                        self.skipped += 1
-                    continue
-                self._sample(ev, batch)
-            elif isinstance(ev, Header):
+        k = 0
+        for i, ev in [*pb.others, (len(pb), None)]:
+            if i > k:
+                valid = self._samples(pb.seq[k:i], pb.xyz[k:i], batch) or valid
+                k = i
+            if isinstance(ev, Header):
                 valid = True
                 self._valid_lines += 1
                 self._foreign = None
@@ -309,9 +322,9 @@ class SerialSource(SampleSource):
                     self._flush_partial(batch)  # hand over the samples before the change first
                 if self._header(ev):  # configuration change: a break before the next sample
                     batch.break_before = True
-                for held in self._pre:
-                    self._sample(held, batch)
-                self._pre.clear()
+                pre, self._pre, self._pre_n = self._pre, [], 0
+                for seq, xyz in pre:
+                    self._accept(seq, xyz, batch)
             elif isinstance(ev, Corrupt) and ev.reason == "version":
                 self._foreign = ev.raw
         self.stats.corrupt = self.parser.corrupt + self._dups
@@ -322,6 +335,54 @@ class SerialSource(SampleSource):
         elif batch.break_before:
             self._pending_break = True  # carry the break to the next sample
         return valid
+
+    def _samples(self, seq: np.ndarray, xyz: np.ndarray, batch: _Batch) -> bool:
+        """A run of parsed samples (device seq, milli-g); True if they count as valid lines."""
+        n = int(seq.shape[0])
+        if self._foreign is not None:  # after a header of another protocol version
+            self.skipped += n
+            return False
+        self._valid_lines += n
+        if self.info.rate_hz is None:  # hold until the header tells the rate
+            room = max(0, 100_000 - self._pre_n)
+            if room:
+                self._pre.append((seq[:room], xyz[:room]))
+                self._pre_n += min(room, n)
+            self.skipped += max(0, n - room)
+            return True
+        self._accept(seq, xyz, batch)
+        return True
+
+    def _accept(self, seq: np.ndarray, xyz: np.ndarray, batch: _Batch) -> None:
+        """Put device samples on the session timeline: vectorised while every step is a normal
+        advance or a gap, sample by sample around breaks, resets and duplicates."""
+        rate = float(self.info.rate_hz or 1.0)
+        limit = max(1000, int(rate * 60))
+        start = 0
+        if self._last_dev is None and seq.shape[0]:
+            self._sample(Sample(int(seq[0]), *(int(v) for v in xyz[0])), batch)
+            start = 1
+        s = seq[start:]
+        if not s.shape[0]:
+            return
+        prev = np.empty_like(s)
+        prev[0] = self._last_dev
+        prev[1:] = s[:-1]
+        d = (s - prev) % SEQ_MOD
+        if ((d >= 1) & (d <= limit)).all():
+            sess = self._next_seq - 1 + np.cumsum(d)
+            gap = np.flatnonzero(d > 1)
+            if gap.shape[0]:
+                base = self._accepted + len(batch.seq)
+                self.stats.dropped += int((d[gap] - 1).sum())
+                self.stats.gaps.extend([base + int(j), int(d[j]) - 1] for j in gap)
+            self._last_dev = int(s[-1])
+            self._next_seq = int(sess[-1]) + 1
+            batch.seq.extend(sess.tolist())
+            batch.mg.append(xyz[start:])
+            return
+        for q, (x, y, z) in zip(s.tolist(), xyz[start:].tolist(), strict=True):
+            self._sample(Sample(q, x, y, z), batch)
 
     def _changes(self, h: Header) -> bool:
         info = self.info
@@ -369,7 +430,7 @@ class SerialSource(SampleSource):
         self._last_dev = s.seq
         self._next_seq = seq + 1
         batch.seq.append(seq)
-        batch.mg.append((s.x, s.y, s.z))
+        batch.mg.append(np.array([[s.x, s.y, s.z]], dtype=np.int32))
 
     def _flush_partial(self, batch: _Batch) -> None:
         part = _Batch(batch.time, batch.mg, batch.seq, batch.break_before)
@@ -395,13 +456,13 @@ class SerialSource(SampleSource):
             self._seg = (now - (batch.seq[-1] - batch.seq[0]) / rate, batch.seq[0])
         self._last_arrival = now
         min_dt = 0.25 / rate
-        t_prev = self._last_t
-        times = []
-        for q in batch.seq:
-            t = max(self._offset + q / rate, t_prev + min_dt if t_prev >= 0 else 0.0)
-            times.append(t)
-            t_prev = t
-        self._last_t = t_prev
+        # t_i = max(offset + seq_i / rate, t_{i-1} + min_dt): strictly increasing, as a running max
+        q = np.asarray(batch.seq, dtype=np.float64)
+        step = np.arange(q.shape[0]) * min_dt
+        w = self._offset + q / rate - step
+        w[0] = max(w[0], self._last_t + min_dt if self._last_t >= 0 else 0.0)
+        times = np.maximum.accumulate(w) + step
+        self._last_t = float(times[-1])
         batch.time = times
         self._accepted += len(batch.seq)
 
