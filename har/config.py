@@ -218,6 +218,7 @@ class TrainConfig:
     lr_patience: int = 3  # ... after this many epochs without validation-loss improvement
     min_lr: float = 1e-5  # plateau / cosine floor
     cv_folds: int = 0  # leave-subjects-out cross-validation folds before the final fit; 0 = off
+    clipnorm: float = 1.0  # gradient-norm clipping (0 = off); keeps LSTM training from blowing up
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:

@@ -162,7 +162,7 @@ def _run_worker(
     """Run the worker; return (completed stages, exit code, last stderr line)."""
     env = dict(os.environ)
     env["TF_USE_LEGACY_KERAS"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     cmd = [
         sys.executable, "-m", "har._export_worker", str(model_dir), str(work),

@@ -298,7 +298,9 @@ def _fit(
     wc = config.window
     model = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
+        ),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

@@ -14,9 +14,8 @@ from ..config import ExportConfig
 @click.option(
     "--quantize",
     type=click.Choice(["fp32", "fp16", "int8"]),
-    default="fp32",
-    show_default=True,
-    help="fp32: exact and fastest (default); fp16: half the file, same speed; "
+    default=None,
+    help="[default: fp32; int8 with --target mcu] fp32: exact and fastest; fp16: half the file, same speed; "
     "int8: full integer, smallest file but ~8x slower per window on CPUs without a fast int8 LSTM kernel.",
 )
 @click.option(
@@ -31,22 +30,55 @@ from ..config import ExportConfig
 @click.option("--batch", "batch", type=click.IntRange(0), default=64, show_default=True,
               help="Also export model_batch.tflite with this fixed batch for fast replay (0: skip).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")
+@click.option("--target", type=click.Choice(["host", "mcu"]), default="host", show_default=True,
+              help="mcu: also write the int8 model as C sources for TensorFlow Lite Micro into the bundle "
+              "(har_model_data.h/.cc, har_model_config.h).")
+@click.option("--to", "to", metavar="[USER@]HOST:/PATH", default=None,
+              help="Push the bundle to a device over ssh (rsync, else scp; honours ~/.ssh/config) and run "
+              "`har doctor` there.")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
+              help="With --to: extra ssh option, e.g. '-p 2222' or '-i KEY' (repeatable).")
+@click.option("--service", is_flag=True,
+              help="With --to: install a systemd unit that runs `har run` at boot and restarts it on failure.")
+@click.option("--port", "device_port", default=None, metavar="PATH",
+              help="With --service: the device's serial port (e.g. /dev/ttyACM0).")
 def deploy_cmd(
-    model_dir: str, out: str, quantize: str, min_agreement: float, calibration_windows: int, batch: int,
-    overwrite: bool,
+    model_dir: str, out: str, quantize: str | None, min_agreement: float, calibration_windows: int, batch: int,
+    overwrite: bool, target: str, to: str | None, ssh_options: tuple[str, ...], service: bool,
+    device_port: str | None,
 ) -> None:
     """Convert MODEL_DIR (from `har train`) to a TFLite bundle, verified against Keras.
 
     The bundle (model.tflite, model_batch.tflite, metadata.json, report.txt, manifest.json with
     SHA-256 checksums) is all `har run` needs on the device.
     """
+    from pathlib import Path
+
+    from ..errors import DeployError
     from ..export import export_bundle
 
+    if quantize is None:
+        quantize = "int8" if target == "mcu" else "fp32"
+    if target == "mcu" and quantize != "int8":
+        raise DeployError("--target mcu needs --quantize int8 (TensorFlow Lite Micro runs the full-integer model)")
+    if (service or device_port) and not to:
+        raise DeployError("--service and --port go with --to [USER@]HOST:/PATH")
     cfg = ExportConfig(quantize=quantize, calibration_windows=calibration_windows)
     export_bundle(
         model_dir, out, cfg, echo=click.echo, overwrite=overwrite, min_agreement=min_agreement,
         batch_size=batch if batch > 1 else 1,
     )
+    if target == "mcu":
+        from ..bundle import write_manifest
+        from ..mcu import export_mcu
+
+        written = export_mcu(Path(out), Path(out))
+        write_manifest(Path(out))
+        click.echo("TensorFlow Lite Micro sources: " + ", ".join(str(p) for p in written))
+    if to:
+        from ..push import push_bundle
+
+        push_bundle(Path(out), to, ssh_options=ssh_options, service=service, port=device_port, echo=click.echo)
 
 
 COMMANDS = [deploy_cmd]
