@@ -198,6 +198,13 @@ def _parse_units(text: str) -> tuple[int, ...]:
     help="Leave-subjects-out K-fold cross-validation over the non-test subjects before the final "
     "training (0 = off); per-fold and mean +- std accuracy / macro-F1 go into the report.",
 )
+@click.option(
+    "--clipnorm",
+    type=click.FloatRange(0.0),
+    default=_T.clipnorm,
+    show_default=True,
+    help="Clip each gradient's norm to this (0 = off); keeps LSTM training from blowing up.",
+)
 @click.option("--seed", type=int, default=_T.seed, show_default=True, help="Random seed (split, init, shuffling).")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
 def train_cmd(
@@ -233,6 +240,7 @@ def train_cmd(
     class_weights: bool,
     val_fraction: float,
     cv_folds: int,
+    clipnorm: float,
     seed: int,
     overwrite: bool,
 ) -> None:
@@ -283,6 +291,7 @@ def train_cmd(
         lr_patience=lr_patience,
         min_lr=min_lr,
         cv_folds=cv_folds,
+        clipnorm=clipnorm,
         test_subjects=tuple(s.strip() for s in test_subjects.split(",") if s.strip()),
     )
     from ..train import REPORT_TXT, train
