@@ -187,6 +187,9 @@ class SerialSource(SampleSource):
         self.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        self._close_port()
+
+    def _close_port(self) -> None:
         if self._ser is not None:
             try:
                 self._ser.close()
@@ -269,12 +272,7 @@ class SerialSource(SampleSource):
 
     def _reopen(self) -> bool:
         """Reopen the port with backoff until it works or the source is stopped."""
-        if self._ser is not None:
-            try:
-                self._ser.close()
-            except (serial.SerialException, OSError):
-                pass
-            self._ser = None
+        self._close_port()
         delay = 0.1
         self._attempt = 1
         while not self._stop.wait(delay):
