@@ -59,7 +59,7 @@ def test_edge_venv_runs_and_replays(edge_venv: Path) -> None:
     assert len(lines) > 100
     r = subprocess.run(
         [str(edge_venv / "bin" / "python"), "-c",
-         "import sys, har.cli, har.runtime.live; "
+         "import sys, har.cli, har.runtime.live, har.runtime.replay; "
          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow','keras','tf_keras')))"],
         capture_output=True, text=True, check=True,
     )

@@ -15,7 +15,8 @@ from har.errors import RuntimeInferenceError
 from har.recording import read_recording
 from har.runtime.classifier import WindowClassifier
 from har.runtime.interpreter import load_interpreter
-from har.runtime.live import LiveClassifier, replay, run_live
+from har.runtime.live import LiveClassifier, run_live
+from har.runtime.replay import replay
 from har.sources.base import SampleBlock, SampleSource
 
 
