@@ -169,6 +169,7 @@ def describe_bundle(directory: str | os.PathLike[str], verify: bool = True) -> d
         "quantize": meta.export.quantize if meta.export else None,
         "batch_model": BATCH_MODEL_FILE in files,
         "verification": dict(meta.verification),
+        "smoothing": dict(meta.smoothing),  # the default for `har run` ({} = none)
         "metrics": dict(meta.metrics),
         "har_version": meta.har_version,
         "created": meta.created,

@@ -69,3 +69,11 @@ class RuntimeInferenceError(HarError):
 
 class ConfigError(HarError):
     """A configuration value or file is invalid (unknown key, bad type, out of range)."""
+
+
+class SmoothingError(ConfigError):
+    """A smoothing spec or setting (``--smooth``, ``--min-duration``, bundle metadata) is invalid."""
+
+
+class OutputError(HarError):
+    """An output for other programs (``--jsonl``, ``--csv``, ``--on-change``, ``--post``, ``--mqtt``) failed."""

@@ -37,7 +37,7 @@ from .recording import utc_now_iso
 WEIGHTS_FILE = "model.weights.h5"
 DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
 DEFAULT_MIN_AGREEMENT = 0.98
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = 128
 _BUNDLE_FILES = {MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE}
 
 
@@ -53,6 +53,7 @@ class ModelCheck:
     latency_ms: float | None = None  # median single-thread time per window, batch-1 model
     latency_p95_ms: float | None = None
     ms_per_window_batched: float | None = None  # batched model: time per window
+    agreement_live: float | None = None  # batched model: argmax agreement with the batch-1 (live) model
 
 
 @dataclass
@@ -91,6 +92,8 @@ def _verification_dict(r: ExportResult) -> dict[str, Any]:
             "max_prob_diff": r.batch_model.max_prob_diff,
             "size_kb": r.batch_model.size_kb,
             "ms_per_window": r.batch_model.ms_per_window_batched,
+            "agreement_live": r.batch_model.agreement_live,
+            "precision": "fp32",
         }
     return v
 
@@ -174,7 +177,7 @@ def _run_worker(
         "build": "rebuilding the model (tf_keras, batch 1) and loading weights",
         "keras": "Keras reference predictions on the heldout windows",
         "single": f"converting to TFLite ({cfg.quantize}, batch 1)",
-        "batch": f"converting the batched model ({cfg.quantize}, batch {batch})",
+        "batch": f"converting the batched replay model (float32, LSTM unrolled, batch {batch})",
     }
     done: set[str] = set()
     started: dict[str, float] = {}
@@ -297,6 +300,9 @@ def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agre
             f"  {BATCH_MODEL_FILE:<20} agreement {pct(b.agreement)}  max|dp| {b.max_prob_diff:.2e}  "
             f"accuracy {pct(b.tflite_accuracy)}  {b.size_kb:.1f} KB  {b.ms_per_window_batched:.3f} ms/window batched"
         )
+        lines.append(
+            f"  {'':<20} (float32 replay model, LSTM unrolled; agreement with {MODEL_FILE}: {pct(b.agreement_live)})"
+        )
     for w in r.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"
@@ -312,6 +318,7 @@ def export_bundle(
     batch_size: int = DEFAULT_BATCH,
     int8_io: bool = False,
     timeout_s: float = 900.0,
+    smoothing: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Convert ``model_dir`` (written by `har train`) into a verified bundle at ``out_dir``.
 
@@ -319,13 +326,19 @@ def export_bundle(
     convert to builtin ops or fails verification). Raises ExportError when the converter crashes,
     the model needs non-builtin ops, or the batch-1 model agrees with Keras (argmax) on fewer than
     ``min_agreement`` of the heldout windows. The bundle is assembled in a temporary directory and
-    moved into place only when everything passed."""
+    moved into place only when everything passed. ``smoothing`` (``SmoothingConfig.to_dict()``; None
+    or empty = no smoothing) is stored as the bundle's default in ``metadata.smoothing``, before the
+    manifest is written."""
     from .runtime.classifier import WindowClassifier  # the runtime only; no TensorFlow
 
     t_start = time.monotonic()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not 0.0 <= min_agreement <= 1.0:
         raise ExportError(f"min agreement must be in [0, 1], got {min_agreement}")
+    if smoothing:
+        from .runtime.smoothing import SmoothingConfig  # noqa: PLC0415
+
+        smoothing = SmoothingConfig.from_dict(smoothing).to_dict()  # validated (SmoothingError)
     meta = _check_model_dir(model_dir)
     _prepare_out(out_dir, model_dir, overwrite)
     _, hx, hy = load_deploy_windows(model_dir, meta)
@@ -376,9 +389,10 @@ def export_bundle(
                 pb = cb.predict_proba(hx, batched=True)
                 per = (time.perf_counter() - t0) * 1e3 / hx.shape[0]
                 a_b, d_b, acc_b = _compare(pb, keras, hy)
+                a_live = float(np.mean(np.argmax(pb, axis=1) == np.argmax(p1, axis=1))) if pb.size else 1.0
                 batch_check = ModelCheck(
                     BATCH_MODEL_FILE, a_b, d_b, acc_b, (stage / BATCH_MODEL_FILE).stat().st_size / 1024,
-                    ms_per_window_batched=per,
+                    ms_per_window_batched=per, agreement_live=a_live,
                 )
                 if a_b < min_agreement:
                     warnings.append(f"batched model dropped: agreement {a_b:.3f} < {min_agreement}")
@@ -408,7 +422,9 @@ def export_bundle(
                 f"(minimum {100 * min_agreement:.1f}%): try --quantize fp32/fp16 or --min-agreement"
             )
 
-        final_meta = dataclasses.replace(meta_b, verification=_verification_dict(result))
+        final_meta = dataclasses.replace(
+            meta_b, verification=_verification_dict(result), smoothing=dict(smoothing or {})
+        )
         save_metadata(stage, final_meta)
         (stage / REPORT_FILE).write_text(_report_text(result, meta, model_dir, min_agreement), encoding="utf-8")
         write_manifest(stage)

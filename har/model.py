@@ -14,6 +14,7 @@ def build_model(
     n_channels: int,
     n_classes: int,
     batch_size: int | None = None,
+    unroll: bool = False,
 ) -> Any:
     """Input(window, channels) -> [Conv1D relu x conv_layers] -> LSTM stack -> [Dropout] ->
     [Dense relu] -> Dense softmax.
@@ -24,7 +25,10 @@ def build_model(
     CONV_2D op.
 
     ``batch_size=1`` gives the fixed-batch graph that converts to the fused TFLite LSTM op;
-    weights are interchangeable between batch sizes (same layer names and shapes)."""
+    weights are interchangeable between batch sizes (same layer names and shapes). ``unroll=True``
+    (with a fixed batch) unrolls the LSTM into per-step matrix products and elementwise ops: a
+    bigger file, but XNNPACK runs it several times faster per window at large batches (the
+    replay model)."""
     _, keras = import_tf()
     layers = keras.layers
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
@@ -41,7 +45,7 @@ def build_model(
             )(x)
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
-        x = layers.LSTM(units, return_sequences=not last, name=f"lstm_{i}")(x)
+        x = layers.LSTM(units, return_sequences=not last, unroll=unroll, name=f"lstm_{i}")(x)
     if cfg.dropout > 0:
         x = layers.Dropout(cfg.dropout, name="dropout")(x)
     if cfg.dense_units > 0:

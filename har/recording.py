@@ -51,6 +51,7 @@ import os
 import re
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -322,9 +323,89 @@ def _column_index(header: list[str], where: str) -> dict[str, int]:
     return idx
 
 
-def read_recording(path: str | os.PathLike[str]) -> Recording:
+_FAST_LABEL_WIDTH = 24  # characters; a longer label sends the file to the line-by-line parser
+
+
+def _parse_rows_fast(
+    text: str, lines: list[str], ncol: int, cols: tuple[int, int, int, int, int | None, int | None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """numpy's C parser for plain, well-formed files (about 5x faster than the line loop);
+    None when anything is unusual, so that :func:`_parse_rows` reports the exact line."""
+    n = len(lines) - 1
+    ti, xi, yi, zi, li, si = cols
+    if n < 1000 or "\r" in text or " " in text or "\t" in text or '"' in text:
+        return None
+    if text.count(",", len(lines[0])) != (ncol - 1) * n:  # every row has exactly ncol fields
+        return None
+    kinds = {ti: "f8", xi: "f8", yi: "f8", zi: "f8"}
+    if li is not None:
+        kinds[li] = f"U{_FAST_LABEL_WIDTH}"
+    if si is not None:
+        kinds[si] = "i8"
+    use = sorted(kinds)
+    dt = np.dtype([(f"c{i}", kinds[i]) for i in use])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            arr = np.loadtxt(lines[1 : n + 1], delimiter=",", dtype=dt, comments=None, usecols=use, ndmin=1)
+    except (ValueError, TypeError, Warning):
+        return None
+    if arr.shape != (n,):
+        return None
+    t = np.ascontiguousarray(arr[f"c{ti}"])
+    a = np.stack([arr[f"c{xi}"], arr[f"c{yi}"], arr[f"c{zi}"]], axis=1)
+    if li is not None:
+        labs = arr[f"c{li}"]
+        if n and int(np.char.str_len(labs).max()) >= _FAST_LABEL_WIDTH:  # may have been cut
+            return None
+    else:
+        labs = np.full(n, "", dtype="<U1")
+    seq = np.ascontiguousarray(arr[f"c{si}"]) if si is not None else None
+    return t, a, labs, seq
+
+
+def _parse_rows(
+    p: Path, lines: list[str], ncol: int, cols: tuple[int, int, int, int, int | None, int | None],
+    empty_as_nan: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """The line-by-line parser: exact line numbers in its errors. ``empty_as_nan``: an empty
+    x/y/z field is a missing value (NaN), not an error."""
+    ti, xi, yi, zi, li, si = cols
+    n = len(lines) - 1
+    t = np.empty(n, dtype=np.float64)
+    a = np.empty((n, 3), dtype=np.float64)
+    labs: list[str] = [""] * n
+    seq = np.empty(n, dtype=np.int64) if si is not None else None
+    for k in range(n):
+        line = lines[k + 1]
+        parts = line.rstrip("\r").split(",")
+        if len(parts) != ncol:
+            raise RecordingFormatError(
+                f"{p}:{k + 2}: expected {ncol} fields, got {len(parts)}: {line[:60]!r}"
+            )
+        try:
+            t[k] = float(parts[ti])
+            if empty_as_nan:
+                a[k] = [float(v) if v.strip() else math.nan for v in (parts[xi], parts[yi], parts[zi])]
+            else:
+                a[k, 0] = float(parts[xi])
+                a[k, 1] = float(parts[yi])
+                a[k, 2] = float(parts[zi])
+            if seq is not None:
+                seq[k] = int(parts[si])  # type: ignore[index]
+        except ValueError:
+            raise RecordingFormatError(f"{p}:{k + 2}: non-numeric value in {line[:60]!r}") from None
+        if li is not None:
+            labs[k] = parts[li].strip()
+    return t, a, labs, seq
+
+
+def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) -> Recording:
     """Read a recording CSV and its sidecar. Malformed rows raise RecordingFormatError with the
-    line number; a partial last row (killed mid-write) is dropped and flagged ``truncated``."""
+    line number; a partial last row (killed mid-write) is dropped and flagged ``truncated``.
+
+    A NaN/inf acceleration value is an error unless ``allow_nonfinite`` (live inference drops such
+    samples itself); then an empty x/y/z field reads as NaN too. Times must always be finite."""
     p = Path(path)
     if p.suffix.lower() == ".json":
         p = p.with_suffix(".csv")
@@ -362,33 +443,19 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     ti, xi, yi, zi = idx["time_s"], idx["x_g"], idx["y_g"], idx["z_g"]
     li, si = idx.get("label"), idx.get("seq")
     n = len(lines) - 1
-    t = np.empty(n, dtype=np.float64)
-    a = np.empty((n, 3), dtype=np.float64)
-    labs: list[str] = [""] * n
-    seq = np.empty(n, dtype=np.int64) if si is not None else None
-    for k in range(n):
-        line = lines[k + 1]
-        parts = line.rstrip("\r").split(",")
-        if len(parts) != ncol:
-            raise RecordingFormatError(
-                f"{p}:{k + 2}: expected {ncol} fields, got {len(parts)}: {line[:60]!r}"
-            )
-        try:
-            t[k] = float(parts[ti])
-            a[k, 0] = float(parts[xi])
-            a[k, 1] = float(parts[yi])
-            a[k, 2] = float(parts[zi])
-            if seq is not None:
-                seq[k] = int(parts[si])  # type: ignore[index]
-        except ValueError:
-            raise RecordingFormatError(f"{p}:{k + 2}: non-numeric value in {line[:60]!r}") from None
-        if li is not None:
-            labs[k] = parts[li].strip()
-    if n and not (np.isfinite(t).all() and np.isfinite(a).all()):
-        bad = int(np.flatnonzero(~(np.isfinite(t) & np.isfinite(a).all(axis=1)))[0])
-        raise RecordingFormatError(f"{p}:{bad + 2}: NaN or infinite value")
-    if n and np.abs(a).max() > MAX_ABS_G:
-        bad = int(np.flatnonzero(np.abs(a).max(axis=1) > MAX_ABS_G)[0])
+    fast = _parse_rows_fast(text, lines, ncol, (ti, xi, yi, zi, li, si))
+    if fast is not None:
+        t, a, labs, seq = fast
+    else:
+        t, a, labs, seq = _parse_rows(p, lines, ncol, (ti, xi, yi, zi, li, si), empty_as_nan=allow_nonfinite)
+    fin = np.isfinite(a)
+    if n and not (np.isfinite(t).all() and (allow_nonfinite or fin.all())):
+        bad = int(np.flatnonzero(~(np.isfinite(t) & (allow_nonfinite or fin.all(axis=1))))[0])
+        what = "time" if allow_nonfinite else "value"
+        raise RecordingFormatError(f"{p}:{bad + 2}: NaN or infinite {what}")
+    mag = np.where(fin, np.abs(a), 0.0)
+    if n and mag.max() > MAX_ABS_G:
+        bad = int(np.flatnonzero(mag.max(axis=1) > MAX_ABS_G)[0])
         raise RecordingFormatError(
             f"{p}:{bad + 2}: |acceleration| over {MAX_ABS_G:g} g: values must be in g, not m/s^2 or raw counts"
         )
@@ -397,7 +464,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         dt = dt[dt > 0]
         if dt.size:
             meta.rate_hz = float(1.0 / np.median(dt))
-    labels = np.array(labs, dtype=str) if n else np.zeros(0, dtype="<U1")
+    labels = (labs if isinstance(labs, np.ndarray) else np.array(labs, dtype=str)) if n else np.zeros(0, dtype="<U1")
     rec = Recording(
         time=t,
         xyz=a.astype(np.float32),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_tiny_recordings
+from serial_harness import VanishingPort
 
 from har.device.emulator import Emulator
 from har.sources.base import SampleBlock
@@ -101,33 +101,20 @@ def test_stall_then_resume() -> None:
 
 
 def test_reconnect_after_port_vanishes(tmp_path: Path) -> None:
-    link = tmp_path / "ttyHAR"
-    emu1 = Emulator(simulate=True, rate_hz=50, seed=6)
-    os.symlink(emu1.port, link)
-    src = SerialSource(str(link))
-    emu1.start()
-    blocks: list[SampleBlock] = []
-    emu2: list[Emulator] = []
+    vp = VanishingPort(tmp_path, rate_hz=50, seeds=(6, 7))
+    src = SerialSource(vp.port)
+    vp.start()
 
-    def swap() -> None:
-        time.sleep(2.2)  # after emu1's second header
-        emu1.close()
-        time.sleep(0.3)
-        e = Emulator(simulate=True, rate_hz=50, seed=7)
-        tmp = tmp_path / "ttyHAR.new"
-        os.symlink(e.port, tmp)
-        os.replace(tmp, link)
-        e.start()
-        emu2.append(e)
-        time.sleep(1.5)
-        e.stop()
+    def end() -> None:
+        vp.emulators[-1].stop()
         time.sleep(0.3)
         src.stop()
 
-    threading.Thread(target=swap, daemon=True).start()
+    # after emu1's second header the port vanishes (the link dangles) and a new device comes back
+    vp.script(before_s=2.2, outage_s=0.3, after_s=1.5, then=end, unlink=False)
     blocks = list(src.blocks())
     src.close()
-    emu2[0].close()
+    vp.close()
     assert src.stats.reconnects == 1
     assert [i for i, b in enumerate(blocks) if b.break_before] != []
     n_after = sum(len(b) for b in blocks[[i for i, b in enumerate(blocks) if b.break_before][0]:])

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_tiny_recordings
+from serial_harness import VanishingPort
 
 from har.capture import record
 from har.cli import cli
@@ -179,29 +180,15 @@ def test_progress_says_reconnecting_and_summary_counts(tmp_path: Path, capsys: p
     from har.capture import CaptureProgress
     from har.cli.cmd_record import _Progress, summary_lines
 
-    link = tmp_path / "ttyHAR"
-    emu1 = Emulator(simulate=True, rate_hz=50, seed=6)
-    os.symlink(emu1.port, link)
-    src = SerialSource(str(link))
-    emu1.start()
+    vp = VanishingPort(tmp_path, rate_hz=50, seeds=(6, 7))
+    link = vp.link
+    src = SerialSource(vp.port)
+    vp.start()
     seen: list[CaptureProgress] = []
-    emu2: list[Emulator] = []
-
-    def swap() -> None:
-        time.sleep(1.5)
-        emu1.close()
-        os.unlink(link)
-        time.sleep(1.2)  # several reconnect attempts fail meanwhile
-        e = Emulator(simulate=True, rate_hz=50, seed=7)
-        os.symlink(e.port, link)
-        e.start()
-        emu2.append(e)
-        time.sleep(1.5)
-        src.stop()
-
-    threading.Thread(target=swap, daemon=True).start()
+    # the port (and its link) vanish for 1.2 s: several reconnect attempts fail meanwhile
+    vp.script(before_s=1.5, outage_s=1.2, after_s=1.5, then=src.stop)
     res = record(src, tmp_path / "r.csv", progress=seen.append, progress_interval=0.1)
-    emu2[0].close()
+    vp.close()
     statuses = [p.status for p in seen if p.status]
     assert statuses and statuses[0] == f"reconnecting to {link} (attempt 1)"
     assert any(s.endswith("(attempt 3)") or s.endswith("(attempt 4)") for s in statuses), statuses

@@ -160,3 +160,53 @@ def test_info_missing_and_unknown_paths(tmp_path: Path) -> None:
     (tmp_path / "m" / "metadata.json").write_text('{"format": "other"}')
     r = CliRunner().invoke(cli, ["info", str(tmp_path / "m")])
     assert r.exit_code == 1 and "not har model metadata" in r.output
+
+
+def _long_csv(path: Path, n: int, label_of: object = None, newline: str = "\n", extra: str = "") -> Path:
+    rng = np.random.default_rng(5)
+    xyz = rng.normal(0, 1, (n, 3))
+    labels = ["walking", "", "sitting", "stairs"]
+    rows = [",".join(CSV_COLUMNS)]
+    for i in range(n):
+        lab = labels[(i // 300) % 4] if label_of is None else label_of(i)  # type: ignore[operator]
+        rows.append(f"{i / 50:.4f},{xyz[i, 0]:.5f},{xyz[i, 1]:.5f},{xyz[i, 2]:.5f},{lab}{extra},{i}")
+    path.write_text(newline.join(rows) + newline, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("variant", ["plain", "crlf", "spaces", "long-label"])
+def test_fast_and_line_parsers_agree(tmp_path: Path, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long plain files go through numpy's parser; unusual ones through the line loop. Both give
+    the same recording."""
+    import har.recording as hr
+
+    kw: dict[str, object] = {}
+    if variant == "crlf":
+        kw["newline"] = "\r\n"
+    elif variant == "spaces":
+        kw["extra"] = " "
+    elif variant == "long-label":
+        kw["label_of"] = lambda i: "a_very_long_activity_label_name_" + str(i // 500)
+    p = _long_csv(tmp_path / "r.csv", 3000, **kw)  # type: ignore[arg-type]
+    fast = read_recording(p)
+    monkeypatch.setattr(hr, "_parse_rows_fast", lambda *a: None)
+    slow = read_recording(p)
+    np.testing.assert_array_equal(fast.time, slow.time)
+    np.testing.assert_array_equal(fast.xyz, slow.xyz)
+    np.testing.assert_array_equal(fast.seq, slow.seq)
+    assert fast.labels.tolist() == slow.labels.tolist()
+    assert len(fast) == 3000 and ("" in fast.labels.tolist()) == (variant != "long-label")
+
+
+def test_fast_parser_declines_malformed_rows(tmp_path: Path) -> None:
+    """A bad row in a long file still gives the line-numbered error of the line parser."""
+    p = _long_csv(tmp_path / "r.csv", 2000)
+    lines = p.read_text().split("\n")
+    lines[1500] = lines[1500].replace(",", ",,", 1)
+    p.write_text("\n".join(lines))
+    with pytest.raises(RecordingFormatError, match=r"r.csv:1501: expected 6 fields"):
+        read_recording(p)
+    lines[1500] = "0.1,abc,0,0,walking,1499"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecordingFormatError, match=r"r.csv:1501: non-numeric"):
+        read_recording(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,9 +75,9 @@ def test_interpreter_errors(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa:
 @pytest.mark.slow
 def test_classifier_batched_matches_single(fp32_bundle: Path) -> None:  # noqa: F811
     clf = WindowClassifier.from_bundle(fp32_bundle)
-    assert clf.classes == TINY_CLASSES and clf.has_batch_model and clf.batch_size == 64
+    assert clf.classes == TINY_CLASSES and clf.has_batch_model and clf.batch_size == 128
     rng = np.random.default_rng(1)
-    x = np.stack([tiny_signal(TINY_CLASSES[i % 3], 25, RATE_HZ, rng) for i in range(100)])  # 64 + 36 padded
+    x = np.stack([tiny_signal(TINY_CLASSES[i % 3], 25, RATE_HZ, rng) for i in range(300)])  # 2 x 128 + 44 padded
     p1 = clf.predict_proba(x, batched=False)
     pb = clf.predict_proba(x)
     np.testing.assert_allclose(p1, pb, atol=1e-5)
@@ -196,3 +197,84 @@ def test_rate_announced_late_is_used(fp32_bundle: Path) -> None:  # noqa: F811
     summary = run_live(clf, LateRateSource(xyz, 50.0, block=10), preds.append)
     assert summary.windows == len(range(0, 100 - 25 + 1, 10))  # resampled to 25 Hz
     assert np.diff([p.time for p in preds]) == pytest.approx(0.4)
+
+
+def test_window_majority_matches_the_per_window_rule() -> None:
+    from har.runtime.replay import _majority, _window_majority
+
+    rng = np.random.default_rng(3)
+    runs = rng.integers(1, 40, 60)
+    labs = np.repeat(rng.choice(["", "sit", "walk", "run"], runs.size), runs)
+    w, hop = 25, 7
+    starts = np.arange(0, labs.size - w + 1, hop)
+    got_lab, got_frac = _window_majority(labs, starts, w)
+    for s, gl, gf in zip(starts, got_lab, got_frac, strict=True):
+        lab, frac = _majority(labs[s : s + w])
+        assert (gl, gf) == (lab, pytest.approx(frac))
+    assert _window_majority(labs[:0], starts[:0], w) == ([], pytest.approx(np.zeros(0)))
+
+
+@pytest.mark.slow
+def test_replay_chunks_and_exact_mode_agree(
+    tmp_path: Path, fp32_bundle: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Chunking (across runs split by a gap) changes nothing; --exact (the live model on every
+    window) gives the same labels as the batched replay model on a float bundle."""
+    import har.runtime.replay as rp
+    from har.recording import write_recording
+
+    path = make_tiny_recordings(tmp_path / "data", subjects=1, seconds_per_class=8.0, rate_hz=RATE_HZ)[0]
+    rec = read_recording(path)
+    keep = np.ones(len(rec), dtype=bool)
+    keep[100:110] = False  # a 10-sample hole: two contiguous runs
+    gapped = tmp_path / "gapped.csv"
+    write_recording(gapped, dataclasses.replace(
+        rec, time=rec.time[keep], xyz=rec.xyz[keep], labels=rec.labels[keep], seq=rec.seq[keep]))
+    whole = replay(fp32_bundle, gapped)
+    monkeypatch.setattr(rp, "REPLAY_CHUNK", 7)
+    seen: list[tuple[int, int]] = []
+    chunked = replay(fp32_bundle, gapped, progress=lambda d, n: seen.append((d, n)))
+    exact = replay(fp32_bundle, gapped, exact=True)
+    assert whole.predicted == chunked.predicted == exact.predicted
+    assert whole.correct == chunked.correct and whole.windows == chunked.windows
+    assert seen[-1] == (whole.windows, whole.windows) and len(seen) == -(-whole.windows // 7)
+    assert whole.batched and not exact.batched
+    run2 = len(range(0, keep.sum() - 100 - 25 + 1, 10))
+    assert whole.windows == len(range(0, 100 - 25 + 1, 10)) + run2
+
+
+@pytest.mark.slow
+def test_small_blocks_take_the_plain_path_with_identical_results(fp32_bundle: Path) -> None:  # noqa: F811
+    """Blocks of 1-20 samples (the scalar fast path, samples held until a prediction is due) give
+    exactly the predictions of big blocks (the general path), across a seq gap, a time jump and a
+    NaN sample, in any mix of block sizes."""
+    clf = WindowClassifier.from_bundle(fp32_bundle, use_batch_model=False)
+    rng = np.random.default_rng(4)
+    xyz = _stream(rng, seconds=8.0).astype(np.float32)
+    n = xyz.shape[0]
+    t = np.arange(n) / RATE_HZ
+    seq = np.arange(n)
+    seq[150:] += 3  # 3 samples lost
+    t[300:] += 5.0  # the device paused 5 s (seq continues)
+    xyz[450] = np.nan
+
+    def run(sizes: Iterator[int]) -> tuple[list[tuple], LiveClassifier]:
+        live = LiveClassifier(clf, source_rate_hz=RATE_HZ)
+        out: list[tuple] = []
+        i = 0
+        while i < n:
+            k = min(next(sizes), n - i)
+            block = SampleBlock(t[i : i + k], xyz[i : i + k], seq[i : i + k])
+            out += [(p.time, p.label, *p.probs.tolist()) for p in live.feed(block)]
+            i += k
+        return out, live
+
+    big, live_big = run(iter(lambda: 1000, None))
+    ones, live_ones = run(iter(lambda: 1, None))
+    mixed, live_mixed = run(iter(lambda: int(rng.integers(1, 21)), None))
+    assert len(big) > 10
+    assert ones == big and mixed == big
+    for lv in (live_ones, live_mixed):
+        assert (lv.samples, lv.windows, lv.resets, lv.invalid) == (
+            live_big.samples, live_big.windows, live_big.resets, live_big.invalid)
+    assert live_big.resets == 3 and live_big.invalid == 1

@@ -25,8 +25,42 @@ def _debug(ctx: click.Context | None) -> bool:
     return False
 
 
+# Command name -> module under har.cli. Modules are imported only when their command runs (or
+# when help lists them), so `har run` pays only for what it uses.
+LAZY_COMMANDS: dict[str, str] = {
+    "deploy": "cmd_deploy",
+    "doctor": "cmd_doctor",
+    "emulate": "cmd_emulate",
+    "evaluate": "cmd_evaluate",
+    "export": "cmd_import",
+    "export-mcu": "cmd_push",
+    "import": "cmd_import",
+    "info": "cmd_info",
+    "plot": "cmd_plot",
+    "push": "cmd_push",
+    "record": "cmd_record",
+    "replay": "cmd_replay",
+    "run": "cmd_run",
+    "simulate": "cmd_simulate",
+    "train": "cmd_train",
+}
+
+
 class HarGroup(click.Group):
-    """A click group that turns library errors into clean one-line messages."""
+    """A click group that loads its commands lazily and turns library errors into clean one-line
+    messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(LAZY_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            mod = importlib.import_module(f"{__name__}.{LAZY_COMMANDS[cmd_name]}")
+            for obj in getattr(mod, "COMMANDS", ()):
+                self.add_command(obj)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -60,22 +94,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def _register() -> None:
-    # Each command lives in its own module; modules import heavy libraries lazily so that
-    # `har run` never pays for (or imports) TensorFlow.
-    import importlib
-    import pkgutil
-
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name.startswith("cmd_"):
-            m = importlib.import_module(f"{__name__}.{mod.name}")
-            for obj in getattr(m, "COMMANDS", ()):
-                cli.add_command(obj)
-
-
-_register()
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ..config import ExportConfig
+from ..runtime.smoothing import DEFAULT_SPEC
 
 
 @click.command("deploy")
@@ -27,8 +28,14 @@ from ..config import ExportConfig
 )
 @click.option("--calibration-windows", type=click.IntRange(1), default=300, show_default=True,
               help="Training windows used to calibrate int8 quantisation.")
-@click.option("--batch", "batch", type=click.IntRange(0), default=64, show_default=True,
-              help="Also export model_batch.tflite with this fixed batch for fast replay (0: skip).")
+@click.option("--batch", "batch", type=click.IntRange(0), default=128, show_default=True,
+              help="Also export model_batch.tflite, the float32 replay model with this fixed batch "
+                   "(windows per call; 0: skip).")
+@click.option("--smooth", "smooth", metavar="SPEC", default=DEFAULT_SPEC, show_default=True,
+              help="Default smoothing of the bundle's live predictions (`har run`, `har replay`): none, vote:K/N, "
+              "avg:N[,enter=P][,margin=M], ema:ALPHA (,min=S). Stored in metadata.json.")
+@click.option("--min-duration", "min_duration", type=click.FloatRange(0.0), default=None, metavar="SECONDS",
+              help="Default minimum duration (s) of a reported activity change, stored with --smooth.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")
 @click.option("--target", type=click.Choice(["host", "mcu"]), default="host", show_default=True,
               help="mcu: also write the int8 model as C sources for TensorFlow Lite Micro into the bundle "
@@ -45,7 +52,7 @@ from ..config import ExportConfig
 def deploy_cmd(
     model_dir: str, out: str, quantize: str | None, min_agreement: float, calibration_windows: int, batch: int,
     overwrite: bool, target: str, to: str | None, ssh_options: tuple[str, ...], service: bool,
-    device_port: str | None,
+    device_port: str | None, smooth: str = DEFAULT_SPEC, min_duration: float | None = None,
 ) -> None:
     """Convert MODEL_DIR (from `har train`) to a TFLite bundle, verified against Keras.
 
@@ -56,6 +63,7 @@ def deploy_cmd(
 
     from ..errors import DeployError
     from ..export import export_bundle
+    from ..runtime.smoothing import resolve_smoothing
 
     if quantize is None:
         quantize = "int8" if target == "mcu" else "fp32"
@@ -64,10 +72,12 @@ def deploy_cmd(
     if (service or device_port) and not to:
         raise DeployError("--service and --port go with --to [USER@]HOST:/PATH")
     cfg = ExportConfig(quantize=quantize, calibration_windows=calibration_windows)
+    smoothing = resolve_smoothing(None, smooth, min_duration)  # checked before the (slow) conversion
     export_bundle(
         model_dir, out, cfg, echo=click.echo, overwrite=overwrite, min_agreement=min_agreement,
-        batch_size=batch if batch > 1 else 1,
+        batch_size=batch if batch > 1 else 1, smoothing=smoothing.to_dict() if smoothing.active else {},
     )
+    click.echo(f"Smoothing stored in the bundle: {smoothing.spec} (override with `har run --smooth SPEC`)")
     if target == "mcu":
         from ..bundle import write_manifest
         from ..mcu import export_mcu

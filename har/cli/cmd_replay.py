@@ -4,11 +4,41 @@ Like `har run`, this module must never import TensorFlow / Keras."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cmd_run import _fmt_time
+
+if TYPE_CHECKING:
+    from ..runtime.replay import ReplayResult
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A tqdm bar of windows on stderr, only on a terminal (logs and pipes stay clean)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="replaying", unit="window", leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @click.command("replay")
@@ -16,16 +46,36 @@ from .cmd_run import _fmt_time
 @click.argument("recording", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
-def replay_cmd(bundle: str, recording: str, as_json: bool, threads: int) -> None:
+@click.option("--exact", is_flag=True,
+              help="Run the bundle's live model on every window (the numbers `har run` prints; several times "
+              "slower) instead of its float32 batched replay model.")
+@click.option("--smooth", "smooth", metavar="SPEC", default=None,
+              help="Smoothing instead of the bundle's: none, vote:K/N, avg:N[,enter=P][,margin=M], ema:ALPHA "
+              "(,min=S for a minimum duration).")
+@click.option("--min-duration", "min_duration", type=click.FloatRange(0.0), default=None, metavar="SECONDS",
+              help="Report a new activity only after it persisted this long (overrides the bundle's / --smooth's).")
+def replay_cmd(
+    bundle: str, recording: str, as_json: bool, threads: int, smooth: str | None, min_duration: float | None,
+    exact: bool = False,
+) -> None:
     """Classify RECORDING as fast as possible: timeline of predicted vs recorded labels, accuracy.
 
-    Windows whose recorded label is unlabeled or mixed are shown but not scored.
+    Windows whose recorded label is unlabeled or mixed are shown but not scored. Also scores the
+    smoothed labels `har run` would emit (the bundle's smoothing, or --smooth / --min-duration):
+    window accuracy and event-level agreement (segment F1 at IoU 0.5, edit score, label changes)
+    against the recorded labels, raw and smoothed.
     """
     from ..runtime.classifier import WindowClassifier
     from ..runtime.replay import replay
+    from ..runtime.smoothing import parse_spec, resolve_smoothing
 
-    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads)
-    res = replay(clf, recording)
+    if smooth is not None:
+        parse_spec(smooth)  # a bad spec fails before the bundle is loaded
+    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=not exact)
+    with _progress_bar() as progress:
+        res = replay(clf, recording, exact=exact, progress=progress)
+    if smooth is not None or min_duration is not None:
+        res = res.with_smoothing(resolve_smoothing(clf.metadata.smoothing, smooth, min_duration))
     if as_json:
         click.echo(json.dumps(res.to_dict()))
         return
@@ -35,11 +85,32 @@ def replay_cmd(bundle: str, recording: str, as_json: bool, threads: int) -> None
         click.echo(
             f"{_fmt_time(s.start):>9} {_fmt_time(s.end):>9}  {s.predicted:<16} {s.true or '-':<16} {s.windows:>7}{mark}"
         )
+    for line in _smoothing_lines(res):
+        click.echo(line)
     acc = "n/a (no labelled windows)" if res.accuracy is None else f"{100 * res.accuracy:.1f}%"
     click.echo(
         f"accuracy {acc} on {res.scored} of {res.windows} windows; {res.elapsed_s:.2f} s "
         f"({res.runtime}{', batched' if res.batched else ''})"
     )
+
+
+def _smoothing_lines(res: ReplayResult) -> list[str]:
+    """Event scores (raw -> smoothed) and the smoothed window accuracy, for the text output."""
+    raw, sm = res.events.get("raw"), res.events.get("smoothed")
+    if not raw or not sm or not raw["true_segments"]:
+        return []
+    on = res.smoothing.active
+
+    def both(key: str, fmt: str) -> str:
+        return f"{raw[key]:{fmt}} -> {sm[key]:{fmt}}" if on else f"{raw[key]:{fmt}}"
+
+    acc = "n/a" if res.smoothed_accuracy is None else f"{100 * res.smoothed_accuracy:.1f}%"
+    head = f"smoothing {res.smoothing.spec}: accuracy {acc}" if on else "smoothing none"
+    return [
+        f"{head}; events (raw{' -> smoothed' if on else ''}): segment F1@{raw['iou']:g} {both('segment_f1', '.2f')}, "
+        f"edit score {both('edit_score', '.2f')}, activity changes {both('pred_changes', 'd')} "
+        f"(recorded {raw['true_changes']})"
+    ]
 
 
 COMMANDS = [replay_cmd]

@@ -13,6 +13,10 @@ from typing import Any
 
 import click
 
+# Serial reads every 0.1 s: ~5 samples per read at 50 Hz (5x less CPU than 20 ms reads) for 0.1 s
+# more latency, small next to the 1 s hop (bench/bench_live.py).
+LIVE_READ_INTERVAL_S = 0.1
+
 
 def _fmt_time(t: float) -> str:
     m, s = divmod(max(t, 0.0), 60.0)
@@ -30,26 +34,60 @@ def _fmt_time(t: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per prediction; summary to stderr.")
 @click.option("--duration", type=click.FloatRange(0.0, min_open=True), default=None, help="Stop after S seconds.")
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
+@click.option("--smooth", "smooth", metavar="SPEC", default=None,
+              help="Smoothing instead of the bundle's: none, vote:K/N, avg:N[,enter=P][,margin=M], ema:ALPHA "
+              "(,min=S for a minimum duration).")
+@click.option("--min-duration", "min_duration", type=click.FloatRange(0.0), default=None, metavar="SECONDS",
+              help="Report a new activity only after it persisted this long (overrides the bundle's / --smooth's).")
+@click.option("--jsonl", "jsonl", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="PATH",
+              help="Append one JSON object per prediction (the --json format) to PATH, flushed per line.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="PATH",
+              help="Append predictions to a CSV log: time_s,label,confidence,raw_label,p_<class>...")
+@click.option("--on-change", "on_change", metavar="CMD", default=None,
+              help="Run CMD (no shell) on each activity change; env HAR_LABEL, HAR_PREVIOUS, HAR_CONFIDENCE, "
+              "HAR_TIME, HAR_RAW_LABEL; {label} {previous} {confidence} {time} in arguments are replaced.")
+@click.option("--post", "post", metavar="URL", default=None, help="POST a JSON body to URL on each activity change.")
+@click.option("--action-timeout", "action_timeout", type=click.FloatRange(0.0, min_open=True), default=10.0,
+              show_default=True, help="Seconds before an --on-change command is killed / a --post gives up.")
+@click.option("--mqtt", "mqtt", metavar="HOST[:PORT]", default=None,
+              help="Publish activity changes to an MQTT broker (retained; needs the mqtt extra).")
+@click.option("--mqtt-topic", "mqtt_topic", metavar="TOPIC", default=None,
+              help="MQTT topic  [default: har/<hostname>/activity]")
+@click.option("--mqtt-every", "mqtt_every", is_flag=True, help="Publish every prediction to MQTT, not only changes.")
 def run_cmd(
     bundle: str, port: str | None, baud: int, file: str | None, speed: float, as_json: bool,
-    duration: float | None, threads: int,
+    duration: float | None, threads: int, smooth: str | None = None, min_duration: float | None = None,
+    jsonl: str | None = None, csv_path: str | None = None, on_change: str | None = None, post: str | None = None,
+    action_timeout: float = 10.0, mqtt: str | None = None, mqtt_topic: str | None = None, mqtt_every: bool = False,
 ) -> None:
     """Classify live: one line per prediction (time, label, confidence).
 
     BUNDLE is a directory from `har deploy`; its checksums are verified first. Ctrl-C or SIGTERM
-    ends cleanly with a summary.
+    ends cleanly with a summary. --jsonl, --csv, --on-change, --post and --mqtt feed other programs
+    (see README, "Outputs for other programs").
     """
     from ..errors import CaptureError
     from ..runtime.classifier import WindowClassifier
     from ..runtime.live import Prediction, run_live
+    from ..runtime.outputs import OutputConfig, build_outputs
     from ..sources import open_source
 
     if (port is None) == (file is None):
         raise CaptureError("give exactly one source: --port PATH or --file RECORDING")
-    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads)
-    source = open_source(port=port, file=file, baud=baud, speed=(speed or None) if file else None)
+    from ..runtime.smoothing import parse_spec, resolve_smoothing
+
+    if smooth is not None:
+        parse_spec(smooth)  # a bad spec fails before the bundle is loaded
+    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=False)
+    smoothing = resolve_smoothing(clf.metadata.smoothing, smooth, min_duration)
+    # a stalled device is waited for (run_live reports it); NaN/inf samples are dropped by the classifier
+    source = open_source(port=port, file=file, baud=baud, speed=(speed or None) if file else None,
+                         wait_on_stall=True, allow_nonfinite=True, read_interval_s=LIVE_READ_INTERVAL_S)
     classes = clf.classes
     out = sys.stdout
+    outputs = build_outputs(OutputConfig(
+        jsonl=jsonl, csv=csv_path, on_change=on_change, post=post, mqtt=mqtt, mqtt_topic=mqtt_topic,
+        mqtt_every=mqtt_every, action_timeout_s=action_timeout), classes)
 
     def emit(p: Prediction) -> None:
         if as_json:
@@ -57,6 +95,7 @@ def run_cmd(
         else:
             out.write(f"{_fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}\n")
         out.flush()
+        outputs(p)
 
     stops = {"n": 0}
 
@@ -73,13 +112,20 @@ def run_cmd(
         except ValueError:  # not the main thread (e.g. some test runners)
             pass
     desc = source.info.description or (port or file or "")
-    click.echo(f"Running {bundle} on {desc} ({clf.runtime_name}, {threads} thread(s)); Ctrl-C to stop", err=True)
+    smooth_desc = f", smoothing {smoothing.spec}" if smoothing.active else ""
+    click.echo(f"Running {bundle} on {desc} ({clf.runtime_name}, {threads} thread(s){smooth_desc}); Ctrl-C to stop",
+               err=True)
+    if outputs:
+        click.echo(f"Outputs: {outputs.describe()}", err=True)
     try:
         with source:
-            summary = run_live(clf, source, emit, duration=duration)
+            summary = run_live(clf, source, emit, duration=duration, smoother=smoothing)
     finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+        try:
+            outputs.close()  # drains queued --on-change / --post actions (short deadline)
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
     if stops["n"]:
         summary.stopped_by = "signal"
     for line in summary.lines():

@@ -164,7 +164,8 @@ class WindowClassifier:
         """Class probabilities, float32 (n, n_classes), for raw windows float32 (n, window, 3) in g.
 
         ``batched=None`` uses ``model_batch.tflite`` when present and n >= BATCH_THRESHOLD;
-        True / False force the choice (True falls back to batch 1 without a batched model)."""
+        True / False force the choice (True falls back to batch 1 without a batched model). The
+        batched model's last batch is padded, so one call never mixes the two models."""
         a = self._validate(x)
         n = a.shape[0]
         out = np.empty((n, len(self.classes)), dtype=np.float32)
@@ -182,12 +183,11 @@ class WindowClassifier:
         for s in range(0, full, b):
             out[s : s + b] = m.dequantize_output(m.run(xq[s : s + b]))
         if full < n:
+            # Pad the last batch rather than finish with the batch-1 model: one model for every
+            # window of a call (the two can differ slightly, e.g. an int8 live model).
             rest = n - full
-            if rest >= b // 2:  # pad (wasted work < 2x) rather than run many single windows
-                pad = np.repeat(xq[full : full + 1], b - rest, axis=0)
-                out[full:] = m.dequantize_output(m.run(np.concatenate([xq[full:], pad])))[:rest]
-            else:
-                out[full:] = self.predict_proba(a[full:], batched=False)
+            pad = np.repeat(xq[full : full + 1], b - rest, axis=0)
+            out[full:] = m.dequantize_output(m.run(np.concatenate([xq[full:], pad])))[:rest]
         return out
 
     def predict_one(self, window: np.ndarray) -> np.ndarray:

@@ -4,24 +4,44 @@
 :class:`~har.sources.base.SampleBlock` s from any source, and classifies every hop once a window
 is full. A break (``break_before``) or a sequence gap empties the buffer: no window spans a gap.
 When the source rate differs from the model's, samples are resampled on the fly (linear
-interpolation on the nominal timeline)."""
+interpolation on the nominal timeline).
+
+Robustness policies (all counted in :class:`RunSummary`):
+
+* **Non-finite samples** (NaN/inf on any axis, e.g. from a recording file): the sample is dropped
+  and treated like a gap, the buffer restarts after it, so no window given to the model ever holds
+  a non-finite value (nothing is interpolated or held). Counted as ``invalid``; the first one gives
+  one warning.
+* **Time jumps** with ``seq`` continuing (a device that froze and resumed, as SerialSource stamps
+  it): a step of more than ``TIME_JUMP_PERIODS`` sample periods is a break (the same rule as
+  :meth:`har.recording.Recording.breaks`): the samples on either side are not contiguous in time,
+  so no window spans the pause.
+* **Stalls** (no samples for ``stall_s`` seconds while the source stays open): :func:`run_live`
+  says so once (with the time), keeps waiting and says when samples resume. A vanished serial
+  port is reopened by :class:`~har.sources.serial.SerialSource` (a break; ``reconnects``)."""
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..sources.base import SampleBlock, SampleSource
 from .classifier import WindowClassifier
+from .smoothing import Smoother, SmoothingConfig
 
+SMALL_BLOCK = 16  # samples; blocks up to this size try the scalar fast path of LiveClassifier.feed
 RATE_TOLERANCE = 0.01  # relative rate difference below which samples are used as they are
+TIME_JUMP_PERIODS = 2.5  # a time step over this many sample periods is a break (as Recording.breaks)
+STALL_WARN_S = 2.0  # seconds without samples before run_live reports a stalled stream
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,11 @@ class LiveClassifier:
     """Ring buffer + WindowClassifier: feed blocks, get predictions every hop."""
 
     def __init__(
-        self, classifier: WindowClassifier, source_rate_hz: float | None = None, hop_samples: int | None = None
+        self,
+        classifier: WindowClassifier,
+        source_rate_hz: float | None = None,
+        hop_samples: int | None = None,
+        on_warning: Callable[[str], Any] | None = None,
     ) -> None:
         self.clf = classifier
         self.window = classifier.window_samples
@@ -103,7 +127,17 @@ class LiveClassifier:
         self._since = 0  # samples since the last prediction
         self._fresh = True  # no prediction since the last reset: predict as soon as the window is full
         self._last_seq: int | None = None
-        self.resets = 0  # buffer resets caused by gaps or breaks
+        self._last_t = 0.0
+        self._max_dt = TIME_JUMP_PERIODS / self.model_rate_hz  # s; longer steps are breaks
+        self._dirty = False  # samples went in since the last reset
+        self._tail_invalid = False  # the previous block ended with non-finite samples
+        self._pend_t: list[np.ndarray] = []  # samples accepted by the plain path, not yet in the buffer
+        self._pend_x: list[np.ndarray] = []
+        self._pend_n = 0
+        self.on_warning = on_warning
+        self.warnings: list[str] = []  # at most one per kind
+        self.resets = 0  # buffer resets caused by gaps, breaks, time jumps and invalid samples
+        self.invalid = 0  # non-finite samples dropped
         self.samples = 0
         self.windows = 0
         self.set_source_rate(source_rate_hz)
@@ -115,6 +149,7 @@ class LiveClassifier:
             return
         self.source_rate_hz = rate_hz
         m = self.model_rate_hz
+        self._max_dt = TIME_JUMP_PERIODS / float(rate_hz or m)
         if rate_hz and abs(rate_hz - m) / m > RATE_TOLERANCE:
             self.resampler = _Resampler(float(rate_hz), m)
         else:
@@ -123,6 +158,8 @@ class LiveClassifier:
 
     def reset(self) -> None:
         """Forget the buffered samples (after a gap or break)."""
+        self._pend_t, self._pend_x, self._pend_n = [], [], 0
+        self._dirty = False
         self._filled = 0
         self._since = 0
         self._fresh = True
@@ -158,30 +195,108 @@ class LiveClassifier:
                 self._fresh = False
         return preds
 
+    def _feed_plain(self, block: SampleBlock, n: int) -> list[Prediction] | None:
+        """The usual live block (a few samples, contiguous, finite, no resampling) checked with
+        plain Python on scalars: numpy's per-call overhead dominates for 1-5 samples. None = not
+        plain: the general path decides."""
+        tarr = np.asarray(block.time, dtype=np.float64)
+        seq, t = np.asarray(block.seq).tolist(), tarr.tolist()
+        max_dt = self._max_dt
+        last = self._last_seq
+        if last is not None and (seq[0] != last + 1 or t[0] - self._last_t > max_dt):
+            return None
+        for i in range(1, n):
+            if seq[i] != seq[i - 1] + 1 or t[i] - t[i - 1] > max_dt:
+                return None
+        xyz = np.asarray(block.xyz, dtype=np.float32)
+        if not all(map(math.isfinite, xyz.ravel().tolist())):
+            return None
+        self.samples += n
+        self._last_seq, self._last_t = seq[-1], t[-1]
+        self._dirty = True
+        # Hold the samples until a prediction is due: one buffer write per hop, not per block.
+        self._pend_t.append(tarr)
+        self._pend_x.append(xyz)
+        self._pend_n += n
+        if self._filled + self._pend_n >= self.window and (self._fresh or self._since + self._pend_n >= self.hop):
+            return self._flush()
+        return []
+
+    def _flush(self) -> list[Prediction]:
+        """Push the held samples into the ring buffer (predicting where due)."""
+        if not self._pend_n:
+            return []
+        if len(self._pend_x) == 1:
+            t, x = self._pend_t[0], self._pend_x[0]
+        else:
+            t, x = np.concatenate(self._pend_t), np.concatenate(self._pend_x)
+        self._pend_t, self._pend_x, self._pend_n = [], [], 0
+        return self._push(t, x)
+
     def feed(self, block: SampleBlock) -> list[Prediction]:
         """Add one block of samples; return the predictions it completed (oldest first)."""
         n = len(block)
         if n == 0:
             return []
+        if n <= SMALL_BLOCK and self.resampler is None and not block.break_before and not self._tail_invalid:
+            plain = self._feed_plain(block, n)
+            if plain is not None:
+                return plain
+        held = self._flush()  # samples held by the plain path come first (no prediction was due in them)
+        if held:
+            return held + self.feed(block)
         self.samples += n
         seq = np.asarray(block.seq, dtype=np.int64)
-        gap_first = block.break_before or (self._last_seq is not None and int(seq[0]) != self._last_seq + 1)
-        cuts = (np.flatnonzero(np.diff(seq) != 1) + 1).tolist() if n > 1 else []
-        self._last_seq = int(seq[-1])
         t = np.asarray(block.time, dtype=np.float64)
         xyz = np.asarray(block.xyz, dtype=np.float32)
+        # cut[i]: a new contiguous run starts at sample i (break, seq gap, time jump, after a bad sample)
+        cut = np.zeros(n, dtype=bool)
+        cut[0] = block.break_before or self._tail_invalid or (
+            self._last_seq is not None
+            and (int(seq[0]) != self._last_seq + 1 or float(t[0]) - self._last_t > self._max_dt)
+        )
+        if n > 1:
+            cut[1:] = (np.diff(seq) != 1) | (np.diff(t) > self._max_dt)
+        ok = np.isfinite(xyz).all(axis=1)
+        all_ok = bool(ok.all())
+        if not all_ok:
+            self._invalid(n - int(ok.sum()), t[~ok])
+            cut[1:] |= ~ok[:-1]
+        self._tail_invalid = not bool(ok[-1])
+        self._last_seq = int(seq[-1])
+        self._last_t = float(t[-1])
         preds: list[Prediction] = []
-        bounds = [0, *cuts, n]
-        for j, (s, e) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            if j > 0 or gap_first:
-                if j > 0 or self.samples > n:  # not before the very first block
-                    self.resets += 1
+        bounds = [*np.flatnonzero(cut).tolist(), n]
+        if bounds[0] != 0:
+            bounds.insert(0, 0)
+        for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+            if cut[s] and self._dirty:  # nothing to forget otherwise (e.g. before the first block)
+                self.resets += 1
                 self.reset()
-            ts, xs = t[s:e], xyz[s:e]
+            stop = e
+            if not all_ok:  # a bad sample ends its run (the next one is a cut): keep the good head
+                bad = np.flatnonzero(~ok[s:e])
+                if bad.shape[0]:
+                    stop = s + int(bad[0])
+                    if stop == s:
+                        continue
+            ts, xs = t[s:stop], xyz[s:stop]
+            self._dirty = True
             if self.resampler is not None:
                 ts, xs = self.resampler.push(ts, xs)
             preds.extend(self._push(ts, xs))
         return preds
+
+    def _invalid(self, k: int, times: np.ndarray) -> None:
+        self.invalid += k
+        if not self.warnings:
+            msg = (
+                f"Warning: non-finite sample (NaN/inf) at t={float(times[0]):.3f} s: such samples are dropped "
+                "and no window spans them (counted as invalid in the summary)"
+            )
+            self.warnings.append(msg)
+            if self.on_warning is not None:
+                self.on_warning(msg)
 
 
 @dataclass
@@ -191,8 +306,11 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)  # predictions per label
     elapsed_s: float = 0.0
     first_prediction_s: float | None = None  # from run_live start to the first prediction
-    gaps: int = 0  # buffer resets (gaps and breaks)
+    gaps: int = 0  # buffer resets (gaps, breaks, time jumps, invalid samples)
     dropped: int = 0  # samples the source reported lost
+    invalid: int = 0  # non-finite samples dropped (NaN/inf)
+    stalls: int = 0  # times the stream stopped for stall_s seconds or more
+    reconnects: int = 0  # times the source reopened a vanished port
     runtime: str = ""
     stopped_by: str = "end"  # end | duration | signal
 
@@ -205,6 +323,9 @@ class RunSummary:
             "first_prediction_s": None if self.first_prediction_s is None else round(self.first_prediction_s, 4),
             "gaps": self.gaps,
             "dropped": self.dropped,
+            "invalid": self.invalid,
+            "stalls": self.stalls,
+            "reconnects": self.reconnects,
             "runtime": self.runtime,
             "stopped_by": self.stopped_by,
         }
@@ -216,8 +337,8 @@ class RunSummary:
         first = "n/a" if self.first_prediction_s is None else f"{self.first_prediction_s:.2f} s"
         return [
             f"{self.windows} windows from {self.samples} samples in {self.elapsed_s:.1f} s ({self.stopped_by}); "
-            f"first prediction after {first}; {self.gaps} gap(s), {self.dropped} sample(s) lost; "
-            f"runtime {self.runtime}",
+            f"first prediction after {first}; {self.gaps} gap(s), {self.dropped} sample(s) lost, "
+            f"{self.invalid} invalid; {self.stalls} stall(s), {self.reconnects} reconnect(s); runtime {self.runtime}",
             f"labels: {parts or 'none'}",
         ]
 
@@ -228,18 +349,130 @@ def _as_classifier(bundle: WindowClassifier | str | os.PathLike[str], num_thread
     return WindowClassifier.from_bundle(bundle, verify=True, num_threads=num_threads)
 
 
+class _SmoothingTap:
+    """Applies a Smoother to a LiveClassifier's predictions, resetting it exactly where the
+    buffer was reset (a gap or break), even when one block holds predictions from both sides."""
+
+    def __init__(self, live: LiveClassifier, smoother: Smoother) -> None:
+        if tuple(smoother.classes) != tuple(live.clf.classes):
+            from ..errors import SmoothingError  # noqa: PLC0415
+
+            raise SmoothingError("the smoother's classes differ from the bundle's")
+        self.smoother = smoother
+        self.seen = 0  # predictions smoothed so far (= index of the next one)
+        self.resets_at: list[int] = []  # prediction index that follows each buffer reset
+        smoother.reset()
+        base_reset = live.reset
+
+        def reset_and_mark() -> None:
+            base_reset()
+            if not self.resets_at or self.resets_at[-1] != live.windows:  # bounded by predictions
+                self.resets_at.append(live.windows)
+
+        live.reset = reset_and_mark  # type: ignore[method-assign]
+
+    def __call__(self, p: Prediction) -> Prediction:
+        while self.resets_at and self.resets_at[0] <= self.seen:
+            self.resets_at.pop(0)
+            self.smoother.reset()
+        self.seen += 1
+        i = self.smoother.update_index(p.time, p.probs)
+        return replace(p, label=self.smoother.classes[i], confidence=float(p.probs[i]), raw_label=p.label)
+
+
+def _stderr_line(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(wall))
+
+
+class _Watchdog:
+    """Reports (once) when a source delivered no samples for ``stall_s`` seconds and when samples
+    come back; counts the stalls. :meth:`beat` is called for every block."""
+
+    def __init__(self, source: SampleSource, stall_s: float, notify: Callable[[str], Any]) -> None:
+        self.source, self.stall_s, self.notify = source, float(stall_s), notify
+        self.stalls = 0
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._last_wall = time.time()
+        self._started = False  # a block arrived
+        self._stalled = False
+        self._reconnects = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="har-run-watchdog", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(min(0.25, self.stall_s / 4)):
+            with self._lock:
+                idle = time.monotonic() - self._last
+                if self._stalled or idle < self.stall_s or self.source.stopped:
+                    continue
+                self._last_wall = time.time() - idle
+                self._stalled = True
+                self._reconnects = int(getattr(self.source.stats, "reconnects", 0))
+                desc = self.source.info.description or "the source"
+                if self._started:
+                    self.stalls += 1
+                    msg = (f"Warning: stream stalled: no samples from {desc} since {_clock(self._last_wall)} "
+                           f"({idle:.1f} s); waiting")
+                else:
+                    msg = f"Warning: no samples from {desc} yet ({idle:.1f} s since {_clock(self._last_wall)}); waiting"
+                status = str(getattr(self.source, "status", "") or "")
+                if status:
+                    msg += f" ({status})"
+            self.notify(msg)
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if not self._stalled:  # the common case, once per block: no lock, no wall clock
+            self._last, self._started = now, True
+            return
+        wall = time.time()
+        with self._lock:
+            was, started, idle = self._stalled, self._started, now - self._last
+            self._last, self._stalled, self._started = now, False, True
+        if not was:
+            return
+        what = "stream resumed" if started else "samples arriving"
+        more = int(getattr(self.source.stats, "reconnects", 0)) - self._reconnects
+        self.notify(f"{what} at {_clock(wall)} after {idle:.1f} s without samples" + (" (reconnected)" if more else ""))
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=1.0)
+
+
 def run_live(
     bundle: WindowClassifier | str | os.PathLike[str],
     source: SampleSource,
     emit: Callable[[Prediction], Any],
     duration: float | None = None,
     num_threads: int = 1,
+    smoother: Smoother | SmoothingConfig | None = None,
+    stall_s: float | None = STALL_WARN_S,
+    notify: Callable[[str], Any] | None = None,
 ) -> RunSummary:
     """Classify a source until it ends, ``duration`` seconds pass, or ``source.stop()`` is called
-    (e.g. from a SIGINT/SIGTERM handler). ``emit`` is called once per prediction."""
+    (e.g. from a SIGINT/SIGTERM handler). ``emit`` is called once per prediction.
+
+    With an active ``smoother`` (a Smoother or a SmoothingConfig; reset after every gap or break)
+    each emitted Prediction's ``label`` is the smoothed label, ``raw_label`` the model's argmax and
+    ``confidence`` the window's probability of ``label``; ``summary.counts`` counts smoothed labels.
+
+    ``notify`` (default: a line on stderr) gets the warnings: the first non-finite sample, and a
+    stream that delivered nothing for ``stall_s`` seconds (None: no watchdog) and its resumption."""
     t0 = time.monotonic()
     clf = _as_classifier(bundle, num_threads)
-    live = LiveClassifier(clf, source_rate_hz=source.info.rate_hz)
+    say = notify if notify is not None else _stderr_line
+    live = LiveClassifier(clf, source_rate_hz=source.info.rate_hz, on_warning=say)
+    if isinstance(smoother, SmoothingConfig):
+        smoother = Smoother(smoother, clf.classes)
+    tap = _SmoothingTap(live, smoother) if smoother is not None and smoother.active else None
     summary = RunSummary(runtime=clf.runtime_name)
     counts: Counter[str] = Counter()
     timer: threading.Timer | None = None
@@ -253,10 +486,15 @@ def run_live(
         timer = threading.Timer(max(0.0, duration - (time.monotonic() - t0)), _expire)
         timer.daemon = True
         timer.start()
+    dog = _Watchdog(source, stall_s, say) if stall_s is not None else None
     try:
         for block in source.blocks():
+            if dog is not None:
+                dog.beat()
             live.set_source_rate(source.info.rate_hz)  # a device may announce its rate late
             for p in live.feed(block):
+                if tap is not None:
+                    p = tap(p)  # noqa: PLW2901
                 if summary.first_prediction_s is None:
                     summary.first_prediction_s = time.monotonic() - t0
                 counts[p.label] += 1
@@ -272,10 +510,15 @@ def run_live(
     finally:
         if timer is not None:
             timer.cancel()
+        if dog is not None:
+            dog.close()
+            summary.stalls = dog.stalls
         summary.elapsed_s = time.monotonic() - t0
         summary.windows = live.windows
         summary.samples = live.samples
         summary.gaps = live.resets
         summary.counts = dict(counts)
         summary.dropped = int(getattr(source.stats, "dropped", 0))
+        summary.invalid = live.invalid
+        summary.reconnects = int(getattr(source.stats, "reconnects", 0))
     return summary

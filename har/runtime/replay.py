@@ -6,14 +6,20 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from .classifier import WindowClassifier
+from ..events import event_metrics
+from .classifier import BATCH_THRESHOLD, WindowClassifier
 from .live import RATE_TOLERANCE, _as_classifier, _Resampler
+from .smoothing import SmoothingConfig, smooth_sequence
+
+REPLAY_CHUNK = 4096  # windows normalised and classified at a time (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -38,10 +44,41 @@ class ReplayResult:
     batched: bool
     predicted: list[str] = field(default_factory=list)
     true: list[str] = field(default_factory=list)  # "" for unscored windows
+    # Smoothing and event scoring (filled by with_smoothing(); replay() applies the bundle's setting).
+    classes: tuple[str, ...] = ()
+    probs: np.ndarray | None = field(default=None, repr=False)  # float32 (windows, classes)
+    spans: list[tuple[float, float]] = field(default_factory=list, repr=False)  # per window, seconds
+    majority: list[str] = field(default_factory=list, repr=False)  # majority recorded label ("" unlabeled)
+    run_starts: list[int] = field(default_factory=list, repr=False)  # first window of each contiguous run
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    smoothed: list[str] = field(default_factory=list)  # labels `har run` would emit with ``smoothing``
+    smoothed_correct: int = 0
+    events: dict[str, Any] = field(default_factory=dict)  # {"raw": event_metrics, "smoothed": event_metrics}
 
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.scored if self.scored else None
+
+    @property
+    def smoothed_accuracy(self) -> float | None:
+        return self.smoothed_correct / self.scored if self.scored else None
+
+    def with_smoothing(self, config: SmoothingConfig) -> ReplayResult:
+        """A copy scored with ``config``: smoothed labels (the same as `har run` with that
+        setting: the smoother is reset at each gap), their window accuracy, and event metrics
+        (har.events) raw and smoothed against the windows' majority recorded labels."""
+        if self.probs is None or len(self.classes) == 0:
+            smoothed = list(self.predicted)
+        else:
+            times = [float(e) for _, e in self.spans]
+            smoothed = smooth_sequence(self.probs, times, config, self.classes, self.run_starts)
+        correct = sum(int(s == t) for s, t in zip(smoothed, self.true, strict=True) if t)
+        truth = self.majority if len(self.majority) == len(self.predicted) else list(self.true)
+        spans = self.spans if len(self.spans) == len(self.predicted) else [(float(i), i + 1.0) for i in
+                                                                            range(len(self.predicted))]
+        events = {"raw": event_metrics(self.predicted, truth, spans),
+                  "smoothed": event_metrics(smoothed, truth, spans)}
+        return replace(self, smoothing=config, smoothed=smoothed, smoothed_correct=correct, events=events)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +96,11 @@ class ReplayResult:
                  "windows": s.windows}
                 for s in self.segments
             ],
+            "smoothing": {"spec": self.smoothing.spec, **self.smoothing.to_dict()},
+            "smoothed": {"accuracy": self.smoothed_accuracy, "correct": self.smoothed_correct,
+                         "counts": dict(Counter(self.smoothed))},
+            "events": {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in d.items()}
+                       for k, d in self.events.items()},
         }
 
 
@@ -70,13 +112,58 @@ def _majority(labels: np.ndarray) -> tuple[str, float]:
     return str(vals[i]), float(cnt[i]) / labels.size
 
 
+def _window_majority(labs: np.ndarray, starts: np.ndarray, w: int) -> tuple[list[str], np.ndarray]:
+    """Majority recorded label of each window ``labs[s:s + w]`` and its share, vectorised (cumulative
+    counts per label). Ties go to the label first in sorted order, as :func:`_majority`."""
+    if labs.size == 0 or starts.size == 0:
+        return [], np.zeros(0)
+    change = np.flatnonzero(labs[1:] != labs[:-1]) + 1
+    names, run_codes = np.unique(labs[np.r_[0, change]], return_inverse=True)
+    codes = np.repeat(run_codes, np.diff(np.r_[0, change, labs.size]))
+    counts = np.empty((starts.size, names.size), dtype=np.int64)
+    for c in range(names.size):
+        cs = np.concatenate([[0], np.cumsum(codes == c)])
+        counts[:, c] = cs[starts + w] - cs[starts]
+    best = counts.argmax(axis=1)
+    return [str(v) for v in names[best].tolist()], counts[np.arange(starts.size), best] / float(w)
+
+
+def _chunks(views: list[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Windows from consecutive runs in arrays of ``size`` (the last one shorter), so memory stays
+    bounded by the chunk whatever the recording's length."""
+    pending: list[np.ndarray] = []
+    have = 0
+    for v in views:
+        s = 0
+        while s < v.shape[0]:
+            take = min(size - have, v.shape[0] - s)
+            pending.append(v[s : s + take])
+            have += take
+            s += take
+            if have == size:
+                yield np.concatenate(pending) if len(pending) > 1 else np.ascontiguousarray(pending[0])
+                pending, have = [], 0
+    if pending:
+        yield np.concatenate(pending) if len(pending) > 1 else np.ascontiguousarray(pending[0])
+
+
 def replay(
-    bundle: WindowClassifier | str | os.PathLike[str], recording_path: str | os.PathLike[str], num_threads: int = 1
+    bundle: WindowClassifier | str | os.PathLike[str],
+    recording_path: str | os.PathLike[str],
+    num_threads: int = 1,
+    exact: bool = False,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> ReplayResult:
-    """Classify a whole recording as fast as possible (batched when the bundle has a batched
-    model), on the same window grid as `har run --file` (each contiguous segment from its first
-    sample, every hop). Windows whose recorded labels are unlabeled or less pure than the
-    model's purity setting are not scored."""
+    """Classify a whole recording as fast as possible, on the same window grid as `har run --file`
+    (each contiguous segment from its first sample, every hop). Windows whose recorded labels are
+    unlabeled or less pure than the model's purity setting are not scored.
+
+    With a batched model in the bundle (``model_batch.tflite``: float32, fixed batch, the LSTM
+    unrolled so that XNNPACK runs it as matrix products) it is used for every window; its argmax
+    agreement with the bundle's live model is measured at deploy time (``verification`` in the
+    metadata). ``exact=True`` runs the live model itself on every window instead: the very numbers
+    `har run` would print, several times slower. ``progress(done, total)`` is called after each
+    chunk of windows."""
     from ..recording import read_recording  # noqa: PLC0415
 
     t0 = time.monotonic()
@@ -85,9 +172,10 @@ def replay(
     meta = clf.metadata
     w, hop, purity = clf.window_samples, int(meta.window.hop_samples), float(meta.window.purity)
     model_rate = float(meta.window.rate_hz)
-    wins: list[np.ndarray] = []
+    views: list[np.ndarray] = []  # per contiguous run: (windows, w, channels), strided views (no copy)
     spans: list[tuple[float, float]] = []
-    wlabels: list[np.ndarray] = []
+    majority: list[str] = []  # recorded majority label of each window
+    purities: list[np.ndarray] = []  # its share of the window
     for seg in rec.segments():
         t, xyz, labs = rec.time[seg], rec.xyz[seg], rec.labels[seg]
         if abs(rec.rate_hz - model_rate) / model_rate > RATE_TOLERANCE:
@@ -99,22 +187,31 @@ def replay(
         if n < w:
             continue
         starts = np.arange(0, n - w + 1, hop)
-        idx = starts[:, None] + np.arange(w)[None, :]
-        wins.append(xyz[idx])
+        views.append(sliding_window_view(xyz, (w, xyz.shape[1]))[::hop, 0])
         # Timeline: each window owns the hop that ends at its last sample (the first window of a
         # run owns its whole span), so segments do not overlap.
-        spans.extend(
-            (float(t[s]) if k == 0 else float(t[s + w - 1 - hop]), float(t[s + w - 1])) for k, s in enumerate(starts)
-        )
-        wlabels.extend(labs[s : s + w] for s in starts)
-    x = np.concatenate(wins) if wins else np.zeros((0, w, clf.n_channels), dtype=np.float32)
-    probs = clf.predict_proba(x)
-    pred = [clf.classes[i] for i in np.argmax(probs, axis=1).tolist()] if len(x) else []
+        ends = t[starts + w - 1]
+        owned = t[np.maximum(starts + w - 1 - hop, 0)]
+        owned[0] = t[0]
+        spans.extend(zip(owned.tolist(), ends.tolist(), strict=True))
+        lab, frac = _window_majority(labs, starts, w)
+        majority.extend(lab)
+        purities.append(frac)
+    n_windows = len(spans)
+    use_batch = not exact and clf.has_batch_model and n_windows >= BATCH_THRESHOLD
+    probs = np.empty((n_windows, len(clf.classes)), dtype=np.float32)
+    done = 0
+    for chunk in _chunks(views, REPLAY_CHUNK):
+        probs[done : done + chunk.shape[0]] = clf.predict_proba(chunk, batched=use_batch)
+        done += chunk.shape[0]
+        if progress is not None:
+            progress(done, n_windows)
+    frac_all = np.concatenate(purities) if purities else np.zeros(0)
+    pred = [clf.classes[i] for i in np.argmax(probs, axis=1).tolist()] if n_windows else []
     true_maj: list[str] = []
     scored_true: list[str] = []
     correct = scored = 0
-    for p, labs in zip(pred, wlabels, strict=True):
-        lab, frac = _majority(labs)
+    for p, lab, frac in zip(pred, majority, frac_all.tolist(), strict=True):
         true_maj.append(lab)
         if lab and frac >= purity:
             scored += 1
@@ -133,7 +230,10 @@ def replay(
             j += 1
         segments.append(TimelineSegment(spans[i][0], spans[j][1], pred[i], true_maj[i], j - i + 1))
         i = j + 1
-    return ReplayResult(
+    # A window that does not start where the previous one ended opens a new contiguous run (after
+    # a gap or break): the live path resets its buffer, and its smoother, there.
+    run_starts = [i for i in range(len(pred)) if i == 0 or spans[i][0] != spans[i - 1][1]]
+    result = ReplayResult(
         recording=str(Path(recording_path)),
         windows=len(pred),
         scored=scored,
@@ -142,7 +242,13 @@ def replay(
         counts=dict(Counter(pred)),
         elapsed_s=time.monotonic() - t0,
         runtime=clf.runtime_name,
-        batched=clf.has_batch_model and len(pred) >= 8,
+        batched=use_batch,
         predicted=pred,
         true=scored_true,
+        classes=tuple(clf.classes),
+        probs=probs,
+        spans=[(float(a), float(b)) for a, b in spans],
+        majority=true_maj,
+        run_starts=run_starts,
     )
+    return result.with_smoothing(SmoothingConfig.from_dict(meta.smoothing))

@@ -19,13 +19,14 @@ class FileSource(SampleSource):
 
     Blocks carry the recording's labels and never span a segment boundary (gap or break); the
     first block of every segment but the first has ``break_before=True``. ``info.rate_hz`` and
-    ``info.subject`` come from the sidecar. Times are the recording's ``time_s`` (seconds)."""
+    ``info.subject`` come from the sidecar. Times are the recording's ``time_s`` (seconds).
+    ``allow_nonfinite``: NaN/inf/empty acceleration values are yielded as NaN/inf (else an error)."""
 
-    def __init__(self, path: str | os.PathLike[str], block: int = 256) -> None:
+    def __init__(self, path: str | os.PathLike[str], block: int = 256, allow_nonfinite: bool = False) -> None:
         super().__init__()
         if block < 1:
             raise CaptureError(f"block size must be >= 1 (got {block})")
-        self.rec: Recording = read_recording(path)
+        self.rec: Recording = read_recording(path, allow_nonfinite=allow_nonfinite)
         self.block = int(block)
         meta = self.rec.meta
         self.info.rate_hz = float(meta.rate_hz)
@@ -71,10 +72,13 @@ class ReplaySource(FileSource):
     ``speed=None`` as fast as possible. Blocks hold about 50 ms of samples so live consumers see a
     steady stream. Pauses in the recording (breaks) are replayed as pauses (scaled by speed)."""
 
-    def __init__(self, path: str | os.PathLike[str], speed: float | None = 1.0, block_s: float = 0.05) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], speed: float | None = 1.0, block_s: float = 0.05,
+        allow_nonfinite: bool = False,
+    ) -> None:
         if speed is not None and not speed > 0:
             raise CaptureError(f"--speed must be positive (got {speed})")
-        super().__init__(path, block=1)
+        super().__init__(path, block=1, allow_nonfinite=allow_nonfinite)
         self.speed = speed
         self.block = max(1, int(round(block_s * self.info.rate_hz)))
         self.info.description = f"replay {self.rec.path}" + (f" x{speed:g}" if speed else " (fast)")

@@ -1,0 +1,744 @@
+"""Outputs for other programs (`har run --jsonl/--csv/--on-change/--post/--mqtt`). No TensorFlow.
+
+Every prediction :func:`run_live` emits goes through one :class:`Outputs` fan-out, which tracks
+activity changes (a change = the emitted ``label`` differs from the previous emitted label; the
+first prediction is a change from none) and hands each sink an :class:`OutputEvent`:
+
+* :class:`JsonlSink` (``--jsonl PATH``): ``Prediction.to_dict`` per line, appended, flushed per line.
+* :class:`CsvSink` (``--csv PATH``): ``time_s,label,confidence,raw_label,p_<class>...``, appended
+  (the header is written once; a file with another header is refused), flushed per line.
+* :class:`CommandSink` (``--on-change CMD``) and :class:`PostSink` (``--post URL``): on each
+  change, from a background worker thread with a bounded queue (when it is full the oldest pending
+  change is dropped), so a slow command or server never stalls classification. Failures
+  (non-zero exit, timeout, connection refused, HTTP errors) are one rate-limited warning line on
+  stderr each, never an exception. On close, what is queued is drained until a short deadline;
+  what is left (and a command still running) is then abandoned (killed) with a warning.
+* :class:`MqttSink` (``--mqtt HOST[:PORT]``): paho-mqtt (imported only here, only when used)
+  publishes each change, retained, QoS 1, to ``har/<hostname>/activity`` (``--mqtt-every``: every
+  prediction, non-changes at QoS 0), plus ``<topic>/status`` = ``online`` / ``offline`` (retained;
+  ``offline`` is also the last will). The broker must answer at start (else :class:`OutputError`);
+  a broker lost later is reconnected to in the background by paho, QoS 1 messages wait for it.
+
+Change events (``--post`` body and MQTT payload) are the prediction's JSON plus ``previous`` (the
+activity before the current one, null at first), ``changed``, ``host`` and ``wall_time`` (UTC)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import MissingDependencyError, OutputError
+from .live import Prediction
+
+Warn = Callable[[str], None]
+
+DEFAULT_MQTT_PORT = 1883
+PLACEHOLDERS = ("label", "previous", "confidence", "time", "raw_label")  # {name} in --on-change arguments
+
+
+def _stderr_warn(msg: str) -> None:
+    stream = sys.stderr  # looked up at call time (click's CliRunner swaps it)
+    try:
+        stream.write(f"Warning: {msg}\n")
+        stream.flush()
+    except (OSError, ValueError):  # stderr closed: nothing useful left to do
+        pass
+
+
+class _Warner:
+    """One warning line per failure, at most one per ``interval_s`` (the rest are counted and
+    reported with the next shown warning or at :meth:`flush`)."""
+
+    def __init__(self, what: str, warn: Warn, interval_s: float) -> None:
+        self.what = what
+        self._warn = warn
+        self.interval_s = interval_s
+        self._last: float | None = None
+        self._lock = threading.Lock()
+        self.suppressed = 0
+        self.count = 0
+
+    def __call__(self, msg: str) -> None:
+        with self._lock:
+            self.count += 1
+            now = time.monotonic()
+            if self._last is not None and now - self._last < self.interval_s:
+                self.suppressed += 1
+                return
+            self._last = now
+            extra = f" (+{self.suppressed} similar warning(s) not shown)" if self.suppressed else ""
+            self.suppressed = 0
+        self._warn(f"{self.what}: {msg}{extra}")
+
+    def always(self, msg: str) -> None:
+        self._warn(f"{self.what}: {msg}")
+
+    def flush(self) -> None:
+        with self._lock:
+            n, self.suppressed = self.suppressed, 0
+        if n:
+            self._warn(f"{self.what}: {n} more warning(s) not shown")
+
+
+def _iso_utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class OutputEvent:
+    """One emitted prediction as the sinks see it."""
+
+    prediction: Prediction
+    previous: str | None  # the activity before the current one (None until there was one)
+    changed: bool  # this prediction starts a new activity (the first prediction does)
+    wall_time: float  # time.time() when it was emitted
+
+    def to_dict(self, classes: tuple[str, ...], host: str) -> dict[str, Any]:
+        """The ``--post`` body / MQTT payload: ``Prediction.to_dict`` + previous, changed, host, wall_time."""
+        d = self.prediction.to_dict(classes)
+        d["previous"] = self.previous
+        d["changed"] = self.changed
+        d["host"] = host
+        d["wall_time"] = _iso_utc(self.wall_time)
+        return d
+
+
+class OutputSink:
+    """Interface of every output: :meth:`prediction` for each emitted prediction (from the
+    classification thread: must not block for long), :meth:`request_close` then :meth:`close`."""
+
+    what = "output"  # how warnings name this sink (e.g. "--csv log.csv")
+
+    def prediction(self, event: OutputEvent) -> None:
+        raise NotImplementedError
+
+    def request_close(self) -> None:
+        """Stop accepting events (background sinks start draining)."""
+
+    def close(self, deadline: float) -> None:
+        """Finish (``deadline`` is a time.monotonic() value) and release resources."""
+
+    def describe(self) -> str:
+        return self.what
+
+
+# --- files ------------------------------------------------------------------------------------
+_TAIL = 65536
+
+
+def _open_append(path: str | os.PathLike[str], what: str) -> tuple[IO[str], str]:
+    """Open ``path`` for appending text; return the stream and the file's first line ("" when new
+    or empty). An incomplete last line (a crash while it was written) is cut off first."""
+    p = Path(path)
+    first = ""
+    try:
+        if p.is_dir():
+            raise OutputError(f"{what}: {p} is a directory")
+        if p.exists():
+            with open(p, "rb+") as f:
+                size = f.seek(0, io.SEEK_END)
+                if size:
+                    f.seek(0)
+                    head = f.read(_TAIL)
+                    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
+                    f.seek(max(0, size - _TAIL))
+                    tail = f.read()
+                    if not tail.endswith(b"\n"):
+                        cut = tail.rfind(b"\n")
+                        if cut < 0 and size > _TAIL:
+                            raise OutputError(f"{what}: {p} does not look like a har log (no line ends)")
+                        f.truncate(size - len(tail) + cut + 1)  # cut + 1 == 0 when there was no full line
+                        if cut < 0:
+                            first = ""
+        stream = open(p, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the sink
+    except OSError as e:
+        raise OutputError(f"{what}: cannot open {p}: {e.strerror or e}") from e
+    return stream, first
+
+
+class _FileSink(OutputSink):
+    def __init__(self, stream: IO[str], what: str) -> None:
+        self._f = stream
+        self.what = what
+
+    def close(self, deadline: float) -> None:
+        if self._f.closed:
+            return
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError:
+            pass
+        finally:
+            self._f.close()
+
+
+class JsonlSink(_FileSink):
+    """``--jsonl PATH``: one ``Prediction.to_dict`` object per line (the ``--json`` format), appended."""
+
+    def __init__(self, path: str | os.PathLike[str], classes: Sequence[str]) -> None:
+        stream, _ = _open_append(path, "--jsonl")
+        super().__init__(stream, f"--jsonl {path}")
+        self.classes = tuple(classes)
+
+    def prediction(self, event: OutputEvent) -> None:
+        self._f.write(json.dumps(event.prediction.to_dict(self.classes)) + "\n")
+        self._f.flush()
+
+
+def csv_header(classes: Sequence[str]) -> list[str]:
+    return ["time_s", "label", "confidence", "raw_label", *(f"p_{c}" for c in classes)]
+
+
+class CsvSink(_FileSink):
+    """``--csv PATH``: ``time_s,label,confidence,raw_label,p_<class>...`` (raw_label empty without
+    smoothing), appended; the header is written only to a new or empty file."""
+
+    def __init__(self, path: str | os.PathLike[str], classes: Sequence[str]) -> None:
+        header = csv_header(classes)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(header)
+        line = buf.getvalue().rstrip("\n")
+        stream, first = _open_append(path, "--csv")
+        if first and first != line:
+            stream.close()
+            raise OutputError(
+                f"--csv: {path} has other columns ({_short(first)}) than this bundle's ({_short(line)}); "
+                "use another file"
+            )
+        super().__init__(stream, f"--csv {path}")
+        self._w = csv.writer(self._f, lineterminator="\n")
+        if not first:
+            self._w.writerow(header)
+            self._f.flush()
+
+    def prediction(self, event: OutputEvent) -> None:
+        p = event.prediction
+        self._w.writerow(
+            [f"{p.time:.4f}", p.label, f"{p.confidence:.4f}", p.raw_label or "",
+             *(f"{v:.4f}" for v in p.probs.tolist())]
+        )
+        self._f.flush()
+
+
+def _short(s: str, n: int = 60) -> str:
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+# --- actions on activity changes (background worker) -----------------------------------------
+class _BackgroundSink(OutputSink):
+    """Runs :meth:`_run` for each activity change on its own thread, in order. Bounded queue: when
+    ``queue_size`` changes are pending, the oldest is dropped (with a warning)."""
+
+    def __init__(self, what: str, warn: Warn, queue_size: int, warn_interval_s: float) -> None:
+        self.what = what
+        self.queue_size = max(1, int(queue_size))
+        self._warner = _Warner(what, warn, warn_interval_s)
+        self._pending: deque[OutputEvent] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._abort = False
+        self._busy = False
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._loop, name=f"har-output-{what.split()[0].strip('-')}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, event: OutputEvent) -> str | None:
+        """Deliver one change; return None on success, else a one-line reason."""
+        raise NotImplementedError
+
+    def _cancel(self) -> None:
+        """Abandon the delivery in progress (called from another thread at the close deadline)."""
+
+    def prediction(self, event: OutputEvent) -> None:
+        if not event.changed:
+            return
+        dropped = False
+        with self._cond:
+            if self._closing:
+                return
+            if len(self._pending) >= self.queue_size:
+                self._pending.popleft()
+                self.dropped += 1
+                dropped = True
+            self._pending.append(event)
+            self._cond.notify()
+        if dropped:
+            self._warner(f"still busy with earlier changes: dropped the oldest pending one ({self.queue_size} queued)")
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if self._abort or not self._pending:
+                    return
+                event = self._pending.popleft()
+                self._busy = True
+            try:
+                err = self._run(event)
+            except Exception as e:  # noqa: BLE001 - a failing action must never end the worker
+                err = f"{type(e).__name__}: {e}"
+            with self._cond:
+                self._busy = False
+                aborted = self._abort
+                if err is None:
+                    self.delivered += 1
+                else:
+                    self.failed += 1
+            if err is not None and not aborted:
+                self._warner(err)
+
+    def request_close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+
+    def close(self, deadline: float) -> None:
+        self.request_close()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            with self._cond:
+                self._abort = True
+                left = len(self._pending) + int(self._busy)
+                self._pending.clear()
+            self._cancel()
+            self._thread.join(0.5)
+            self._warner.always(f"{left} change(s) not delivered: gave up at exit")
+        self._warner.flush()
+
+
+def _subst(arg: str, values: dict[str, str]) -> str:
+    for k, v in values.items():
+        arg = arg.replace("{" + k + "}", v)
+    return arg
+
+
+class CommandSink(_BackgroundSink):
+    """``--on-change CMD``: run CMD (split with shlex, no shell) on each activity change.
+
+    The command gets ``HAR_LABEL``, ``HAR_PREVIOUS`` (empty at first), ``HAR_CONFIDENCE`` (0-1),
+    ``HAR_TIME`` (seconds, source clock), ``HAR_RAW_LABEL`` (empty without smoothing) in its
+    environment, and ``{label}``, ``{previous}``, ``{confidence}``, ``{time}``, ``{raw_label}`` in
+    its arguments are replaced by the same values (each argument stays one argument). Its stdin and
+    stdout are /dev/null (stdout may be a JSON stream), stderr's last line goes into the warning on
+    failure. It runs in its own session (a Ctrl-C in the terminal does not reach it); after
+    ``timeout_s`` its process group is killed."""
+
+    def __init__(
+        self, command: str, warn: Warn = _stderr_warn, timeout_s: float = 10.0, queue_size: int = 16,
+        warn_interval_s: float = 30.0,
+    ) -> None:
+        try:
+            argv = shlex.split(command)
+        except ValueError as e:
+            raise OutputError(f"--on-change: cannot parse the command: {e}") from e
+        if not argv:
+            raise OutputError("--on-change: the command is empty")
+        if "{" not in argv[0] and shutil.which(argv[0]) is None:
+            raise OutputError(f"--on-change: command not found or not executable: {argv[0]}")
+        self.argv = argv
+        self.timeout_s = float(timeout_s)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc_lock = threading.Lock()
+        super().__init__("--on-change", warn, queue_size, warn_interval_s)
+
+    def describe(self) -> str:
+        return f"--on-change {_short(shlex.join(self.argv), 80)}"
+
+    def values(self, event: OutputEvent) -> dict[str, str]:
+        p = event.prediction
+        return {"label": p.label, "previous": event.previous or "", "confidence": f"{p.confidence:.4f}",
+                "time": f"{p.time:.4f}", "raw_label": p.raw_label or ""}
+
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (OSError, AttributeError):
+            try:
+                proc.kill()
+            except OSError:
+                pass
+
+    def _run(self, event: OutputEvent) -> str | None:
+        vals = self.values(event)
+        argv = [_subst(a, vals) for a in self.argv]
+        env = dict(os.environ, **{f"HAR_{k.upper()}": v for k, v in vals.items()})
+        name = _short(shlex.join(argv), 80)
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as e:
+            return f"cannot run {name}: {e.strerror or e}"
+        with self._proc_lock:
+            self._proc = proc
+        try:
+            try:
+                _, err = proc.communicate(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill(proc)
+                try:
+                    proc.communicate(timeout=2.0)
+                except subprocess.TimeoutExpired:
+                    pass
+                return f"{name} timed out after {self.timeout_s:g} s (killed)"
+        finally:
+            with self._proc_lock:
+                self._proc = None
+        rc = proc.returncode
+        if rc == 0:
+            return None
+        lines = (err or b"").decode("utf-8", errors="replace").strip().splitlines()
+        why = f"exited with status {rc}" if rc > 0 else f"killed by signal {-rc}"
+        return f"{name} {why}" + (f": {_short(lines[-1], 120)}" if lines else "")
+
+    def _cancel(self) -> None:
+        with self._proc_lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            self._kill(proc)
+
+
+class PostSink(_BackgroundSink):
+    """``--post URL``: POST the change event (``OutputEvent.to_dict``) as JSON (urllib, ``timeout_s``)."""
+
+    def __init__(
+        self, url: str, classes: Sequence[str], host: str, warn: Warn = _stderr_warn, timeout_s: float = 10.0,
+        queue_size: int = 16, warn_interval_s: float = 30.0,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise OutputError(f"--post: need an http:// or https:// URL, got {url!r}")
+        self.url = url
+        self.classes = tuple(classes)
+        self.host = host
+        self.timeout_s = float(timeout_s)
+        super().__init__(f"--post {url}", warn, queue_size, warn_interval_s)
+
+    def _run(self, event: OutputEvent) -> str | None:
+        import urllib.error  # noqa: PLC0415 - http.client/ssl/email cost ~20 ms at `har run` start-up
+        import urllib.request  # noqa: PLC0415
+
+        from .. import __version__  # noqa: PLC0415
+
+        body = json.dumps(event.to_dict(self.classes, self.host)).encode("utf-8")
+        req = urllib.request.Request(
+            self.url, data=body, method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": f"har/{__version__}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
+                r.read(65536)
+        except urllib.error.HTTPError as e:
+            return f"HTTP {e.code} {e.reason}"
+        except urllib.error.URLError as e:
+            reason = e.reason
+            return f"{getattr(reason, 'strerror', None) or reason}"
+        except (OSError, TimeoutError) as e:  # e.g. a timeout while reading the answer
+            return f"{type(e).__name__}: {e}" if not str(e) else str(e)
+        return None
+
+
+# --- MQTT --------------------------------------------------------------------------------------
+def parse_mqtt_address(address: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[IPv6]:PORT`` or ``mqtt://HOST[:PORT]`` -> (host, port)."""
+    s = address.strip()
+    if s.startswith("mqtt://"):
+        s = s[len("mqtt://"):]
+    s = s.rstrip("/")
+    port_s = ""
+    if s.startswith("["):
+        host, _, rest = s[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise OutputError(f"--mqtt: cannot parse {address!r} (expected HOST[:PORT])")
+        port_s = rest[1:]
+    elif s.count(":") == 1:
+        host, port_s = s.split(":")
+    else:
+        host = s
+    if not host or "/" in host:
+        raise OutputError(f"--mqtt: cannot parse {address!r} (expected HOST[:PORT])")
+    if not port_s:
+        return host, DEFAULT_MQTT_PORT
+    try:
+        port = int(port_s)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise OutputError(f"--mqtt: bad port in {address!r}")
+    return host, port
+
+
+def default_mqtt_topic(host: str) -> str:
+    safe = "".join("_" if c in "/+#" or c.isspace() else c for c in host) or "device"
+    return f"har/{safe}/activity"
+
+
+def _import_paho() -> Any:
+    try:
+        import paho.mqtt.client as mqtt  # noqa: PLC0415
+    except ImportError as e:
+        raise MissingDependencyError(
+            "--mqtt needs paho-mqtt (>= 2.0): pip install 'har-edge[mqtt]'"
+        ) from e
+    if not hasattr(mqtt, "CallbackAPIVersion"):
+        raise MissingDependencyError("--mqtt needs paho-mqtt >= 2.0: pip install 'har-edge[mqtt]'")
+    return mqtt
+
+
+class MqttSink(OutputSink):
+    """``--mqtt HOST[:PORT]``: publish activity changes (``every``: all predictions) to ``topic``,
+    retained (a dashboard that subscribes later gets the current activity at once); changes at QoS
+    1, other predictions at QoS 0. ``<topic>/status`` holds ``online`` / ``offline`` (retained; the
+    last will is ``offline``). Connecting at start must succeed within ``connect_timeout_s``;
+    later disconnections are warnings and paho reconnects in the background."""
+
+    def __init__(
+        self, address: str, classes: Sequence[str], host: str, topic: str | None = None, every: bool = False,
+        warn: Warn = _stderr_warn, connect_timeout_s: float = 5.0, warn_interval_s: float = 30.0,
+        keepalive_s: int = 30,
+    ) -> None:
+        mqtt = _import_paho()
+        self._mqtt = mqtt
+        self.broker = parse_mqtt_address(address)
+        self.topic = topic if topic is not None else default_mqtt_topic(host)
+        if not self.topic or any(c in self.topic for c in "+#\0"):
+            raise OutputError(f"--mqtt-topic: {self.topic!r} is not a topic to publish to (no wildcards)")
+        self.status_topic = f"{self.topic}/status"
+        self.classes = tuple(classes)
+        self.host = host
+        self.every = every
+        self.what = f"--mqtt {self.broker[0]}:{self.broker[1]}"
+        self._warner = _Warner(self.what, warn, warn_interval_s)
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self._closing = False
+        self._pending: list[Any] = []  # MQTTMessageInfo of QoS 1 publishes not yet acknowledged
+        self.published = 0
+        client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=f"har-{host}-{os.getpid()}"[:64])
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_queued_messages_set(1000)
+        client.connect_timeout = connect_timeout_s
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+        h, p = self.broker
+        try:
+            client.connect(h, p, keepalive=keepalive_s)
+        except (OSError, ValueError) as e:
+            why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+            raise OutputError(f"--mqtt: cannot connect to the MQTT broker at {h}:{p}: {why}") from e
+        client.loop_start()
+        ok = self._connected.wait(connect_timeout_s)
+        if not ok or self._refused is not None:
+            self._closing = True
+            client.loop_stop()
+            try:
+                client.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+            if not ok:
+                raise OutputError(f"--mqtt: the MQTT broker at {h}:{p} did not answer within {connect_timeout_s:g} s")
+            raise OutputError(f"--mqtt: the MQTT broker at {h}:{p} refused the connection: {self._refused}")
+
+    def describe(self) -> str:
+        return f"{self.what} (topic {self.topic}{', every prediction' if self.every else ''})"
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            if not self._connected.is_set():
+                self._refused = str(reason_code)
+                self._connected.set()
+            else:
+                self._warner(f"the broker refused to reconnect: {reason_code}")
+            return
+        client.publish(self.status_topic, "online", qos=1, retain=True)
+        if self._connected.is_set():
+            self._warner("reconnected to the broker")
+        self._connected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if not self._closing and self._refused is None:
+            self._warner(f"lost the broker ({reason_code}); reconnecting in the background")
+
+    def prediction(self, event: OutputEvent) -> None:
+        if not (event.changed or self.every):
+            return
+        payload = json.dumps(event.to_dict(self.classes, self.host))
+        qos = 1 if event.changed else 0
+        info = self._client.publish(self.topic, payload, qos=qos, retain=True)
+        mqtt = self._mqtt
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self._warner(f"publish failed: {mqtt.error_string(info.rc)}")
+            return
+        self.published += 1
+        if qos:
+            self._pending = [i for i in self._pending if not i.is_published()]
+            self._pending.append(info)
+
+    def close(self, deadline: float) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        try:
+            self._pending.append(self._client.publish(self.status_topic, "offline", qos=1, retain=True))
+            for info in self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    info.wait_for_publish(left)
+                except (RuntimeError, ValueError):  # not queued (e.g. no connection)
+                    pass
+            lost = sum(1 for i in self._pending[:-1] if not i.is_published())
+            if lost:
+                self._warner.always(f"{lost} change(s) not acknowledged by the broker at exit")
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+            self._warner.flush()
+
+
+# --- fan-out -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputConfig:
+    """What `har run` sends where (None / False: not used). See :func:`build_outputs`."""
+
+    jsonl: str | None = None  # path, appended
+    csv: str | None = None  # path, appended
+    on_change: str | None = None  # command line (shlex, no shell)
+    post: str | None = None  # http(s) URL
+    mqtt: str | None = None  # HOST[:PORT]
+    mqtt_topic: str | None = None  # default har/<hostname>/activity
+    mqtt_every: bool = False  # publish every prediction, not only changes
+    action_timeout_s: float = 10.0  # --on-change command / --post request timeout
+    queue_size: int = 16  # pending changes per background action
+    drain_s: float = 3.0  # at close: how long queued actions and MQTT acknowledgements may take
+    warn_interval_s: float = 30.0  # at most one warning line per output per interval
+
+    @property
+    def active(self) -> bool:
+        return any((self.jsonl, self.csv, self.on_change, self.post, self.mqtt))
+
+
+class Outputs:
+    """The fan-out: call it with each Prediction (``emit`` for :func:`run_live`); it detects
+    activity changes and feeds every sink. A sink that raises becomes a (rate-limited) warning.
+    :meth:`close` (idempotent; also the context manager's exit) drains and closes the sinks."""
+
+    def __init__(
+        self, sinks: Sequence[OutputSink] = (), warn: Warn = _stderr_warn, drain_s: float = 3.0,
+        warn_interval_s: float = 30.0,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.drain_s = drain_s
+        self.current: str | None = None
+        self.previous: str | None = None
+        self.predictions = 0
+        self.changes = 0
+        self._warners = [_Warner(s.what, warn, warn_interval_s) for s in self.sinks]
+        self._closed = False
+
+    def __bool__(self) -> bool:
+        return bool(self.sinks)
+
+    def describe(self) -> str:
+        return ", ".join(s.describe() for s in self.sinks)
+
+    def __call__(self, p: Prediction) -> None:
+        self.prediction(p)
+
+    def prediction(self, p: Prediction) -> OutputEvent:
+        changed = p.label != self.current
+        if changed:
+            self.previous, self.current = self.current, p.label
+            self.changes += 1
+        self.predictions += 1
+        event = OutputEvent(p, self.previous, changed, time.time())
+        if not self._closed:
+            for sink, warner in zip(self.sinks, self._warners, strict=True):
+                try:
+                    sink.prediction(event)
+                except Exception as e:  # noqa: BLE001 - an output must never stop classification
+                    warner(f"{type(e).__name__}: {e}")
+        return event
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + self.drain_s
+        for s in self.sinks:
+            s.request_close()
+        for sink, warner in zip(self.sinks, self._warners, strict=True):
+            try:
+                sink.close(deadline)
+            except Exception as e:  # noqa: BLE001
+                warner(f"closing failed: {type(e).__name__}: {e}")
+        for w in self._warners:
+            w.flush()
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_outputs(
+    config: OutputConfig, classes: Sequence[str], warn: Warn | None = None, host: str | None = None
+) -> Outputs:
+    """Make the sinks ``config`` asks for (files first, MQTT last: it connects). Raises
+    :class:`OutputError` (or MissingDependencyError for MQTT without paho-mqtt); sinks made before
+    the failure are closed again."""
+    warn = warn or _stderr_warn
+    host = host or socket.gethostname()
+    if (config.mqtt_topic is not None or config.mqtt_every) and not config.mqtt:
+        raise OutputError("--mqtt-topic and --mqtt-every need --mqtt HOST[:PORT]")
+    classes = tuple(classes)
+    sinks: list[OutputSink] = []
+    try:
+        if config.jsonl:
+            sinks.append(JsonlSink(config.jsonl, classes))
+        if config.csv:
+            sinks.append(CsvSink(config.csv, classes))
+        if config.on_change:
+            sinks.append(CommandSink(config.on_change, warn=warn, timeout_s=config.action_timeout_s,
+                                     queue_size=config.queue_size, warn_interval_s=config.warn_interval_s))
+        if config.post:
+            sinks.append(PostSink(config.post, classes, host, warn=warn, timeout_s=config.action_timeout_s,
+                                  queue_size=config.queue_size, warn_interval_s=config.warn_interval_s))
+        if config.mqtt:
+            sinks.append(MqttSink(config.mqtt, classes, host, topic=config.mqtt_topic, every=config.mqtt_every,
+                                  warn=warn, warn_interval_s=config.warn_interval_s))
+    except BaseException:
+        deadline = time.monotonic() + 1.0
+        for s in sinks:
+            try:
+                s.close(deadline)
+            except Exception:  # noqa: BLE001
+                pass
+        raise
+    return Outputs(sinks, warn=warn, drain_s=config.drain_s, warn_interval_s=config.warn_interval_s)
