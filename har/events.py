@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -90,14 +92,23 @@ def segment_f1(pred: Sequence[Segment], true: Sequence[Segment], threshold: floa
 
 
 def levenshtein(a: Sequence[str], b: Sequence[str]) -> int:
-    """Edit distance (insertions, deletions, substitutions each cost 1)."""
-    prev = list(range(len(b) + 1))
+    """Edit distance (insertions, deletions, substitutions each cost 1).
+
+    The classic dynamic programme, one numpy row at a time: the in-row dependency
+    ``cur[j] = min(..., cur[j - 1] + 1)`` is a running minimum of ``tmp[k] + (j - k)``, i.e.
+    ``minimum.accumulate(tmp - j) + j``. O(len(a) * len(b)) work, O(len(a)) Python steps."""
+    if not a or not b:
+        return max(len(a), len(b))
+    codes = {x: i for i, x in enumerate(dict.fromkeys([*a, *b]))}
+    bb = np.array([codes[y] for y in b], dtype=np.int64)
+    j = np.arange(len(b) + 1, dtype=np.int64)
+    prev = j.copy()
     for i, x in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
+        tmp = np.empty_like(prev)
+        tmp[0] = i
+        np.minimum(prev[1:] + 1, prev[:-1] + (bb != codes[x]), out=tmp[1:])
+        prev = np.minimum.accumulate(tmp - j) + j
+    return int(prev[-1])
 
 
 def _collapse(labels: Sequence[str]) -> list[str]:

@@ -327,15 +327,16 @@ _FAST_LABEL_WIDTH = 24  # characters; a longer label sends the file to the line-
 
 
 def _parse_rows_fast(
-    text: str, lines: list[str], ncol: int, cols: tuple[int, int, int, int, int | None, int | None]
+    p: Path, text: str, n: int, ncol: int, cols: tuple[int, int, int, int, int | None, int | None]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """numpy's C parser for plain, well-formed files (about 5x faster than the line loop);
-    None when anything is unusual, so that :func:`_parse_rows` reports the exact line."""
-    n = len(lines) - 1
+    """numpy's C parser, reading the file itself (no line list), for plain, well-formed files of
+    ``n`` complete data rows: about 6x faster than the line loop. None when anything is unusual,
+    so that :func:`_parse_rows` reports the exact line."""
     ti, xi, yi, zi, li, si = cols
     if n < 1000 or "\r" in text or " " in text or "\t" in text or '"' in text:
         return None
-    if text.count(",", len(lines[0])) != (ncol - 1) * n:  # every row has exactly ncol fields
+    # every complete row has exactly ncol fields (a truncated last row is not counted)
+    if text.count(",", text.find("\n"), text.rfind("\n")) != (ncol - 1) * n:
         return None
     kinds = {ti: "f8", xi: "f8", yi: "f8", zi: "f8"}
     if li is not None:
@@ -347,7 +348,8 @@ def _parse_rows_fast(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            arr = np.loadtxt(lines[1 : n + 1], delimiter=",", dtype=dt, comments=None, usecols=use, ndmin=1)
+            arr = np.loadtxt(p, delimiter=",", dtype=dt, comments=None, usecols=use, ndmin=1, skiprows=1,
+                             max_rows=n, encoding="utf-8")
     except (ValueError, TypeError, Warning):
         return None
     if arr.shape != (n,):
@@ -430,24 +432,22 @@ def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) 
         has_meta = False
 
     truncated = bool(text) and not text.endswith("\n")
-    lines = text.split("\n")
-    if truncated:
-        lines = lines[:-1]
-    elif lines and lines[-1] == "":
-        lines = lines[:-1]
-    if not lines or not lines[0].strip():
+    first_nl = text.find("\n")
+    if first_nl < 0 or not text[:first_nl].strip():  # no complete header line
         raise RecordingFormatError(f"{p}: empty file (expected header {_HEADER})")
-    header = lines[0].strip().lstrip("\ufeff").split(",")
+    header = text[:first_nl].strip().lstrip("\ufeff").split(",")
     idx = _column_index(header, str(p))
     ncol = len(header)
     ti, xi, yi, zi = idx["time_s"], idx["x_g"], idx["y_g"], idx["z_g"]
     li, si = idx.get("label"), idx.get("seq")
-    n = len(lines) - 1
-    fast = _parse_rows_fast(text, lines, ncol, (ti, xi, yi, zi, li, si))
+    n = text.count("\n") - 1  # complete data rows (a truncated last row has no newline)
+    cols = (ti, xi, yi, zi, li, si)
+    fast = _parse_rows_fast(p, text, n, ncol, cols)
     if fast is not None:
         t, a, labs, seq = fast
     else:
-        t, a, labs, seq = _parse_rows(p, lines, ncol, (ti, xi, yi, zi, li, si), empty_as_nan=allow_nonfinite)
+        lines = text.split("\n")[: n + 1]
+        t, a, labs, seq = _parse_rows(p, lines, ncol, cols, empty_as_nan=allow_nonfinite)
     fin = np.isfinite(a)
     if n and not (np.isfinite(t).all() and (allow_nonfinite or fin.all())):
         bad = int(np.flatnonzero(~(np.isfinite(t) & (allow_nonfinite or fin.all(axis=1))))[0])

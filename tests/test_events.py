@@ -80,3 +80,22 @@ def test_perfect_and_empty() -> None:
     assert m["true_segments"] == 0 and m["segment_f1"] == 1.0 and m["edit_score"] == 1.0
     with pytest.raises(ValueError):
         event_metrics(["a"], ["a", "b"], _unit_spans(2))
+
+
+def test_levenshtein_matches_the_textbook_programme() -> None:
+    import random
+
+    def textbook(a: list[str], b: list[str]) -> int:
+        prev = list(range(len(b) + 1))
+        for i, x in enumerate(a, 1):
+            cur = [i] + [0] * len(b)
+            for j, y in enumerate(b, 1):
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+            prev = cur
+        return prev[-1]
+
+    r = random.Random(0)
+    for _ in range(500):
+        a = [r.choice("abcd") for _ in range(r.randint(0, 12))]
+        b = [r.choice("abce") for _ in range(r.randint(0, 12))]
+        assert levenshtein(a, b) == textbook(a, b), (a, b)

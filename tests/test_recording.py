@@ -174,7 +174,7 @@ def _long_csv(path: Path, n: int, label_of: object = None, newline: str = "\n", 
     return path
 
 
-@pytest.mark.parametrize("variant", ["plain", "crlf", "spaces", "long-label"])
+@pytest.mark.parametrize("variant", ["plain", "crlf", "spaces", "long-label", "truncated"])
 def test_fast_and_line_parsers_agree(tmp_path: Path, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Long plain files go through numpy's parser; unusual ones through the line loop. Both give
     the same recording."""
@@ -188,7 +188,11 @@ def test_fast_and_line_parsers_agree(tmp_path: Path, variant: str, monkeypatch: 
     elif variant == "long-label":
         kw["label_of"] = lambda i: "a_very_long_activity_label_name_" + str(i // 500)
     p = _long_csv(tmp_path / "r.csv", 3000, **kw)  # type: ignore[arg-type]
+    if variant == "truncated":  # killed mid-write: a partial last row
+        with p.open("a") as f:
+            f.write("60.0000,0.1,0.2")
     fast = read_recording(p)
+    assert fast.truncated == (variant == "truncated")
     monkeypatch.setattr(hr, "_parse_rows_fast", lambda *a: None)
     slow = read_recording(p)
     np.testing.assert_array_equal(fast.time, slow.time)

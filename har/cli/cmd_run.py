@@ -93,7 +93,10 @@ def run_cmd(
         if as_json:
             out.write(json.dumps(p.to_dict(classes)) + "\n")
         else:
-            out.write(f"{_fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}\n")
+            line = f"{_fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}"
+            if p.raw_label is not None and p.raw_label != p.label:  # smoothing holds the label
+                line += f"   (this window: {p.raw_label} {float(p.probs[classes.index(p.raw_label)]):.1%})"
+            out.write(line + "\n")
         out.flush()
         outputs(p)
 

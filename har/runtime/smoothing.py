@@ -265,6 +265,10 @@ class Smoother:
         raw = int(np.argmax(p))
         if not self.config.active:
             return raw
+        return self._update(float(time_s), p, raw)
+
+    def _update(self, time_s: float, p: np.ndarray, raw: int) -> int:
+        """:meth:`update_index` after validation, with the argmax ``raw`` already known."""
         proposed = self._propose(p, raw)
         t = float(time_s)
         if self._reported is None or proposed == self._reported:
@@ -297,10 +301,16 @@ def smooth_sequence(
     if p.ndim != 2 or p.shape[0] != t.shape[0]:
         raise SmoothingError(f"probabilities {p.shape} and times ({t.shape[0]},) do not match")
     sm = Smoother(config, classes)
+    if p.shape[0] and p.shape[1] != len(sm.classes):
+        raise SmoothingError(f"expected {len(sm.classes)} probabilities, got {p.shape[1]}")
+    raw = np.argmax(p, axis=1).tolist() if p.shape[0] else []
+    if not config.active:
+        return [sm.classes[r] for r in raw]
     cut = set(int(i) for i in resets)
+    tt = t.tolist()
     out: list[str] = []
-    for i in range(p.shape[0]):
+    for i in range(p.shape[0]):  # the streaming smoother itself, minus per-window validation
         if i in cut:
             sm.reset()
-        out.append(sm.update(float(t[i]), p[i]))
+        out.append(sm.classes[sm._update(tt[i], p[i], raw[i])])
     return out
