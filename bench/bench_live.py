@@ -189,8 +189,39 @@ print(json.dumps({"probs": it.get_tensor(it.get_output_details()[0]["index"])[0]
 """
 
 
-def device_run(bundle: Path, seconds: float) -> tuple[float, int, int, float] | None:
-    """(CPU s, samples, windows, peak RSS MB) of `har run --port` on an emulated 50 Hz device."""
+NAIVE_SERIAL = r"""
+import collections, json, sys, time
+import numpy as np, serial
+from har.runtime.classifier import WindowClassifier
+bundle, port, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+clf = WindowClassifier.from_bundle(bundle, use_batch_model=False)
+w, hop = clf.window_samples, int(clf.metadata.window.hop_samples)
+ser = serial.Serial(port, 115200, timeout=1.0)
+buf = collections.deque(maxlen=w)
+n = since = windows = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    line = ser.readline()
+    if not line or line[:1] in (b"#", b"!"):
+        continue
+    try:
+        _, x, y, z = (int(v) for v in line.split(b"*")[0].split(b","))
+    except ValueError:
+        continue
+    buf.append((x / 1000.0, y / 1000.0, z / 1000.0))
+    n += 1
+    since += 1
+    if len(buf) == w and since >= hop:
+        since = 0
+        clf.label_of(clf.predict_one(np.array(buf, dtype=np.float32)))
+        windows += 1
+print(json.dumps({"summary": {"samples": n, "windows": windows}}), file=sys.stderr)
+"""
+
+
+def device_run(bundle: Path, seconds: float, naive: bool = False) -> tuple[float, int, int, float] | None:
+    """(CPU s, samples, windows, peak RSS MB) of `har run --port` (or, with ``naive``, of the
+    classic readline loop) on an emulated 50 Hz device."""
     import json
 
     emu = subprocess.Popen([*HAR, "emulate", "--simulate", "--rate", "50", "--seed", "1",
@@ -201,8 +232,9 @@ def device_run(bundle: Path, seconds: float) -> tuple[float, int, int, float] | 
         port = emu.stdout.readline().strip()
         if not port:
             return None
-        run = subprocess.Popen([*HAR, "run", str(bundle), "--port", port, "--json", "--duration", str(seconds)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        cmd = ([sys.executable, "-c", NAIVE_SERIAL, str(bundle), port, str(seconds)] if naive else
+               [*HAR, "run", str(bundle), "--port", port, "--json", "--duration", str(seconds)])
+        run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         peak = _PeakRss(run.pid)
         assert run.stderr is not None
         err = run.stderr.read()
@@ -214,6 +246,12 @@ def device_run(bundle: Path, seconds: float) -> tuple[float, int, int, float] | 
     if summ is None:
         return None
     return cpu, int(summ["samples"]), int(summ["windows"]), rss
+
+
+def _live_read_interval() -> float:
+    from har.cli.cmd_run import LIVE_READ_INTERVAL_S
+
+    return LIVE_READ_INTERVAL_S
 
 
 def main() -> int:
@@ -240,16 +278,22 @@ def main() -> int:
         if args.device_seconds > 0:
             print(f"\n2. `har run --port` on the emulator at 50 Hz (whole process: reader thread, parsing, loop); "
                   f"{args.device_seconds:g} s minus a 5 s run, so start-up cancels out")
-            long = device_run(bundle, args.device_seconds)
-            short = device_run(bundle, 5.0)
-            if long is None or short is None:
-                print("   the emulator run failed")
-            else:
+            per_of: dict[bool, float] = {}
+            for naive in (False, True):
+                long = device_run(bundle, args.device_seconds, naive)
+                short = device_run(bundle, 5.0, naive)
+                what = "naive readline loop (ser.readline() per sample, deque)" if naive else "har run"
+                if long is None or short is None:
+                    print(f"   {what}: the emulator run failed")
+                    continue
                 d_cpu, d_s, d_w = long[0] - short[0], long[1] - short[1], long[2] - short[2]
-                per = (d_cpu - d_w * ms_win / 1e3) / max(d_s, 1) * 1e6
-                print(f"   {long[1]} samples, {long[2]} windows, process CPU {long[0]:.2f} s, "
+                per_of[naive] = per = (d_cpu - d_w * ms_win / 1e3) / max(d_s, 1) * 1e6
+                print(f"   {what}: {long[1]} samples, {long[2]} windows, process CPU {long[0]:.2f} s, "
                       f"peak RSS {long[3]:.1f} MB; 5 s run: CPU {short[0]:.2f} s")
                 print(f"   -> {per:.1f} us of CPU per sample besides the interpreter ({d_s} samples, {d_w} windows)")
+            if len(per_of) == 2:
+                print(f"   ratio naive / har run: x{per_of[True] / per_of[False]:.1f} (most of either is the OS "
+                      f"waking a thread: har reads every {_live_read_interval():g} s, the loop once per line)")
 
         print("\n3. Start-up: process start -> first prediction (`--file --speed 0`, window full at once)")
         har_cmd = [*HAR, "run", str(bundle), "--file", str(rec), "--speed", "0", "--json", "--duration", "2"]

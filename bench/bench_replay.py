@@ -5,7 +5,7 @@
 
 A synthetic recording of ``--hours`` at 50 Hz (har's simulator, one subject, bouts of 1-10 minutes
 of the six activities in random order: 6 h = 1,080,000 samples) is written to a temporary directory, unless --recording
-gives one. Then, single thread, one core:
+gives one. Then, pinned to one CPU (sched_setaffinity, inherited by the command) and one thread:
 
 * naive baseline: the recording read by the same reader, then a plain Python loop with one
   interpreter call per window (the bundle's live model, batch 1, state reset per window, the way
@@ -85,6 +85,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="har replay runs (the median is reported)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if hasattr(os, "sched_setaffinity"):  # one core, for this process and the `har replay` child
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        print(f"pinned to CPU {sorted(os.sched_getaffinity(0))}")
 
     from har.runtime.classifier import WindowClassifier
     from har.runtime.replay import replay

@@ -13,9 +13,10 @@ from typing import Any
 
 import click
 
-# Serial reads every 0.1 s: ~5 samples per read at 50 Hz (5x less CPU than 20 ms reads) for 0.1 s
-# more latency, small next to the 1 s hop (bench/bench_live.py).
-LIVE_READ_INTERVAL_S = 0.1
+# Serial reads every 0.25 s: ~12 samples per read at 50 Hz (about 6x less CPU than 20 ms reads)
+# for 0.25 s more latency, small next to the 1 s hop (bench/bench_live.py). Faster devices are read
+# more often (SerialSource.read_pause_s).
+LIVE_READ_INTERVAL_S = 0.25
 
 
 def _fmt_time(t: float) -> str:

@@ -407,11 +407,19 @@ class _Watchdog:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._done.wait(min(0.25, self.stall_s / 4)):
+        # Sleep until the moment the stream would count as stalled, not on a fixed tick: while
+        # samples flow, the thread wakes about once per ``stall_s`` (each wake costs CPU on a Pi).
+        delay = self.stall_s
+        while not self._done.wait(delay):
             with self._lock:
                 idle = time.monotonic() - self._last
-                if self._stalled or idle < self.stall_s or self.source.stopped:
+                if self._stalled or self.source.stopped:
+                    delay = min(self.stall_s, 0.5)
                     continue
+                if idle < self.stall_s:
+                    delay = self.stall_s - idle + 0.005
+                    continue
+                delay = min(self.stall_s, 0.5)
                 self._last_wall = time.time() - idle
                 self._stalled = True
                 self._reconnects = int(getattr(self.source.stats, "reconnects", 0))

@@ -73,13 +73,16 @@ class SerialSource(SampleSource):
         rate_hz: nominal rate (Hz) to assume before the first header; without it samples wait
             for a header.
         read_interval_s: pause between reads (default ``READ_INTERVAL_S``, 20 ms). Each read costs
-            a thread wake-up and a parse of whatever arrived: `har run` uses 0.1 s, which cuts the
-            CPU per sample about 5x at 50 Hz for 0.1 s more latency (its hop is 1 s).
+            a thread wake-up and a parse of whatever arrived: `har run` uses 0.25 s, which cuts the
+            CPU per sample about 6x at 50 Hz for 0.25 s more latency (its hop is 1 s). Once the
+            rate is known the pause is shortened so that one pause never gathers more than
+            ``BACKLOG_BYTES`` of full-width lines (the OS buffer of a tty holds about 4 kB).
     """
 
     RATE_CHECK_S = 10.0  # seconds of stream before measured and announced rates are compared
     READ_INTERVAL_S = 0.02  # pause between reads (s) unless a backlog is waiting: ~50 reads/s at any rate
     BACKLOG_BYTES = 1024  # a read this large means data is queueing: read again at once (a pty gives <= 4 kB)
+    MAX_LINE_BYTES = 36  # the longest sample line: "4294967295,-32768,-32768,-32768*HH\r\n"
     STALL_S = 0.5  # arrivals this much later than the timeline predicts = the device paused (time jump)
 
     def __init__(
@@ -146,7 +149,7 @@ class SerialSource(SampleSource):
             self._thread.start()
         while True:
             try:
-                item = self._q.get(timeout=0.2)
+                item = self._q.get(timeout=1.0)  # the reader always ends with None; this is a safety net
             except queue.Empty:
                 if not self._thread.is_alive() and self._q.empty():
                     return
@@ -209,6 +212,14 @@ class SerialSource(SampleSource):
             except (serial.SerialException, OSError):
                 pass
             self._ser = None
+
+    def read_pause_s(self) -> float:
+        """The pause between reads: ``READ_INTERVAL_S``, shortened at high rates so that a pause
+        gathers at most ``BACKLOG_BYTES`` (a fast device cannot overflow the OS buffer)."""
+        rate = self.info.rate_hz
+        if not rate:
+            return self.READ_INTERVAL_S
+        return min(self.READ_INTERVAL_S, max(0.001, self.BACKLOG_BYTES / (float(rate) * self.MAX_LINE_BYTES)))
 
     # -- reader thread -------------------------------------------------------------------
     def _run_guarded(self) -> None:
@@ -276,7 +287,7 @@ class SerialSource(SampleSource):
                     "the device must send '#HAR,v=1,rate=...' (or give the rate)"
                 )
             if len(data) < self.BACKLOG_BYTES:
-                self._stop.wait(self.READ_INTERVAL_S)  # let bytes accumulate: fewer, larger reads
+                self._stop.wait(self.read_pause_s())  # let bytes accumulate: fewer, larger reads
         self._drain()
 
     def _drain(self) -> None:
