@@ -253,3 +253,101 @@ def test_read_pause_shrinks_for_fast_devices() -> None:
         assert len(encode_sample(4294967295, -32768, -32768, -32768)) + 1 == src.MAX_LINE_BYTES  # + "\r"
     finally:
         src.close()
+
+
+def _timeline(src: SerialSource, reads: list[tuple[float, range]]) -> tuple[np.ndarray, np.ndarray]:
+    """Feed ``src`` the sample lines of each ``(arrival time, device seq range)`` read, as the
+    reader thread would; (times, session seq) of everything queued."""
+    src._handle(encode_header(Header(1000, 4)), 0.0)
+    for now, seqs in reads:
+        src._handle(b"".join(encode_sample(s, 0, 0, 1000) for s in seqs), now)
+    items = []
+    while not src._q.empty():
+        items.append(src._q.get_nowait())
+    block = src._to_block(items)
+    return block.time, block.seq
+
+
+def _reads(rate: float, until: float, every: float, late: dict[int, float],
+           held: tuple[float, float] | None = None) -> list[tuple[float, range]]:
+    """Reads every ``every`` s of a device sampling at ``rate`` since t=0; read k is ``late[k]`` s
+    late (the host was busy: what was sent meanwhile waits in the OS buffer). ``held=(at, secs)``:
+    the link held samples back from ``at`` for ``secs`` (a sender or USB bridge held up); the
+    first read after it finds only the first 10 ms of the backlog, the next one the rest."""
+    out, sent, k, t = [], 0, 0, every
+    partial = True
+    while t <= until:
+        now = t + late.get(k, 0.0)
+        upto = int(now * rate)
+        if held is not None and held[0] <= now:
+            if now < held[0] + held[1]:
+                upto = int(held[0] * rate)
+            elif partial:
+                upto, partial = int((held[0] + 0.01) * rate), False
+        upto = max(sent, upto)
+        out.append((now, range(sent, upto)))
+        sent, k, t = upto, k + 1, now + every
+    return out
+
+
+@pytest.mark.parametrize("late_s", [0.15, 0.6, 2.0])
+def test_a_busy_host_does_not_bend_the_timeline(late_s: float) -> None:
+    """The host reading late (GC, a loaded CPU) delays arrivals, not the samples: the device kept
+    sending, so the timeline stays contiguous: no time jump, no break, nothing compressed."""
+    src = SerialSource("loop://")
+    try:
+        t, seq = _timeline(src, _reads(1000.0, 6.0, 0.02, {100: late_s}))
+    finally:
+        src.close()
+    assert (np.diff(seq) == 1).all()
+    dt = np.diff(t)
+    assert dt.max() < 1.5e-3 and dt.min() > 0.5e-3, (dt.min(), dt.max())
+
+
+@pytest.mark.parametrize("stale_s", [0.15, 0.3, 0.45])
+def test_a_held_up_sender_does_not_break_the_timeline(stale_s: float) -> None:
+    """A read that finds only old samples (the sender, or a USB bridge, was held up for less than
+    a stall and then caught up) arrives late for its samples: the timeline may stretch by at most
+    half a sample period there, never a gap that would count as a break."""
+    src = SerialSource("loop://")
+    try:
+        t, seq = _timeline(src, _reads(1000.0, 6.0, 0.02, {}, (2.0, stale_s)))
+    finally:
+        src.close()
+    assert (np.diff(seq) == 1).all()
+    dt = np.diff(t)
+    assert dt.max() <= 1.5e-3 + 1e-9 and dt.min() >= 0.25e-3 - 1e-9, (dt.min(), dt.max())
+
+
+def test_a_device_pause_is_a_time_jump() -> None:
+    """The device itself stopped sending for 1 s and resumed with seq continuing: a time jump."""
+    reads = _reads(1000.0, 2.0, 0.02, {})
+    resume = reads[-1][0] + 1.0
+    last = reads[-1][1].stop
+    for k in range(1, 50):  # after the pause: the normal rate again, on the device's new timeline
+        now = resume + 0.02 * k
+        reads.append((now, range(last, last + 20)))
+        last += 20
+    src = SerialSource("loop://")
+    try:
+        t, seq = _timeline(src, reads)
+    finally:
+        src.close()
+    assert (np.diff(seq) == 1).all()
+    dt = np.diff(t)
+    assert (dt > 0.9).sum() == 1 and np.sort(dt)[-2] < 1.5e-3
+
+
+@pytest.mark.parametrize("every", [0.02, 0.25, 1.0])
+def test_a_slow_device_clock_is_followed_without_breaks(every: float) -> None:
+    """A device announcing 1000 Hz whose crystal runs 1% slow (990 Hz), read in small or in
+    one-second bursts: the timeline follows the host clock (drift is tracked), with no break."""
+    src = SerialSource("loop://")
+    try:
+        t, seq = _timeline(src, _reads(990.0, 30.0, every, {}))
+    finally:
+        src.close()
+    dt = np.diff(t)
+    assert (np.diff(seq) == 1).all() and dt.max() < 1.6e-3 and dt.min() > 0.0
+    sent_at = seq[-1] / 990.0  # when the device actually took the last sample
+    assert abs(t[-1] - sent_at) < 0.1, (t[-1], sent_at)

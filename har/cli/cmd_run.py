@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-# Serial reads every 0.25 s: ~12 samples per read at 50 Hz (about 6x less CPU than 20 ms reads)
+# Serial reads every 0.25 s: ~12 samples per read at 50 Hz (3-7x less CPU than 20 ms reads)
 # for 0.25 s more latency, small next to the 1 s hop (bench/bench_live.py). Faster devices are read
 # more often (SerialSource.read_pause_s).
 LIVE_READ_INTERVAL_S = 0.25
