@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_json_atomic
 from .errors import BundleError, HarError
 from .metadata import METADATA_FILE, ModelMetadata, load_metadata
 
@@ -65,11 +66,7 @@ def write_manifest(directory: str | os.PathLike[str]) -> Path:
         if req not in files:
             raise BundleError(f"{d}: cannot write a manifest without {req}")
     data = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "files": files}
-    path = d / MANIFEST_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(d / MANIFEST_FILE, data, sort_keys=True)
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, str]:

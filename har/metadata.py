@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import write_json_atomic
 from .config import AXES, UNITS, ExportConfig, TrainConfig, WindowConfig, config_from_dict, config_to_dict
 from .errors import ConfigError, ModelError
 
@@ -66,11 +67,7 @@ class ModelMetadata:
 
 
 def save_metadata(directory: str | os.PathLike[str], meta: ModelMetadata) -> Path:
-    path = Path(directory) / METADATA_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(Path(directory) / METADATA_FILE, meta.to_dict())
 
 
 def load_metadata(directory: str | os.PathLike[str]) -> ModelMetadata:

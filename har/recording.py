@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import write_json_atomic
 from .errors import DataError, RecordingFormatError
 
 FORMAT_NAME = "har-recording"
@@ -145,16 +146,6 @@ class RecordingMeta:
 def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
     return Path(csv_path).with_suffix(".json")
 
-
-def _write_json_atomic(path: Path, data: dict[str, Any], fsync: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -277,7 +268,7 @@ class RecordingWriter:
         self._f.flush()
         self._last_flush = now
         self.meta.labels = list(self._labels)
-        _write_json_atomic(sidecar_path(self.path), self.meta.to_dict(), fsync=force)
+        write_json_atomic(sidecar_path(self.path), self.meta.to_dict(), fsync=force)
 
     def close(self, complete: bool = True) -> None:
         if self._closed:
@@ -288,7 +279,7 @@ class RecordingWriter:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
-        _write_json_atomic(sidecar_path(self.path), self.meta.to_dict(), fsync=True)
+        write_json_atomic(sidecar_path(self.path), self.meta.to_dict(), fsync=True)
 
     def __enter__(self) -> RecordingWriter:
         return self

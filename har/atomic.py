@@ -1,0 +1,24 @@
+"""Writing a JSON file atomically: readers see the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, fsync: bool = False,
+                      sort_keys: bool = False) -> Path:
+    """Write ``data`` as indented JSON to ``path`` through ``path.tmp`` and :func:`os.replace`.
+    ``fsync`` forces the bytes to disk before the rename (a recording's sidecar on close)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=sort_keys)
+        f.write("\n")
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, p)
+    return p
