@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,7 +51,8 @@ def test_run_file_human_and_json(fp32_bundle: Path, recording: Path) -> None:  #
     r = _runner().invoke(cli, ["run", str(fp32_bundle), "--file", str(recording), "--speed", "0"])
     assert r.exit_code == 0, r.stdout + r.stderr
     lines = r.stdout.strip().splitlines()
-    preds = [ln for ln in lines if ln.split()[1] in TINY_CLASSES and ln.strip().endswith("%")]
+    preds = [ln for ln in lines if re.match(r"\d\d:\d\d\.\d{3}  ", ln)]
+    assert preds and all(ln.split()[1] in TINY_CLASSES for ln in preds)
     assert len(preds) == len(range(0, 300 - 25 + 1, 10))
     assert any(ln.startswith(f"{len(preds)} windows from 300 samples") for ln in lines)
 
@@ -64,6 +66,22 @@ def test_run_file_human_and_json(fp32_bundle: Path, recording: Path) -> None:  #
         assert abs(sum(o["probs"].values()) - 1) < 0.01
     summary = json.loads(r.stderr.strip().splitlines()[-1])["summary"]
     assert summary["windows"] == len(objs) and summary["samples"] == 300
+
+
+def test_run_text_shows_when_smoothing_holds_a_label() -> None:
+    """The default bundle smooths (avg:4, enter=0.6): around a change of activity the reported
+    label is held for a window or two; the text line says so and shows what this window saw."""
+    root = Path(__file__).resolve().parents[1]
+    rec = root / "data" / "sim" / "sim01.csv"
+    r = _runner().invoke(cli, ["run", str(root / "models" / "default"), "--file", str(rec), "--speed", "0"])
+    assert r.exit_code == 0, r.stdout + r.stderr
+    preds = [ln for ln in r.stdout.splitlines() if re.match(r"\d\d:\d\d\.\d{3}  ", ln)]
+    held = [ln for ln in preds if " held " in ln]
+    assert held and len(held) < len(preds) // 5
+    for ln in held:
+        m = re.fullmatch(r"\d\d:\d\d\.\d{3}  (\w+) +held   \(this window: (\w+) (\d+\.\d)%\)", ln)
+        assert m and m.group(1) != m.group(2), ln
+    assert all(re.search(r" \d+\.\d%$", ln) for ln in preds if ln not in held)
 
 
 @pytest.mark.slow

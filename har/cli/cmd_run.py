@@ -94,9 +94,11 @@ def run_cmd(
         if as_json:
             out.write(json.dumps(p.to_dict(classes)) + "\n")
         else:
-            line = f"{_fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}"
             if p.raw_label is not None and p.raw_label != p.label:  # smoothing holds the label
-                line += f"   (this window: {p.raw_label} {float(p.probs[classes.index(p.raw_label)]):.1%})"
+                raw_p = float(p.probs[classes.index(p.raw_label)])
+                line = f"{_fmt_time(p.time)}  {p.label:<16} {'held':>6}   (this window: {p.raw_label} {raw_p:.1%})"
+            else:
+                line = f"{_fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}"
             out.write(line + "\n")
         out.flush()
         outputs(p)
