@@ -249,12 +249,15 @@ def _streams(draw: st.DrawFn) -> bytes:
     return b"".join(parts)
 
 
+@pytest.mark.parametrize("plain", [True, False], ids=["plain+vectorised", "vectorised"])
 @settings(max_examples=300, deadline=None)
-@given(_streams(), st.lists(st.integers(0, 3000), max_size=4))
-def test_fast_path_equals_line_by_line(stream: bytes, cuts: list[int]) -> None:
+@given(stream=_streams(), cuts=st.lists(st.integers(0, 3000), max_size=4))
+def test_fast_path_equals_line_by_line(plain: bool, stream: bytes, cuts: list[int]) -> None:
     fast, slow = LineParser(), LineParser()
     fast.fast_min_lines = 1
+    fast.plain_max_lines = 10**9 if plain else 0
     slow.fast_min_lines = 10**9
+    slow.plain_max_lines = 0
     got: list[object] = []
     want: list[object] = []
     prev = 0
@@ -266,3 +269,17 @@ def test_fast_path_equals_line_by_line(stream: bytes, cuts: list[int]) -> None:
         prev = c
     assert got == want
     assert (fast.lines, fast.corrupt, fast.bytes_in) == (slow.lines, slow.corrupt, slow.bytes_in)
+
+
+def test_plain_path_takes_well_formed_sample_lines() -> None:
+    """Plain sample lines (the stream of a working device) are decoded by the regex path; the
+    first unusual line sends the whole chunk to the general paths, with the same result."""
+    lines = [encode_sample(i, -32768 if i == 3 else i, 32767, -5) for i in range(12)]
+    p = LineParser()
+    p.fast_min_lines = 10**9
+    b = p.feed_batch(b"".join(lines[:6]) + b"\r\n".join(x[:-1] for x in lines[6:]) + b"\r\n")
+    assert b.seq.tolist() == list(range(12)) and b.xyz[3].tolist() == [-32768, 32767, -5] and p.lines == 12
+    for odd in (b"+1,2,3,4*00\n", b"1,2,3,40000*00\n", b"\n", b"0001,2,3,4*00\n"):
+        q = LineParser()
+        q.fast_min_lines = 10**9
+        assert q._plain(lines[0] + odd, 2) is None
