@@ -293,12 +293,6 @@ def device_run(bundle: Path, seconds: float, naive: bool = False) -> tuple[float
     return cpu, int(summ["samples"]), int(summ["windows"]), rss
 
 
-def _live_read_interval() -> float:
-    from har.cli.cmd_run import LIVE_READ_INTERVAL_S
-
-    return LIVE_READ_INTERVAL_S
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "models" / "default")
@@ -320,10 +314,12 @@ def main() -> int:
         base_us, _ = naive_per_sample(bundle, rec)
         print(f"   naive per-sample deque loop:     {base_us:6.2f} us/sample")
         print("   with the serial protocol in front (parse + CRC + timeline + blocks + loop, in process):")
-        lpr = int(round(_live_read_interval() * 50))
-        for k in sorted({1, lpr, 50}):
+        from har.metadata import load_metadata
+
+        lpr = int(load_metadata(bundle).window.hop_samples)  # `har run` reads once per hop (want())
+        for k in sorted({1, 12, lpr}):
             us, _ = serial_per_sample(bundle, rec, k)
-            what = " (`har run` at 50 Hz)" if k == lpr else ""
+            what = " (`har run` at 50 Hz: one read per hop)" if k == lpr else ""
             print(f"   har serial path, {k:>2} lines/read: {us:6.2f} us/sample{what}")
 
         if args.device_seconds > 0:
@@ -344,7 +340,7 @@ def main() -> int:
                 print(f"   -> {per:.1f} us of CPU per sample besides the interpreter ({d_s} samples, {d_w} windows)")
             if len(per_of) == 2:
                 print(f"   ratio naive / har run: x{per_of[True] / per_of[False]:.1f} (most of either is the OS "
-                      f"waking a thread: har reads every {_live_read_interval():g} s, the loop once per line)")
+                      "waking a thread: har reads about once per hop, the loop once per line)")
 
         print("\n3. Start-up: process start -> first prediction (`--file --speed 0`, window full at once)")
         har_cmd = [*HAR, "run", str(bundle), "--file", str(rec), "--speed", "0", "--json", "--duration", "2"]

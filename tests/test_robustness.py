@@ -300,6 +300,9 @@ class Recorded(SampleSource):
             self.seen.append(b)
             yield b
 
+    def want(self, seq: int) -> None:
+        self.inner.want(seq)
+
     def stop(self) -> None:
         self.inner.stop()
 
@@ -392,3 +395,32 @@ def test_run_keeps_classifying_after_the_port_vanishes(tmp_path: Path, bundle: P
     assert summary["windows"] == len(run.predictions()) >= before + 3
     t = [p["t"] for p in run.predictions()]
     assert (np.diff(t) > 0).all()
+
+
+def test_reads_are_planned_around_predictions() -> None:
+    """`har run` pauses long between reads of a 50 Hz device, but run_live tells the source which
+    sample its next prediction needs: the port is read right after that sample is due, so
+    predictions come out promptly instead of up to a read pause late."""
+    clf = WindowClassifier.from_bundle(ROOT / "models" / "default")
+    hop_s = clf.metadata.window.hop_samples / 50.0
+    preds: list[Prediction] = []
+    emitted: list[float] = []
+    with Emulator(simulate=True, rate_hz=50.0, seed=13) as emu:
+        # a 0.7 s pause, out of step with the 1 s hop: without the plan a prediction would wait
+        # 0-0.7 s for the next read
+        inner = SerialSource(emu.port, read_interval_s=0.7)
+        src = Recorded(inner)
+        emu.start()
+
+        def on_prediction(p: Prediction) -> None:
+            emitted.append(time.monotonic() - inner.clock_origin)
+            preds.append(p)
+            if len(preds) >= 7:
+                src.stop()
+
+        run_live(clf, src, on_prediction, stall_s=None)
+        inner.close()
+    late = np.array(emitted) - np.array([p.time for p in preds])  # p.time: its last sample's arrival
+    assert len(preds) == 7 and hop_s >= 1.0
+    assert np.median(late) < 0.2, late
+    assert len(src.seen) <= 3 * len(preds) + 12, len(src.seen)  # not a read every 20 ms (~550)

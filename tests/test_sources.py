@@ -240,16 +240,16 @@ def test_config_change_is_a_break() -> None:
 
 
 def test_read_pause_shrinks_for_fast_devices() -> None:
-    """`har run` reads every 0.25 s at 50 Hz; a fast device is read often enough that one pause
-    never gathers more than BACKLOG_BYTES (a tty's buffer holds about 4 kB)."""
-    src = SerialSource("loop://", read_interval_s=0.25)
+    """`har run` pauses up to 1 s between reads at 50 Hz; a fast device is read often enough that
+    one pause never gathers more than BACKLOG_BYTES (a tty's buffer holds about 4 kB)."""
+    src = SerialSource("loop://", read_interval_s=1.0)
     try:
-        assert src.read_pause_s() == 0.25  # rate unknown until the header
+        assert src.read_pause_s() == 1.0  # rate unknown until the header
         src.info.rate_hz = 50.0
-        assert src.read_pause_s() == 0.25
+        assert src.read_pause_s() == 1.0
         src.info.rate_hz = 2000.0
         pause = src.read_pause_s()
-        assert pause < 0.02 and pause * 2000.0 * src.MAX_LINE_BYTES <= src.BACKLOG_BYTES
+        assert pause < 0.05 and pause * 2000.0 * src.MAX_LINE_BYTES <= src.BACKLOG_BYTES <= 2048
         assert len(encode_sample(4294967295, -32768, -32768, -32768)) + 1 == src.MAX_LINE_BYTES  # + "\r"
     finally:
         src.close()

@@ -222,6 +222,20 @@ class LiveClassifier:
             return self._flush()
         return []
 
+    def samples_until_prediction(self) -> int:
+        """Source samples still to come before the next prediction (a hint for sources that
+        batch their reads: :meth:`~har.sources.base.SampleSource.want`)."""
+        total = self._filled + self._pend_n
+        if total < self.window:
+            need = self.window - total
+        elif self._fresh:
+            need = 1
+        else:
+            need = max(1, self.hop - self._since - self._pend_n)
+        if self.resampler is not None:
+            need = math.ceil(need * self.resampler.step)
+        return need
+
     def _flush(self) -> list[Prediction]:
         """Push the held samples into the ring buffer (predicting where due)."""
         if not self._pend_n:
@@ -507,6 +521,8 @@ def run_live(
                     summary.first_prediction_s = time.monotonic() - t0
                 counts[p.label] += 1
                 emit(p)
+            if block.seq.shape[0]:
+                source.want(int(block.seq[-1]) + live.samples_until_prediction())
             if duration is not None and time.monotonic() - t0 >= duration:
                 summary.stopped_by = "duration"
                 source.stop()

@@ -71,6 +71,11 @@ class SampleSource(ABC):
     def stopped(self) -> bool:
         return self._stop.is_set()
 
+    def want(self, seq: int) -> None:  # noqa: B027 - optional hook
+        """Hint from the consumer: its next prediction needs the sample with session ``seq``. A
+        source that batches its reads (SerialSource) reads as soon as that sample is due; others
+        ignore it."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the port or file."""
 

@@ -73,15 +73,20 @@ class SerialSource(SampleSource):
         rate_hz: nominal rate (Hz) to assume before the first header; without it samples wait
             for a header.
         read_interval_s: pause between reads (default ``READ_INTERVAL_S``, 20 ms). Each read costs
-            a thread wake-up and a parse of whatever arrived: `har run` uses 0.25 s, which cuts the
-            CPU per sample 3-7x at 50 Hz for 0.25 s more latency (its hop is 1 s). Once the
-            rate is known the pause is shortened so that one pause never gathers more than
-            ``BACKLOG_BYTES`` of full-width lines (the OS buffer of a tty holds about 4 kB).
+            a thread wake-up and a parse of whatever arrived: `har run` uses 1 s and tells the
+            source which sample its next prediction needs (:meth:`want`), so the port is read
+            about once per hop, just after that sample is due. Once the rate is known the pause
+            is shortened so that one pause never gathers more than ``BACKLOG_BYTES`` of full-width
+            lines (the OS buffer of a tty holds about 4 kB).
     """
 
     RATE_CHECK_S = 10.0  # seconds of stream before measured and announced rates are compared
     READ_INTERVAL_S = 0.02  # pause between reads (s) unless a backlog is waiting: ~50 reads/s at any rate
-    BACKLOG_BYTES = 1024  # a read this large means data is queueing: read again at once (a pty gives <= 4 kB)
+    # A pause gathers at most this much (half a tty's 4 kB buffer); a read this large means data is
+    # queueing: read again at once.
+    BACKLOG_BYTES = 2048
+    WANT_MARGIN_S = 0.01  # read this long after a wanted sample is due (arrival jitter)
+    MIN_PAUSE_S = 0.02  # while a wanted sample is late, look again this often
     MAX_LINE_BYTES = 36  # the longest sample line: "4294967295,-32768,-32768,-32768*HH\r\n"
     STALL_S = 0.5  # arrivals this much later than the timeline predicts = the device paused (time jump)
 
@@ -141,6 +146,8 @@ class SerialSource(SampleSource):
         self._last_arrival = 0.0
         self._now = 0.0
         self._attempt = 0  # reconnect attempts since the port vanished (0 = connected)
+        self._want_seq: int | None = None  # the consumer's next needed sample (want())
+        self._wake = threading.Event()  # set by want() and stop(): the reader re-plans its pause
 
     # -- consumer side -------------------------------------------------------------------
     def blocks(self) -> Iterator[SampleBlock]:
@@ -205,6 +212,17 @@ class SerialSource(SampleSource):
             secs += self._last_arrival - self._seg[0]
         return span / secs if secs > 0.5 else None
 
+    def stop(self) -> None:
+        super().stop()
+        self._wake.set()
+
+    def want(self, seq: int) -> None:
+        """Read as soon as session sample ``seq`` is due (its arrival time on this source's
+        timeline plus ``WANT_MARGIN_S``), even inside a long read pause: with `har run`'s 1 s pause
+        the port is read about once per prediction, right when the prediction's last sample is in."""
+        self._want_seq = int(seq)
+        self._wake.set()
+
     def close(self) -> None:
         self.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -226,6 +244,21 @@ class SerialSource(SampleSource):
         if not rate:
             return self.READ_INTERVAL_S
         return min(self.READ_INTERVAL_S, max(0.001, self.BACKLOG_BYTES / (float(rate) * self.MAX_LINE_BYTES)))
+
+    def _pause(self) -> None:
+        """Sleep until the next read: ``read_pause_s()`` after this one, or earlier when the
+        sample the consumer wants (:meth:`want`) is due; re-planned whenever :meth:`want` is called."""
+        cap = time.monotonic() + self.read_pause_s()
+        while not self._stop.is_set():
+            self._wake.clear()
+            until = cap
+            want, rate, off = self._want_seq, self.info.rate_hz, self._offset
+            if want is not None and rate and off is not None and want >= self._next_seq:
+                due = self._t0 + off + want / float(rate) + self.WANT_MARGIN_S
+                until = min(cap, max(due, time.monotonic() + min(self.MIN_PAUSE_S, self.read_pause_s())))
+            left = until - time.monotonic()
+            if left <= 0 or not self._wake.wait(left):
+                return
 
     # -- reader thread -------------------------------------------------------------------
     def _run_guarded(self) -> None:
@@ -293,7 +326,7 @@ class SerialSource(SampleSource):
                     "the device must send '#HAR,v=1,rate=...' (or give the rate)"
                 )
             if len(data) < self.BACKLOG_BYTES:
-                self._stop.wait(self.read_pause_s())  # let bytes accumulate: fewer, larger reads
+                self._pause()  # let bytes accumulate: fewer, larger reads
         self._drain()
 
     def _drain(self) -> None:
