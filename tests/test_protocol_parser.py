@@ -283,3 +283,22 @@ def test_plain_path_takes_well_formed_sample_lines() -> None:
         q = LineParser()
         q.fast_min_lines = 10**9
         assert q._plain(lines[0] + odd, 2) is None
+
+
+@pytest.mark.parametrize("n", [5, 100])
+def test_plain_path_checks_every_crc(n: int) -> None:
+    """Few lines: CRC byte by byte; many: all at once with numpy. Either way one bad CRC anywhere
+    sends the chunk to the general paths, which report exactly that line."""
+    rng = np.random.default_rng(n)
+    vals = [(int(4294967295 - i if i % 2 else i), *(int(v) for v in rng.integers(-32768, 32768, 3))) for i in range(n)]
+    lines = [encode_sample(*v) for v in vals]
+    p = LineParser()
+    b = p._plain(b"".join(lines), n)
+    assert b is not None and np.column_stack([b.seq, b.xyz]).tolist() == [list(v) for v in vals]
+    for k in (0, n // 2, n - 1):
+        bad = list(lines)
+        body, check = bad[k][:-4], bad[k][-3:-1]
+        bad[k] = body + b"*" + (b"00" if check != b"00" else b"01") + b"\n"
+        assert LineParser()._plain(b"".join(bad), n) is None
+        events = LineParser().feed(b"".join(bad))
+        assert sum(isinstance(e, Corrupt) for e in events) == 1 and len(events) == n

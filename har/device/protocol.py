@@ -61,6 +61,10 @@ _HEX_VALUE = {b"%02X" % i: i for i in range(256)}  # only uppercase pairs are va
 _U32 = (rb"(?:\d{1,9}|[1-3]\d{9}|4[01]\d{8}|42[0-8]\d{7}|429[0-3]\d{6}|4294[0-8]\d{5}|42949[0-5]\d{4}"
         rb"|429496[0-6]\d{3}|4294967[01]\d{2}|42949672[0-8]\d|429496729[0-5])")
 _I16 = rb"(?:-?(?:\d{1,4}|[12]\d{4}|3[01]\d{3}|32[0-6]\d{2}|327[0-5]\d|3276[0-7])|-32768)"
+_PLAIN_BODY = 31  # the longest plain sample body: "4294967295,-32768,-32768,-32768"
+_PLAIN_VECTOR_CRC = 24  # from this many lines on, _plain checks the CRCs with numpy
+_PLAIN_COLS = np.arange(_PLAIN_BODY)
+_CRC_PLAIN = _CRC_POS[_PLAIN_BODY - 1 :: -1]  # column j of a left-padded body: _CRC_POS[31 - 1 - j]
 _PLAIN_SAMPLE = re.compile(
     rb"^((" + _U32 + rb"),(" + _I16 + rb"),(" + _I16 + rb"),(" + _I16 + rb"))\*([0-9A-F]{2})\r?$", re.M
 )
@@ -349,16 +353,21 @@ class LineParser:
         found = _PLAIN_SAMPLE.findall(region)
         if len(found) != n_lines:  # some line is not a plain sample line
             return None
-        table, hexval = _CRC_TABLE, _HEX_VALUE
-        rows = []
-        for body, sq, x, y, z, check in found:
-            crc = 0
-            for b in body:  # the inlined crc8 (the per-line cost that remains: ~1.7 us)
-                crc = table[crc ^ b]
-            if crc != hexval[check]:
+        hexval = _HEX_VALUE
+        if n_lines >= _PLAIN_VECTOR_CRC:  # CRCs of all bodies at once: left-padded rows (zeros do not change a CRC)
+            rows_b = np.frombuffer(b"".join([f[0].rjust(_PLAIN_BODY, b"\0") for f in found]), dtype=np.uint8)
+            crc = np.bitwise_xor.reduce(_CRC_PLAIN[_PLAIN_COLS, rows_b.reshape(n_lines, _PLAIN_BODY)], axis=1)
+            if crc.tolist() != [hexval[f[5]] for f in found]:
                 return None
-            rows.append((int(sq), int(x), int(y), int(z)))
-        a = np.array(rows, dtype=np.int64)
+        else:
+            table = _CRC_TABLE
+            for f in found:
+                c = 0
+                for b in f[0]:  # crc8, inlined
+                    c = table[c ^ b]
+                if c != hexval[f[5]]:
+                    return None
+        a = np.array([(int(sq), int(x), int(y), int(z)) for _, sq, x, y, z, _ in found], dtype=np.int64)
         self.lines += n_lines
         return SampleBatch(a[:, 0].copy(), a[:, 1:].astype(np.int32), [])
 
