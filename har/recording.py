@@ -147,7 +147,6 @@ def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
     return Path(csv_path).with_suffix(".json")
 
 
-
 @dataclass
 class Recording:
     """One session in memory."""

@@ -328,12 +328,11 @@ class LineParser:
                 self._discard = False
         n_lines = region.count(b"\n") if region else 0
         batch = self._plain(region, n_lines) if 0 < n_lines <= self.plain_max_lines else None
-        if batch is not None:
-            pass
-        elif n_lines >= max(1, self.fast_min_lines):
-            batch = self._fast(region)
-        else:
-            batch = self._slow(region.split(b"\n")[:-1] if region else [])
+        if batch is None:
+            if n_lines >= max(1, self.fast_min_lines):
+                batch = self._fast(region)
+            else:
+                batch = self._slow(region.split(b"\n")[:-1] if region else [])
         if self._discard:
             rest = b""
         elif len(rest) > self.max_line + 1:  # +1: a trailing \r may still come
@@ -359,14 +358,8 @@ class LineParser:
             crc = np.bitwise_xor.reduce(_CRC_PLAIN[_PLAIN_COLS, rows_b.reshape(n_lines, _PLAIN_BODY)], axis=1)
             if crc.tolist() != [hexval[f[5]] for f in found]:
                 return None
-        else:
-            table = _CRC_TABLE
-            for f in found:
-                c = 0
-                for b in f[0]:  # crc8, inlined
-                    c = table[c ^ b]
-                if c != hexval[f[5]]:
-                    return None
+        elif any(crc8(f[0]) != hexval[f[5]] for f in found):
+            return None
         a = np.array([(int(sq), int(x), int(y), int(z)) for _, sq, x, y, z, _ in found], dtype=np.int64)
         self.lines += n_lines
         return SampleBatch(a[:, 0].copy(), a[:, 1:].astype(np.int32), [])

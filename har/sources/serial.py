@@ -179,15 +179,9 @@ class SerialSource(SampleSource):
             yield self._to_block(items)
 
     def _to_block(self, items: list[_Batch]) -> SampleBlock:
-        if len(items) == 1 and len(items[0].mg) == 1:  # the usual read: one batch, one run of samples
-            b = items[0]
-            t = np.asarray(b.time, dtype=np.float64)
-            seq = np.asarray(b.seq, dtype=np.int64)
-            mg = b.mg[0].astype(np.float32).reshape(-1, 3)
-        else:
-            t = np.concatenate([np.asarray(b.time, dtype=np.float64) for b in items])
-            seq = np.concatenate([np.asarray(b.seq, dtype=np.int64) for b in items])
-            mg = np.concatenate([c for b in items for c in b.mg]).astype(np.float32).reshape(-1, 3)
+        t = np.concatenate([np.asarray(b.time, dtype=np.float64) for b in items])
+        seq = np.concatenate([np.asarray(b.seq, dtype=np.int64) for b in items])
+        mg = np.concatenate([c for b in items for c in b.mg]).astype(np.float32).reshape(-1, 3)
         self.stats.samples += int(t.shape[0])
         return SampleBlock(time=t, xyz=mg / np.float32(1000.0), seq=seq, break_before=items[0].break_before)
 
@@ -430,16 +424,15 @@ class SerialSource(SampleSource):
         s = seq[start:]
         if not s.shape[0]:
             return
-        m = int(s.shape[0])
-        first = int(s[0])
-        if first == (self._last_dev + 1) % SEQ_MOD and m < SEQ_MOD - first:  # the common case, checked cheaply:
-            sl = s.tolist()
-            if sl == list(range(first, first + m)):  # every step +1, no wrap
-                batch.seq.extend(range(self._next_seq, self._next_seq + m))
-                batch.mg.append(xyz[start:])
-                self._last_dev = sl[-1]
-                self._next_seq += m
-                return
+        sl = s.tolist()
+        m = len(sl)
+        if sl == list(range(sl[0], sl[0] + m)) and sl[0] == (self._last_dev + 1) % SEQ_MOD:
+            # the common case, checked cheaply: every step +1 (a wrap past 2^32 - 1 takes the general path)
+            batch.seq.extend(range(self._next_seq, self._next_seq + m))
+            batch.mg.append(xyz[start:])
+            self._last_dev = sl[-1]
+            self._next_seq += m
+            return
         prev = np.empty_like(s)
         prev[0] = self._last_dev
         prev[1:] = s[:-1]
