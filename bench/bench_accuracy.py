@@ -4,9 +4,9 @@ Data: WISDM 2019 smartwatch accelerometer (../shared/data/wisdm2019-watch-accel;
 activities), subjects 1600-1635 train (har carves its validation subjects from them), 1636-1650
 test. Nothing is copied into the repository: the recordings are written to a temporary directory.
 
-* har: ``har.train.train`` with the default TrainConfig (only the rate set to the data's 20 Hz,
-  as ``har train --rate 20`` would), then ``har.export.export_bundle`` to fp32 and int8 bundles,
-  each evaluated through the TFLite runtime with ``har.evaluate.evaluate``.
+* har: ``har.training.train.train`` with the default TrainConfig (only the rate set to the data's 20 Hz,
+  as ``har train --rate 20`` would), then ``har.training.convert.export_bundle`` to fp32 and int8 bundles,
+  each evaluated through the TFLite runtime with ``har.scoring.evaluate.evaluate``.
 * baseline: a plain tf-keras 2 x LSTM(32) -> softmax on the same windows (per-axis standardised),
   Adam 1e-3, batch 64, 30 epochs, trained on all training subjects' windows.
 * MiniRocket (aeon's MiniRocketClassifier, default 10,000 kernels, ridge) on the same windows.
@@ -37,7 +37,7 @@ from wisdm import RATE_HZ, TEST_SUBJECTS, TRAIN_SUBJECTS, load_wisdm, write_wisd
 
 from har.config import ExportConfig, TrainConfig, WindowConfig  # noqa: E402
 from har.dataset import windows_for  # noqa: E402
-from har.metrics import compute_metrics  # noqa: E402
+from har.scoring.metrics import compute_metrics  # noqa: E402
 
 BASELINE_EPOCHS = 30
 
@@ -48,9 +48,9 @@ def _row(name: str, acc: float, f1: float, seconds: float, note: str = "") -> di
 
 def har_default(data: Path, work: Path) -> tuple[list[dict[str, Any]], TrainConfig, dict[str, Any]]:
     """Train with the defaults, export fp32 + int8, evaluate all three on the test subjects."""
-    from har.evaluate import evaluate
-    from har.export import export_bundle
-    from har.train import train
+    from har.scoring.evaluate import evaluate
+    from har.training.convert import export_bundle
+    from har.training.train import train
 
     d = TrainConfig()
     cfg = TrainConfig(
@@ -97,7 +97,7 @@ def _windows(recs: list[Any], cfg: WindowConfig) -> tuple[Any, Any, list[str]]:
 
 def baseline(tr: Any, te: Any, classes: list[str], seed: int = 0) -> dict[str, Any]:
     """Plain tf-keras 2 x LSTM(32) on standardised windows, 30 epochs."""
-    from har._tf import import_tf
+    from har.training._tf import import_tf
 
     tf, keras = import_tf()
     keras.backend.clear_session()

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from har.capture import record
-from har.device.emulator import parse_describe
-from har.device.protocol import Header, LineParser, encode_header, encode_sample
-from har.recording import read_recording
+from har.recording.capture import record
+from har.recording.format import read_recording
 from har.sources.serial import SerialSource
+from har.wire.emulator import parse_describe
+from har.wire.protocol import Header, LineParser, encode_header, encode_sample
 
 HAR = [sys.executable, "-c", "from har.cli import main; main()"]
 

@@ -40,8 +40,8 @@ HAR = [sys.executable, "-m", "har.cli"]
 
 
 def _recording(out: Path, minutes: float) -> Path:
-    from har.recording import write_recording
-    from har.simulate import ACTIVITIES, simulate_recording
+    from har.recording.format import write_recording
+    from har.recording.simulate import ACTIVITIES, simulate_recording
 
     per = minutes * 60.0 / len(ACTIVITIES)
     rec = simulate_recording([(a, per) for a in ACTIVITIES], subject="bench", subject_seed=5, rate_hz=50.0, seed=5)
@@ -69,7 +69,7 @@ class _Timed:
 
 def python_per_sample(bundle: Path, rec_path: Path, block: int) -> tuple[float, float, int]:
     """(har us/sample, interpreter ms/window, windows) through run_live with ``block``-sample blocks."""
-    from har.recording import read_recording
+    from har.recording.format import read_recording
     from har.runtime.classifier import WindowClassifier
     from har.runtime.live import run_live
     from har.sources.base import SampleBlock, SampleSource
@@ -101,12 +101,12 @@ def serial_per_sample(bundle: Path, rec_path: Path, lines_per_read: int) -> tupl
     lines (what a device sends), ``lines_per_read`` lines per read handed to SerialSource's parser
     and timeline (as its reader thread does), its blocks through `run_live`. Interpreter time is
     subtracted; the OS side (thread wake-ups, the read syscall) is not in this number."""
-    from har.device.protocol import Header, encode_header, encode_sample
-    from har.recording import read_recording
+    from har.recording.format import read_recording
     from har.runtime.classifier import WindowClassifier
     from har.runtime.live import run_live
     from har.sources.base import SampleBlock, SampleSource
     from har.sources.serial import SerialSource
+    from har.wire.protocol import Header, encode_header, encode_sample
 
     rec = read_recording(rec_path)
     mg = np.round(rec.xyz * 1000.0).astype(int).tolist()
@@ -143,7 +143,7 @@ def serial_per_sample(bundle: Path, rec_path: Path, lines_per_read: int) -> tupl
 
 def naive_per_sample(bundle: Path, rec_path: Path) -> tuple[float, int]:
     """(us/sample, windows) of the per-sample deque loop, interpreter time subtracted."""
-    from har.recording import read_recording
+    from har.recording.format import read_recording
     from har.runtime.classifier import WindowClassifier
 
     rec = read_recording(rec_path)
@@ -219,8 +219,8 @@ def startup(cmd: list[str], marker: str = "{") -> tuple[float, float]:
 TF_BASELINE = r"""
 import sys, json, numpy as np
 import tensorflow as tf
-from har.recording import read_recording
-from har.metadata import load_metadata
+from har.recording.format import read_recording
+from har.artifacts.metadata import load_metadata
 b, rec = sys.argv[1], sys.argv[2]
 meta = load_metadata(b)
 it = tf.lite.Interpreter(model_path=b + "/model.tflite", num_threads=1)
@@ -314,7 +314,7 @@ def main() -> int:
         base_us, _ = naive_per_sample(bundle, rec)
         print(f"   naive per-sample deque loop:     {base_us:6.2f} us/sample")
         print("   with the serial protocol in front (parse + CRC + timeline + blocks + loop, in process):")
-        from har.metadata import load_metadata
+        from har.artifacts.metadata import load_metadata
 
         lpr = int(load_metadata(bundle).window.hop_samples)  # `har run` reads once per hop (want())
         for k in sorted({1, 12, lpr}):

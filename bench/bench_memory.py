@@ -34,10 +34,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from har.recording.simulate import ActivitySimulator  # noqa: E402
 from har.runtime.classifier import WindowClassifier  # noqa: E402
 from har.runtime.live import Prediction, run_live  # noqa: E402
 from har.runtime.smoothing import resolve_smoothing  # noqa: E402
-from har.simulate import ActivitySimulator  # noqa: E402
 from har.sources.base import SampleBlock, SampleSource  # noqa: E402
 
 ACTIVITIES = ("walking", "sitting", "running", "standing", "stairs", "lying")

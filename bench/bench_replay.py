@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_recording(out: Path, hours: float) -> Path:
-    from har.recording import write_recording
-    from har.simulate import ACTIVITIES, simulate_recording
+    from har.recording.format import write_recording
+    from har.recording.simulate import ACTIVITIES, simulate_recording
 
     rng = np.random.default_rng(11)
     schedule: list[tuple[str, float]] = []
@@ -52,7 +52,7 @@ def make_recording(out: Path, hours: float) -> Path:
 
 def naive_baseline(bundle: Path, recording: Path, limit: int | None) -> tuple[float, int, int, list[int]]:
     """(seconds, windows timed, windows total, predicted class indices) of the plain loop."""
-    from har.recording import read_recording
+    from har.recording.format import read_recording
     from har.runtime.classifier import WindowClassifier
 
     t0 = time.perf_counter()

@@ -37,10 +37,10 @@ def _signal(ci: int, n: int, rate: float, rng: np.random.Generator) -> np.ndarra
 
 def build_demo_model_dir(out: Path, epochs: int = 2) -> Path:
     """A demo-size model directory (layout of docs/architecture.md)."""
-    from har._tf import import_tf
+    from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
     from har.config import ModelConfig, TrainConfig, WindowConfig
-    from har.metadata import ModelMetadata, Normalization, save_metadata
-    from har.model import build_model
+    from har.training._tf import import_tf
+    from har.training.model import build_model
 
     tf, keras = import_tf()
     keras.utils.set_random_seed(0)
@@ -78,9 +78,9 @@ def _stats(times_s: list[float]) -> tuple[float, float]:
 
 def keras_latency(model_dir: Path, x: np.ndarray) -> tuple[float, float]:
     """Median / p95 ms per window of tf_keras at batch 1 inside a tf.function (normalised input)."""
-    from har._tf import import_tf
-    from har.metadata import load_metadata
-    from har.model import build_model
+    from har.artifacts.metadata import load_metadata
+    from har.training._tf import import_tf
+    from har.training.model import build_model
 
     tf, _ = import_tf()
     meta = load_metadata(model_dir)
@@ -132,8 +132,8 @@ def time_to_first_prediction(bundle: Path, recording: Path, repeats: int = 3) ->
 
 
 def write_recording_for(model_dir: Path, path: Path, seconds: float = 20.0) -> Path:
-    from har.metadata import load_metadata
-    from har.recording import Recording, RecordingMeta, write_recording
+    from har.artifacts.metadata import load_metadata
+    from har.recording.format import Recording, RecordingMeta, write_recording
 
     meta = load_metadata(model_dir)
     rate = meta.window.rate_hz
@@ -160,7 +160,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from har.config import ExportConfig
-    from har.export import export_bundle
+    from har.training.convert import export_bundle
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="har-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Mutation fuzzer for the wire protocol v1 parser (har.device.protocol.LineParser).
+"""Mutation fuzzer for the wire protocol v1 parser (har.wire.protocol.LineParser).
 
 Each input is a short valid stream (1-6 frames: samples, headers, log lines) with 0-3 mutations:
 byte flips, insertions, deletions, garbage bursts (random bytes, newlines included) and
@@ -26,7 +26,7 @@ import sys
 import time
 from collections import Counter
 
-from har.device.protocol import Corrupt, Header, LineParser, Log, Sample, encode_header, encode_log, encode_sample
+from har.wire.protocol import Corrupt, Header, LineParser, Log, Sample, encode_header, encode_log, encode_sample
 
 Frame = tuple[bytes, Header | Sample | Log]
 

@@ -29,7 +29,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from har.config import AugmentConfig, ModelConfig, TrainConfig, WindowConfig  # noqa: E402
-from har.recording import Recording, RecordingMeta, write_recording  # noqa: E402
+from har.recording.format import Recording, RecordingMeta, write_recording  # noqa: E402
 
 RATE_HZ = 10.0
 
@@ -61,7 +61,7 @@ def _configs(rate: float, test_subjects: tuple[str, ...] = ()) -> dict[str, Trai
 
 
 def _run(name: str, cfg: TrainConfig, data: Path, out: Path, test: Path | None = None) -> dict[str, object]:
-    from har.train import train
+    from har.training.train import train
 
     t0 = time.monotonic()
     res = train([data], out, cfg, test_data=[test] if test else None, progress=False, echo=lambda s: None)

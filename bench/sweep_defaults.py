@@ -1,6 +1,6 @@
 """The experiment behind har's training defaults (docs/training.md, "Training defaults").
 
-Trains a few configurations with ``har.train.train`` on WISDM 2019 (subjects 1600-1635 train,
+Trains a few configurations with ``har.training.train.train`` on WISDM 2019 (subjects 1600-1635 train,
 validation carved from them; 1636-1650 test; 20 Hz) or on a directory of har recordings
 (``--data DIR --rate 50``, e.g. the simulator's data), and appends one JSON line per run to
 ``--log``. Bounded: ``--epochs`` (default 20) and early stopping.
@@ -119,7 +119,7 @@ def main() -> None:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="har-sweep-"))
     data = a.data or write_wisdm(tmp / "data")
-    from har.train import train
+    from har.training.train import train
 
     cfgs = configs(a.rate, a.epochs, tuple(s for s in a.test_subjects.split(",") if s))
     for name in a.names:

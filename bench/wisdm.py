@@ -3,7 +3,7 @@
 ``load_wisdm()`` -> in-memory har Recordings, one per subject: m/s^2 converted to g, 20 Hz, a
 time break between activity blocks (each block of 2,400 rows is one activity recorded at a
 different time), data_1629's duplicated second half dropped. ``write_wisdm(dir)`` writes them in
-the har recording format to a (temporary) directory so ``har.train.train`` reads them exactly as
+the har recording format to a (temporary) directory so ``har.training.train.train`` reads them exactly as
 it reads any DATA."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from har.recording import Recording, RecordingMeta, write_recording
+from har.recording.format import Recording, RecordingMeta, write_recording
 
 WISDM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "wisdm2019-watch-accel"
 RATE_HZ = 20.0

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from har.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -156,7 +156,7 @@ LR_SCHEDULES = ("constant", "plateau", "cosine")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """On-the-fly augmentation of training batches (har.augment). Each transform applies to a
+    """On-the-fly augmentation of training batches (har.training.augment). Each transform applies to a
     window with probability ``p``; 0 disables a transform, ``enabled=False`` disables all."""
 
     enabled: bool = True

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrainConfig, WindowConfig
-from .errors import TrainingError
-from .recording import Recording, find_recordings, read_recording
-from .windows import Windows, concat_windows, make_windows
+from har.config import TrainConfig, WindowConfig
+from har.errors import TrainingError
+from har.recording.format import Recording, find_recordings, read_recording
+from har.signal import Windows, concat_windows, make_windows
 
 PROGRESS_MIN_FILES = 20  # show a tqdm bar when loading at least this many files
 

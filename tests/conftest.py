@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har.recording import Recording, RecordingMeta, write_recording
+from har.recording.format import Recording, RecordingMeta, write_recording
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WISDM_DIR = SHARED_DATA / "wisdm2019-watch-accel"

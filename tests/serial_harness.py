@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from har.device.emulator import Emulator
+from har.wire.emulator import Emulator
 
 
 class VanishingPort:

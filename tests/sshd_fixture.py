@@ -154,7 +154,7 @@ def start_sshd(tmp: Path) -> Iterator[SshServer]:
 _CONVERT = r"""
 import sys
 import numpy as np
-from har._tf import import_tf
+from har.training._tf import import_tf
 tf, tfk = import_tf()
 out, window, n_ch, n_cls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 tf.random.set_seed(0)
@@ -201,9 +201,9 @@ def _tflite_dir() -> Path:
 def tiny_bundle(directory: Path, quantize: str = "fp32") -> Path:
     """A real bundle in ``directory``: model.tflite (fp32 or int8), metadata.json, report.txt and
     manifest.json."""
-    from har.bundle import write_manifest
+    from har.artifacts.bundle import write_manifest
+    from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
     from har.config import ExportConfig, TrainConfig, WindowConfig
-    from har.metadata import ModelMetadata, Normalization, save_metadata
 
     src = _tflite_dir() / ("int8.tflite" if quantize == "int8" else "fp32.tflite")
     directory.mkdir(parents=True, exist_ok=True)

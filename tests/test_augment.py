@@ -1,4 +1,4 @@
-"""Augmentation (har.augment): shapes, norms, seeding, bounds."""
+"""Augmentation (har.training.augment): shapes, norms, seeding, bounds."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from har.augment import augment, jitter, rotate, rotation_matrices, scale, time_warp
 from har.config import AugmentConfig
 from har.errors import ConfigError
+from har.training.augment import augment, jitter, rotate, rotation_matrices, scale, time_warp
 
 
 def _windows(n: int = 16, w: int = 40, seed: int = 0) -> np.ndarray:
@@ -86,7 +86,7 @@ def test_config_validation() -> None:
 
 @pytest.mark.slow
 def test_batches_are_seeded_per_epoch_and_batch() -> None:
-    from har.augment import make_batches
+    from har.training.augment import make_batches
 
     x = _windows(10, 12)
     y = np.arange(10) % 2
@@ -104,7 +104,7 @@ def test_batches_are_seeded_per_epoch_and_batch() -> None:
 
 
 def test_rotate_z_keeps_z_and_norms() -> None:
-    from har.augment import rotate_z
+    from har.training.augment import rotate_z
 
     x = _windows()
     y = rotate_z(x, 180.0, np.random.default_rng(2))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_export import fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
 
-from har.bundle import describe_bundle, read_manifest, sha256_file, verify_bundle, write_manifest
+from har.artifacts.bundle import describe_bundle, read_manifest, sha256_file, verify_bundle, write_manifest
 from har.errors import BundleError
 
 
@@ -85,5 +85,5 @@ def test_bundle_module_has_no_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = "import sys, har.bundle; assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules"
+    code = "import sys, har.artifacts.bundle; assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

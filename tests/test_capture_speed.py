@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har.capture import record
-from har.device.emulator import parse_describe
-from har.recording import read_recording
+from har.recording.capture import record
+from har.recording.format import read_recording
 from har.sources.serial import SerialSource
+from har.wire.emulator import parse_describe
 
 HAR = [sys.executable, "-c", "from har.cli import main; main()"]
 RATE_HZ = 1000

@@ -62,8 +62,9 @@ def test_help_states_units_and_defaults() -> None:
 def test_my_modules_do_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
-        "import har.cli.cmd_train, har.cli.cmd_evaluate, har.windows, har.dataset, har.metrics, har.plots\n"
-        "import har.evaluate, har.train\n"
+        "import har.cli.cmd_train, har.cli.cmd_evaluate, har.signal, har.dataset\n"
+        "import har.scoring.metrics, har.scoring.plots\n"
+        "import har.scoring.evaluate, har.training.train\n"
         "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'matplotlib') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -1,4 +1,4 @@
-"""Leave-subjects-out cross-validation folds (har.cv)."""
+"""Leave-subjects-out cross-validation folds (har.training.cv)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from har.cv import make_folds
 from har.errors import TrainingError
+from har.training.cv import make_folds
 
 
 @settings(max_examples=50, deadline=None)

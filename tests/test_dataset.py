@@ -11,7 +11,7 @@ from conftest import make_tiny_recordings
 from har.config import TrainConfig, WindowConfig
 from har.dataset import fingerprint, load_recordings, split_recordings, split_subjects, windows_for
 from har.errors import DataError, TrainingError
-from har.recording import Recording, RecordingMeta
+from har.recording.format import Recording, RecordingMeta
 
 
 def test_load_recordings_subject_from_sidecar(tiny_recordings: list[Path]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from har.bundle import verify_bundle
+from har.artifacts.bundle import verify_bundle
 from har.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sshd_fixture import tiny_bundle
 
 from har.cli import cli
-from har.doctor import FAIL, OK, doctor
+from har.deploy.doctor import FAIL, OK, doctor
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_cli_json_parses_and_exit_codes(good_bundle: Path, tampered_bundle: Path
 
 def test_doctor_imports_no_tensorflow(good_bundle: Path) -> None:
     code = (
-        "import sys; from har.doctor import doctor; "
+        "import sys; from har.deploy.doctor import doctor; "
         f"r = doctor(bundle={str(good_bundle)!r}); "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]; "
         "assert r.ok and not bad, bad"
@@ -89,7 +89,7 @@ def test_doctor_imports_no_tensorflow(good_bundle: Path) -> None:
 
 
 def test_tflite_runtime_needs_numpy_below_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    from har import doctor as doc
+    from har.deploy import doctor as doc
 
     versions = {"numpy": "2.1.0", "tflite-runtime": "2.14.0"}
     monkeypatch.setattr(doc, "_dist_version", lambda name: versions.get(name))
@@ -104,7 +104,7 @@ def test_tflite_runtime_needs_numpy_below_2(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_no_runtime_fails_with_install_command(monkeypatch: pytest.MonkeyPatch, good_bundle: Path) -> None:
-    from har import doctor as doc
+    from har.deploy import doctor as doc
 
     monkeypatch.setattr(doc, "_LITE_RUNTIMES", (("har_no_such_runtime.interpreter", "x", "x"),))
     monkeypatch.setattr(doc, "_dist_version", lambda name: None if name.startswith("tensorflow") else "1.0")

@@ -11,9 +11,9 @@ import pytest
 from conftest import make_tiny_recordings
 from serial_harness import VanishingPort
 
-from har.device.emulator import Emulator
 from har.sources.base import SampleBlock
 from har.sources.serial import SerialSource
+from har.wire.emulator import Emulator
 
 
 def capture(emu: Emulator, seconds: float, **kw: object) -> tuple[SerialSource, list[SampleBlock]]:

@@ -1,10 +1,10 @@
-"""Event-level metrics (har.events) on hand-made sequences; expected values computed by hand."""
+"""Event-level metrics (har.scoring.events) on hand-made sequences; expected values computed by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from har.events import Segment, edit_score, event_metrics, iou, levenshtein, segment_f1, segments
+from har.scoring.events import Segment, edit_score, event_metrics, iou, levenshtein, segment_f1, segments
 
 
 def _unit_spans(n: int) -> list[tuple[float, float]]:

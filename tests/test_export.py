@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import TINY_CLASSES, tiny_signal
 
+from har.artifacts.metadata import ModelMetadata, Normalization, load_metadata, save_metadata
 from har.config import ExportConfig, ModelConfig, TrainConfig, WindowConfig
 from har.errors import ExportError, ModelError
-from har.metadata import ModelMetadata, Normalization, load_metadata, save_metadata
 
 RATE_HZ = 25.0
 WINDOW = WindowConfig(rate_hz=RATE_HZ, window_s=1.0, hop_s=0.4, purity=0.9)  # 25 samples, hop 10
@@ -33,8 +33,8 @@ def _windows(label: str, n_windows: int, rng: np.random.Generator) -> np.ndarray
 def make_tiny_model_dir(out: Path, seed: int = 0, epochs: int = 6) -> Path:
     """A real model directory (layout of docs/architecture.md) with an LSTM(8), 25-sample
     windows at 25 Hz, trained for a few epochs on the three easy test classes."""
-    from har._tf import import_tf
-    from har.model import build_model
+    from har.training._tf import import_tf
+    from har.training.model import build_model
 
     tf, keras = import_tf()
     tf.random.set_seed(seed)
@@ -81,7 +81,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def get_bundle(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> Path:
     """Export (once per session) and return the bundle for ``quantize``."""
-    from har.export import export_bundle
+    from har.training.convert import export_bundle
 
     key = f"bundle-{quantize}"
     if key not in _CACHE:
@@ -103,7 +103,7 @@ def fp32_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", ["fp32", "fp16", "int8"])
 def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> None:
-    from har.bundle import verify_bundle
+    from har.artifacts.bundle import verify_bundle
     from har.runtime.classifier import WindowClassifier
 
     b = get_bundle(tmp_path_factory, quantize)
@@ -158,7 +158,7 @@ def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize
 
 @pytest.mark.slow
 def test_export_refuses_existing_and_bad_inputs(tmp_path: Path, tiny_model_dir: Path, fp32_bundle: Path) -> None:
-    from har.export import export_bundle
+    from har.training.convert import export_bundle
 
     with pytest.raises(ExportError, match="exists"):
         export_bundle(tiny_model_dir, fp32_bundle, ExportConfig(), echo=lambda s: None)
@@ -182,7 +182,7 @@ def test_export_refuses_existing_and_bad_inputs(tmp_path: Path, tiny_model_dir: 
 @pytest.mark.slow
 def test_converter_failure_is_one_line_export_error(tmp_path: Path, tiny_model_dir: Path) -> None:
     """Corrupt weights: the worker fails; the parent reports its last stderr line."""
-    from har.export import export_bundle
+    from har.training.convert import export_bundle
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -199,7 +199,7 @@ def test_converter_failure_is_one_line_export_error(tmp_path: Path, tiny_model_d
 @pytest.mark.slow
 def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A model that disagrees with Keras is refused and no bundle is left behind."""
-    import har.export as ex
+    import har.training.convert as ex
 
     real = ex._compare
 
@@ -216,7 +216,7 @@ def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatc
 
 def test_patch_reports_custom_ops(tmp_path: Path) -> None:
     """_check_ops names every non-builtin (Flex / custom) op."""
-    from har.export import _check_ops
+    from har.training.convert import _check_ops
 
     (tmp_path / "ops.json").write_text(
         json.dumps({"ops": [{"name": "FULLY_CONNECTED", "builtin": True}, {"name": "FlexTensorListReserve",

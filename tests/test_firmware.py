@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from har.device.protocol import MAX_LINE, Corrupt, Header, LineParser, Log, Sample, crc8, encode_header, encode_sample
+from har.wire.protocol import MAX_LINE, Corrupt, Header, LineParser, Log, Sample, crc8, encode_header, encode_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIDGE = ROOT / "firmware_bridge"

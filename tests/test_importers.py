@@ -24,9 +24,9 @@ from fixtures_importers import (
 
 from har.cli import cli
 from har.errors import DataError, ImportFormatError
-from har.importers import IMPORTERS, HarImportWarning, run_export, run_import
-from har.importers.wisdm2019 import ACTIVITY_CODES
-from har.recording import read_recording
+from har.recording.format import read_recording
+from har.recording.importers import IMPORTERS, HarImportWarning, run_export, run_import
+from har.recording.importers.wisdm2019 import ACTIVITY_CODES
 
 ATOL = 2e-5  # g: the recording CSV keeps 5 decimals
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har.device.emulator import Emulator
-from har.labeling import STOP, KeyReader, LiveLabels, apply_label_events, key_action
-from har.recording import read_recording
+from har.recording.format import read_recording
+from har.recording.labeling import STOP, KeyReader, LiveLabels, apply_label_events, key_action
+from har.wire.emulator import Emulator
 
 HAR = [sys.executable, "-c", "from har.cli import main; main()"]
 
@@ -60,7 +60,7 @@ class _FakeReader:
 
 def test_live_labels_chunked_equals_one_shot() -> None:
     """Labelling block by block as keys trickle in gives exactly the one-shot rule."""
-    from har.labeling import KeyPress
+    from har.recording.labeling import KeyPress
 
     rng = np.random.default_rng(0)
     t = np.cumsum(rng.uniform(0.005, 0.015, 2000))

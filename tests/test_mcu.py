@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from sshd_fixture import CLASSES, tiny_bundle
 
 from har.cli import cli
+from har.deploy.mcu import c_string, export_mcu
 from har.errors import ExportError
-from har.mcu import c_string, export_mcu
 from har.runtime.interpreter import load_interpreter
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from har.metrics import accuracy, compute_metrics, confusion_matrix, format_report, group_accuracy, macro_f1
+from har.scoring.metrics import accuracy, compute_metrics, confusion_matrix, format_report, group_accuracy, macro_f1
 
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
 Y_PRED = np.array([0, 0, 1, 2, 1, 1, 2, 2, 0, 2])

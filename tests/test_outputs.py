@@ -29,7 +29,7 @@ from click.testing import CliRunner
 
 from har.cli import cli
 from har.errors import MissingDependencyError, OutputError
-from har.recording import Recording, RecordingMeta, read_recording, write_recording
+from har.recording.format import Recording, RecordingMeta, read_recording, write_recording
 from har.runtime.live import Prediction
 from har.runtime.outputs import (
     CommandSink,

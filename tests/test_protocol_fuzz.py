@@ -1,4 +1,4 @@
-"""Property tests of the wire protocol v1 parser (har.device.protocol.LineParser) under hostile input:
+"""Property tests of the wire protocol v1 parser (har.wire.protocol.LineParser) under hostile input:
 it never raises, resynchronises at the next newline after garbage, and does not depend on how the
 byte stream is chunked. See bench/fuzz_parser.py for the million-input mutation fuzzer."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from har.device.protocol import Corrupt, Header, LineParser, Log, Sample, encode_header, encode_log, encode_sample
+from har.wire.protocol import Corrupt, Header, LineParser, Log, Sample, encode_header, encode_log, encode_sample
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from har.device.protocol import (
+from har.wire.protocol import (
     MAX_LINE,
     Corrupt,
     Header,

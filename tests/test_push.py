@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 from sshd_fixture import SshServer, missing_ssh_tools, start_sshd, tiny_bundle
 
-from har import push as push_mod
-from har.bundle import read_manifest
+from har.artifacts.bundle import read_manifest
 from har.cli import cli
+from har.deploy import push as push_mod
+from har.deploy.push import normalize_ssh_options, parse_target, push_bundle, scp_options
 from har.errors import DeployError
-from har.push import normalize_ssh_options, parse_target, push_bundle, scp_options
 
 HAR_EXE = str(Path(sys.executable).with_name("har"))  # the venv's har, for the remote doctor
 

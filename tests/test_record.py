@@ -20,13 +20,13 @@ from click.testing import CliRunner
 from conftest import make_tiny_recordings
 from serial_harness import VanishingPort
 
-from har.capture import record
 from har.cli import cli
-from har.device.emulator import Emulator
 from har.errors import ProtocolError
-from har.recording import read_recording
+from har.recording.capture import record
+from har.recording.format import read_recording
 from har.sources.file import FileSource
 from har.sources.serial import SerialSource
+from har.wire.emulator import Emulator
 
 HAR = [sys.executable, "-c", "from har.cli import main; main()"]
 
@@ -177,8 +177,8 @@ def test_protocol_error_leaves_no_empty_recording(tmp_path: Path) -> None:
 def test_progress_says_reconnecting_and_summary_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """While the port is gone the progress line names it and the attempt; the sidecar and the
     result count the reconnect; the seq hole and time jump mark the break in the CSV."""
-    from har.capture import CaptureProgress
     from har.cli.cmd_record import _Progress, summary_lines
+    from har.recording.capture import CaptureProgress
 
     vp = VanishingPort(tmp_path, rate_hz=50, seeds=(6, 7))
     link = vp.link

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from har.cli import cli
 from har.config import TrainConfig, WindowConfig, config_from_dict, config_to_dict
 from har.errors import ConfigError, DataError, RecordingFormatError
-from har.recording import CSV_COLUMNS, RecordingMeta, RecordingWriter, find_recordings, read_recording
+from har.recording.format import CSV_COLUMNS, RecordingMeta, RecordingWriter, find_recordings, read_recording
 
 
 def _write(path: Path, n: int = 100, rate: float = 50.0, label: str = "walking") -> Path:
@@ -178,7 +178,7 @@ def _long_csv(path: Path, n: int, label_of: object = None, newline: str = "\n", 
 def test_fast_and_line_parsers_agree(tmp_path: Path, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Long plain files go through numpy's parser; unusual ones through the line loop. Both give
     the same recording."""
-    import har.recording as hr
+    import har.recording.format as hr
 
     kw: dict[str, object] = {}
     if variant == "crlf":

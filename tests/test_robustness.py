@@ -24,14 +24,14 @@ import pytest
 from click.testing import CliRunner
 from serial_harness import VanishingPort
 
-from har.bundle import write_manifest
+from har.artifacts.bundle import write_manifest
 from har.cli import cli
-from har.device.emulator import Emulator
 from har.errors import CaptureError
 from har.runtime.classifier import WindowClassifier
 from har.runtime.live import LiveClassifier, Prediction, run_live
 from har.sources.base import SampleBlock, SampleSource
 from har.sources.serial import SerialSource
+from har.wire.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 _WIN = json.loads((ROOT / "models" / "default" / "metadata.json").read_text())["window"]

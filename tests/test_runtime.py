@@ -13,7 +13,7 @@ from conftest import TINY_CLASSES, make_tiny_recordings, tiny_signal
 from test_export import RATE_HZ, WINDOW, fp32_bundle, get_bundle, tiny_model_dir  # noqa: F401 - fixtures
 
 from har.errors import RuntimeInferenceError
-from har.recording import read_recording
+from har.recording.format import read_recording
 from har.runtime.classifier import WindowClassifier
 from har.runtime.interpreter import load_interpreter
 from har.runtime.live import LiveClassifier, run_live
@@ -90,7 +90,7 @@ def test_classifier_batched_matches_single(fp32_bundle: Path) -> None:  # noqa: 
 @pytest.mark.slow
 def test_int8_io_model_is_quantised_by_the_runtime(tmp_path: Path, tiny_model_dir: Path) -> None:  # noqa: F811
     from har.config import ExportConfig
-    from har.export import export_bundle
+    from har.training.convert import export_bundle
 
     res = export_bundle(tiny_model_dir, tmp_path / "b", ExportConfig(quantize="int8"), echo=lambda s: None,
                         batch_size=1, int8_io=True)
@@ -221,7 +221,7 @@ def test_replay_chunks_and_exact_mode_agree(
     """Chunking (across runs split by a gap) changes nothing; --exact (the live model on every
     window) gives the same labels as the batched replay model on a float bundle."""
     import har.runtime.replay as rp
-    from har.recording import write_recording
+    from har.recording.format import write_recording
 
     path = make_tiny_recordings(tmp_path / "data", subjects=1, seconds_per_class=8.0, rate_hz=RATE_HZ)[0]
     rec = read_recording(path)

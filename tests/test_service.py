@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from har.deploy.service import device_unit, install_commands, quote_arg, render_unit, systemd_escape_path
 from har.errors import DeployError
-from har.service import device_unit, install_commands, quote_arg, render_unit, systemd_escape_path
 
 
 def _systemd_analyze() -> str:

@@ -1,4 +1,4 @@
-"""The activity simulator (har.simulate) and `har simulate`. Fast: no TensorFlow."""
+"""The activity simulator (har.recording.simulate) and `har simulate`. Fast: no TensorFlow."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from har.cli import cli
 from har.errors import ConfigError, DataError, HarError
-from har.recording import read_recording, write_recording
-from har.simulate import ACTIVITIES, ActivitySimulator, generate_dataset, simulate_recording
+from har.recording.format import read_recording, write_recording
+from har.recording.simulate import ACTIVITIES, ActivitySimulator, generate_dataset, simulate_recording
 
 RATE = 50.0
 

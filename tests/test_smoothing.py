@@ -14,7 +14,7 @@ from test_cli_run import _runner, recording  # noqa: F401 - fixture
 from test_export import RATE_HZ, fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
 from test_runtime import ArraySource, _stream
 
-from har.bundle import verify_bundle, write_manifest
+from har.artifacts.bundle import verify_bundle, write_manifest
 from har.cli import cli
 from har.errors import HarError, SmoothingError
 from har.runtime.smoothing import (
@@ -284,7 +284,7 @@ def test_deploy_stores_smoothing(tmp_path: Path, tiny_model_dir: Path) -> None: 
 def test_replay_resets_the_smoother_at_a_gap_like_run(
     tmp_path: Path, smoothed_bundle: Path, recording: Path  # noqa: F811
 ) -> None:
-    from har.recording import Recording, read_recording, write_recording
+    from har.recording.format import Recording, read_recording, write_recording
     from har.runtime.replay import replay
 
     rec = read_recording(recording)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from har.device.protocol import Header, encode_header, encode_sample
 from har.errors import CaptureError, DataError, PortError, ProtocolError
-from har.recording import Recording, RecordingMeta, write_recording
+from har.recording.format import Recording, RecordingMeta, write_recording
 from har.sources import open_source
 from har.sources.file import FileSource, ReplaySource
 from har.sources.serial import SerialSource
+from har.wire.protocol import Header, encode_header, encode_sample
 
 
 def _rec_with_breaks(path: Path, rate: float = 100.0) -> Recording:
@@ -204,7 +204,7 @@ def test_wrong_baud_garbage_is_protocol_error() -> None:
 
 
 def test_other_protocol_version_is_not_read_as_v1() -> None:
-    from har.device.protocol import crc8
+    from har.wire.protocol import crc8
 
     src = SerialSource("loop://", rate_hz=50.0, garbage_timeout=0.5)
     ser = src._ser

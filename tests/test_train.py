@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import TINY_CLASSES, make_tiny_recordings
 
+from har.artifacts.metadata import load_metadata
 from har.config import ModelConfig, TrainConfig, WindowConfig
 from har.errors import DataError, TrainingError
-from har.metadata import load_metadata
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    from har.train import train
+    from har.training.train import train
 
     lines: list[str] = []
     out = tmp_path_factory.mktemp("model") / "m"
@@ -44,7 +44,7 @@ def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 
 def _weights(model_dir: Path) -> list[np.ndarray]:
-    from har.model import build_model
+    from har.training.model import build_model
 
     meta = load_metadata(model_dir)
     m = build_model(meta.train_config.model, meta.window.window_samples, 3, len(meta.classes))
@@ -91,7 +91,7 @@ def test_model_directory_contents(trained: tuple[Path, list[str]]) -> None:
 
 
 def test_same_seed_same_weights(trained: tuple[Path, list[str]], data_dir: Path, tmp_path: Path) -> None:
-    from har.train import train
+    from har.training.train import train
 
     out, _ = trained
     train([data_dir], tmp_path / "again", TINY_CFG, progress=False, echo=lambda s: None)
@@ -103,7 +103,7 @@ def test_same_seed_same_weights(trained: tuple[Path, list[str]], data_dir: Path,
 
 
 def test_evaluate_model_dir(trained: tuple[Path, list[str]], data_dir: Path, tmp_path: Path) -> None:
-    from har.evaluate import evaluate
+    from har.scoring.evaluate import evaluate
 
     out, _ = trained
     meta = load_metadata(out)
@@ -116,7 +116,7 @@ def test_evaluate_model_dir(trained: tuple[Path, list[str]], data_dir: Path, tmp
 
 
 def test_evaluate_excludes_unknown_labels(trained: tuple[Path, list[str]], tmp_path: Path) -> None:
-    from har.evaluate import evaluate
+    from har.scoring.evaluate import evaluate
 
     out, _ = trained
     d = tmp_path / "other"
@@ -128,7 +128,7 @@ def test_evaluate_excludes_unknown_labels(trained: tuple[Path, list[str]], tmp_p
 
 
 def test_evaluate_resamples_to_model_rate(trained: tuple[Path, list[str]], tmp_path: Path) -> None:
-    from har.evaluate import evaluate
+    from har.scoring.evaluate import evaluate
 
     out, _ = trained
     d = tmp_path / "fast"
@@ -142,11 +142,11 @@ def test_evaluate_bundle(trained: tuple[Path, list[str]], data_dir: Path, tmp_pa
 
     try:
         from har.config import ExportConfig
-        from har.export import export_bundle
         from har.runtime.classifier import WindowClassifier  # noqa: F401
+        from har.training.convert import export_bundle
     except ImportError as e:
         pytest.skip(f"bundle modules not available yet ({e})")
-    from har.evaluate import evaluate
+    from har.scoring.evaluate import evaluate
 
     out, _ = trained
     bundle = tmp_path / "bundle"
@@ -162,7 +162,7 @@ def test_evaluate_bundle(trained: tuple[Path, list[str]], data_dir: Path, tmp_pa
 
 
 def test_train_errors(tmp_path: Path) -> None:
-    from har.train import train
+    from har.training.train import train
 
     one = make_tiny_recordings(tmp_path / "one", subjects=3, seconds_per_class=4, classes=("still",))
     with pytest.raises(TrainingError, match="at least 2 classes"):
@@ -182,8 +182,8 @@ def test_train_errors(tmp_path: Path) -> None:
 def test_conv_front_end_builds_and_trains(data_dir: Path, tmp_path: Path) -> None:
     import dataclasses
 
-    from har.model import build_model
-    from har.train import train
+    from har.training.model import build_model
+    from har.training.train import train
 
     mc = ModelConfig(lstm_units=(8,), dropout=0.0, conv_filters=4, conv_kernel=3, conv_stride=2)
     m = build_model(mc, 25, 3, 3, batch_size=1)
@@ -197,10 +197,10 @@ def test_conv_front_end_builds_and_trains(data_dir: Path, tmp_path: Path) -> Non
 
 def test_conv_model_converts_to_builtin_ops(tmp_path: Path) -> None:
     """A batch-1 conv + LSTM graph converts with builtin ops only and keeps the fused LSTM."""
-    from har.model import build_model
+    from har.training.model import build_model
 
     mc = ModelConfig(lstm_units=(8,), dropout=0.1, conv_filters=4, conv_kernel=3, conv_stride=2)
-    tf, _ = __import__("har._tf", fromlist=["import_tf"]).import_tf()
+    tf, _ = __import__("har.training._tf", fromlist=["import_tf"]).import_tf()
     m = build_model(mc, 25, 3, 3, batch_size=1)
     conv = tf.lite.TFLiteConverter.from_keras_model(m)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

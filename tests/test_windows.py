@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from har.config import WindowConfig
-from har.recording import Recording, RecordingMeta
-from har.windows import make_windows, needs_resampling, resample_ratio
+from har.recording.format import Recording, RecordingMeta
+from har.signal import make_windows, needs_resampling, resample_ratio
 
 
 def _rec(

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..errors import HarError
+from har import __version__
+from har.errors import HarError
 
 
 def _debug(ctx: click.Context | None) -> bool:

@@ -1,3 +1,3 @@
-from . import main
+from har.cli import main
 
 main()

@@ -1,12 +1,12 @@
 """`har deploy`: model directory -> verified TFLite bundle. TensorFlow is imported only inside
-the command (through har.export, in a conversion subprocess)."""
+the command (through har.training.convert, in a conversion subprocess)."""
 
 from __future__ import annotations
 
 import click
 
-from ..config import ExportConfig
-from ..runtime.smoothing import DEFAULT_SPEC
+from har.config import ExportConfig
+from har.runtime.smoothing import DEFAULT_SPEC
 
 
 @click.command("deploy")
@@ -61,9 +61,9 @@ def deploy_cmd(
     """
     from pathlib import Path
 
-    from ..errors import DeployError
-    from ..export import export_bundle
-    from ..runtime.smoothing import resolve_smoothing
+    from har.errors import DeployError
+    from har.runtime.smoothing import resolve_smoothing
+    from har.training.convert import export_bundle
 
     if quantize is None:
         quantize = "int8" if target == "mcu" else "fp32"
@@ -79,14 +79,14 @@ def deploy_cmd(
     )
     click.echo(f"Smoothing stored in the bundle: {smoothing.spec} (override with `har run --smooth SPEC`)")
     if target == "mcu":
-        from ..bundle import write_manifest
-        from ..mcu import export_mcu
+        from har.artifacts.bundle import write_manifest
+        from har.deploy.mcu import export_mcu
 
         written = export_mcu(Path(out), Path(out))
         write_manifest(Path(out))
         click.echo("TensorFlow Lite Micro sources: " + ", ".join(str(p) for p in written))
     if to:
-        from ..push import push_bundle
+        from har.deploy.push import push_bundle
 
         push_bundle(Path(out), to, ssh_options=ssh_options, service=service, port=device_port, echo=click.echo)
 

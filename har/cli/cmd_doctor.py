@@ -22,7 +22,7 @@ def doctor_cmd(ctx: click.Context, bundle: Path | None, port: str | None, as_jso
     fallback) and its version, numpy (tflite-runtime needs numpy < 2), TensorFlow (not needed),
     the bundle's sha256 checksums and one classified window, serial port access (group
     'dialout'), free disk space (warn under 100 MB, fail under 10 MB)."""
-    from ..doctor import doctor
+    from har.deploy.doctor import doctor
 
     rep = doctor(bundle=bundle, port=port)
     click.echo(json.dumps(rep.to_dict(), indent=2) if as_json else rep.format())

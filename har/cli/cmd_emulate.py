@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .cmd_record import stop_on_signals
+from har.cli.cmd_record import stop_on_signals
 
 
 @click.command("emulate")
@@ -51,7 +51,7 @@ def emulate_cmd(
     Prints the pty path alone on the first line of stdout; progress and the current true
     activity go to stderr. Record it with `har record --port <path> ...`.
     """
-    from ..device.emulator import Emulator, describe
+    from har.wire.emulator import Emulator, describe
 
     emu = Emulator(
         recording=recording, simulate=simulate, activities=activities or ("walking",), segment_s=segment_s,

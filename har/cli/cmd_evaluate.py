@@ -22,7 +22,7 @@ def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path |
     """Evaluate MODEL (a model directory from `har train` or a bundle from `har deploy`) on
     recordings DATA (files, or directories searched recursively). Windows use the model's own
     window length, hop, rate (resampling if needed) and purity."""
-    from ..evaluate import evaluate
+    from har.scoring.evaluate import evaluate
 
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = evaluate(model, list(data), echo=echo, out=out, progress=not as_json)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..importers import EXPORTERS, IMPORTERS, HarImportWarning, run_export, run_import
+from har.recording.importers import EXPORTERS, IMPORTERS, HarImportWarning, run_export, run_import
 
 
 def _formats(table: dict[str, Any]) -> str:

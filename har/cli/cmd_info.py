@@ -17,7 +17,7 @@ def info(path: str, as_json: bool) -> None:
     counts, gaps, dropped/corrupt counts, and whether the file ends in a truncated row.
     Model directories and bundles: classes, rate, window and hop (s), metrics; bundles are
     checked against their manifest (sha256)."""
-    from ..info import describe, format_info
+    from har.artifacts.info import describe, format_info
 
     d = describe(path)
     click.echo(json.dumps(d, indent=2) if as_json else format_info(d))

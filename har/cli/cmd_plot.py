@@ -28,9 +28,9 @@ def plot_cmd(recording: Path, model: Path | None, out: Path | None) -> None:
     and a timeline of true vs predicted labels when --model is given."""
     import numpy as np
 
-    from ..errors import DataError
-    from ..plots import plot_recording
-    from ..recording import read_recording
+    from har.errors import DataError
+    from har.recording.format import read_recording
+    from har.scoring.plots import plot_recording
 
     rec = read_recording(recording)
     if len(rec) == 0:
@@ -42,9 +42,9 @@ def plot_cmd(recording: Path, model: Path | None, out: Path | None) -> None:
     span = 0.0
     title = f"{Path(recording).name}  (subject {rec.subject}, {rec.rate_hz:g} Hz)"
     if model is not None:
-        from ..evaluate import predict_proba
-        from ..metadata import load_metadata
-        from ..windows import make_windows
+        from har.artifacts.metadata import load_metadata
+        from har.scoring.evaluate import predict_proba
+        from har.signal import make_windows
 
         meta = load_metadata(model)
         w = make_windows(rec, meta.window, labelled_only=False)

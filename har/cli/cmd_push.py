@@ -41,8 +41,8 @@ def push_cmd(
     or hold an earlier bundle (files not in BUNDLE are deleted there). --service copies a unit to
     PATH/../har.service and installs it as /etc/systemd/system/har.service (as root or with
     password-less sudo; else the commands are printed). Exit 1 if the device's doctor fails."""
-    from ..errors import DeployError
-    from ..push import push_bundle
+    from har.deploy.push import push_bundle
+    from har.errors import DeployError
 
     def say(msg: str) -> None:
         click.echo(msg, err=as_json)
@@ -67,7 +67,7 @@ def export_mcu_cmd(bundle: Path, out_dir: Path) -> None:
     Writes har_model_data.h/.cc (the model as g_har_model[], 16-byte aligned) and
     har_model_config.h (classes, sample rate in Hz, window and hop in samples, axis order, units,
     normalisation mean/std per axis, input/output scale and zero point, tensor arena size in bytes)."""
-    from ..mcu import export_mcu
+    from har.deploy.mcu import export_mcu
 
     for p in export_mcu(bundle, out_dir):
         click.echo(f"wrote {p} ({p.stat().st_size} bytes)")

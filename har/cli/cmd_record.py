@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..errors import CaptureError, DataError
+from har.errors import CaptureError, DataError
 
 
 @contextmanager
@@ -73,7 +73,7 @@ class _Progress:
 
 def _label_list(labels_opt: str | None, label: tuple[str, ...]) -> list[str]:
     """The labels of ``--labels a,b,c`` or of the repeated ``--label`` (validated, in order, unique)."""
-    from ..recording import check_label
+    from har.recording.format import check_label
 
     raw = [x for x in labels_opt.split(",")] if labels_opt else list(label)
     out: list[str] = []
@@ -141,9 +141,9 @@ def record_cmd(
     lists samples, measured rate, dropped, corrupt, resets and reconnects, and warns when the
     measured rate differs from the announced one by more than 2%.
     """
-    from ..capture import output_path, record
-    from ..labeling import KeyReader, LiveLabels
-    from ..sources import open_source
+    from har.recording.capture import output_path, record
+    from har.recording.labeling import KeyReader, LiveLabels
+    from har.sources import open_source
 
     if out is None:
         raise CaptureError("missing --out PATH (a .csv file or a directory)")

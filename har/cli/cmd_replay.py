@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cmd_run import _fmt_time
+from har.cli.cmd_run import _fmt_time
 
 if TYPE_CHECKING:
-    from ..runtime.replay import ReplayResult
+    from har.runtime.replay import ReplayResult
 
 
 @contextlib.contextmanager
@@ -65,9 +65,9 @@ def replay_cmd(
     window accuracy and event-level agreement (segment F1 at IoU 0.5, edit score, label changes)
     against the recorded labels, raw and smoothed.
     """
-    from ..runtime.classifier import WindowClassifier
-    from ..runtime.replay import replay
-    from ..runtime.smoothing import parse_spec, resolve_smoothing
+    from har.runtime.classifier import WindowClassifier
+    from har.runtime.replay import replay
+    from har.runtime.smoothing import parse_spec, resolve_smoothing
 
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded

@@ -68,15 +68,15 @@ def run_cmd(
     ends cleanly with a summary. --jsonl, --csv, --on-change, --post and --mqtt feed other programs
     (see README, "Outputs for other programs").
     """
-    from ..errors import CaptureError
-    from ..runtime.classifier import WindowClassifier
-    from ..runtime.live import Prediction, run_live
-    from ..runtime.outputs import OutputConfig, build_outputs
-    from ..sources import open_source
+    from har.errors import CaptureError
+    from har.runtime.classifier import WindowClassifier
+    from har.runtime.live import Prediction, run_live
+    from har.runtime.outputs import OutputConfig, build_outputs
+    from har.sources import open_source
 
     if (port is None) == (file is None):
         raise CaptureError("give exactly one source: --port PATH or --file RECORDING")
-    from ..runtime.smoothing import parse_spec, resolve_smoothing
+    from har.runtime.smoothing import parse_spec, resolve_smoothing
 
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded

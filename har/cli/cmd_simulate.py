@@ -51,7 +51,7 @@ def simulate(out_dir: str, subjects: int, seconds: float, rate_hz: float, seed: 
     \b
         har simulate --out data/sim --subjects 8 --seconds 40 --rate 50 --seed 0 --overwrite
     """
-    from ..simulate import generate_dataset
+    from har.recording.simulate import generate_dataset
 
     paths = generate_dataset(
         out_dir, subjects=subjects, seconds_per_activity=seconds, rate_hz=rate_hz, seed=seed, overwrite=overwrite

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..config import LR_SCHEDULES, AugmentConfig, ModelConfig, TrainConfig, WindowConfig
-from ..errors import ConfigError, TrainingError
+from har.config import LR_SCHEDULES, AugmentConfig, ModelConfig, TrainConfig, WindowConfig
+from har.errors import ConfigError, TrainingError
 
 _W = WindowConfig()
 _M = ModelConfig()
@@ -294,7 +294,7 @@ def train_cmd(
         clipnorm=clipnorm,
         test_subjects=tuple(s.strip() for s in test_subjects.split(",") if s.strip()),
     )
-    from ..train import REPORT_TXT, train
+    from har.training.train import REPORT_TXT, train
 
     result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo)
     m = result.metadata.metrics

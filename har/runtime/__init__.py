@@ -3,7 +3,7 @@ TensorFlow. ``WindowClassifier`` runs one bundle; ``live`` streams sources throu
 
 from __future__ import annotations
 
-from .classifier import WindowClassifier
-from .interpreter import load_interpreter
+from har.runtime.classifier import WindowClassifier
+from har.runtime.interpreter import load_interpreter
 
 __all__ = ["WindowClassifier", "load_interpreter"]

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
-from ..errors import HarError, RuntimeInferenceError
-from ..metadata import ModelMetadata, load_metadata
-from .interpreter import load_interpreter
+from har.artifacts.bundle import BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
+from har.artifacts.metadata import ModelMetadata, load_metadata
+from har.errors import HarError, RuntimeInferenceError
+from har.runtime.interpreter import load_interpreter
 
 # Use the batched model from this many windows on (below it, padding costs more than it saves).
 BATCH_THRESHOLD = 8

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import RuntimeInferenceError
+from har.errors import RuntimeInferenceError
 
 # (module, attribute, name shown to the user)
 _RUNTIMES = (

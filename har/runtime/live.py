@@ -14,7 +14,7 @@ Robustness policies (all counted in :class:`RunSummary`):
   one warning.
 * **Time jumps** with ``seq`` continuing (a device that froze and resumed, as SerialSource stamps
   it): a step of more than ``TIME_JUMP_PERIODS`` sample periods is a break (the same rule as
-  :meth:`har.recording.Recording.breaks`): the samples on either side are not contiguous in time,
+  :meth:`har.recording.format.Recording.breaks`): the samples on either side are not contiguous in time,
   so no window spans the pause.
 * **Stalls** (no samples for ``stall_s`` seconds while the source stays open): :func:`run_live`
   says so once (with the time), keeps waiting and says when samples resume. A vanished serial
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from ..sources.base import SampleBlock, SampleSource
-from .classifier import WindowClassifier
-from .smoothing import Smoother, SmoothingConfig
+from har.runtime.classifier import WindowClassifier
+from har.runtime.smoothing import Smoother, SmoothingConfig
+from har.sources.base import SampleBlock, SampleSource
 
 SMALL_BLOCK = 16  # samples; blocks up to this size try the scalar fast path of LiveClassifier.feed
 RATE_TOLERANCE = 0.01  # relative rate difference below which samples are used as they are
@@ -369,7 +369,7 @@ class _SmoothingTap:
 
     def __init__(self, live: LiveClassifier, smoother: Smoother) -> None:
         if tuple(smoother.classes) != tuple(live.clf.classes):
-            from ..errors import SmoothingError  # noqa: PLC0415
+            from har.errors import SmoothingError  # noqa: PLC0415
 
             raise SmoothingError("the smoother's classes differ from the bundle's")
         self.smoother = smoother

@@ -44,8 +44,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import MissingDependencyError, OutputError
-from .live import Prediction
+from har.errors import MissingDependencyError, OutputError
+from har.runtime.live import Prediction
 
 Warn = Callable[[str], None]
 
@@ -439,7 +439,7 @@ class PostSink(_BackgroundSink):
         import urllib.error  # noqa: PLC0415 - http.client/ssl/email cost ~20 ms at `har run` start-up
         import urllib.request  # noqa: PLC0415
 
-        from .. import __version__  # noqa: PLC0415
+        from har import __version__  # noqa: PLC0415
 
         body = json.dumps(event.to_dict(self.classes, self.host)).encode("utf-8")
         req = urllib.request.Request(

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..events import event_metrics
-from .classifier import BATCH_THRESHOLD, WindowClassifier
-from .live import RATE_TOLERANCE, _as_classifier, _Resampler
-from .smoothing import SmoothingConfig, smooth_sequence
+from har.runtime.classifier import BATCH_THRESHOLD, WindowClassifier
+from har.runtime.live import RATE_TOLERANCE, _as_classifier, _Resampler
+from har.runtime.smoothing import SmoothingConfig, smooth_sequence
+from har.scoring.events import event_metrics
 
 REPLAY_CHUNK = 4096  # windows normalised and classified at a time (bounds memory)
 
@@ -66,7 +66,7 @@ class ReplayResult:
     def with_smoothing(self, config: SmoothingConfig) -> ReplayResult:
         """A copy scored with ``config``: smoothed labels (the same as `har run` with that
         setting: the smoother is reset at each gap), their window accuracy, and event metrics
-        (har.events) raw and smoothed against the windows' majority recorded labels."""
+        (har.scoring.events) raw and smoothed against the windows' majority recorded labels."""
         if self.probs is None or len(self.classes) == 0:
             smoothed = list(self.predicted)
         else:
@@ -164,7 +164,7 @@ def replay(
     metadata). ``exact=True`` runs the live model itself on every window instead: the very numbers
     `har run` would print, several times slower. ``progress(done, total)`` is called after each
     chunk of windows."""
-    from ..recording import read_recording  # noqa: PLC0415
+    from har.recording.format import read_recording  # noqa: PLC0415
 
     t0 = time.monotonic()
     clf = _as_classifier(bundle, num_threads)

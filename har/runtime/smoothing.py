@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SmoothingError
+from har.errors import SmoothingError
 
 METHODS = ("none", "vote", "average")
 _TIME_EPS = 1e-6  # seconds: tolerance when comparing durations built from float timestamps

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import CaptureError
-from .base import SampleBlock, SampleSource, SourceInfo, SourceStats
+from har.errors import CaptureError
+from har.sources.base import SampleBlock, SampleSource, SourceInfo, SourceStats
 
 __all__ = ["SampleBlock", "SampleSource", "SourceInfo", "SourceStats", "open_source"]
 
@@ -28,11 +28,11 @@ def open_source(
     if (port is None) == (file is None):
         raise CaptureError("give exactly one source: a serial port (--port) or a recording (--file)")
     if port is not None:
-        from .serial import SerialSource
+        from har.sources.serial import SerialSource
 
         return SerialSource(port, baud=baud, rate_hz=rate_hz, wait_on_stall=wait_on_stall,
                             read_interval_s=read_interval_s)
-    from .file import FileSource, ReplaySource
+    from har.sources.file import FileSource, ReplaySource
 
     if speed is None:
         return FileSource(file, allow_nonfinite=allow_nonfinite)  # type: ignore[arg-type]

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import CaptureError
-from ..recording import Recording, read_recording
-from .base import SampleBlock, SampleSource
+from har.errors import CaptureError
+from har.recording.format import Recording, read_recording
+from har.sources.base import SampleBlock, SampleSource
 
 
 class FileSource(SampleSource):

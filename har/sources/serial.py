@@ -1,7 +1,7 @@
 """A device on a serial port (or any pyserial URL: ``/dev/ttyACM0``, ``loop://``, a pty).
 
 A reader thread reads in bulk (every ``READ_INTERVAL_S`` = 20 ms, at once again while a backlog
-is waiting), decodes with the vectorised :meth:`~har.device.protocol.LineParser.feed_batch` (no
+is waiting), decodes with the vectorised :meth:`~har.wire.protocol.LineParser.feed_batch` (no
 object per sample; throughput and CPU share: bench/bench_capture.py), stamps samples with the
 host clock, unwraps the device's uint32 ``seq`` into the session timeline and hands batches to
 :meth:`SerialSource.blocks` through a queue. Gaps (lost samples), device resets and reconnects
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import serial
 
-from ..device.protocol import SEQ_MOD, Corrupt, Header, LineParser, Sample
-from ..errors import CaptureError, PortError, ProtocolError
-from .base import SampleBlock, SampleSource
+from har.errors import CaptureError, PortError, ProtocolError
+from har.sources.base import SampleBlock, SampleSource
+from har.wire.protocol import SEQ_MOD, Corrupt, Header, LineParser, Sample
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Artifacts: model metadata, bundle manifest, model-directory and bundle layouts. No TensorFlow."""

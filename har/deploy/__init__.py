@@ -1,0 +1,1 @@
+"""Deployment: push to a device over ssh, systemd service, doctor, MCU export."""

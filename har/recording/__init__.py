@@ -1,0 +1,1 @@
+"""Recordings: the format, capture, live labelling, the simulator and importers."""

@@ -1,0 +1,1 @@
+"""Scoring: metrics, event scores, evaluation, plots."""

@@ -1,0 +1,1 @@
+"""Training: everything that imports TensorFlow (model, augmentation, fit, cross-validation, TFLite conversion)."""

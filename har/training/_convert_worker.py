@@ -1,0 +1,170 @@
+"""TFLite conversion, run in a child process by har.training.convert (a converter crash kills its process).
+
+Usage: ``python -m har.training._convert_worker MODEL_DIR WORK_DIR --quantize fp32|fp16|int8 [--batch N]``
+
+Reads the model directory, rebuilds the tf_keras graph at a fixed batch of 1 (the only form that
+converts to the fused builtin UNIDIRECTIONAL_SEQUENCE_LSTM op), loads the weights, converts, sets
+``cell_clip`` to 0 in every fused LSTM op (the converter writes 10.0; Keras has no clip), lists
+the operators, and writes into WORK_DIR:
+
+* ``model.tflite`` and ``ops.json`` (after stage ``single``),
+* ``keras_probs.npy``: Keras probabilities on the normalised heldout windows,
+* ``model_batch.tflite`` and ``ops_batch.json`` when ``--batch`` > 1 (stage ``batch``): the replay
+  model, float32 with the LSTM unrolled, at a fixed batch of ``--batch``.
+
+Progress goes to stdout as ``STEP <name>`` / ``DONE <name>`` lines; errors to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LSTM_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+
+
+def _say(tag: str, name: str) -> None:
+    print(f"{tag} {name}", flush=True)
+
+
+def _normalize(x: np.ndarray, mean: Any, std: Any) -> np.ndarray:
+    m = np.asarray(mean, dtype=np.float32).reshape(1, 1, -1)
+    s = np.asarray(std, dtype=np.float32).reshape(1, 1, -1)
+    return ((np.asarray(x, dtype=np.float32) - m) / s).astype(np.float32)
+
+
+def patch_and_list_ops(tflite: bytes) -> tuple[bytes, list[dict[str, Any]], int]:
+    """Set cell_clip = 0 in every fused LSTM op; return (new bytes, operator list, patched count).
+
+    Each operator entry: ``{"name": str, "builtin": bool, "subgraph": int}``; custom ops (Flex
+    included) carry their custom code as name and ``builtin`` False."""
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+    from tensorflow.lite.tools import flatbuffer_utils  # noqa: PLC0415
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    custom = schema.BuiltinOperator.CUSTOM
+    ops: list[dict[str, Any]] = []
+    patched = 0
+    for gi, graph in enumerate(model.subgraphs or []):
+        for op in graph.operators or []:
+            oc = model.operatorCodes[op.opcodeIndex]
+            code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+            if code == custom:
+                cc = oc.customCode.decode() if isinstance(oc.customCode, bytes) else str(oc.customCode)
+                ops.append({"name": cc, "builtin": False, "subgraph": gi})
+                continue
+            name = names.get(code, f"BUILTIN_{code}")
+            ops.append({"name": name, "builtin": True, "subgraph": gi})
+            if code == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM and op.builtinOptions is not None:
+                op.builtinOptions.cellClip = 0.0
+                patched += 1
+    out = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return out, ops, patched
+
+
+def convert(tf: Any, model: Any, quantize: str, calib: np.ndarray, batch: int, int8_io: bool) -> bytes:
+    """Convert a fixed-batch tf_keras model; ``calib`` = normalised windows (int8 only)."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        n = calib.shape[0]
+        if n < batch:
+            calib = np.concatenate([calib] * (batch // max(n, 1) + 1))[:batch]
+            n = batch
+
+        def rep() -> Any:
+            for s in range(0, n - batch + 1, batch):
+                yield [calib[s : s + batch]]
+
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+    return bytes(conv.convert())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="har.training._convert_worker")
+    ap.add_argument("model_dir")
+    ap.add_argument("work_dir")
+    ap.add_argument("--quantize", choices=("fp32", "fp16", "int8"), default="fp32")
+    ap.add_argument("--calibration-windows", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--int8-io", action="store_true", help="int8 model input/output (default: float I/O)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    from har.artifacts.metadata import load_metadata  # noqa: PLC0415
+    from har.training.model import build_model  # noqa: PLC0415
+
+    model_dir, work = Path(args.model_dir), Path(args.work_dir)
+    meta = load_metadata(model_dir)
+    with np.load(model_dir / "deploy_windows.npz", allow_pickle=False) as z:
+        calib_x = np.asarray(z["calib_x"], dtype=np.float32)
+        heldout_x = np.asarray(z["heldout_x"], dtype=np.float32)
+    norm = meta.normalization
+    rng = np.random.default_rng(args.seed)
+    if calib_x.shape[0] > args.calibration_windows:
+        calib_x = calib_x[np.sort(rng.choice(calib_x.shape[0], args.calibration_windows, replace=False))]
+    calib = _normalize(calib_x, norm.mean, norm.std)
+    held = _normalize(heldout_x, norm.mean, norm.std)
+
+    _say("STEP", "build")
+    from har.training._tf import import_tf  # noqa: PLC0415
+
+    tf, _ = import_tf()
+    tf.random.set_seed(args.seed)
+    cfg = meta.train_config.model
+    w, c, k = meta.window.window_samples, meta.n_channels, len(meta.classes)
+    weights = str(model_dir / "model.weights.h5")
+    m1 = build_model(cfg, w, c, k, batch_size=1)
+    m1.load_weights(weights)
+    _say("DONE", "build")
+
+    _say("STEP", "keras")
+    keras_model = build_model(cfg, w, c, k, batch_size=None)
+    keras_model.set_weights(m1.get_weights())
+    probs = keras_model.predict(held, batch_size=256, verbose=0) if held.shape[0] else np.zeros((0, k))
+    np.save(work / "keras_probs.npy", np.asarray(probs, dtype=np.float32), allow_pickle=False)
+    _say("DONE", "keras")
+
+    _say("STEP", "single")
+    raw = convert(tf, m1, args.quantize, calib, 1, args.int8_io)
+    data, ops, patched = patch_and_list_ops(raw)
+    (work / "model.tflite").write_bytes(data)
+    (work / "ops.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+    _say("DONE", "single")
+
+    if args.batch > 1:
+        _say("STEP", "batch")
+        # The replay model: float32 whatever --quantize says, LSTM unrolled (per-step matrix
+        # products that XNNPACK runs fast at a large batch; the fused LSTM kernel does not get
+        # faster per window with the batch size).
+        mb = build_model(cfg, w, c, k, batch_size=args.batch, unroll=True)
+        mb.set_weights(m1.get_weights())
+        raw = convert(tf, mb, "fp32", calib, args.batch, False)
+        data, ops, patched = patch_and_list_ops(raw)
+        (work / "model_batch.tflite").write_bytes(data)
+        (work / "ops_batch.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+        _say("DONE", "batch")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as e:  # noqa: BLE001 - reported to the parent as the last stderr line
+        msg = " ".join(str(e).split())[:400] or type(e).__name__
+        print(f"{type(e).__name__}: {msg}", file=sys.stderr, flush=True)
+        sys.exit(2)
