@@ -1,4 +1,4 @@
-"""`har evaluate`: metrics of a model directory or bundle on recordings."""
+"""`har evaluate`: metrics of a bundle (its live model by default) or a model directory on recordings."""
 
 from __future__ import annotations
 
@@ -18,14 +18,29 @@ import click
     default=None,
     help="Also write report.txt and report.json into this directory.  [default: write nothing]",
 )
-def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None) -> None:
-    """Evaluate MODEL (a model directory from `har train` or a bundle from `har deploy`) on
-    recordings DATA (files, or directories searched recursively). Windows use the model's own
-    window length, hop, rate (resampling if needed) and purity."""
-    from har.scoring.evaluate import evaluate
+@click.option(
+    "--model",
+    "which",
+    type=click.Choice(["live", "replay"]),
+    default="live",
+    show_default=True,
+    help="Bundle model to score: live = model.tflite (what `har run` uses, int8 when so exported); "
+    "replay = model_batch.tflite (the float batched model `har replay` uses).",
+)
+def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None, which: str) -> None:
+    """Evaluate MODEL (a bundle from `har deploy`, or a model directory from `har train`) on
+    recordings DATA (files, or directories searched recursively). A bundle is scored with its
+    live model unless --model replay; the report names the model file it scored. Windows use the
+    model's own window length, hop, rate (resampling if needed) and purity."""
+    from har.scoring.evaluate import evaluate, is_bundle
 
+    predictor = None
+    if which == "live" and model.is_dir() and not is_bundle(model):
+        from har.training.predict import keras_predictor  # TensorFlow only for model directories
+
+        predictor = keras_predictor(model)
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
-    result = evaluate(model, list(data), echo=echo, out=out, progress=not as_json)
+    result = evaluate(model, list(data), echo=echo, out=out, progress=not as_json, which=which, predictor=predictor)
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "report"}))
     else:

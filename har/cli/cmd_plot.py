@@ -43,8 +43,8 @@ def plot_cmd(recording: Path, model: Path | None, out: Path | None) -> None:
     title = f"{Path(recording).name}  (subject {rec.subject}, {rec.rate_hz:g} Hz)"
     if model is not None:
         from har.artifacts.metadata import load_metadata
-        from har.scoring.evaluate import predict_proba
         from har.signal import make_windows
+        from har.training.predict import predict_proba
 
         meta = load_metadata(model)
         w = make_windows(rec, meta.window, labelled_only=False)

@@ -88,6 +88,46 @@ def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -
     return out
 
 
+LOW_SUBJECT_ACCURACY = 0.8  # subjects under this accuracy are counted in the spread
+
+
+def subject_spread(
+    per_group: Mapping[str, Mapping[str, float]], threshold: float = LOW_SUBJECT_ACCURACY
+) -> dict[str, Any]:
+    """The spread of per-subject accuracy (``per_group`` as :func:`group_accuracy`): ``n_subjects``,
+    ``worst_subject``, ``worst_accuracy``, ``best_accuracy``, ``mean_accuracy`` (unweighted mean
+    over subjects), ``threshold`` and ``fraction_below`` (subjects under ``threshold``).
+    Empty ``per_group`` gives ``n_subjects`` 0 and None for the rest."""
+    accs = {str(g): float(v["accuracy"]) for g, v in per_group.items()}
+    if not accs:
+        return {"n_subjects": 0, "worst_subject": None, "worst_accuracy": None, "best_accuracy": None,
+                "mean_accuracy": None, "threshold": threshold, "fraction_below": None}
+    worst = min(accs, key=lambda g: (accs[g], g))
+    vals = np.array(list(accs.values()))
+    return {
+        "n_subjects": len(accs),
+        "worst_subject": worst,
+        "worst_accuracy": accs[worst],
+        "best_accuracy": float(vals.max()),
+        "mean_accuracy": float(vals.mean()),
+        "threshold": threshold,
+        "fraction_below": float((vals < threshold).mean()),
+    }
+
+
+def format_spread(spread: Mapping[str, Any], group_name: str = "subject") -> str:
+    """One line: worst subject, mean over subjects and the fraction under the threshold."""
+    if not spread.get("n_subjects"):
+        return f"per-{group_name} spread: no {group_name}s"
+    n = int(spread["n_subjects"])
+    below = round(float(spread["fraction_below"]) * n)
+    return (
+        f"worst {group_name}: {spread['worst_subject']} {spread['worst_accuracy']:.3f}   "
+        f"mean over {n} {group_name}s: {spread['mean_accuracy']:.3f}   "
+        f"under {spread['threshold']:.0%}: {below} of {n} ({spread['fraction_below']:.0%})"
+    )
+
+
 def format_confusion(cm: Sequence[Sequence[int]] | np.ndarray, classes: Sequence[str]) -> str:
     """The confusion matrix as an aligned text table (rows true, columns predicted)."""
     cm = np.asarray(cm, dtype=np.int64)
@@ -105,15 +145,20 @@ def format_report(
     title: str = "",
     per_group: Mapping[str, Mapping[str, float]] | None = None,
     group_name: str = "subject",
+    header: Sequence[str] = (),
 ) -> str:
-    """A human report: headline numbers, per-class table, confusion matrix, per-group accuracy."""
+    """A human report: ``header`` lines, headline numbers (with the per-group spread), per-class
+    table, confusion matrix, per-group accuracy."""
     classes = list(metrics["classes"])
     lines = []
     if title:
         lines += [title, "=" * len(title), ""]
+    lines += list(header)
     lines.append(f"windows:   {metrics['n']}")
     lines.append(f"accuracy:  {metrics['accuracy']:.4f}")
     lines.append(f"macro-F1:  {metrics['macro_f1']:.4f}")
+    if per_group:
+        lines.append(format_spread(subject_spread(per_group), group_name))
     lines.append("")
     w = max([len(c) for c in classes] + [5])
     lines.append(f"{'class'.ljust(w)}  precision  recall      f1  support")

@@ -29,7 +29,7 @@ from har.config import TrainConfig
 from har.dataset import Split, fingerprint, load_recordings, split_recordings, windows_for
 from har.errors import TrainingError
 from har.recording.format import Recording, utc_now_iso
-from har.scoring.metrics import compute_metrics, format_report, group_accuracy
+from har.scoring.metrics import compute_metrics, format_report, group_accuracy, subject_spread
 from har.signal import Windows
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -129,14 +129,20 @@ def train(
     test_data: Sequence[str | os.PathLike[str]] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    reference: bool = False,
 ) -> TrainResult:
     """Train a model on ``data`` (recording files or directories) and write it to ``out_dir``.
 
     ``test_data`` given: it is the test set and all of ``data`` trains (minus validation
     subjects); otherwise subjects are split (``config.test_subjects`` or ``config.test_fraction``).
     ``progress`` prints one line per epoch through ``echo``. Existing files in ``out_dir`` are
-    overwritten (the CLI refuses non-empty directories without --overwrite)."""
+    overwritten (the CLI refuses non-empty directories without --overwrite). ``reference`` also fits
+    MiniRocket (har.training.reference, needs aeon) on the same windows and reports it beside har."""
     t_start = time.monotonic()
+    if reference:
+        from har.training.reference import require_aeon
+
+        require_aeon()
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
@@ -191,6 +197,15 @@ def train(
     pred = np.asarray(probs).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
     per_subject = group_accuracy(yte, pred, te.subject)
+    ref: dict[str, Any] | None = None
+    if reference:
+        from har.training.reference import minirocket_reference
+
+        echo("reference: fitting MiniRocket (aeon) on the same training windows")
+        ref = minirocket_reference(
+            np.concatenate([tr.x, va.x]), np.concatenate([ytr, yva]), te.x, yte, classes, te.subject, config.seed
+        )
+        echo(f"reference: MiniRocket accuracy {ref['accuracy']:.4f}, macro-F1 {ref['macro_f1']:.4f}")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,10 +247,16 @@ def train(
         from har.training.cv import format_cv
 
         text += format_cv(cv_result)
+    if ref is not None:
+        from har.training.reference import format_reference
+
+        text += format_reference(ref, metrics["accuracy"], metrics["macro_f1"])
     (out / REPORT_TXT).write_text(text, encoding="utf-8")
     report = {
         "metrics": metrics,
         "per_subject": per_subject,
+        "subject_spread": subject_spread(per_subject),
+        "reference": ref,
         "history": hist,
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
