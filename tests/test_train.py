@@ -103,13 +103,18 @@ def test_same_seed_same_weights(trained: tuple[Path, list[str]], data_dir: Path,
 
 
 def test_evaluate_model_dir(trained: tuple[Path, list[str]], data_dir: Path, tmp_path: Path) -> None:
+    from har.errors import ModelError
     from har.scoring.evaluate import evaluate
+    from har.training.predict import keras_predictor
 
     out, _ = trained
     meta = load_metadata(out)
     test_files = [data_dir / f"{s}.csv" for s in meta.data_summary["test_subjects"]]
-    res = evaluate(out, test_files, echo=lambda s: None, out=tmp_path / "ev")
+    with pytest.raises(ModelError, match="keras_predictor"):
+        evaluate(out, test_files, echo=lambda s: None)  # the scoring side never builds a Keras model itself
+    res = evaluate(out, test_files, echo=lambda s: None, out=tmp_path / "ev", predictor=keras_predictor(out))
     assert res["kind"] == "model" and res["n_windows"] == meta.metrics["n_test_windows"]
+    assert "Keras" in res["scored"] and res["subject_spread"]["n_subjects"] >= 1
     assert res["accuracy"] == pytest.approx(meta.metrics["accuracy"], abs=1e-6)
     assert res["macro_f1"] == pytest.approx(meta.metrics["macro_f1"], abs=1e-6)
     assert (tmp_path / "ev" / "report.json").is_file()
@@ -117,23 +122,25 @@ def test_evaluate_model_dir(trained: tuple[Path, list[str]], data_dir: Path, tmp
 
 def test_evaluate_excludes_unknown_labels(trained: tuple[Path, list[str]], tmp_path: Path) -> None:
     from har.scoring.evaluate import evaluate
+    from har.training.predict import keras_predictor
 
     out, _ = trained
     d = tmp_path / "other"
     make_tiny_recordings(d, subjects=1, seconds_per_class=4, classes=("still", "jump"))
     msgs: list[str] = []
-    res = evaluate(out, [d], echo=msgs.append)
+    res = evaluate(out, [d], echo=msgs.append, predictor=keras_predictor(out))
     assert res["excluded"].get("jump", 0) > 0 and any("jump" in m for m in msgs)
     assert res["metrics"]["per_class"]["still"]["support"] == res["n_windows"]
 
 
 def test_evaluate_resamples_to_model_rate(trained: tuple[Path, list[str]], tmp_path: Path) -> None:
     from har.scoring.evaluate import evaluate
+    from har.training.predict import keras_predictor
 
     out, _ = trained
     d = tmp_path / "fast"
     make_tiny_recordings(d, subjects=1, seconds_per_class=4, rate_hz=50.0)
-    res = evaluate(out, [d], echo=lambda s: None)
+    res = evaluate(out, [d], echo=lambda s: None, predictor=keras_predictor(out))
     assert res["n_windows"] > 0
 
 
@@ -147,18 +154,23 @@ def test_evaluate_bundle(trained: tuple[Path, list[str]], data_dir: Path, tmp_pa
     except ImportError as e:
         pytest.skip(f"bundle modules not available yet ({e})")
     from har.scoring.evaluate import evaluate
+    from har.training.predict import keras_predictor
 
     out, _ = trained
     bundle = tmp_path / "bundle"
     try:
-        export_bundle(out, bundle, ExportConfig(), echo=lambda s: None, batch_size=1)
+        export_bundle(out, bundle, ExportConfig(), echo=lambda s: None, batch_size=4)
     except (HarError, TypeError) as e:  # the export module is someone else's work in progress
         pytest.skip(f"could not export a bundle to evaluate: {e}")
     files = [data_dir / f"{s}.csv" for s in load_metadata(out).data_summary["test_subjects"]]
-    ref = evaluate(out, files, echo=lambda s: None)
+    ref = evaluate(out, files, echo=lambda s: None, predictor=keras_predictor(out))
     res = evaluate(bundle, files, echo=lambda s: None)
     assert res["kind"] == "bundle" and res["n_windows"] == ref["n_windows"]
+    assert res["scored"].startswith("model.tflite (live model")
     assert res["accuracy"] == pytest.approx(ref["accuracy"], abs=0.03)
+    if (bundle / "model_batch.tflite").is_file():
+        rep = evaluate(bundle, files, echo=lambda s: None, which="replay")
+        assert rep["scored"].startswith("model_batch.tflite") and rep["n_windows"] == res["n_windows"]
 
 
 def test_train_errors(tmp_path: Path) -> None:
