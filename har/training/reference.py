@@ -63,14 +63,15 @@ def minirocket_reference(
     """Fit MiniRocket on raw windows ``x_train`` float (n, window, channels) in g with class
     indices ``y_train``; score it on ``x_test`` / ``y_test``. Returns a JSON-ready dict: ``name``,
     ``accuracy``, ``macro_f1``, ``metrics``, ``per_subject``, ``subject_spread``,
-    ``train_windows`` (used) of ``train_windows_total``, ``fit_seconds``, ``ms_per_window``."""
+    ``train_windows`` (used) of ``train_windows_total``, ``fit_seconds``, ``ms_per_window``,
+    ``model_kb`` (kernels, scaler and ridge coefficients as stored). ``max_train`` 0: no cap."""
     require_aeon()
     from aeon.classification.convolution_based import MiniRocketClassifier
     from threadpoolctl import threadpool_limits
 
     if x_train.shape[1] < MIN_LENGTH:
         raise ConfigError(f"--reference: MiniRocket needs windows of at least {MIN_LENGTH} samples")
-    sel = stratified_subset(y_train, max_train, seed)
+    sel = stratified_subset(y_train, max_train, seed) if max_train > 0 else np.arange(len(y_train))
     xt = np.ascontiguousarray(np.transpose(x_train[sel], (0, 2, 1)), dtype=np.float32)
     clf = MiniRocketClassifier(random_state=seed, n_jobs=1)
     # One BLAS thread: the ridge solve is faster that way on a small shared machine (measured).
@@ -95,7 +96,21 @@ def minirocket_reference(
         "train_windows_total": int(len(y_train)),
         "fit_seconds": round(fit_s, 2),
         "ms_per_window": round(1000.0 * pred_s / max(1, len(x_test)), 3),
+        "model_kb": round(_fitted_bytes(clf) / 1024, 1),
     }
+
+
+def _fitted_bytes(clf: Any) -> int:
+    """Bytes of the fitted arrays a MiniRocket pipeline needs to predict (best effort: 0 if the
+    aeon internals differ)."""
+    total = 0
+    for _, est in getattr(getattr(clf, "pipeline_", None), "steps", []):
+        for k, v in vars(est).items():
+            if k.endswith("_") or k == "parameters":
+                for a in v if isinstance(v, tuple) else (v,):
+                    if isinstance(a, np.ndarray) and k not in ("alphas", "classes_", "mean_", "var_"):
+                        total += a.nbytes
+    return total
 
 
 def format_reference(ref: dict[str, Any], har_accuracy: float, har_macro_f1: float) -> str:
