@@ -140,3 +140,27 @@ def test_minirocket_reference_on_easy_windows() -> None:
     assert ref["accuracy"] == 1.0 and ref["train_windows"] <= 31 and ref["train_windows_total"] == 40
     assert ref["subject_spread"]["n_subjects"] == 2
     assert "MiniRocket" in format_reference(ref, 0.9, 0.9)
+
+
+@pytest.mark.slow
+def test_train_reference_reports_minirocket_beside_har(tmp_path: Path) -> None:
+    pytest.importorskip("aeon", reason="aeon (MiniRocket) not installed: pip install 'har-edge[reference]'")
+    from conftest import make_tiny_recordings
+
+    from har.config import ModelConfig, TrainConfig, WindowConfig
+    from har.training.train import train
+
+    data = tmp_path / "d"
+    make_tiny_recordings(data, seconds_per_class=8.0)
+    cfg = TrainConfig(window=WindowConfig(rate_hz=25.0, window_s=1.0, hop_s=0.5),
+                      model=ModelConfig(lstm_units=(8,), dropout=0.0), epochs=2, learning_rate=1e-2, seed=3)
+    lines: list[str] = []
+    res = train([data], tmp_path / "m", cfg, progress=False, echo=lines.append, reference=True)
+    ref = res.metrics["reference"]
+    assert ref["name"].startswith("MiniRocket") and 0.0 <= ref["accuracy"] <= 1.0
+    assert ref["metrics"]["n"] == res.metrics["metrics"]["n"]  # the same test windows
+    saved = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert saved["reference"]["accuracy"] == ref["accuracy"] and saved["subject_spread"]["n_subjects"] >= 1
+    text = (tmp_path / "m" / "report.txt").read_text()
+    assert "reference: MiniRocket (aeon), same windows" in text and "worst subject:" in text
+    assert any(ln.startswith("reference: MiniRocket accuracy") for ln in lines)
