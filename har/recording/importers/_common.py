@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from har.recording.format import (
     Recording,
     RecordingMeta,
     check_label,
+    label_problem,
     measured_rate,
     utc_now_iso,
     write_recording,
@@ -38,7 +40,6 @@ UNIT_FACTORS: dict[str, float] = {
     "mg": 1e-3,
 }
 PROGRESS_MIN_ROWS = 200_000  # smaller inputs never show a progress bar
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\- ]+")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 T = TypeVar("T")
@@ -68,8 +69,9 @@ def unit_factor(units: str) -> float:
 
 
 def safe_label(raw: str, lower: bool = False) -> str:
-    """A check_label-safe version of ``raw``: unsafe characters become ``_``, at most 64 chars."""
-    s = _UNSAFE.sub("_", raw.strip())
+    """A check_label-safe version of ``raw`` (the one label rule, har.recording.format): characters
+    the rule does not allow become ``_``, at most 64 chars."""
+    s = "".join(ch if label_problem(ch) is None else "_" for ch in unicodedata.normalize("NFC", raw.strip()))
     s = s.lower() if lower else s
     return check_label(s[:64].strip())
 
