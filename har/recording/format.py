@@ -82,7 +82,7 @@ MAX_ABS_G = 64.0  # anything beyond is not an accelerometer reading in g
 
 # --- labels: ONE rule for `har record --label`, the CSV reader, importers and the trainer -------
 LABEL_MAX_CHARS = 64
-LABEL_PUNCTUATION = " _.-,'()/+&"
+LABEL_PUNCTUATION = " _.-,'()+&"
 LABEL_RULE = (
     f"letters of any script, digits, space and {' '.join(LABEL_PUNCTUATION.strip())} "
     f"(at most {LABEL_MAX_CHARS} characters; no quotes, tabs or line breaks)"
@@ -108,7 +108,7 @@ def label_problem(label: object) -> str | None:
 
 def check_label(label: str) -> str:
     """The label, stripped and NFC-normalised, if it follows the label rule (``LABEL_RULE``:
-    unicode letters and digits, space and ``_ . - , ' ( ) / + &``, at most 64 characters);
+    unicode letters and digits, space and ``_ . - , ' ( ) + &``, at most 64 characters);
     DataError otherwise. ``""`` (unlabeled) is valid."""
     problem = label_problem(label)
     if problem is not None:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from har.errors import DataError, ImportFormatError
+from har.recording.checks import enforce, magnitude_findings
 from har.recording.format import (
     MAX_ABS_G,
     Recording,
@@ -182,6 +183,9 @@ class Session:
     gaps: list[list[int]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     start_time: str = ""  # ISO 8601 UTC of the first sample; "" = unknown (most data sets)
+    units: str = "g"  # what the input's values were declared as (before conversion to g)
+    units_option: str = ""  # the option that declares them (``--units``), for messages
+    strict_units: bool = True  # False: implausible units only warn (benchmark data, often normalised)
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -223,10 +227,12 @@ def write_sessions(
     dest: Path,
     overwrite: bool = False,
     rename: Sequence[str] | Mapping[str, str] | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write each session as ``dest/<name>.csv`` + ``.json``; returns the CSV paths.
 
-    Everything is checked (values, labels, existing outputs) before the first file is written."""
+    Everything is checked (values, labels, plausibility of the units, existing outputs) before the
+    first file is written; ``force`` accepts implausible units as they are (a warning)."""
     if not sessions:
         raise ImportFormatError("nothing to import: no samples found")
     dest = Path(dest)
@@ -244,6 +250,9 @@ def write_sessions(
     for s in sessions:
         if len(s) == 0:
             raise fail(s.src_file or s.name, None, "no samples")
+        units = s.units.strip().lower().replace("^", "").replace(" ", "")
+        enforce(magnitude_findings(str(s.src_file or s.name), s.xyz, units=units, option=s.units_option),
+                force=force or not s.strict_units, warn=warn)
         s.check()
         labels = _apply_rename(np.asarray(s.labels, dtype=str), mapping)
         for lab in np.unique(labels).tolist():
