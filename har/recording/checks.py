@@ -173,9 +173,13 @@ def time_findings(where: str, time_s: np.ndarray, column: str = "time_s", unit: 
             hint = f": {column} looks like {guess}, not {unit}"
         else:
             hint = ""
-        return [_err("time", f"{where}: {column} steps of {step:.3g} {unit} (median) give {rate:.4g} Hz, outside the "
+        return [_err("time", f"{where}: {column} steps of {step:.3g} {unit} (median) give {_hz(rate)} Hz, outside the "
                      f"plausible {RATE_RANGE[0]:g}-{RATE_RANGE[1]:g} Hz{hint}")]
     return []
+
+
+def _hz(rate: float) -> str:
+    return f"{rate:,.0f}" if 100 <= rate < 1e12 else f"{rate:.3g}"
 
 
 def rate_findings(where: str, nominal_hz: float, time_s: np.ndarray) -> list[Finding]:
@@ -333,3 +337,30 @@ def load_checked(path: str | Path, force: bool = False, warn: Warn | None = None
     rec = read_recording(path, allow_nonfinite=allow_nonfinite)
     enforce(check_recording(rec), force=force, warn=warn)
     return rec
+
+
+def longest_stretch_s(rec: Recording) -> float:
+    """Duration (s) of the longest contiguous segment (no gap or break); 0 for fewer than 2 rows."""
+    best = 0.0
+    for seg in rec.segments():
+        if seg.stop - seg.start > 1:
+            best = max(best, float(rec.time[seg.stop - 1] - rec.time[seg.start]) + 1.0 / rec.rate_hz)
+    return best
+
+
+def no_window_message(rec: Recording, window_s: float) -> str:
+    """Why a recording gives no complete window of ``window_s`` seconds (one line)."""
+    return (f"{rec.path}: no complete {window_s:g} s window: {len(rec)} sample(s), the longest stretch without "
+            f"a gap or break is {longest_stretch_s(rec):.2f} s")
+
+
+def check_for_model(path: str | Path, metadata: object, force: bool = False, warn: Warn | None = None) -> Recording:
+    """:func:`load_checked`, plus the recording's gravity direction against the mean of the model's
+    training windows (``metadata.normalization.mean``)."""
+    rec = load_checked(path, force=force, warn=warn)
+    norm = getattr(metadata, "normalization", None)
+    mean = getattr(norm, "mean", None)
+    if mean is not None and len(mean) == 3:
+        enforce(model_gravity_findings(rec, mean), force=force, warn=warn)
+    return rec
+
