@@ -577,14 +577,16 @@ def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) 
     mag = np.where(fin, np.abs(a), 0.0)
     if n and mag.max() > MAX_ABS_G:
         bad = int(np.flatnonzero(mag.max(axis=1) > MAX_ABS_G)[0])
+        value = float(a[bad][np.argmax(mag[bad])])
         raise RecordingFormatError(
-            f"{p}:{bad + 2}: |acceleration| over {MAX_ABS_G:g} g: values must be in g, not m/s^2 or raw counts"
+            f"{p}:{bad + 2}: acceleration {value:g} is over {MAX_ABS_G:g} g: values must be in g, not milli-g, "
+            "m/s^2 or raw counts"
         )
     if not has_meta and n > 2:
         dt = np.diff(t)
         dt = dt[dt > 0]
         if dt.size:
-            meta.rate_hz = float(1.0 / np.median(dt))
+            meta.rate_hz = float(f"{1.0 / np.median(dt):.6g}")
     labels = (labs if isinstance(labs, np.ndarray) else np.array(labs, dtype=str)) if n else np.zeros(0, dtype="<U1")
     labels = _checked_labels(p, labels)
     rec = Recording(
