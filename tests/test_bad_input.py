@@ -348,7 +348,8 @@ CASES: list[Case] = [
          [R3PCT], warning=True),
     Case("record-constant-time", ["record", "--file", "const.csv", "--out", "o.csv"], 1, r"constant timestamps",
          [CONST]),
-    Case("record-ms2", ["record", "--file", "ms2.csv", "--out", "o.csv"], 1, r"median \|acceleration\| is \d+\.", [MS2]),
+    Case("record-ms2", ["record", "--file", "ms2.csv", "--out", "o.csv"], 1, r"median \|acceleration\| is \d+\.",
+         [MS2]),
     Case("record-ms2-force", ["record", "--force", "--file", "ms2.csv", "--out", "o.csv"], 0,
          r"median \|acceleration\|.*--force", [MS2], warning=True),
     Case("record-out-not-csv", ["record", "--file", "src.csv", "--out", "o.txt"], 1, r"--out must be a \.csv", [G]),
@@ -416,6 +417,9 @@ CASES: list[Case] = [
     Case("export-existing", ["export", "edge-impulse", "src.csv", "out"], 1, r"exists",
          [G, lambda d: _export_once(d)]),
     Case("plot-missing", ["plot", "nope.csv"], 1, r"nope\.csv"),
+    Case("plot-existing-png", ["plot", "src.csv"], 1, r"src\.png exists", [G, raw("src.png", b"png")]),
+    Case("plot-header-only", ["plot", "h.csv"], 1, r"h\.csv holds no samples", [raw("h.csv", HEADER)]),
+    Case("plot-not-png", ["plot", "src.csv", "--out", "x.jpg"], 1, r"--out must end in \.png", [G]),
     Case("simulate-existing", ["simulate", "--out", "sim", "--subjects", "1", "--seconds", "2"], 1, r"exists",
          [raw("sim/sim01.csv", "x\n")]),
 ]
@@ -538,3 +542,32 @@ def test_label_rule_is_one_rule(tmp_path: Path) -> None:
         p.write_text(HEADER + "0,0,0,1," + (f'"{label}"' if "," in label or "\n" in label else label) + ",0\n")
         with pytest.raises(DataError):
             read_recording(p)
+
+
+def test_checks_name_the_likely_units() -> None:
+    from har.recording.checks import time_unit_guess, unit_guess
+
+    assert unit_guess(9.81) == "m/s2"
+    assert unit_guess(1000.0) == "mg"
+    assert unit_guess(1.02) == "g"
+    assert unit_guess(1.0 / 9.80665, "m/s2") == "g"  # numbers of ~1 declared as m/s2: they are g
+    assert unit_guess(30.0) is None
+    assert time_unit_guess(20.0) == "ms"  # 20 "s" steps: milliseconds
+    assert time_unit_guess(0.02e-3, "ms") == "s"
+    assert time_unit_guess(20_000_000.0) == "ns"
+
+
+def test_train_warns_about_axes_swapped_in_a_static_activity(tmp_path: Path) -> None:
+    from har.config import TrainConfig
+    from har.training.preflight import check_data
+
+    for i, s in enumerate(("s1", "s2", "s3", "s4")):
+        g = np.array([0.0, 0.0, 1.0]) if s != "s4" else np.array([1.0, 0.0, 0.0])  # s4: x and z swapped
+        rec(f"{s}.csv", seconds=20, rate=25.0, label="sitting", subject=s, gravity=g, seed=i)(tmp_path)
+    said: list[str] = []
+    check_data([read_recording(tmp_path / f"{s}.csv") for s in ("s1", "s2", "s3", "s4")], TrainConfig(),
+               echo=said.append)
+    assert len(said) == 1, said
+    assert re.match(r"Warning: .*s4\.csv: in 'sitting' gravity is \(\+1\.00, [+-]0\.0\d, [+-]0\.0\d\) g but "
+                    r"\(.*\) g in the other 3 recordings .*axes swapped\? reading them as z,y,x would match",
+                    said[0]), said

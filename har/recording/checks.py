@@ -250,16 +250,17 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
 
 
 def _best_swap(v: np.ndarray, ref: np.ndarray) -> tuple[str, float]:
-    """The axis permutation / sign flip of ``v`` that best matches ``ref`` (name, cosine)."""
-    best = ("", -2.0)
+    """The axis permutation / sign flip of ``v`` that best matches ``ref`` (name, cosine); among
+    near ties (gravity says nothing about an axis it does not load) the one with fewest flips."""
+    found = []
     for perm in itertools.permutations(range(3)):
         for signs in itertools.product((1, -1), repeat=3):
             w = np.array([signs[i] * v[perm[i]] for i in range(3)])
-            c = float(w @ ref)
-            if c > best[1]:
-                name = ",".join(("-" if signs[i] < 0 else "") + "xyz"[perm[i]] for i in range(3))
-                best = (name, c)
-    return best
+            name = ",".join(("-" if signs[i] < 0 else "") + "xyz"[perm[i]] for i in range(3))
+            found.append((float(w @ ref), sum(x < 0 for x in signs), name))
+    top = max(c for c, _, _ in found)
+    c, _, name = min((f for f in found if f[0] >= top - 0.05), key=lambda f: (f[1], -f[0]))
+    return name, c
 
 
 def axes_findings(where: str, vec: np.ndarray, ref: np.ndarray, what: str, ref_what: str) -> list[Finding]:
