@@ -263,8 +263,10 @@ CASES: list[Case] = [
     Case("info-sidecar-other-format", ["info", "q.csv"], 1, r"q\.json: not a har recording",
          [side("q.csv", {"format": "something"})]),
     Case("info-empty-dir", ["info", "d"], 1, r"d is neither a model directory", [lambda d: (d / "d").mkdir()]),
-    Case("info-truncated-tail", ["info", "q.csv"], 0, r"truncated tail",
-         [raw("q.csv", HEADER + _rows(50) + "1.0000,0.01,0.0")]),
+    Case("info-truncated-tail", ["info", "q.csv"], 0, r"q\.csv: truncated tail",
+         [raw("q.csv", HEADER + _rows(50) + "1.0000,0.01,0.0")], warning=True),
+    Case("info-incomplete", ["info", "q.csv"], 0, r"q\.csv: session did not end cleanly",
+         [side("q.csv", {"complete": False})], warning=True),
     Case("info-hand-made-csv", ["info", "h.csv"], 0, r"rate_hz\s+50", [raw("h.csv", _hand(100))]),
     # ---- har info: models and bundles ----
     Case("info-bundle-bad-checksum", ["info", "B"], 1, r"B: report\.txt does not match its checksum",

@@ -109,15 +109,22 @@ def describe_model_dir(path: Path, force: bool = False, warn: Warn | None = None
     }
 
 
-def format_info(info: dict[str, Any]) -> str:
-    """Human-readable lines for `har info`."""
-    lines = [f"{info['kind']}: {info['path']}"]
+def info_warnings(info: dict[str, Any]) -> list[str]:
+    """What `har info` warns about in a description (one line each, printed as ``Warning: ...``)."""
     warn = []
     if info["kind"] == "recording":
         if info.get("truncated_tail"):
-            warn.append("truncated tail: the last row was incomplete (session killed while writing); it was skipped")
+            warn.append(f"{info['path']}: truncated tail: the last row was incomplete (session killed while "
+                        "writing); it was skipped")
         if not info.get("complete"):
-            warn.append("session did not end cleanly (sidecar says complete=false); counts come from the CSV")
+            warn.append(f"{info['path']}: session did not end cleanly (sidecar says complete=false); counts come "
+                        "from the CSV")
+    return warn
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """Human-readable lines for `har info` (warnings: :func:`info_warnings`)."""
+    lines = [f"{info['kind']}: {info['path']}"]
     for k, v in info.items():
         if k in ("kind", "path"):
             continue
@@ -126,5 +133,4 @@ def format_info(info: dict[str, Any]) -> str:
         elif isinstance(v, list):
             v = ", ".join(str(x) for x in v) or "-"
         lines.append(f"  {k:18s} {v}")
-    lines += [f"  warning: {w}" for w in warn]
     return "\n".join(lines)

@@ -21,10 +21,15 @@ def info(path: str, as_json: bool, force: bool) -> None:
     Model directories and bundles: classes, rate, window and hop (s), metrics; bundles are
     checked against their manifest (sha256). Exits 1 with one line when the data fails a check
     (plausibility of units, rate and timestamps; checksums; missing manifest or weights)."""
-    from har.artifacts.info import describe, format_info
+    from har.artifacts.info import describe, format_info, info_warnings
 
-    d = describe(path, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))
+    def warn(message: str) -> None:
+        click.echo(f"Warning: {message}", err=True)
+
+    d = describe(path, force=force, warn=warn)
     click.echo(json.dumps(d, indent=2) if as_json else format_info(d))
+    for w in info_warnings(d):
+        warn(w)
 
 
 COMMANDS = [info]
