@@ -579,8 +579,8 @@ def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) 
         bad = int(np.flatnonzero(mag.max(axis=1) > MAX_ABS_G)[0])
         value = float(a[bad][np.argmax(mag[bad])])
         raise RecordingFormatError(
-            f"{p}:{bad + 2}: acceleration {value:g} is over {MAX_ABS_G:g} g: values must be in g, not milli-g, "
-            "m/s^2 or raw counts"
+            f"{p}:{bad + 2}: acceleration {value:g} is over {MAX_ABS_G:g} g: values must be in g, not m/s^2, "
+            "milli-g or raw counts"
         )
     if not has_meta and n > 2:
         dt = np.diff(t)
