@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from har.errors import DataError, ImportFormatError
-from har.recording.checks import enforce, magnitude_findings
+from har.recording.checks import Finding, enforce, magnitude_findings
 from har.recording.format import (
     MAX_ABS_G,
     Recording,
@@ -251,8 +251,10 @@ def write_sessions(
         if len(s) == 0:
             raise fail(s.src_file or s.name, None, "no samples")
         units = s.units.strip().lower().replace("^", "").replace(" ", "")
-        enforce(magnitude_findings(str(s.src_file or s.name), s.xyz, units=units, option=s.units_option),
-                force=force or not s.strict_units, warn=warn)
+        found = magnitude_findings(str(s.src_file or s.name), s.xyz, units=units, option=s.units_option)
+        if not s.strict_units:  # benchmark data (often normalised): implausible units only warn
+            found = [Finding("warning", f.check, f.message) for f in found]
+        enforce(found, force=force, warn=warn)
         s.check()
         labels = _apply_rename(np.asarray(s.labels, dtype=str), mapping)
         for lab in np.unique(labels).tolist():
