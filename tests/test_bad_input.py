@@ -331,6 +331,10 @@ CASES: list[Case] = [
     Case("run-two-sources", ["run", "B", "--file", "src.csv", "--port", "/dev/null"], 1, r"exactly one source",
          [bundle(), G]),
     Case("run-missing-file", ["run", "B", "--file", "nope.csv", "--speed", "0"], 1, r"nope\.csv", [bundle()]),
+    Case("fleet-jsonl-onto-recording", ["fleet", "--mqtt", "127.0.0.1:1", "--jsonl", "rec.csv", "--duration", "1"], 1,
+         r"--jsonl: rec\.csv is a recording", [rec("rec.csv")]),
+    Case("fleet-csv-onto-sidecar", ["fleet", "--mqtt", "127.0.0.1:1", "--csv", "rec.json", "--duration", "1"], 1,
+         r"--csv: rec\.json is a har-recording file", [rec("rec.csv")]),
     # ---- har record ----
     Case("record-orphan-sidecar", ["record", "--file", "src.csv", "--label", "walking", "--out", "orphan.csv"], 1,
          r"orphan\.json exists", [G, raw("orphan.json", "{}\n")]),
@@ -468,7 +472,7 @@ def test_table_size() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
     commands = {c.argv[0] for c in CASES}
     assert {"info", "replay", "run", "record", "import", "train", "deploy", "emulate", "evaluate", "export",
-            "plot", "simulate"} <= commands
+            "plot", "simulate", "fleet"} <= commands
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
