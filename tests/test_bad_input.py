@@ -117,7 +117,7 @@ def bundle(name: str = "B", break_checksum: bool = False, drop_manifest: bool = 
     return build
 
 
-def model_dir(name: str = "M", weights: bytes | None = None, truncated_h5: bool = False) -> Builder:
+def model_dir(name: str = "M", weights: bytes | None = None, truncated_h5: bool = False, h5: bool = False) -> Builder:
     """A model directory (metadata without export settings) with the given weights file."""
     def build(d: Path) -> None:
         m = d / name
@@ -126,13 +126,14 @@ def model_dir(name: str = "M", weights: bytes | None = None, truncated_h5: bool 
         meta["export"] = None
         meta["verification"] = {}
         (m / "metadata.json").write_text(json.dumps(meta))
-        if truncated_h5:
+        if truncated_h5 or h5:
             import h5py
 
-            with h5py.File(m / "model.weights.h5", "w") as h5:
-                h5.create_dataset("w", data=np.arange(20000, dtype=np.float32))
+            with h5py.File(m / "model.weights.h5", "w") as f5:
+                f5.create_dataset("w", data=np.arange(20000, dtype=np.float32))
             data = (m / "model.weights.h5").read_bytes()
-            (m / "model.weights.h5").write_bytes(data[: len(data) // 2])
+            if truncated_h5:
+                (m / "model.weights.h5").write_bytes(data[: len(data) // 2])
         elif weights is not None:
             (m / "model.weights.h5").write_bytes(weights)
     return build
@@ -166,6 +167,7 @@ class Case:
     process: bool = False  # run as a real process (named pipes: a hang would block CliRunner)
     may_change: tuple[str, ...] = ()  # existing files the command is meant to change (its own log)
     after: Callable[[Path], None] | None = None  # extra assertions on the folder
+    report: bool = False  # code != 0 reported as a check list on stdout (har doctor), not one Error: line
 
 
 G = rec("src.csv")
@@ -419,6 +421,21 @@ CASES: list[Case] = [
     Case("deploy-a-bundle", ["deploy", "B", "--out", "out"], 1, r"B is a bundle, not a model directory", [bundle()]),
     Case("emulate-1e303", ["emulate", "e303.csv", "--duration", "1"], 1, r"e303\.csv:\d+: time_s is", [E303]),
     Case("emulate-ms2", ["emulate", "ms2.csv", "--duration", "1"], 1, r"median \|acceleration\|", [MS2]),
+    Case("deploy-out-onto-recording", ["deploy", "M", "--out", "src.csv"], 1, r"src\.csv exists and is not a directory",
+         [model_dir(h5=True), G]),
+    Case("export-mcu-existing", ["export-mcu", "B", "--out", "mcu"], 1, r"mcu/har_model_data\.h exists",
+         [bundle(), raw("mcu/har_model_data.h", "// mine\n")]),
+    Case("export-mcu-missing-bundle", ["export-mcu", "nope", "--out", "mcu"], 1, r"nope"),
+    Case("push-missing-bundle", ["push", "nope", "--to", "localhost:/tmp/x"], 1, r"refusing to push: no such bundle"),
+    Case("push-bad-target", ["push", "B", "--to", "bad host"], 1, r"bad target 'bad host'", [bundle()]),
+    Case("push-bad-checksum", ["push", "B", "--to", "localhost:/tmp/x"], 1, r"report\.txt does not match",
+         [bundle(break_checksum=True)]),
+    Case("doctor-missing-bundle", ["doctor", "--bundle", "nope"], 1, r"\[FAIL\] bundle\s+no such bundle: nope",
+         report=True),
+    Case("simulate-out-is-file", ["simulate", "--out", "src.csv", "--subjects", "1", "--seconds", "2"], 2,
+         r"'src\.csv' is a file", [G]),
+    Case("import-dest-is-recording", ["import", "csv", "in.csv", "src.csv", "--time-col", "t"], 2,
+         r"'src\.csv' is a file", [G, raw("in.csv", _hand(100))]),
     Case("evaluate-missing-data", ["evaluate", "B", "nope.csv"], 1, r"nope\.csv", [bundle()]),
     Case("export-existing", ["export", "edge-impulse", "src.csv", "out"], 1, r"exists",
          [G, lambda d: _export_once(d)]),
@@ -472,7 +489,7 @@ def test_table_size() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
     commands = {c.argv[0] for c in CASES}
     assert {"info", "replay", "run", "record", "import", "train", "deploy", "emulate", "evaluate", "export",
-            "plot", "simulate", "fleet"} <= commands
+            "plot", "simulate", "fleet", "export-mcu", "push", "doctor"} <= commands
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -484,7 +501,9 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
     assert "Traceback" not in out + err, err
     assert code == case.code, f"exit {code}, stdout {out[-500:]!r}, stderr {err[-500:]!r}"
     lines = _stderr_lines(err)
-    if case.code != 0:
+    if case.report:
+        assert re.search(case.message, out), out
+    elif case.code != 0:
         errors = [ln for ln in lines if ln.startswith("Error: ")]
         assert len(errors) == 1, lines
         assert errors[0] == lines[-1], lines  # the error is the last word
