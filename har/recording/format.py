@@ -511,16 +511,18 @@ def _checked_labels(p: Path, labels: np.ndarray) -> np.ndarray:
     """Labels that follow the label rule (NFC-normalised); the first bad one names its line."""
     if labels.size == 0:
         return labels
-    uniq, inv = np.unique(labels, return_inverse=True)
-    clean = []
-    for u in uniq.tolist():
+    starts = np.flatnonzero(np.concatenate([[True], labels[1:] != labels[:-1]]))  # labels come in runs
+    changed = False
+    for u in dict.fromkeys(labels[starts].tolist()):
         problem = label_problem(u)
         if problem is not None:
             row = int(np.flatnonzero(labels == u)[0])
             raise RecordingFormatError(f"{p}:{row + 2}: {problem}")
-        clean.append(unicodedata.normalize("NFC", u.strip()))
-    if clean == uniq.tolist():
+        changed |= unicodedata.normalize("NFC", u.strip()) != u
+    if not changed:
         return labels
+    uniq, inv = np.unique(labels, return_inverse=True)
+    clean = [unicodedata.normalize("NFC", u.strip()) for u in uniq.tolist()]
     return np.asarray(clean, dtype=str)[inv.reshape(-1)]
 
 
