@@ -150,6 +150,18 @@ _ARTIFACT_SUFFIXES = (".tflite", ".h5", ".keras", ".npz", ".npy")
 _ARTIFACT_FORMATS = ("har-recording", "har-model", "har-bundle")
 
 
+def _har_format(path: Path) -> str | None:
+    """The ``format`` field of a JSON file (a har sidecar, metadata or manifest), else None."""
+    try:
+        if not path.is_file() or path.stat().st_size > (1 << 22):
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    return fmt if isinstance(fmt, str) else None
+
+
 def refuse_foreign_file(path: str | os.PathLike[str], what: str) -> None:
     """A log output (``--jsonl``/``--csv``) appends only to its own kind of file: never to a recording
     (CSV with time and x/y/z columns, or one with a har sidecar), a sidecar, a model or bundle file
@@ -158,8 +170,10 @@ def refuse_foreign_file(path: str | os.PathLike[str], what: str) -> None:
     p = Path(path)
     if p.suffix.lower() in _ARTIFACT_SUFFIXES:
         raise OutputError(f"{what}: {p} is a model file ({p.suffix}); write the log elsewhere")
-    if (p.parent / "manifest.json").is_file() or (p.parent / "metadata.json").is_file():
-        raise OutputError(f"{what}: {p} is inside a model directory or bundle ({p.parent}); write the log elsewhere")
+    for name in ("manifest.json", "metadata.json"):
+        if _har_format(p.parent / name) in _ARTIFACT_FORMATS:
+            raise OutputError(f"{what}: {p} is inside a model directory or bundle ({p.parent}); "
+                              "write the log elsewhere")
     if not p.is_file():
         return
     try:
@@ -172,13 +186,10 @@ def refuse_foreign_file(path: str | os.PathLike[str], what: str) -> None:
     if ({"x", "x_g"} & cols) and ({"y", "y_g"} & cols) and ({"z", "z_g"} & cols):
         raise OutputError(f"{what}: {p} is a recording (columns {first[:40]}); write the log elsewhere")
     side = p.with_suffix(".json")
-    for j in ([side] if side != p and side.is_file() else []) + ([p] if p.suffix.lower() == ".json" else []):
-        try:
-            data = json.loads(j.read_bytes()[: 1 << 20])
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(data, dict) and data.get("format") in _ARTIFACT_FORMATS:
-            kind = f"a {data['format']} file" if j == p else f"a recording (its sidecar {j} says {data['format']})"
+    for j in ([side] if side != p else []) + ([p] if p.suffix.lower() == ".json" else []):
+        fmt = _har_format(j)
+        if fmt in _ARTIFACT_FORMATS:
+            kind = f"a {fmt} file" if j == p else f"a recording (its sidecar {j} says {fmt})"
             raise OutputError(f"{what}: {p} is {kind}; write the log elsewhere")
     if p.suffix.lower() == ".json" and p.with_suffix(".csv").is_file():
         csv_file = p.with_suffix(".csv")
