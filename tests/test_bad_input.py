@@ -576,7 +576,8 @@ def test_checks_name_the_likely_units() -> None:
     assert unit_guess(1000.0) == "mg"
     assert unit_guess(1.02) == "g"
     assert unit_guess(1.0 / 9.80665, "m/s2") == "g"  # numbers of ~1 declared as m/s2: they are g
-    assert unit_guess(30.0) is None
+    assert unit_guess(30.0) == "m/s2"  # a very active m/s^2 recording
+    assert unit_guess(100.0) is None
     assert time_unit_guess(20.0) == "ms"  # 20 "s" steps: milliseconds
     assert time_unit_guess(0.02e-3, "ms") == "s"
     assert time_unit_guess(20_000_000.0) == "ns"

@@ -89,7 +89,7 @@ def unit_guess(median: float, current: str = "g") -> str | None:
         return None
     raw = median / UNITS_TO_G.get(current, 1.0)  # back to the numbers in the file
     best = min(UNITS_TO_G, key=lambda u: abs(math.log(raw * UNITS_TO_G[u])))
-    return best if 0.6 <= raw * UNITS_TO_G[best] <= 1.7 else None
+    return best if 0.3 <= raw * UNITS_TO_G[best] <= 3.5 else None
 
 
 def magnitude_findings(where: str, xyz: np.ndarray, units: str = "g", option: str = "") -> list[Finding]:
@@ -265,17 +265,29 @@ def _best_swap(v: np.ndarray, ref: np.ndarray) -> tuple[str, float]:
     return name, c
 
 
-def axes_findings(where: str, vec: np.ndarray, ref: np.ndarray, what: str, ref_what: str) -> list[Finding]:
-    """Gravity ``vec`` (g) against a reference direction: a warning when they disagree (cosine < 0.5)
-    but some swap or flip of the axes agrees (cosine > 0.9)."""
+AXIS_ALIGNED = 0.9  # |dominant component| / |g| above which gravity lies along one axis
+SWAP_MATCH = 0.95  # cosine a swap of the axes must reach to be proposed
+
+
+def axes_findings(where: str, vec: np.ndarray, ref: np.ndarray, what: str, ref_what: str,
+                  aligned: bool = True) -> list[Finding]:
+    """Gravity ``vec`` (g) against a reference direction: a warning when they disagree (cosine
+    < 0.5) but a swap of the axes agrees (cosine > SWAP_MATCH). ``aligned``: only when both lie
+    along one axis each, different ones (a wrist held another way, or worn on the other arm, turns
+    or flips gravity; it does not move it cleanly from one axis to another)."""
     u, r = _unit(np.asarray(vec, dtype=np.float64)), _unit(np.asarray(ref, dtype=np.float64))
     if u is None or r is None:
         return []
     cos = float(u @ r)
     if cos >= 0.5:
         return []
+    if aligned:
+        if min(float(np.abs(u).max()), float(np.abs(r).max())) < AXIS_ALIGNED:
+            return []
+        if int(np.abs(u).argmax()) == int(np.abs(r).argmax()):
+            return []
     name, c = _best_swap(u, r)
-    if c <= 0.9:
+    if c <= SWAP_MATCH:
         return []
     v = ", ".join(f"{x:+.2f}" for x in vec)
     rv = ", ".join(f"{x:+.2f}" for x in ref)
@@ -308,7 +320,7 @@ def model_gravity_findings(rec: Recording, model_mean: Sequence[float]) -> list[
     if a.shape[0] < MIN_STATIC_SAMPLES:
         return []
     return axes_findings(str(rec.path), a.mean(axis=0), np.asarray(model_mean, dtype=np.float64),
-                         "the mean", "the model's training data")
+                         "the mean", "the model's training data", aligned=False)
 
 
 # --- all of them --------------------------------------------------------------------------------

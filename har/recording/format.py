@@ -7,7 +7,9 @@ CSV (header row, comma separated, UTF-8, ``\\n`` line ends)::
 
 * ``time_s``: seconds from session start (host clock for live captures).
 * ``x_g, y_g, z_g``: acceleration in g (gravity included), device axes.
-* ``label``: the activity; empty = unlabeled (never used for training windows).
+* ``label``: the activity; empty = unlabeled (never used for training windows). One rule for every
+  label (:data:`LABEL_RULE`, :func:`check_label`): letters of any script, digits, space and
+  ``_ . - , ' ( ) + &``, at most 64 characters; a label with a comma is written quoted.
 * ``seq``: optional sample index on the session's nominal timeline. Consecutive samples differ
   by 1; a jump of k+1 means k samples were lost (a *gap*), a jump backwards or a time jump means
   a break (device reset, reconnect). Windows never span a gap or break.
