@@ -600,3 +600,19 @@ def test_train_warns_about_axes_swapped_in_a_static_activity(tmp_path: Path) -> 
     assert re.match(r"Warning: .*s4\.csv: in 'sitting' gravity is \(\+1\.00, [+-]0\.0\d, [+-]0\.0\d\) g but "
                     r"\(.*\) g in the other 3 recordings .*axes swapped\? reading them as z,y,x would match",
                     said[0]), said
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_train_out_in_a_read_only_folder(tmp_path: Path) -> None:
+    from har.errors import TrainingError
+    from har.training.preflight import check_out_dir
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(TrainingError, match=r"--out .*ro/m: cannot write there \(Permission denied\)"):
+            check_out_dir(ro / "m")
+        assert not (ro / "m").exists()
+    finally:
+        ro.chmod(0o700)
