@@ -144,3 +144,27 @@ def test_random_sidecar_bytes(data: bytes) -> None:
     body = (HEADER + "\n0,0,0,1,a,0\n").encode()
     with tempfile.TemporaryDirectory() as d:
         _read(_write(Path(d), body, data))
+
+
+@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(st.one_of(st.binary(max_size=600),
+                 st.lists(st.tuples(floats, floats, floats, floats, labels), max_size=15).map(
+                     lambda rows: ("t,x,y,z,label\n" + "".join(
+                         f"{t!r},{x!r},{y!r},{z!r},{json.dumps(lab)}\n" for t, x, y, z, lab in rows)).encode())))
+def test_import_csv_fails_cleanly(data: bytes) -> None:
+    """`har import csv`'s reader: a clean HarError or recordings that read back."""
+    import warnings
+
+    from har.recording.importers import run_import
+
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = Path(d) / "in.csv"
+        src.write_bytes(data)
+        try:
+            out = run_import("csv", src, Path(d) / "out", time_col="t", label_col="label")
+        except HarError as e:
+            assert "\n" not in str(e)
+            return
+        for p in out:
+            assert not isinstance(_read(p), HarError)
