@@ -371,6 +371,13 @@ CASES: list[Case] = [
          [raw("in.csv", _hand(200).replace(",0.99,", ",990,"))]),
     Case("import-time-unit-ms", ["import", "csv", "in.csv", "out", "--time-col", "t", "--time-unit", "ms"], 1,
          r"in\.csv: t steps of 0\.02 ms .* 50,000 Hz.*try --time-unit s", [raw("in.csv", _hand(200))]),
+    Case("import-epoch-ns", ["import", "csv", "in.csv", "out", "--time-col", "t", "--time-unit", "ns"], 0,
+         r"wrote 1 recording",
+         [raw("in.csv", "t,x,y,z\n" + "".join(f"{1_700_000_000_000_000_000 + i * 20_000_000},0,0,1\n"
+                                             for i in range(100)))]),
+    Case("import-epoch-ms-as-s", ["import", "csv", "in.csv", "out", "--time-col", "t"], 1,
+         r"in\.csv:2: t is 1\.7e\+12: not seconds from the start of the session",
+         [raw("in.csv", "t,x,y,z\n" + "".join(f"{1_700_000_000_000 + i * 20},0,0,1\n" for i in range(100)))]),
     Case("import-force", ["import", "csv", "in.csv", "out", "--time-col", "t", "--force"], 0,
          r"median \|acceleration\|.*--force", [raw("in.csv", _hand(200).replace(",0.99,", ",9.81,"))], warning=True),
     Case("import-quoted-label", ["import", "csv", "in.csv", "out", "--time-col", "t", "--label-col", "label"], 0,

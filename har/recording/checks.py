@@ -145,8 +145,9 @@ def time_findings(where: str, time_s: np.ndarray, column: str = "time_s", unit: 
         return []
     big = np.abs(t)
     i_big = int(big.argmax())
-    if big[i_big] > MAX_TIME_S:
-        i = int(np.flatnonzero(big > MAX_TIME_S)[0])
+    limit = MAX_TIME_S / TIME_UNITS.get(unit, 1.0)  # in the column's unit (epoch ns are fine as ns)
+    if big[i_big] > limit:
+        i = int(np.flatnonzero(big > limit)[0])
         return [_err("time", f"{where}:{first_line + i}: {column} is {t[i]:.6g}: not "
                      f"{'seconds' if unit == 's' else unit} from the start of the session "
                      "(epoch milli- or nanoseconds?)")]
