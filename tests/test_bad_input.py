@@ -623,3 +623,18 @@ def test_train_out_in_a_read_only_folder(tmp_path: Path) -> None:
         assert not (ro / "m").exists()
     finally:
         ro.chmod(0o700)
+
+
+def test_record_port_names_implausible_units(tmp_path: Path) -> None:
+    """A device sending m/s^2 as milli-g: everything is recorded, and a Warning names the median."""
+    from har.wire.emulator import Emulator
+
+    rec("ms2.csv", seconds=20, scale=9.80665)(tmp_path)
+    out = tmp_path / "live.csv"
+    with Emulator(recording=str(tmp_path / "ms2.csv"), rate_hz=50, range_g=16, seed=1) as emu:
+        emu.start()
+        r = CliRunner().invoke(cli, ["record", "--port", emu.port, "--label", "walking", "--duration", "2",
+                                     "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert re.search(r"Warning: .*live\.csv: median \|acceleration\| is \d+(\.\d+)? g.*m/s2", r.stderr), r.stderr
+    assert len(read_recording(out)) > 50
