@@ -127,7 +127,7 @@ def model_dir(name: str = "M", weights: bytes | None = None, truncated_h5: bool 
         meta["verification"] = {}
         (m / "metadata.json").write_text(json.dumps(meta))
         if truncated_h5 or h5:
-            import h5py
+            h5py = pytest.importorskip("h5py", reason="h5py comes with the train extra (tensorflow)")
 
             with h5py.File(m / "model.weights.h5", "w") as f5:
                 f5.create_dataset("w", data=np.arange(20000, dtype=np.float32))
