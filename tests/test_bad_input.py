@@ -279,6 +279,9 @@ CASES: list[Case] = [
     Case("info-bundle-bad-checksum-force", ["info", "--force", "B"], 0, r"does not match its checksum.*--force",
          [bundle(break_checksum=True)], warning=True),
     Case("info-bundle-ok", ["info", "B"], 0, r"checksums_ok\s+True", [bundle()]),
+    Case("info-bundle-metadata-file", ["info", "B/metadata.json"], 0, r"bundle: B\n", [bundle()]),
+    Case("info-bundle-manifest-bad", ["info", "B/manifest.json"], 1, r"report\.txt does not match",
+         [bundle(break_checksum=True)]),
     Case("info-named-pipe", ["info", "p.csv"], 1, r"p\.csv is a named pipe, not a regular file", [fifo("p.csv")],
          process=True),
     # ---- har replay ----

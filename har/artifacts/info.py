@@ -38,6 +38,8 @@ def describe(path: str | os.PathLike[str], force: bool = False, warn: Warn | Non
         if (p / METADATA_FILE).exists():
             return describe_model_dir(p, force=force, warn=warn)
         raise DataError(f"{p} is neither a model directory (no {METADATA_FILE}) nor a bundle (no {MANIFEST_FILE})")
+    if p.name in (METADATA_FILE, MANIFEST_FILE):  # the metadata or manifest of a model directory / bundle
+        return describe(p.parent, force=force, warn=warn)
     if p.suffix.lower() in (".csv", ".json"):
         return describe_recording(p, force=force, warn=warn)
     raise DataError(f"{p}: not a recording (.csv), model directory or bundle")
