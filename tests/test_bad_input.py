@@ -557,6 +557,8 @@ def test_macro_f1_names_classes_without_test_windows() -> None:
     assert m["no_test_windows"] == ["c"]
     text = format_report(m)
     assert "macro-F1:  1.0000 (over 2 of 3 classes; no test windows: c)" in text
+    m = compute_metrics(np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1]), ["a", "b", "c"])  # c predicted once
+    assert m["no_test_windows"] == ["c"] and "(over 3 of 3 classes; no test windows: c)" in format_report(m)
 
 
 def test_label_rule_is_one_rule(tmp_path: Path) -> None:

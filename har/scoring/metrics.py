@@ -78,6 +78,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[st
         },
         "confusion": cm.tolist(),
         "no_test_windows": [c for i, c in enumerate(classes) if support[i] == 0],
+        "macro_f1_classes": int(((cm.sum(axis=0) + cm.sum(axis=1)) > 0).sum()),  # the classes macro-F1 averages
     }
 
 
@@ -87,7 +88,8 @@ def macro_f1_note(metrics: Mapping[str, Any]) -> str:
     if not absent:
         return ""
     k = len(metrics.get("classes") or [])
-    return f" (over {k - len(absent)} of {k} classes; no test windows: {', '.join(absent)})"
+    over = int(metrics.get("macro_f1_classes", k - len(absent)))
+    return f" (over {over} of {k} classes; no test windows: {', '.join(absent)})"
 
 
 def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
