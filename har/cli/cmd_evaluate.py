@@ -28,16 +28,14 @@ def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path |
     recordings DATA (files, or directories searched recursively). Windows use the model's own
     window length, hop, rate (resampling if needed) and purity."""
     from har.errors import DataError
-    from har.recording.checks import load_checked
-    from har.recording.format import find_recordings
+    from har.recording.checks import check_files
     from har.scoring.evaluate import evaluate
 
     if out is not None and not overwrite:
         for name in ("report.txt", "report.json"):
             if (out / name).exists():
                 raise DataError(f"{out / name} exists (choose another --out or pass --overwrite)")
-    for p in find_recordings(data):  # units, timestamps, sidecars: checked before any window is cut
-        load_checked(p, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))
+    check_files(data, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))  # before any window
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = evaluate(model, list(data), echo=echo, out=out, progress=not as_json)
     if as_json:

@@ -206,21 +206,11 @@ def record_cmd(
     for w in res.warnings:
         click.echo(f"Warning: {w}", err=True)
     if port is not None and res.samples:  # what a device sent is kept as is; implausible values are named
-        for f in _recorded_findings(res.path):
-            _warn(f)
+        from har.recording.checks import recorded_warnings
 
+        for w in recorded_warnings(res.path):
+            _warn(w)
 
-def _recorded_findings(path: Path) -> list[str]:
-    """The plausibility checks of a finished live recording (units, timestamps), as warnings: the
-    file is kept whatever they say (the rate is already compared by the capture itself)."""
-    from har.errors import HarError
-    from har.recording.checks import check_recording
-    from har.recording.format import read_recording
-
-    try:
-        return [f.message for f in check_recording(read_recording(path)) if f.check != "rate"]
-    except HarError as e:
-        return [str(e)]
 
 
 def _warn(message: str) -> None:

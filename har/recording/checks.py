@@ -380,3 +380,22 @@ def check_for_model(path: str | Path, metadata: object, force: bool = False, war
         enforce(model_gravity_findings(rec, mean), force=force, warn=warn)
     return rec
 
+
+def check_files(paths: Sequence[str | Path], force: bool = False, warn: Warn | None = None) -> None:
+    """:func:`load_checked` for every recording named by ``paths`` (files or directories)."""
+    from har.recording.format import find_recordings
+
+    for p in find_recordings(paths):
+        load_checked(p, force=force, warn=warn)
+
+
+def recorded_warnings(path: str | Path) -> list[str]:
+    """The checks of a finished live recording as warning lines: the file is kept whatever they say
+    (its rate is compared by the capture itself, so rate findings are left out)."""
+    from har.errors import HarError
+
+    try:
+        return [f.message for f in check_recording(read_recording(path)) if f.check != "rate"]
+    except HarError as e:
+        return [str(e)]
+
