@@ -212,7 +212,6 @@ def record_cmd(
             _warn(w)
 
 
-
 def _warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
