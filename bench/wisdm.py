@@ -8,13 +8,17 @@ it reads any DATA."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from har.recording.format import Recording, RecordingMeta, write_recording
 
-WISDM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "wisdm2019-watch-accel"
+# ../shared/data beside the repository; HAR_WISDM_DIR overrides it (e.g. from a git worktree elsewhere).
+WISDM_DIR = Path(
+    os.environ.get("HAR_WISDM_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "wisdm2019-watch-accel"
+)
 RATE_HZ = 20.0
 G = 9.80665  # m/s^2 per g
 BLOCK_ROWS = 2400

@@ -27,13 +27,25 @@ import click
     help="Bundle model to score: live = model.tflite (what `har run` uses, int8 when so exported); "
     "replay = model_batch.tflite (the float batched model `har replay` uses).",
 )
-def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None, which: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace report.txt / report.json in --out.  [default: refuse]")
+@click.option("--force", is_flag=True,
+              help="Evaluate on recordings that fail the plausibility checks (units, timestamps, sidecar vs CSV) "
+              "as they are.  [default: refuse]")
+def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None, which: str = "live",
+                 overwrite: bool = False, force: bool = False) -> None:
     """Evaluate MODEL (a bundle from `har deploy`, or a model directory from `har train`) on
     recordings DATA (files, or directories searched recursively). A bundle is scored with its
     live model unless --model replay; the report names the model file it scored. Windows use the
     model's own window length, hop, rate (resampling if needed) and purity."""
+    from har.errors import DataError
+    from har.recording.checks import check_files
     from har.scoring.evaluate import evaluate, is_bundle
 
+    if out is not None and not overwrite:
+        for name in ("report.txt", "report.json"):
+            if (out / name).exists():
+                raise DataError(f"{out / name} exists (choose another --out or pass --overwrite)")
+    check_files(data, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))  # before any window
     predictor = None
     if which == "live" and model.is_dir() and not is_bundle(model):
         from har.training.predict import keras_predictor  # TensorFlow only for model directories
