@@ -401,7 +401,12 @@ def test_reads_are_planned_around_predictions() -> None:
     """`har run` pauses long between reads of a 50 Hz device, but run_live tells the source which
     sample its next prediction needs: the port is read right after that sample is due, so
     predictions come out promptly instead of up to a read pause late."""
-    clf = WindowClassifier.from_bundle(ROOT / "models" / "default")
+    import dataclasses
+
+    meta = WindowClassifier.from_bundle(ROOT / "models" / "default").metadata
+    # the default model re-declared with a 1 s hop (the hop is not part of the TFLite model)
+    meta = dataclasses.replace(meta, window=dataclasses.replace(meta.window, hop_s=1.0))
+    clf = WindowClassifier(ROOT / "models" / "default" / "model.tflite", meta)
     hop_s = clf.metadata.window.hop_samples / 50.0
     preds: list[Prediction] = []
     emitted: list[float] = []
