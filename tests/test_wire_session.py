@@ -73,8 +73,9 @@ def test_a_configuration_change_is_a_break() -> None:
     s = WireSession()
     stream = encode_header(Header(50, 4)) + _lines(range(5)) + encode_header(Header(100, 4)) + _lines(range(5, 10))
     blocks = s.feed(stream, 0.2)
-    _, _, seq, breaks = _cat(blocks)
+    t, _, seq, breaks = _cat(blocks)
     assert seq.tolist() == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10] and breaks == [5]
+    np.testing.assert_allclose(np.diff(t[:5]), 0.02)  # stamped at the rate they were sent at
     assert s.info.rate_hz == 100 and s.stats.warnings == ["device changed its rate from 50 to 100 Hz"]
     # the same header again (the device repeats it every few seconds) changes nothing
     _, _, seq, breaks = _cat(s.feed(encode_header(Header(100, 4)) + _lines(range(10, 12)), 0.3))

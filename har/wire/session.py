@@ -92,9 +92,12 @@ class WireSession:
             if isinstance(ev, Header):
                 self.valid_lines += 1
                 self.foreign_header = None
-                if self._apply_header(ev):  # a configuration change: a break before the next sample
-                    self._flush(now, out)
+                if self._changes(ev):  # a configuration change: a break before the next sample
+                    self._flush(now, out)  # (stamped at the old rate)
+                    self._apply_header(ev)
                     self._break()
+                else:
+                    self._apply_header(ev)
                 held, self._held, self._held_n = self._held, [], 0
                 for seq, mg in held:
                     self._accept(seq, mg, now, out)
@@ -131,17 +134,19 @@ class WireSession:
         return span / secs if secs > 0.5 else None
 
     # -- header and samples ----------------------------------------------------------------------
-    def _apply_header(self, h: Header) -> bool:
-        """Apply a header; True if it changes the configuration (a break)."""
+    def _changes(self, h: Header) -> bool:
+        """Whether header ``h`` changes the configuration (rate, range, device) of this session."""
+        info = self.info
+        return self._header_seen and (h.rate_hz, h.range_g, h.device) != (info.rate_hz, info.range_g, info.device)
+
+    def _apply_header(self, h: Header) -> None:
         if h.units != "mg" or h.axes != "xyz":
             raise ProtocolError(f"'{self.name}' sends units={h.units} axes={h.axes}; har expects units=mg axes=xyz")
         info = self.info
-        changed = self._header_seen and (h.rate_hz, h.range_g, h.device) != (info.rate_hz, info.range_g, info.device)
-        if changed and h.rate_hz != info.rate_hz:
+        if self._changes(h) and h.rate_hz != info.rate_hz:
             self.stats.warnings.append(f"device changed its rate from {info.rate_hz:g} to {h.rate_hz:g} Hz")
         info.rate_hz, info.range_g, info.device = h.rate_hz, h.range_g, h.device
         self._header_seen = True
-        return changed
 
     def _samples(self, seq: np.ndarray, mg: np.ndarray, now: float, out: list[SampleBlock]) -> None:
         """A run of parsed sample lines (device seq, milli-g)."""
