@@ -3,7 +3,8 @@
 Every module of the ``har`` package is parsed (ast, no import is executed); every ``import`` /
 ``from ... import`` statement counts, including those inside functions, with relative imports
 resolved, ``from pkg import name`` read as the submodule ``pkg.name`` when there is one, and
-``importlib.import_module("...")`` with a constant name. A module fails if TensorFlow
+``importlib.import_module("...")`` with a constant name (imports under ``if TYPE_CHECKING:`` never
+run and are skipped). A module fails if TensorFlow
 (``tensorflow``, ``keras``, ``tf_keras``) is reachable from it, directly or through other har
 modules; the message names the chain with file and line of every step.
 
@@ -72,19 +73,24 @@ def _targets(name: str) -> list[str]:
     return out
 
 
-def _edges(mod: str, path: Path) -> list[Edge]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+def _edges(mod: str, path: Path, source: str | None = None) -> list[Edge]:
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source, filename=str(path))
     is_pkg = path.name == "__init__.py"
     lazy_nodes: set[int] = set()
+    never: set[int] = set()  # under `if TYPE_CHECKING:` (only type checkers read it)
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             lazy_nodes.update(id(n) for n in ast.walk(node) if n is not node)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            never.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     out: list[Edge] = []
 
     def add(name: str, node: ast.AST) -> None:
         out.extend(Edge(t, node.lineno, id(node) in lazy_nodes) for t in _targets(name))  # type: ignore[attr-defined]
 
     for node in ast.walk(tree):
+        if id(node) in never:
+            continue
         if isinstance(node, ast.Import):
             for a in node.names:
                 add(a.name, node)
@@ -157,6 +163,9 @@ def test_the_graph_is_read() -> None:
     run_edges = {e.target for e in GRAPH["har.cli.cmd_run"]}
     assert "har.runtime.live" in run_edges and "har" in run_edges  # parents of imported modules count
     assert tf_chain("har.training.train") is not None
+    src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import tensorflow\ndef f():\n    from . import b\n"
+    edges = _edges("har.wire.x", MODULES["har.wire.protocol"], src)
+    assert [(e.target, e.lazy) for e in edges] == [("typing", False), ("har", True), ("har.wire", True)]
 
 
 def test_allowlist_is_current() -> None:
