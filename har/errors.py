@@ -67,6 +67,10 @@ class RuntimeInferenceError(HarError):
     """The TFLite runtime could not be loaded or failed to run a model."""
 
 
+class AdaptError(RuntimeInferenceError):
+    """`har adapt` cannot run: unusable calibration, a bundle without the embedding output, ..."""
+
+
 class ConfigError(HarError):
     """A configuration value or file is invalid (unknown key, bad type, out of range)."""
 

@@ -1,7 +1,8 @@
 """Bundles: a directory `har run` can use on a device (written by `har deploy`).
 
 Layout (docs/architecture.md): ``model.tflite`` (batch 1), optional ``model_batch.tflite``,
-``metadata.json``, ``report.txt`` and ``manifest.json``::
+``metadata.json``, ``report.txt``, ``head.npz`` (the classifier head, for `har adapt`), in an adapted
+bundle ``head_adapted.npz`` (the personal head) and ``manifest.json``::
 
     {"format": "har-bundle", "version": 1, "files": {"model.tflite": "<sha256 hex>", ...}}
 
@@ -25,6 +26,8 @@ BUNDLE_VERSION = 1
 MODEL_FILE = "model.tflite"
 BATCH_MODEL_FILE = "model_batch.tflite"
 REPORT_FILE = "report.txt"
+HEAD_FILE = "head.npz"  # the classifier head's weights W, b (float32), for `har adapt`
+ADAPTED_HEAD_FILE = "head_adapted.npz"  # a personal head written by `har adapt`; `har run` applies it
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE)
 # Files that change what the runtime computes: they must be listed when present.
 _MODEL_SUFFIXES = (".tflite", ".json", ".npz", ".npy", ".h5")
