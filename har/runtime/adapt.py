@@ -51,6 +51,7 @@ from har.errors import AdaptError, BundleError, DataError, HarError
 DEFAULT_STRENGTH = 0.03  # L2 towards the base head; chosen on training subjects (bench/bench_adapt.py)
 DEFAULT_HOLDOUT = 0.3  # last fraction of each activity held out to judge the new head
 DEFAULT_HOP_S = 0.5  # calibration window hop (s): more windows from 30 s than the model's hop
+REFIT_ALL = True  # a kept head is refit on all calibration windows (chosen on training subjects)
 MIN_FIT_WINDOWS = 2  # per activity
 MIN_HOLDOUT_WINDOWS = 1  # per activity
 
@@ -58,10 +59,15 @@ MIN_HOLDOUT_WINDOWS = 1  # per activity
 # --- the head -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LinearHead:
-    """``softmax(embedding @ W + b)``: the classifier head, applied after the interpreter."""
+    """``softmax(embedding @ W + b)``: the classifier head, applied after the interpreter.
+
+    ``anchors`` / ``anchor_y`` (base bundles only): embeddings of training windows and the base
+    model's own class for each, fitted for activities the calibration skips."""
 
     w: np.ndarray  # float32 (d, classes)
     b: np.ndarray  # float32 (classes,)
+    anchors: np.ndarray | None = None  # float32 (m, d)
+    anchor_y: np.ndarray | None = None  # int64 (m,)
 
     def logits(self, emb: np.ndarray) -> np.ndarray:
         return np.asarray(emb, dtype=np.float32) @ self.w + self.b
@@ -81,6 +87,8 @@ def load_head(path: str | os.PathLike[str], dim: int | None = None, n_classes: i
         with np.load(p, allow_pickle=False) as z:
             w = np.asarray(z["W"], dtype=np.float32)
             b = np.asarray(z["b"], dtype=np.float32)
+            anchors = np.asarray(z["anchors"], dtype=np.float32) if "anchors" in z.files else None
+            anchor_y = np.asarray(z["anchor_y"], dtype=np.int64) if "anchor_y" in z.files else None
     except (OSError, ValueError, KeyError) as e:
         raise BundleError(f"{p}: not a classifier head ({' '.join(str(e).split())[:120]})") from None
     if w.ndim != 2 or b.shape != (w.shape[1],):
@@ -89,10 +97,16 @@ def load_head(path: str | os.PathLike[str], dim: int | None = None, n_classes: i
         raise BundleError(f"{p}: head is {w.shape}, the model needs ({dim}, {n_classes})")
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
         raise BundleError(f"{p}: head has non-finite weights")
+    if anchors is not None and anchor_y is not None:
+        bad = anchors.ndim != 2 or anchors.shape[1] != w.shape[0] or anchor_y.shape != (anchors.shape[0],)
+        if bad or np.any((anchor_y < 0) | (anchor_y >= w.shape[1])):
+            raise BundleError(f"{p}: anchors do not fit the head")
+        return LinearHead(w, b, anchors, anchor_y)
     return LinearHead(w, b)
 
 
 def save_head(path: str | os.PathLike[str], head: LinearHead) -> Path:
+    """Write ``W``, ``b`` (float32) to an ``.npz`` (anchors are not written: a personal head has none)."""
     p = Path(path)
     with open(p, "wb") as f:
         np.savez(f, W=head.w.astype(np.float32), b=head.b.astype(np.float32))
@@ -169,6 +183,17 @@ def fit_head(
         if decrease < tol or float(np.max(np.abs(g))) < 1e-6:
             break
     return LinearHead(theta[:-1].astype(np.float32), theta[-1].astype(np.float32))
+
+
+def with_anchors(emb: np.ndarray, y: np.ndarray, base: LinearHead) -> tuple[np.ndarray, np.ndarray]:
+    """The calibration plus the base head's anchors of every class the calibration lacks (labelled
+    with the base model's own prediction), so a skipped activity keeps the base behaviour."""
+    if base.anchors is None or base.anchor_y is None:
+        return emb, y
+    missing = np.isin(base.anchor_y, np.unique(y), invert=True)
+    if not missing.any():
+        return emb, y
+    return np.concatenate([emb, base.anchors[missing]]), np.concatenate([y, base.anchor_y[missing]])
 
 
 def scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -321,8 +346,12 @@ def adapt_bundle(
     hop_s: float = DEFAULT_HOP_S,
     overwrite: bool = False,
     echo: Callable[[str], Any] = print,
+    refit_all: bool = REFIT_ALL,
 ) -> AdaptResult:
-    """Adapt ``bundle`` to ``person`` with labelled calibration ``recordings``; write ``out_dir``."""
+    """Adapt ``bundle`` to ``person`` with labelled calibration ``recordings``; write ``out_dir``.
+
+    ``refit_all``: once the head fitted on the first part of each activity has beaten the base
+    model on the held-out part, the head written is refit (same strength) on all the windows."""
     from har.dataset import fingerprint  # noqa: PLC0415
     from har.recording.format import utc_now_iso  # noqa: PLC0415
     from har.runtime.classifier import WindowClassifier  # noqa: PLC0415
@@ -344,11 +373,18 @@ def adapt_bundle(
     t_fit = time.monotonic()
     _, fe = clf.predict_with_embedding(split.fit_x)
     hp, he = clf.predict_with_embedding(split.hold_x)
-    head = fit_head(fe, split.fit_y, base, strength=strength)
+    head = fit_head(*with_anchors(fe, split.fit_y, base), base, strength=strength)
     fit_s = time.monotonic() - t_fit
     s_base = scores(hp, split.hold_y)
     s_new = scores(head(he), split.hold_y)
     kept = beats(s_new, s_base)
+    if kept and refit_all:
+        t1 = time.monotonic()
+        head = fit_head(
+            *with_anchors(np.concatenate([fe, he]), np.concatenate([split.fit_y, split.hold_y]), base),
+            base, strength=strength,
+        )
+        fit_s += time.monotonic() - t1
     skipped = [c for c in meta.classes if c not in split.activities]
     files = [Path(p).name for p in recordings]
     adaptation = {
@@ -358,6 +394,7 @@ def adapt_bundle(
         "method": "classifier head refit: multinomial logistic regression on the embedding, L2 towards the base "
         "head (Newton, numpy)",
         "strength": strength,
+        "refit_all": refit_all,
         "base_bundle": {"path": str(src.resolve()), "sha256": base_sha},
         "calibration": {
             "fingerprint": fingerprint(recordings),

@@ -294,6 +294,24 @@ def _head_agreement(clf: Any, head_path: Path, x: np.ndarray) -> float:
     return float(np.mean(np.argmax(mine, axis=1) == np.argmax(probs, axis=1))) if probs.size else 1.0
 
 
+ANCHORS_PER_CLASS = 32
+
+
+def _add_anchors(clf: Any, head_path: Path, calib_x: np.ndarray, per_class: int = ANCHORS_PER_CLASS) -> None:
+    """Add ``anchors`` / ``anchor_y`` to ``head.npz``: embeddings of up to ``per_class`` training
+    windows per class the model predicts, labelled with its own prediction. `har adapt` fits them for
+    activities the calibration skips, so those keep the base model's behaviour."""
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(calib_x.shape[0])[: per_class * len(clf.classes) * 4]
+    probs, emb = clf.predict_with_embedding(calib_x[np.sort(idx)])
+    pred = np.argmax(probs, axis=1)
+    keep = np.concatenate([np.flatnonzero(pred == c)[:per_class] for c in range(len(clf.classes))]).astype(np.int64)
+    with np.load(head_path, allow_pickle=False) as z:
+        w, b = z["W"], z["b"]
+    with open(head_path, "wb") as f:
+        np.savez(f, W=w, b=b, anchors=emb[keep].astype(np.float32), anchor_y=pred[keep].astype(np.int64))
+
+
 def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agreement: float) -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.2f}%"
@@ -364,7 +382,7 @@ def export_bundle(
         smoothing = SmoothingConfig.from_dict(smoothing).to_dict()  # validated (SmoothingError)
     meta = _check_model_dir(model_dir)
     _prepare_out(out_dir, model_dir, overwrite)
-    _, hx, hy = load_deploy_windows(model_dir, meta)
+    calib_x, hx, hy = load_deploy_windows(model_dir, meta)
     echo(f"Exporting {model_dir} -> {out_dir} ({cfg.quantize}); verifying on {hx.shape[0]} heldout windows")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
@@ -404,6 +422,7 @@ def export_bundle(
         agree, diff, acc = _compare(p1, keras, hy)
         lat, p95 = _latency(clf, hx)
         head_agree = _head_agreement(clf, stage / HEAD_FILE, hx)
+        _add_anchors(clf, stage / HEAD_FILE, calib_x)
         check = ModelCheck(
             MODEL_FILE, agree, diff, acc, (stage / MODEL_FILE).stat().st_size / 1024, lat, p95,
             head_agreement=head_agree,

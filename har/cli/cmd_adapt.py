@@ -1,0 +1,124 @@
+"""`har adapt`: fit a bundle to a new wearer (guided session on the device, or recordings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:
+    from har.errors import AdaptError
+
+    if not labels_opt:
+        return list(classes)
+    names = [x.strip() for x in labels_opt.split(",") if x.strip()]
+    unknown = [x for x in names if x not in classes]
+    if unknown:
+        raise AdaptError(f"--labels: {', '.join(unknown)} unknown to the model (it knows {', '.join(classes)})")
+    if len(set(names)) < 2:
+        raise AdaptError("--labels: calibration needs at least two activities")
+    return list(dict.fromkeys(names))
+
+
+@click.command("adapt")
+@click.argument("bundle", type=str)
+@click.argument("recordings", nargs=-1, type=str)
+@click.option("--out", "out", type=str, required=True, help="The new (adapted) bundle directory. Required.")
+@click.option("--port", type=str, default=None,
+              help="Guided session on this device (serial port / pyserial URL) [default: use RECORDINGS].")
+@click.option("--baud", type=click.IntRange(50), default=115200, show_default=True, help="Baud rate (bit/s).")
+@click.option("--seconds", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              help="Guided session: seconds recorded per activity.")
+@click.option("--labels", "labels_opt", default=None,
+              help="Guided session: comma-separated activities to calibrate, in order [default: all the model's].")
+@click.option("--person", default=None,
+              help="Who is wearing the sensor [default: the recordings' subject, or 'wearer'].")
+@click.option("--strength", type=click.FloatRange(0, min_open=True), default=None,
+              help="Pull towards the base head (L2) [default: 0.03, chosen on training subjects].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out [default: refuse].")
+def adapt_cmd(
+    bundle: str, recordings: tuple[str, ...], out: str, port: str | None, baud: int, seconds: float,
+    labels_opt: str | None, person: str | None, strength: float | None, overwrite: bool,
+) -> None:
+    """Adapt BUNDLE to the person wearing the sensor and write a new bundle to --out.
+
+    With --port: a guided session. For each activity you are asked to start it (Enter; 's' + Enter
+    skips it: a skipped activity keeps the base model's behaviour), and the device is recorded for
+    --seconds with the same capture path as `har record`. The recordings are kept in
+    <out>-calibration/ next to the new bundle. With RECORDINGS (files or directories of labelled
+    recordings) instead: the same adaptation from those.
+
+    Only the classifier head is refit (numpy, on the device, in well under a second), pulled
+    towards the base model's head. The last 30% of each activity is held out: the new head is kept
+    only if it beats the base model there; both numbers are printed. Adapting again always starts
+    from the base model.
+    """
+    from har.errors import AdaptError
+    from har.runtime.adapt import DEFAULT_STRENGTH, adapt_bundle, base_bundle_of, report_lines
+
+    meta, _ = base_bundle_of(bundle)  # a bad bundle fails before anyone starts walking
+    out_dir = Path(out)
+    if out_dir.exists() and not overwrite:
+        raise AdaptError(f"{out_dir} exists (choose another --out or pass --overwrite)")
+    if (port is None) == (not recordings):
+        raise AdaptError("give either --port PATH (guided session) or RECORDING... (labelled recordings), not both")
+    if port is not None:
+        from har.cli.cmd_record import _Progress, stop_on_signals
+        from har.recording.calibration import run_session
+
+        who = person or "wearer"
+        acts = _labels(labels_opt, meta.classes)
+        cal_dir = out_dir.parent / f"{out_dir.name}-calibration"
+        click.echo(f"Calibrating {bundle} for {who}: {len(acts)} activities x {seconds:g} s from {port}; "
+                   f"recordings -> {cal_dir}", err=True)
+        show = _Progress()
+
+        def ask(text: str) -> str:
+            click.echo(text, err=True)
+            line = click.get_text_stream("stdin").readline()
+            if not line:
+                raise EOFError
+            return line
+
+        def progress(p: object) -> None:
+            show(p)
+
+        try:
+            session = run_session(port, acts, cal_dir, who, seconds=seconds, baud=baud, ask=ask,
+                                  echo=lambda s: click.echo(s, err=True), progress=progress,
+                                  stop_signals=stop_on_signals)
+        finally:
+            show.done()
+        if len(session.recorded) < 2:
+            raise AdaptError(
+                f"calibration covers {len(session.recorded)} activity(ies) ({', '.join(session.recorded) or 'none'}): "
+                f"adapting needs at least two; recordings kept in {cal_dir}"
+            )
+        files = [str(p) for p in session.recordings]
+    else:
+        from har.recording.format import find_recordings, read_recording
+
+        paths = find_recordings(recordings)
+        if not paths:
+            raise AdaptError(f"no recordings found in {', '.join(recordings)}")
+        files = [str(p) for p in paths]
+        if person is None:
+            subjects = {read_recording(p).subject for p in paths}
+            person = subjects.pop() if len(subjects) == 1 else None
+        who = person if person and person != "unknown" else "wearer"
+    res = adapt_bundle(bundle, files, out_dir, who, strength=strength or DEFAULT_STRENGTH, overwrite=overwrite,
+                       echo=lambda s: click.echo(s, err=True))
+    click.echo(
+        f"held-out accuracy (last 30% of each activity, {res.n_holdout} windows): base {100 * res.base_accuracy:.1f}% "
+        f"-> adapted {100 * res.adapted_accuracy:.1f}%: "
+        + ("personal head kept" if res.kept else "base head kept (the personal head was not better)")
+    )
+    from har.artifacts.metadata import load_metadata
+
+    for line in report_lines(load_metadata(out_dir).adaptation)[2:]:
+        click.echo(line.strip())
+    click.echo(f"Adapted bundle written to {out_dir} (head refit {res.fit_seconds:.2f} s)")
+
+
+COMMANDS = [adapt_cmd]
