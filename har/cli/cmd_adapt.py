@@ -87,7 +87,7 @@ def adapt_cmd(
         try:
             session = run_session(port, acts, cal_dir, who, seconds=seconds, baud=baud, ask=ask,
                                   echo=lambda s: click.echo(s, err=True), progress=progress,
-                                  stop_signals=stop_on_signals)
+                                  stop_signals=stop_on_signals, rate_hz=meta.window.rate_hz)
         finally:
             show.done()
         if len(session.recorded) < 2:

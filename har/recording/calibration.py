@@ -57,11 +57,13 @@ def run_session(
     progress: Callable[[Any], None] | None = None,
     stop_signals: Callable[[Callable[[], None]], Any] | None = None,
     no_data_timeout: float = 5.0,
+    rate_hz: float | None = None,
 ) -> CalibrationSession:
     """Record each of ``activities`` for ``seconds`` from ``port`` into ``out_dir``.
 
     ``ask(prompt)`` returns the wearer's answer (EOF: raise EOFError); ``stop_signals(stop)`` is a
-    context manager that calls ``stop`` on Ctrl-C (the CLI passes `har record`'s)."""
+    context manager that calls ``stop`` on Ctrl-C (the CLI passes `har record`'s). ``rate_hz``: the
+    rate (Hz) to assume until the device's header arrives (the model's)."""
     from contextlib import nullcontext
 
     from har.recording.capture import record
@@ -83,7 +85,7 @@ def run_session(
             session.skipped.append(act)
             echo(f"  skipped {act} (it keeps the base model's behaviour)")
             continue
-        source = SerialSource(port, baud=baud, no_data_timeout=no_data_timeout)
+        source = SerialSource(port, baud=baud, no_data_timeout=no_data_timeout, rate_hz=rate_hz)
         stopped = {"by_user": False}
 
         def stop(src: SerialSource = source, flag: dict[str, bool] = stopped) -> None:
