@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -76,7 +77,7 @@ def adapt_cmd(
 
         def ask(text: str) -> str:
             click.echo(text, err=True)
-            line = click.get_text_stream("stdin").readline()
+            line = sys.stdin.readline()
             if not line:
                 raise EOFError
             return line
