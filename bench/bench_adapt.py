@@ -159,13 +159,14 @@ def choose_strength(clf: Any, meta: Any, recs: list[Any]) -> tuple[float, dict[f
         base_head = base_head or load_head(bundle_dir(clf) / "head.npz")
         acc0 = float(np.mean(tp.argmax(1) == ty))
         for s in STRENGTHS:
-            h: LinearHead = fit_head(*with_anchors(fe, sp.fit_y, base_head), base_head, strength=s)
+            ax, ay, aw = with_anchors(fe, sp.fit_y, base_head)
+            h: LinearHead = fit_head(ax, ay, base_head, strength=s, class_weight=aw)
             keep = beats(scores(h(he), sp.hold_y), scores(hp, sp.hold_y))
             acc = float(np.mean(h(te).argmax(1) == ty)) if keep else acc0
             gains[(s, False)].append(acc - acc0)
             if keep:
-                h = fit_head(*with_anchors(np.concatenate([fe, he]), np.concatenate([sp.fit_y, sp.hold_y]),
-                                           base_head), base_head, strength=s)
+                ax, ay, aw = with_anchors(np.concatenate([fe, he]), np.concatenate([sp.fit_y, sp.hold_y]), base_head)
+                h = fit_head(ax, ay, base_head, strength=s, class_weight=aw)
                 acc = float(np.mean(h(te).argmax(1) == ty))
             gains[(s, True)].append(acc - acc0)
     mean = {key: float(np.mean(v)) for key, v in gains.items()}

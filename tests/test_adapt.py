@@ -66,8 +66,9 @@ def test_anchors_cover_only_skipped_classes() -> None:
     anchors = rng.normal(0, 1, (8, 16)).astype(np.float32)
     base = LinearHead(np.zeros((16, 4), np.float32), np.zeros(4, np.float32), anchors, np.array([0, 1, 2, 3] * 2))
     x, y = _person(rng, n_per=3)
-    ex, ey = with_anchors(x[y < 3], y[y < 3], base)
-    assert ey.tolist()[-2:] == [3, 3] and ex.shape[0] == 9 + 2
+    ex, ey, cw = with_anchors(x[y < 3], y[y < 3], base)
+    assert ey.tolist()[-2:] == [3, 3] and ex.shape[0] == 9 + 2 and set(cw) == {3}
+    assert with_anchors(x, y, base)[2] == {}
 
 
 def test_never_worse_rule() -> None:

@@ -36,7 +36,7 @@ def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:
 @click.option("--person", default=None,
               help="Who is wearing the sensor [default: the recordings' subject, or 'wearer'].")
 @click.option("--strength", type=click.FloatRange(0, min_open=True), default=None,
-              help="Pull towards the base head (L2) [default: 0.03, chosen on training subjects].")
+              help="Pull towards the base head (L2) [default: 0.003, chosen on validation subjects].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out [default: refuse].")
 def adapt_cmd(
     bundle: str, recordings: tuple[str, ...], out: str, port: str | None, baud: int, seconds: float,
