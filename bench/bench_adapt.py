@@ -177,21 +177,37 @@ def bundle_dir(clf: Any) -> Path:
     return Path(clf._single.path).parent
 
 
-def per_window_cost(clf: Any, x: np.ndarray, head: Any, n: int = 300) -> tuple[float, float]:
-    """Median us per predict_one without and with the personal head (same process, interleaved)."""
+def per_window_cost(clf: Any, x: np.ndarray, head: Any, n: int = 300, rounds: int = 5) -> tuple[float, float, float]:
+    """Median us per predict_one without and with the personal head (same process, alternating
+    blocks of ``n`` windows, ``rounds`` each), and the head alone (us per window)."""
     a, b = [], []
-    for i in range(n):
-        w = x[i % len(x)]
-        clf.set_head(None)
-        t0 = time.perf_counter()
-        clf.predict_one(w)
-        a.append(time.perf_counter() - t0)
-        clf.set_head(head)
-        t0 = time.perf_counter()
-        clf.predict_one(w)
-        b.append(time.perf_counter() - t0)
+    for _ in range(rounds):
+        for h, acc in ((None, a), (head, b)):
+            clf.set_head(h)
+            for i in range(n):
+                w = x[i % len(x)]
+                t0 = time.perf_counter()
+                clf.predict_one(w)
+                acc.append(time.perf_counter() - t0)
     clf.set_head(None)
-    return float(np.median(a) * 1e6), float(np.median(b) * 1e6)
+    e = np.random.default_rng(0).random((1, head.w.shape[0]), dtype=np.float32)
+    t0 = time.perf_counter()
+    for _ in range(10000):
+        head(e)
+    alone = (time.perf_counter() - t0) / 10000
+    return float(np.median(a) * 1e6), float(np.median(b) * 1e6), alone * 1e6
+
+
+def start_up(path: Path, k: int = 7) -> float:
+    """Median seconds of WindowClassifier.from_bundle (checksums verified, as `har run` does)."""
+    from har.runtime.classifier import WindowClassifier
+
+    ts = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        WindowClassifier.from_bundle(path, use_batch_model=False)
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,11 +286,15 @@ def main(argv: list[str] | None = None) -> int:
                                   "adapted": float(np.mean(ad2.predict_proba(tx[m]).argmax(1) == ty[m])),
                                   "all_base": base_acc,
                                   "all_adapted": float(np.mean(ad2.predict_proba(tx).argmax(1) == ty))})
-        head = load_head(work / f"adapted_{rows[0]['subject']}" / "head_adapted.npz") if rows[0]["kept"] else \
+        kept_rows = [r for r in rows if r["kept"]]
+        head = load_head(work / f"adapted_{kept_rows[0]['subject']}" / "head_adapted.npz") if kept_rows else \
             load_head(bundle / "head.npz")
         x_live, _ = test_windows(split_subject(wisdm.load_wisdm([wisdm.TEST_SUBJECTS[0]])[0])[1], meta)
         live = WindowClassifier.from_bundle(bundle, use_batch_model=False)
-        us_base, us_head = per_window_cost(live, x_live, head)
+        us_base, us_head, us_alone = per_window_cost(live, x_live, head)
+        kept_dir = next((work / f"adapted_{r['subject']}" for r in rows if r["kept"]), None)
+        t_base = start_up(bundle)
+        t_adapted = start_up(kept_dir) if kept_dir is not None else float("nan")
 
     d = np.array([r["adapted"] - r["base"] for r in rows])
     base = np.array([r["base"] for r in rows])
@@ -305,13 +325,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * np.mean([r['all_adapted'] for r in skip_rows]):.1f}%")
     print(f"refit (embeddings of ~{rows[0]['test_windows'] and ''}6 x 30 s + Newton fit), one core: median "
           f"{np.median(fit_times):.2f} s, max {np.max(fit_times):.2f} s (target <= 5 s)")
-    print(f"live path per window (predict_one, median of 300, same process): {us_base:.1f} us base model, "
-          f"{us_head:.1f} us with the personal head ({us_head - us_base:+.1f} us, ratio {us_head / us_base:.3f})")
+    print(f"live path per window (predict_one, median of 5 x 300 alternating, same process): {us_base:.1f} us base "
+          f"model, {us_head:.1f} us with the personal head ({us_head - us_base:+.1f} us, "
+          f"ratio {us_head / us_base:.3f}); the head alone {us_alone:.1f} us")
+    print(f"start-up (from_bundle with checksums, median of 7): base {1e3 * t_base:.1f} ms, adapted "
+          f"{1e3 * t_adapted:.1f} ms (ratio {t_adapted / t_base:.3f})")
     if args.json:
         grid_json = {f"{k[0]}/{k[1]}": v for k, v in grid.items()}
         args.json.write_text(json.dumps({"strength": strength, "refit_all": refit_all, "grid": grid_json,
                                          "rows": rows, "skip": skip_rows, "fit_s": fit_times,
-                                         "us_base": us_base, "us_head": us_head}, indent=1))
+                                         "us_base": us_base, "us_head": us_head, "us_head_alone": us_alone,
+                                         "startup_base_s": t_base, "startup_adapted_s": t_adapted}, indent=1))
     return 0
 
 
