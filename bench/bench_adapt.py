@@ -198,16 +198,18 @@ def per_window_cost(clf: Any, x: np.ndarray, head: Any, n: int = 300, rounds: in
     return float(np.median(a) * 1e6), float(np.median(b) * 1e6), alone * 1e6
 
 
-def start_up(path: Path, k: int = 7) -> float:
-    """Median seconds of WindowClassifier.from_bundle (checksums verified, as `har run` does)."""
+def start_up(base: Path, adapted: Path, k: int = 15) -> tuple[float, float]:
+    """Median seconds of WindowClassifier.from_bundle (checksums verified, as `har run` does) for the
+    base and the adapted bundle, interleaved."""
     from har.runtime.classifier import WindowClassifier
 
-    ts = []
+    ts: dict[Path, list[float]] = {base: [], adapted: []}
     for _ in range(k):
-        t0 = time.perf_counter()
-        WindowClassifier.from_bundle(path, use_batch_model=False)
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+        for p in (base, adapted):
+            t0 = time.perf_counter()
+            WindowClassifier.from_bundle(p, use_batch_model=False)
+            ts[p].append(time.perf_counter() - t0)
+    return float(np.median(ts[base])), float(np.median(ts[adapted]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         live = WindowClassifier.from_bundle(bundle, use_batch_model=False)
         us_base, us_head, us_alone = per_window_cost(live, x_live, head)
         kept_dir = next((work / f"adapted_{r['subject']}" for r in rows if r["kept"]), None)
-        t_base = start_up(bundle)
-        t_adapted = start_up(kept_dir) if kept_dir is not None else float("nan")
+        t_base, t_adapted = start_up(bundle, kept_dir) if kept_dir is not None else (float("nan"),) * 2
 
     d = np.array([r["adapted"] - r["base"] for r in rows])
     base = np.array([r["base"] for r in rows])
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"live path per window (predict_one, median of 5 x 300 alternating, same process): {us_base:.1f} us base "
           f"model, {us_head:.1f} us with the personal head ({us_head - us_base:+.1f} us, "
           f"ratio {us_head / us_base:.3f}); the head alone {us_alone:.1f} us")
-    print(f"start-up (from_bundle with checksums, median of 7): base {1e3 * t_base:.1f} ms, adapted "
+    print(f"start-up (from_bundle with checksums, median of 15 interleaved): base {1e3 * t_base:.1f} ms, adapted "
           f"{1e3 * t_adapted:.1f} ms (ratio {t_adapted / t_base:.3f})")
     if args.json:
         grid_json = {f"{k[0]}/{k[1]}": v for k, v in grid.items()}
