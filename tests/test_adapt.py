@@ -194,14 +194,37 @@ def test_adapt_bad_inputs(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F
 
 
 # --- the guided session over a real pty ----------------------------------------------------------
+class _Emulate:
+    """`har emulate RECORDING --loop` in its own process (not a thread of the test process, where it
+    would share the GIL with the session under test); the pty path is its first line of stdout."""
+
+    def __init__(self, recording: Path, *extra: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from har.cli import main; main()", "emulate", str(recording), "--rate", "25",
+             "--loop", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        )
+        assert self.proc.stdout is not None
+        self.port = self.proc.stdout.readline().strip()
+        assert self.port.startswith("/dev/"), self.port
+
+    def __enter__(self) -> _Emulate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.mark.slow
 def test_guided_session_on_the_emulator(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
-    from har.wire.emulator import Emulator
-
     stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
     out = tmp_path / "b"
-    with Emulator(recording=stream, rate_hz=25.0, loop=True, seed=0) as emu:
-        emu.start()
+    with _Emulate(stream) as emu:
         r = _runner().invoke(cli, ["adapt", str(fp32_bundle), "--port", emu.port, "--out", str(out),
                                    "--seconds", "5", "--person", "carol"], input="\ns\n\n")
     assert r.exit_code == 0, r.stdout + r.stderr
@@ -219,11 +242,8 @@ def test_guided_session_on_the_emulator(tmp_path: Path, fp32_bundle: Path) -> No
 
 @pytest.mark.slow
 def test_guided_session_stall_is_one_line_and_keeps_recordings(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
-    from har.wire.emulator import Emulator
-
     stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
-    with Emulator(recording=stream, rate_hz=25.0, loop=True, stall_after=1.5, stall_s=2.5) as emu:
-        emu.start()
+    with _Emulate(stream, "--stall-after", "1.5", "--stall", "3") as emu:
         r = _runner().invoke(cli, ["adapt", str(fp32_bundle), "--port", emu.port, "--out", str(tmp_path / "b"),
                                    "--seconds", "5"], input="\n\n\n")
     assert r.exit_code == 1, r.stdout + r.stderr
@@ -234,12 +254,9 @@ def test_guided_session_stall_is_one_line_and_keeps_recordings(tmp_path: Path, f
 
 @pytest.mark.slow
 def test_guided_session_ctrl_c_keeps_recordings_and_writes_no_bundle(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811,E501
-    from har.wire.emulator import Emulator
-
     stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    with Emulator(recording=stream, rate_hz=25.0, loop=True) as emu:
-        emu.start()
+    with _Emulate(stream) as emu:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from har.cli import main; main()", "adapt", str(fp32_bundle), "--port", emu.port,
              "--out", str(tmp_path / "b"), "--seconds", "5"],
