@@ -277,3 +277,35 @@ def test_guided_session_ctrl_c_keeps_recordings_and_writes_no_bundle(tmp_path: P
     assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".har-adapt-*"))
     kept = sorted(p.name.split("_")[1] for p in cal.glob("*.csv"))
     assert kept == ["shake", "still"]
+
+
+_NO_TF = r"""
+import sys
+BLOCKED = ("tensorflow", "keras", "tf_keras")
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"blocked import of {name}")
+        return None
+sys.meta_path.insert(0, Blocker())
+from har.cli import cli
+for args in (["adapt", BUNDLE, CAL, "--out", OUT], ["run", OUT, "--file", CAL, "--speed", "0"], ["replay", OUT, CAL]):
+    try:
+        cli.main(args=args, prog_name="har", standalone_mode=False)
+    except SystemExit as e:
+        assert not e.code, e.code
+bad = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+assert not bad, bad
+print("NO-TF-OK", file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_adapt_and_adapted_run_never_import_tensorflow(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    cal = _other_person(tmp_path / "cal.csv")
+    code = (_NO_TF.replace("BUNDLE", repr(str(fp32_bundle))).replace("CAL", repr(str(cal)))
+            .replace("OUT", repr(str(tmp_path / "out"))))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "NO-TF-OK" in p.stderr and "adapted for alice" in p.stderr
