@@ -253,6 +253,18 @@ def test_guided_session_stall_is_one_line_and_keeps_recordings(tmp_path: Path, f
 
 
 @pytest.mark.slow
+def test_guided_session_device_gone_is_one_line(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
+    with _Emulate(stream, "--duration", "2") as emu:  # the device goes away 2 s into the first activity
+        r = _runner().invoke(cli, ["adapt", str(fp32_bundle), "--port", emu.port, "--out", str(tmp_path / "b"),
+                                   "--seconds", "5"], input="\n\n\n")
+    assert r.exit_code == 1, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "still" in errors[0] and "kept in" in errors[0], r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
 def test_guided_session_ctrl_c_keeps_recordings_and_writes_no_bundle(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811,E501
     stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -89,6 +89,12 @@ def adapt_cmd(
             session = run_session(port, acts, cal_dir, who, seconds=seconds, baud=baud, ask=ask,
                                   echo=lambda s: click.echo(s, err=True), progress=progress,
                                   stop_signals=stop_on_signals, rate_hz=meta.window.rate_hz)
+        except KeyboardInterrupt:  # Ctrl-C at a prompt (while recording, it ends that recording)
+            from har.recording.calibration import CalibrationInterrupted
+
+            n = len(list(cal_dir.glob("*.csv"))) if cal_dir.is_dir() else 0
+            msg = f"interrupted: {n} recording(s) kept in {cal_dir}; no bundle written"
+            raise CalibrationInterrupted(msg) from None
         finally:
             show.done()
         if len(session.recorded) < 2:
