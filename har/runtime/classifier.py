@@ -227,14 +227,32 @@ class WindowClassifier:
         out = np.empty((n, len(self.classes)), dtype=np.float32)
         if n == 0:
             return out
-        m = self._pick(n, batched, need_embedding=self.head is not None)
-        head = self.head
-
-        def put(s: int, e: int, y: np.ndarray) -> None:
-            out[s:e] = y if head is None else head(m.embedding()[: e - s])
-
-        self._each_batch(m, a, put)
+        use_batch = self._batched is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
+        if self.head is not None and self._batched is not None and self._batched.emb is None:
+            use_batch = False  # a personal head needs the embedding output
+        m = self._batched if use_batch and self._batched is not None else self._single
+        xq = m.quantize_input(self.normalize(a))
+        b = m.batch
+        if b == 1:
+            for i in range(n):
+                out[i] = self._probs(m, m.run(xq[i : i + 1]))[0]
+            return out
+        full = n - n % b
+        for s in range(0, full, b):
+            out[s : s + b] = self._probs(m, m.run(xq[s : s + b]))
+        if full < n:
+            # Pad the last batch rather than finish with the batch-1 model: one model for every
+            # window of a call (the two can differ slightly, e.g. an int8 live model).
+            rest = n - full
+            pad = np.repeat(xq[full : full + 1], b - rest, axis=0)
+            out[full:] = self._probs(m, m.run(np.concatenate([xq[full:], pad])))[:rest]
         return out
+
+    def _probs(self, m: _Model, y: np.ndarray) -> np.ndarray:
+        """Probabilities of the last invoke of ``m`` (output ``y``): the model's, or the personal head's."""
+        if self.head is None:
+            return m.dequantize_output(y)
+        return self.head(m.embedding())
 
     def predict_with_embedding(self, x: np.ndarray, batched: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(probabilities of the model itself, embeddings)`` float32 (n, classes) and (n, d),
@@ -247,39 +265,18 @@ class WindowClassifier:
         n = a.shape[0]
         probs = np.empty((n, len(self.classes)), dtype=np.float32)
         emb = np.empty((n, self.embedding_dim), dtype=np.float32)
-        m = self._pick(n, batched, need_embedding=True)
-
-        def put(s: int, e: int, y: np.ndarray) -> None:
-            probs[s:e] = y
-            emb[s:e] = m.embedding()[: e - s]
-
-        self._each_batch(m, a, put)
-        return probs, emb
-
-    def _pick(self, n: int, batched: bool | None, need_embedding: bool) -> _Model:
-        use_batch = self._batched is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
-        if use_batch and self._batched is not None and not (need_embedding and self._batched.emb is None):
-            return self._batched
-        return self._single
-
-    def _each_batch(self, m: _Model, a: np.ndarray, put: Callable[[int, int, np.ndarray], None]) -> None:
-        """Run ``m`` over the windows ``a``; ``put(start, end, probs)`` after each invoke."""
-        n = a.shape[0]
+        bm = self._batched
+        use_batch = bm is not None and bm.emb is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
+        m = bm if use_batch and bm is not None else self._single
         xq = m.quantize_input(self.normalize(a))
-        b = m.batch
-        if b == 1:
-            for i in range(n):
-                put(i, i + 1, m.dequantize_output(m.run(xq[i : i + 1])))
-            return
-        full = n - n % b
-        for s in range(0, full, b):
-            put(s, s + b, m.dequantize_output(m.run(xq[s : s + b])))
-        if full < n:
-            # Pad the last batch rather than finish with the batch-1 model: one model for every
-            # window of a call (the two can differ slightly, e.g. an int8 live model).
-            rest = n - full
-            pad = np.repeat(xq[full : full + 1], b - rest, axis=0)
-            put(full, n, m.dequantize_output(m.run(np.concatenate([xq[full:], pad])))[:rest])
+        for s in range(0, n, m.batch):
+            chunk = xq[s : s + m.batch]
+            k = chunk.shape[0]
+            if k < m.batch:  # pad the last batch
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], m.batch - k, axis=0)])
+            probs[s : s + k] = m.dequantize_output(m.run(chunk))[:k]
+            emb[s : s + k] = m.embedding()[:k]
+        return probs, emb
 
     def predict_one(self, window: np.ndarray) -> np.ndarray:
         """Probabilities float32 (n_classes,) for one raw window float32 (window, 3) in g."""
