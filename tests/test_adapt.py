@@ -185,6 +185,7 @@ def test_adapt_bad_inputs(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F
         ([str(fp32_bundle)], "give either --port"),
         ([str(fp32_bundle), "--port", "/dev/null", "--labels", "still,juggling"], "juggling unknown"),
         ([str(fp32_bundle), "--port", "/dev/null", "--labels", "still"], "at least two"),
+        ([str(fp32_bundle), "--port", "/dev/null", "--seconds", "2"], "too short for 1 s windows"),
     ]
     for args, msg in cases:
         r = _runner().invoke(cli, ["adapt", *args, "--out", str(tmp_path / "out")])

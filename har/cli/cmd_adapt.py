@@ -56,7 +56,7 @@ def adapt_cmd(
     from the base model.
     """
     from har.errors import AdaptError
-    from har.runtime.adapt import DEFAULT_STRENGTH, adapt_bundle, base_bundle_of, report_lines
+    from har.runtime.adapt import DEFAULT_STRENGTH, adapt_bundle, base_bundle_of, min_seconds, report_lines
 
     meta, _ = base_bundle_of(bundle)  # a bad bundle fails before anyone starts walking
     out_dir = Path(out)
@@ -70,6 +70,11 @@ def adapt_cmd(
 
         who = person or "wearer"
         acts = _labels(labels_opt, meta.classes)
+        if seconds < min_seconds(meta):
+            raise AdaptError(
+                f"--seconds {seconds:g} is too short for {meta.window.window_s:g} s windows: give at least "
+                f"{min_seconds(meta):.0f} s per activity"
+            )
         cal_dir = out_dir.parent / f"{out_dir.name}-calibration"
         click.echo(f"Calibrating {bundle} for {who}: {len(acts)} activities x {seconds:g} s from {port}; "
                    f"recordings -> {cal_dir}", err=True)

@@ -252,6 +252,12 @@ def _recordings(paths: Sequence[str | os.PathLike[str]]) -> list[Any]:
     return recs
 
 
+def min_seconds(meta: ModelMetadata, holdout: float = DEFAULT_HOLDOUT, hop_s: float = DEFAULT_HOP_S) -> float:
+    """About the shortest calibration per activity (s) that gives a held-out window and two fit windows."""
+    w = float(meta.window.window_s)
+    return max(w / holdout, (w + (MIN_FIT_WINDOWS - 1) * hop_s) / (1.0 - holdout)) + hop_s
+
+
 def split_calibration(
     recordings: Sequence[Any], meta: ModelMetadata, holdout: float = DEFAULT_HOLDOUT, hop_s: float = DEFAULT_HOP_S
 ) -> CalibrationSplit:
@@ -264,10 +270,12 @@ def split_calibration(
         raise AdaptError(f"holdout must be in (0, 1), got {holdout}")
     classes = list(meta.classes)
     seen: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     for r in recordings:
         for lab, c in zip(*np.unique(r.labels.astype(str), return_counts=True), strict=True):
             if lab:
                 seen[str(lab)] = seen.get(str(lab), 0) + int(c)
+                seconds[str(lab)] = seconds.get(str(lab), 0.0) + int(c) / r.rate_hz
     unknown = sorted(set(seen) - set(classes))
     if unknown:
         raise AdaptError(
@@ -307,18 +315,17 @@ def split_calibration(
 
     fx, fy = stack(fit_parts)
     hx, hy = stack(hold_parts)
-    rate = float(meta.window.rate_hz)
     for lab in seen:
         i = lookup[lab]
         nf, nh = int(np.sum(fy == i)), int(np.sum(hy == i))
         if nf < MIN_FIT_WINDOWS or nh < MIN_HOLDOUT_WINDOWS:
-            need = meta.window.window_s / holdout + (MIN_FIT_WINDOWS - 1) * hop_s
+            need = min_seconds(meta, holdout, hop_s)
             raise AdaptError(
                 f"too little usable calibration for {lab} ({nf} fit / {nh} held-out windows of "
                 f"{meta.window.window_s:g} s): record at least {need:.0f} s of it without gaps"
             )
     acts = [c for c in classes if c in seen]
-    secs = {lab: round(seen[lab] / rate, 1) for lab in acts}
+    secs = {lab: round(seconds[lab], 1) for lab in acts}
     return CalibrationSplit(fx, fy, hx, hy, acts, secs)
 
 
