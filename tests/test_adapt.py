@@ -322,3 +322,23 @@ def test_adapt_and_adapted_run_never_import_tensorflow(tmp_path: Path, fp32_bund
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert p.returncode == 0, p.stderr[-2000:]
     assert "NO-TF-OK" in p.stderr and "adapted for alice" in p.stderr
+
+
+@pytest.mark.slow
+def test_full_fine_tunes_and_reexports(tmp_path: Path, tiny_model_dir: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    cal = _other_person(tmp_path / "cal.csv")
+    out = tmp_path / "full"
+    r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out), "--full"])
+    assert r.exit_code == 1 and "--full needs --model" in r.stderr
+    r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out), "--full", "--model",
+                               str(tiny_model_dir), "--epochs", "3"])
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "held-out accuracy" in r.stdout and "Adapted bundle written" in r.stdout
+    a = json.loads((out / "metadata.json").read_text())["adaptation"]
+    assert a["mode"] == "full" and len(a["base_bundle"]["sha256"]) == 64
+    assert not (out / "head_adapted.npz").exists() and not list(tmp_path.glob(".har-adapt-*"))
+    rr = _runner().invoke(cli, ["replay", str(out), str(cal), "--json"])
+    assert rr.exit_code == 0, rr.stderr
+    if a["kept"]:  # adapting a fine-tuned bundle again would not start from the base model: refused
+        r2 = _runner().invoke(cli, ["adapt", str(out), str(cal), "--out", str(tmp_path / "again")])
+        assert r2.exit_code == 1 and "adapt its base bundle" in r2.stderr

@@ -38,9 +38,16 @@ def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:
 @click.option("--strength", type=click.FloatRange(0, min_open=True), default=None,
               help="Pull towards the base head (L2) [default: 0.003, chosen on validation subjects].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out [default: refuse].")
+@click.option("--full", is_flag=True,
+              help="Workstation mode (TensorFlow): fine-tune every layer and re-export; needs --model [default: off].")
+@click.option("--model", "model_dir", type=str, default=None,
+              help="With --full: the model directory (from `har train`) BUNDLE was deployed from.")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="With --full: fine-tuning epochs.")
 def adapt_cmd(
     bundle: str, recordings: tuple[str, ...], out: str, port: str | None, baud: int, seconds: float,
-    labels_opt: str | None, person: str | None, strength: float | None, overwrite: bool,
+    labels_opt: str | None, person: str | None, strength: float | None, overwrite: bool, full: bool,
+    model_dir: str | None, epochs: int,
 ) -> None:
     """Adapt BUNDLE to the person wearing the sensor and write a new bundle to --out.
 
@@ -51,14 +58,17 @@ def adapt_cmd(
     recordings) instead: the same adaptation from those.
 
     Only the classifier head is refit (numpy, on the device, in well under a second), pulled
-    towards the base model's head. The last 30% of each activity is held out: the new head is kept
-    only if it beats the base model there; both numbers are printed. Adapting again always starts
-    from the base model.
+    towards the base model's head. --full --model MODEL_DIR (a workstation with TensorFlow)
+    fine-tunes every layer instead and re-exports the bundle. The last 30% of each activity is
+    held out: the new head (or model) is kept only if it beats the base model there; both numbers
+    are printed. Adapting again always starts from the base model.
     """
     from har.errors import AdaptError
     from har.runtime.adapt import DEFAULT_STRENGTH, adapt_bundle, base_bundle_of, min_seconds, report_lines
 
     meta, _ = base_bundle_of(bundle)  # a bad bundle fails before anyone starts walking
+    if full and model_dir is None:
+        raise AdaptError("--full needs --model MODEL_DIR (the model directory BUNDLE was deployed from)")
     out_dir = Path(out)
     if out_dir.exists() and not overwrite:
         raise AdaptError(f"{out_dir} exists (choose another --out or pass --overwrite)")
@@ -119,18 +129,26 @@ def adapt_cmd(
             subjects = {read_recording(p).subject for p in paths}
             person = subjects.pop() if len(subjects) == 1 else None
         who = person if person and person != "unknown" else "wearer"
-    res = adapt_bundle(bundle, files, out_dir, who, strength=strength or DEFAULT_STRENGTH, overwrite=overwrite,
-                       echo=lambda s: click.echo(s, err=True))
+    if full:
+        from har.training.finetune import finetune_bundle
+
+        res = finetune_bundle(bundle, str(model_dir), files, out_dir, who, epochs=epochs, overwrite=overwrite,
+                              echo=lambda s: click.echo(s, err=True))
+    else:
+        res = adapt_bundle(bundle, files, out_dir, who, strength=strength or DEFAULT_STRENGTH, overwrite=overwrite,
+                           echo=lambda s: click.echo(s, err=True))
     click.echo(
         f"held-out accuracy (last 30% of each activity, {res.n_holdout} windows): base {100 * res.base_accuracy:.1f}% "
         f"-> adapted {100 * res.adapted_accuracy:.1f}%: "
-        + ("personal head kept" if res.kept else "base head kept (the personal head was not better)")
+        + (("fine-tuned model kept" if full else "personal head kept") if res.kept
+           else "base model kept (the adapted one was not better)")
     )
     from har.artifacts.metadata import load_metadata
 
     for line in report_lines(load_metadata(out_dir).adaptation)[2:]:
         click.echo(line.strip())
-    click.echo(f"Adapted bundle written to {out_dir} (head refit {res.fit_seconds:.2f} s)")
+    what = "fine-tuning and export" if full else "head refit"
+    click.echo(f"Adapted bundle written to {out_dir} ({what} {res.fit_seconds:.2f} s)")
 
 
 COMMANDS = [adapt_cmd]

@@ -354,6 +354,11 @@ def base_bundle_of(bundle: str | os.PathLike[str]) -> tuple[ModelMetadata, str]:
     meta = verify_bundle(d)
     if not (d / HEAD_FILE).is_file():
         raise AdaptError(f"{d} has no {HEAD_FILE} / embedding output: redeploy with a har that writes it")
+    if meta.adaptation.get("mode") == "full" and meta.adaptation.get("kept"):
+        raise AdaptError(
+            f"{d} was fine-tuned with --full (its model is not the base): adapt its base bundle "
+            f"{meta.adaptation.get('base_bundle', {}).get('path', '')} instead"
+        )
     base = meta.adaptation.get("base_bundle", {}) if meta.adaptation else {}
     sha = str(base.get("sha256") or sha256_file(d / MANIFEST_FILE))
     return meta, sha
