@@ -34,7 +34,7 @@ class _Model:
         if len(ins) != 1 or len(outs) not in (1, 2):
             raise RuntimeInferenceError(f"{path}: expected 1 input and 1-2 outputs, got {len(ins)} and {len(outs)}")
         self.inp = ins[0]
-        self.out, self.emb = _probs_and_embedding(self.interp, outs)
+        self.out, self.emb = probs_and_embedding(self.interp, outs)
         self.in_shape = tuple(int(v) for v in self.inp["shape"])
         self.out_shape = tuple(int(v) for v in self.out["shape"])
         if len(self.in_shape) != 3 or len(self.out_shape) != 2:
@@ -82,7 +82,7 @@ class _Model:
         return ((e.astype(np.float32) - self._emb_zero) * self._emb_scale).astype(np.float32)
 
 
-def _probs_and_embedding(interp: Any, outs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def probs_and_embedding(interp: Any, outs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Which output is the probabilities and which the embedding: by the signature's output names
     (the probabilities come from the layer named ``probs``), else the last output."""
     if len(outs) == 1:
