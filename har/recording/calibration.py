@@ -67,6 +67,7 @@ def run_session(
     from contextlib import nullcontext
 
     from har.recording.capture import record
+    from har.recording.checks import recorded_warnings
     from har.sources.serial import SerialSource
 
     if seconds <= 0:
@@ -117,4 +118,6 @@ def run_session(
         session.recorded.append(act)
         echo(f"  {act}: {res.samples} samples ({got:.1f} s), dropped {res.dropped}, corrupt {res.corrupt} -> "
              f"{res.path.name}")
+        for w in [*res.warnings, *recorded_warnings(res.path)]:  # as `har record` names them
+            echo(f"  Warning: {w}")
     return session
