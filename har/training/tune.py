@@ -243,7 +243,7 @@ def open_study(url: str, name: str, seed: int, n_startup: int, lock_timeout_s: f
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # har prints its own line per trial
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": lock_timeout_s}}
