@@ -189,6 +189,63 @@ def test_stratified_recording_folds_share_every_class(tmp_path: Path) -> None:
         assert labels == set(ACTS)
 
 
+class _ScriptedCV:
+    """Stands in for har.training.cv.run_cv (training itself is covered by the slow tests): returns
+    scripted fold accuracies per trial and calls ``on_fold`` as run_cv does."""
+
+    def __init__(self, scores: list[list[float]]) -> None:
+        self.scores = scores
+        self.folds_run: list[int] = []
+
+    def __call__(self, recs: Any, idx: Any, classes: Any, config: Any, key: Any = None, echo: Any = None,
+                 on_fold: Any = None) -> dict[str, Any]:
+        accs = self.scores[min(len(self.folds_run), len(self.scores) - 1)]  # the last one repeats
+        self.folds_run.append(0)
+        folds = []
+        for i, a in enumerate(accs):
+            folds.append({"fold": i + 1, "accuracy": a, "macro_f1": a, "epochs_run": 2})
+            self.folds_run[-1] += 1
+            on_fold(i, folds[-1])
+        return {"k": len(accs), "folds": folds, "accuracy_mean": float(np.mean(accs)),
+                "accuracy_std": float(np.std(accs, ddof=1)), "macro_f1_mean": float(np.mean(accs)),
+                "macro_f1_std": float(np.std(accs, ddof=1))}
+
+
+def test_pruning_after_a_bad_fold_and_duplicates(tmp_path: Path, sim_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import har.training.cv as cv
+
+    fake = _ScriptedCV([[0.9, 0.9, 0.9]] * 3 + [[0.1, 0.9, 0.9]])  # 3 good trials, then bad first folds
+    monkeypatch.setattr(cv, "run_cv", fake)
+    space = SearchSpace.from_dict({**TINY_SPACE, "lstm_units": [4, 8, 12, 16, 24, 32]})
+    lines: list[str] = []
+    opts = TuneOptions(trials=6, folds=3, rate_hz=25, search_only=True, seed=3)
+    tune([sim_dir], tmp_path / "o", opts, space=space, echo=lines.append)
+    trials = _study(tmp_path / "o").trials
+    real = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    assert len(real) >= 4
+    for t in real[3:]:
+        assert t.state.name == "PRUNED" and t.user_attrs["note"] == "pruned after fold 1"
+    assert fake.folds_run[:3] == [3, 3, 3] and set(fake.folds_run[3:]) == {1}  # folds 2, 3 of bad trials never ran
+    for t in trials:
+        if "duplicate_of" in t.user_attrs:  # a repeated configuration is not trained again
+            assert t.state.name == "PRUNED" and t.params == trials[t.user_attrs["duplicate_of"]].params
+    assert len(fake.folds_run) == len(real)
+    board = json.loads((tmp_path / "o" / "leaderboard.json").read_text())
+    assert {e["state"] for e in board} >= {"complete", "pruned"}
+    assert any("ETA" in ln for ln in lines)
+
+
+def test_time_budget_stops_starting_trials(tmp_path: Path, sim_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import har.training.cv as cv
+
+    monkeypatch.setattr(cv, "run_cv", _ScriptedCV([[0.5, 0.6]] * 10))
+    lines: list[str] = []
+    opts = TuneOptions(time_budget_min=1e-6, folds=2, rate_hz=25, search_only=True)
+    res = tune([sim_dir], tmp_path / "o", opts, space=SearchSpace.from_dict(TINY_SPACE), echo=lines.append)
+    assert res.trials_run_here == 1 and any("time budget" in ln for ln in lines)
+
+
 # --- TensorFlow: real trials, real export ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def tuned(sim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
