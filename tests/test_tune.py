@@ -164,8 +164,8 @@ def test_space_suggests_valid_configs_and_only_existing_fields() -> None:
         cfg = suggest_config(trial, base, SearchSpace())
         assert isinstance(cfg, TrainConfig)
         assert abs(cfg.window.hop_s / cfg.window.window_s - trial.params["hop_fraction"]) < 1e-6
-        if cfg.model.conv_filters and cfg.model.conv_stride > 1 and has_field(ModelConfig, "conv_dilation"):
-            assert cfg.model.conv_dilation == 1  # Keras cannot stride and dilate at once
+        if has_field(ModelConfig, "conv_dilation") and (cfg.model.conv_filters == 0 or cfg.model.conv_layers == 1):
+            assert "conv_dilation" not in trial.params  # no second layer to dilate: not a separate choice
         for name in ("representation", "pooling", "conv_dilation", "label_smoothing"):
             holder = TrainConfig if name == "label_smoothing" else ModelConfig
             if not has_field(holder, name):

@@ -33,8 +33,8 @@ _DEFAULT_TRIALS = 20
               help="Cross-validation folds (leave-subjects-out; over recordings when there is one subject).")
 @click.option("--rate", "rate_hz", type=float, default=WindowConfig().rate_hz, show_default=True,
               help="Model sample rate, Hz.")
-@click.option("--epochs", type=int, default=TrainConfig().epochs, show_default=True,
-              help="Maximum epochs per fit (early stopping on validation subjects).")
+@click.option("--epochs", type=int, default=None,
+              help=f"Maximum epochs per fit, early stopping either way [default: har train's, {TrainConfig().epochs}].")
 @click.option("--finalists", type=int, default=3, show_default=True,
               help="Best trials exported to int8 and measured (more while none fits the budget).")
 @click.option("--space", "space_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -46,7 +46,7 @@ _DEFAULT_TRIALS = 20
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of folds, sampler and training.")
 def tune_cmd(
     data: tuple[Path, ...], out: Path, trials: int | None, time_budget: float | None, max_kb: float | None,
-    max_ms: float | None, storage: str | None, study: str, folds: int, rate_hz: float, epochs: int,
+    max_ms: float | None, storage: str | None, study: str, folds: int, rate_hz: float, epochs: int | None,
     finalists: int, space_file: Path | None, search_only: bool, min_agreement: float, seed: int,
 ) -> None:
     """Search model and training settings for recordings DATA, scored by cross-validation inside DATA.

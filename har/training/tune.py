@@ -59,7 +59,7 @@ class TuneOptions:
     study: str = DEFAULT_STUDY
     folds: int = 3
     rate_hz: float = WindowConfig().rate_hz
-    epochs: int = TrainConfig().epochs  # max epochs per fit (early stopping on validation subjects)
+    epochs: int | None = None  # max epochs per fit; None = TrainConfig's default (early stopping either way)
     seed: int = 0
     finalists: int = 3  # top trials measured (int8 export); more are tried while none fits
     search_only: bool = False  # run trials only (workers of a shared study)
@@ -76,7 +76,7 @@ class TuneOptions:
                 raise ConfigError(f"{name} must be positive, got {v}")
         if self.folds < 2:
             raise ConfigError(f"--folds must be at least 2, got {self.folds}")
-        if self.epochs < 1 or self.finalists < 1:
+        if (self.epochs is not None and self.epochs < 1) or self.finalists < 1:
             raise ConfigError("--epochs and --finalists must be at least 1")
         if not self.study.strip():
             raise ConfigError("--study must not be empty")
@@ -482,8 +482,8 @@ class TuneInterrupted(TuneError):
 def base_config(opts: TuneOptions) -> TrainConfig:
     """What every trial shares: rate, epochs, seed (the rest is drawn by the search)."""
     t = TrainConfig()
-    return dataclasses.replace(t, window=dataclasses.replace(t.window, rate_hz=opts.rate_hz), epochs=opts.epochs,
-                               seed=opts.seed, cv_folds=0)
+    t = dataclasses.replace(t, window=dataclasses.replace(t.window, rate_hz=opts.rate_hz), seed=opts.seed, cv_folds=0)
+    return t if opts.epochs is None else dataclasses.replace(t, epochs=opts.epochs)
 
 
 def tune(
@@ -515,7 +515,7 @@ def tune(
         "folds": opts.folds,
         "folds_by": plan.by,
         "rate_hz": opts.rate_hz,
-        "epochs": opts.epochs,
+        "epochs": base.epochs,
         "seed": opts.seed,
     }
     from sqlalchemy.exc import SQLAlchemyError

@@ -38,41 +38,73 @@ TUNE_INFO = "tune.json"
 MAX_VERIFY_WINDOWS = 300
 
 
-def final_epochs(cfg: TrainConfig, epochs_run: list[int]) -> int:
-    """Epochs for the fit on all data: the median over folds of the epoch early stopping kept
-    (a fold that stopped early ran ``patience`` epochs past its best)."""
-    best = [max(1, e - cfg.patience) if e < cfg.epochs else e for e in epochs_run if e > 0]
-    return int(np.median(best)) if best else cfg.epochs
+def _fitting() -> tuple[Any, Any, Any]:
+    """``(fit, encode, fit_normalization)``: har.training.fit where it exists (shared by train and cv),
+    else the same functions from har.training.train, where they lived before."""
+    try:
+        from har.training.fit import encode, fit_model, fit_normalization
+
+        return fit_model, encode, fit_normalization
+    except ImportError:
+        from har.training.train import _encode, _fit, fit_normalization
+
+        return _fit, _encode, fit_normalization
+
+
+def validation_split(plan: Any, seed: int, fraction: float) -> tuple[list[int], list[int]]:
+    """Recording indices ``(train, validation)`` for the final fit: validation subjects carved as
+    `har train` does, or, with folds over recordings, a label-stratified fraction of the recordings
+    (at least one of every label that has two or more). Early stopping watches the validation part."""
+    from har.dataset import carve_validation
+
+    recs = plan.recordings
+    fraction = fraction or 0.2
+    if plan.by == "subject":
+        _, va_keys = carve_validation([r.subject for r in recs], fraction, seed + 1)
+        vs = set(va_keys)
+        val_idx = [i for i, r in enumerate(recs) if r.subject in vs]
+        return [i for i in range(len(recs)) if i not in set(val_idx)], val_idx
+    from har.training.tune import _majority_label
+
+    by_label: dict[str, list[int]] = {}
+    for i, r in enumerate(recs):
+        by_label.setdefault(_majority_label(r), []).append(i)
+    rng = np.random.default_rng(seed + 1)
+    val: set[int] = set()
+    for label in sorted(by_label):
+        group = by_label[label]
+        if len(group) >= 2:
+            k = min(len(group) - 1, max(1, int(round(fraction * len(group)))))
+            val |= {group[j] for j in rng.permutation(len(group))[:k]}
+    return [i for i in range(len(recs)) if i not in val], sorted(val)
 
 
 def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], None]) -> Path:
-    """Train ``trial`` (a finished trial of ``study``) on all recordings of ``plan``; write a model
-    directory at ``out``."""
-    from har.training.train import (
-        DEPLOY_WINDOWS_FILE,
-        MAX_CALIB_WINDOWS,
-        WEIGHTS_FILE,
-        _encode,
-        _fit,
-        _subset,
-        fit_normalization,
-    )
+    """Train ``trial`` (a finished trial of ``study``) on all recordings of ``plan`` (minus the
+    validation part early stopping watches, see :func:`validation_split`); write a model directory
+    at ``out``."""
+    from har.training.train import DEPLOY_WINDOWS_FILE, MAX_CALIB_WINDOWS, WEIGHTS_FILE
 
+    fit, encode, fit_normalization = _fitting()
     ua = trial.user_attrs
-    cfg = config_from_dict(TrainConfig, ua["config"])
+    cfg = dataclasses.replace(config_from_dict(TrainConfig, ua["config"]), cv_folds=0)
     classes = list(ua["classes"])
-    epochs = final_epochs(cfg, list(ua.get("epochs_run", [])))
-    cfg = dataclasses.replace(cfg, epochs=epochs, cv_folds=0)
     recs = plan.recordings
-    w = windows_for(recs, range(len(recs)), cfg.window)
+    tr_idx, va_idx = validation_split(plan, cfg.seed, cfg.val_fraction)
+    w = windows_for(recs, tr_idx, cfg.window)
     w = w.select(np.isin(w.y, classes))
+    va = windows_for(recs, va_idx, cfg.window)
+    va = va.select(np.isin(va.y, classes))
     if len(w) == 0:
         raise TuneError(f"trial {trial.number}: no labelled windows to train on")
+    from har.training.train import _subset
+
     norm = fit_normalization(w.x)
-    y = _encode(w.y, classes)
-    empty_x = np.zeros((0, *w.x.shape[1:]), dtype=np.float32)
-    echo(f"[tune] finalist trial {trial.number}: training on all data ({len(w)} windows, {epochs} epochs)")
-    model, hist = _fit(cfg, norm, w.x, y, empty_x, np.zeros(0, dtype=np.int64), len(classes), False, echo)
+    echo(f"[tune] finalist trial {trial.number}: training on all data ({len(w)} windows, {len(va)} for validation)")
+    model, hist = fit(
+        cfg, norm, w.x, encode(w.y, classes), va.x, encode(va.y, classes), len(classes), False, lambda _s: None
+    )
+    hist = {k: v for k, v in hist.items() if isinstance(v, list)}
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -80,14 +112,20 @@ def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], 
     model.save_weights(str(tmp / WEIGHTS_FILE))
     rng = np.random.default_rng(cfg.seed)
     ci = _subset(len(w), MAX_CALIB_WINDOWS, rng)
-    hi = _subset(len(w), MAX_VERIFY_WINDOWS, rng)
-    # No window is held out (the score is the CV estimate): export verification compares TFLite with
-    # Keras on training windows, and their labels are withheld (-1) so no one reads a training accuracy.
+    # Export verification (TFLite against Keras) runs on the validation windows, which were never
+    # trained on; without any, on training windows with their labels withheld (-1), so that no one
+    # reads a training accuracy as a score. The model's score is the CV estimate.
+    if len(va):
+        hi = _subset(len(va), MAX_VERIFY_WINDOWS, rng)
+        hx, hy = va.x[hi], encode(va.y[hi], classes).astype(np.int32)
+    else:
+        hi = _subset(len(w), MAX_VERIFY_WINDOWS, rng)
+        hx, hy = w.x[hi], np.full(hi.shape[0], -1, dtype=np.int32)
     np.savez(
         tmp / DEPLOY_WINDOWS_FILE,
         calib_x=w.x[ci].astype(np.float32),
-        heldout_x=w.x[hi].astype(np.float32),
-        heldout_y=np.full(hi.shape[0], -1, dtype=np.int32),
+        heldout_x=hx.astype(np.float32),
+        heldout_y=hy,
     )
     cv = {k: ua.get(k) for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")}
     sig = study.user_attrs.get("har", {})
@@ -107,13 +145,16 @@ def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], 
             "macro_f1_std": cv["macro_f1_std"],
         },
         data_summary={
-            "split_by": "none: trained on all data, scored by cross-validation",
-            "train_subjects": sorted({r.subject for r in recs}),
-            "val_subjects": [],
+            "split_by": "none: trained on all data (validation part for early stopping), scored by cross-validation",
+            "train_subjects": sorted({recs[i].subject for i in tr_idx}),
+            "val_subjects": sorted({recs[i].subject for i in va_idx}),
             "test_subjects": [],
-            "windows": {"train": len(w), "val": 0, "test": 0},
+            "windows": {"train": len(w), "val": len(va), "test": 0},
             "windows_per_class": {"train": per_class},
-            "files": {"train": plan.files},
+            "files": {
+                "train": [str(recs[i].path) for i in tr_idx if recs[i].path],
+                "val": [str(recs[i].path) for i in va_idx if recs[i].path],
+            },
             "tune": {"study": study.study_name, "trial": trial.number, "cv": cv},
         },
         created=utc_now_iso(),
@@ -124,8 +165,9 @@ def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], 
         f"{ua.get('summary', '')}\n"
         f"cross-validation ({sig.get('folds', '?')} folds by {plan.by}): accuracy {cv['accuracy_mean']:.4f} "
         f"+- {cv['accuracy_std']:.4f}  macro-F1 {cv['macro_f1_mean']:.4f} +- {cv['macro_f1_std']:.4f}\n"
-        f"trained on all data: {len(w)} windows of {', '.join(classes)}; {len(hist.get('loss', []))} epochs\n"
-        "no test split: the cross-validation numbers above are this model's estimate on new people\n"
+        f"trained on all data: {len(w)} windows of {', '.join(classes)}, {len(va)} validation windows "
+        f"(early stopping); {len(hist.get('loss', []))} epochs\n"
+        "no test split: the cross-validation numbers above are this model's estimate on new data\n"
     )
     (tmp / "report.txt").write_text(text, encoding="utf-8")
     report = {"cv": cv, "history": hist, "trial": trial.number, "params": trial.params}
@@ -219,7 +261,8 @@ def finalize(study: Any, plan: Any, opts: Any, out: Path, echo: Callable[[str], 
         if key not in measured:
             model_dir = _finalist_dir(out, t.number)
             try:
-                fit_all(study, plan, t, model_dir, lambda _s: None)
+                fit_all(study, plan, t, model_dir, echo)
+                echo(f"[tune] finalist trial {t.number}: exporting to int8 TFLite and measuring ...")
                 m = measure(model_dir, model_dir.with_name(model_dir.name + "-int8"), opts.min_agreement, echo)
             except (HarError, ValueError) as e:
                 m = {"error": " ".join(str(e).split())[:300]}
@@ -254,7 +297,7 @@ def finalize(study: Any, plan: Any, opts: Any, out: Path, echo: Callable[[str], 
         )
     src = _finalist_dir(out, winner.number)
     if not (src / "metadata.json").is_file():  # measured elsewhere (another machine) or removed
-        fit_all(study, plan, winner, src, lambda _s: None)
+        fit_all(study, plan, winner, src, echo)
     entry = next(e for e in board if e["trial"] == winner.number)
     best = _install_best(src, out, {"study": study.study_name, "budget": _budget_text(opts), **entry})
     return TuneResult(out, board, entry, best, plot, ran, [])

@@ -40,7 +40,7 @@ class SearchSpace:
     conv_filters: tuple[int, ...] = (16, 32, 64)
     conv_kernel: tuple[int, ...] = (3, 5, 7)
     conv_stride: tuple[int, ...] = (1, 2)
-    conv_dilation: tuple[int, ...] = (1, 2, 4)  # only with stride 1 (Keras cannot do both)
+    conv_dilation: tuple[int, ...] = (1, 2, 4)  # layer i >= 1 dilated by this ** i; searched with 2+ layers
     lstm_layers: tuple[int, ...] = (1, 2)
     lstm_units: tuple[int, ...] = (16, 32, 64, 96)
     pooling: tuple[str, ...] = ("last", "mean", "attention")
@@ -104,8 +104,8 @@ def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainCo
             conv_kernel=int(pick("conv_kernel", space.conv_kernel)),
             conv_stride=int(pick("conv_stride", space.conv_stride)),
         )
-        if has_field(ModelConfig, "conv_dilation"):
-            model["conv_dilation"] = int(pick("conv_dilation", space.conv_dilation)) if model["conv_stride"] == 1 else 1
+        if has_field(ModelConfig, "conv_dilation"):  # dilates layers 2.. (layer 1 carries the stride)
+            model["conv_dilation"] = int(pick("conv_dilation", space.conv_dilation)) if conv_layers > 1 else 1
     n_lstm = int(pick("lstm_layers", space.lstm_layers))
     model["lstm_units"] = tuple(int(pick(f"lstm_units_{i}", space.lstm_units)) for i in range(n_lstm))
     model["dropout"] = float(pick("dropout", space.dropout))
