@@ -428,10 +428,17 @@ def _progress_line(
     )
 
 
-def run_search(study: Any, objective: _Objective, opts: TuneOptions, echo: Callable[[str], None]) -> int:
+def run_search(
+    study: Any,
+    objective: _Objective,
+    opts: TuneOptions,
+    echo: Callable[[str], None],
+    after_trial: Callable[[], None] = lambda: None,
+) -> int:
     """Run trials until the study holds ``opts.n_trials`` or the time budget is spent. Returns the
-    number of trials this process ran. Ctrl-C: the running trial is marked failed ("interrupted"),
-    finished trials stay in the study, and TuneInterrupted is raised."""
+    number of trials this process ran; ``after_trial()`` runs after each (the leaderboard so far).
+    Ctrl-C: the running trial is marked failed ("interrupted"), finished trials stay in the study,
+    and TuneInterrupted is raised."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -471,6 +478,7 @@ def run_search(study: Any, objective: _Objective, opts: TuneOptions, echo: Calla
         dur = time.monotonic() - t0
         durations.append(dur)
         echo(_progress_line(study, finished[0], dur, started, durations, opts))
+        after_trial()
     return ran
 
 
@@ -534,10 +542,18 @@ def tune(
         echo("[tune] warning: one subject only: folds over recordings, so scores are not subject-wise")
     objective = _Objective(plan, base, space, opts, echo)
     objective.url = url
-    ran = run_search(study, objective, opts, echo)
-    notes: list[str] = []
-    if opts.search_only:
-        board = tune_report.build_leaderboard(study, {}, opts, winner=None)
+
+    def leaderboard_so_far() -> list[dict[str, Any]]:
+        measured = study.user_attrs.get(tune_final.MEASURED_ATTR, {})
+        board = tune_report.build_leaderboard(study, measured, opts, winner=None)
         tune_report.write_leaderboard(board, out, opts)
-        return TuneResult(out, board, None, None, None, ran, notes)
+        return board
+
+    try:
+        ran = run_search(study, objective, opts, echo, after_trial=leaderboard_so_far)
+    except TuneInterrupted:
+        leaderboard_so_far()
+        raise
+    if opts.search_only:
+        return TuneResult(out, leaderboard_so_far(), None, None, None, ran, [])
     return tune_final.finalize(study, plan, opts, out, echo, ran)
