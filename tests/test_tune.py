@@ -215,18 +215,18 @@ def test_pruning_after_a_bad_fold_and_duplicates(tmp_path: Path, sim_dir: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import har.training.cv as cv
 
-    fake = _ScriptedCV([[0.9, 0.9, 0.9]] * 3 + [[0.1, 0.9, 0.9]])  # 3 good trials, then bad first folds
+    fake = _ScriptedCV([[0.9, 0.9, 0.9]] * 5 + [[0.1, 0.1, 0.9]])  # 5 good trials, then 2 bad folds
     monkeypatch.setattr(cv, "run_cv", fake)
     space = SearchSpace.from_dict({**TINY_SPACE, "lstm_units": [4, 8, 12, 16, 24, 32]})
     lines: list[str] = []
-    opts = TuneOptions(trials=6, folds=3, rate_hz=25, search_only=True, seed=3)
+    opts = TuneOptions(trials=8, folds=3, rate_hz=25, search_only=True, seed=3)
     tune([sim_dir], tmp_path / "o", opts, space=space, echo=lines.append)
     trials = _study(tmp_path / "o").trials
     real = [t for t in trials if "duplicate_of" not in t.user_attrs]
-    assert len(real) >= 4
-    for t in real[3:]:
-        assert t.state.name == "PRUNED" and t.user_attrs["note"] == "pruned after fold 1"
-    assert fake.folds_run[:3] == [3, 3, 3] and set(fake.folds_run[3:]) == {1}  # folds 2, 3 of bad trials never ran
+    assert len(real) >= 6
+    for t in real[5:]:
+        assert t.state.name == "PRUNED" and t.user_attrs["note"] == "pruned after fold 2"
+    assert fake.folds_run[:5] == [3] * 5 and set(fake.folds_run[5:]) == {2}  # fold 3 of bad trials never ran
     for t in trials:
         if "duplicate_of" in t.user_attrs:  # a repeated configuration is not trained again
             assert t.state.name == "PRUNED" and t.params == trials[t.user_attrs["duplicate_of"]].params

@@ -1,8 +1,8 @@
 """Finalists of `har tune`: train on all the data, export to int8 TFLite, measure, pick the winner.
 
-A finalist is one of the best complete trials by cross-validated accuracy. It is trained on every
-recording of DATA (no test split: its score is the cross-validation estimate) for the number of
-epochs the folds' early stopping chose, written as a normal model directory
+A finalist is one of the best complete trials by cross-validated accuracy. It is trained on all of
+DATA (no test split: its score is the cross-validation estimate) except the validation part early
+stopping watches (:func:`validation_split`), written as a normal model directory
 (``DIR/finalists/trial-NNNN``), exported with :func:`har.training.convert.export_bundle` (int8,
 builtin ops, verified against Keras as `har deploy` does) to ``DIR/finalists/trial-NNNN-int8``, and
 the bundle's ``model.tflite`` size and median single-thread latency per window in this machine's
