@@ -475,7 +475,7 @@ def run_search(
                 n_trials=1,
                 catch=(TuneError,),
                 gc_after_trial=True,
-                callbacks=[lambda _study, frozen: finished.append(frozen)],  # noqa: B023
+                callbacks=[lambda _study, frozen: finished.append(frozen)],
             )
         except KeyboardInterrupt:
             kept = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
