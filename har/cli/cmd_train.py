@@ -28,7 +28,7 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
-_CONFIG_COMPATIBLE = {"data", "out", "test", "test_subjects", "overwrite", "config_file"}
+_CONFIG_COMPATIBLE = {"data", "out", "test", "test_subjects", "overwrite", "config_file", "force"}
 
 
 def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
@@ -250,6 +250,9 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
     help="Train with the TrainConfig in this JSON file (e.g. OUT/configs/trial-NNNN.json or an entry of "
     "leaderboard.json from `har tune`); only --test and --test-subjects may be given with it.",
 )
+@click.option("--force", is_flag=True,
+              help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
+              "with classes that have no test windows, with warnings  [default: refuse before training].")
 def train_cmd(
     data: tuple[Path, ...],
     out: Path,
@@ -287,6 +290,7 @@ def train_cmd(
     seed: int,
     overwrite: bool,
     config_file: Path | None = None,
+    force: bool = False,
 ) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
 
@@ -342,10 +346,14 @@ def train_cmd(
         config = _config_from_file(config_file, test_subjects)
     from har.training.train import REPORT_TXT, train
 
-    result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo)
+    result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo,
+                   force=force)
     m = result.metadata.metrics
     click.echo(f"accuracy: {m['accuracy']:.4f}")
-    click.echo(f"macro-F1: {m['macro_f1']:.4f}  ({m['n_test_windows']} test windows)")
+    from har.scoring.metrics import macro_f1_note
+
+    note = macro_f1_note(result.metrics.get("metrics", {}))
+    click.echo(f"macro-F1: {m['macro_f1']:.4f}  ({m['n_test_windows']} test windows){note}")
     cv = result.metrics.get("cv")
     if cv:
         click.echo(
