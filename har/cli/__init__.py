@@ -45,6 +45,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "run": "cmd_run",
     "simulate": "cmd_simulate",
     "train": "cmd_train",
+    "tune": "cmd_tune",
 }
 
 
