@@ -64,6 +64,10 @@ class SerialSource(SampleSource):
             about once per hop, just after that sample is due. Once the rate is known the pause
             is shortened so that one pause never gathers more than ``BACKLOG_BYTES`` of full-width
             lines (the OS buffer of a tty holds about 4 kB).
+
+    ``session`` is the :class:`~har.wire.session.WireSession` the reader thread feeds; it shares
+    :attr:`info` and :attr:`stats` with this source (``stats.samples`` counts what
+    :meth:`blocks` yielded).
     """
 
     READ_INTERVAL_S = 0.02  # pause between reads (s) unless a backlog is waiting: ~50 reads/s at any rate
