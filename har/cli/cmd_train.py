@@ -28,7 +28,7 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
-_CONFIG_COMPATIBLE = {"data", "out", "test", "test_subjects", "overwrite", "config_file", "force"}
+_CONFIG_COMPATIBLE = {"data", "out", "test", "test_subjects", "overwrite", "config_file", "force", "reference"}
 
 
 def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
