@@ -24,7 +24,11 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a device install (the edge extra) has no tqdm: no bar
+        yield None
+        return
 
     bar: Any = None
 
@@ -71,7 +75,10 @@ def replay_cmd(
 
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
-    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=not exact)
+    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=not exact,
+                                       probe=True)
+    if clf.runtime_choice is not None:
+        click.echo(clf.runtime_choice.line, err=True)
     with _progress_bar() as progress:
         res = replay(clf, recording, exact=exact, progress=progress)
     if smooth is not None or min_duration is not None:

@@ -80,7 +80,10 @@ def run_cmd(
 
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
-    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=False)
+    # the runtime is proven in a child process first: a runtime that crashes never takes this one down
+    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=False, probe=True)
+    if clf.runtime_choice is not None:
+        click.echo(clf.runtime_choice.line, err=True)
     smoothing = resolve_smoothing(clf.metadata.smoothing, smooth, min_duration)
     # a stalled device is waited for (run_live reports it); NaN/inf samples are dropped by the classifier
     source = open_source(port=port, file=file, baud=baud, speed=(speed or None) if file else None,
