@@ -215,6 +215,30 @@ def _check_model(rep: DoctorReport, bundle: Path, meta: Any, runtime: str) -> No
     )
 
 
+def _check_bundles(rep: DoctorReport, bundle: Path) -> None:
+    """In a har home (`har push --install`): which bundle is active and which one a rollback
+    would bring back."""
+    home = bundle.parent if bundle.name == "current" else bundle.parent.parent
+    cur, prev = home / "current", home / "previous"
+    if not (cur.is_symlink() and (home / "bundles").is_dir()):
+        return
+
+    def describe(link: Path) -> str:
+        target = link.resolve()
+        try:
+            from har.artifacts.metadata import load_metadata
+
+            meta = load_metadata(target)
+            created = f", created {meta.created}" if getattr(meta, "created", None) else ""
+            return f"{target.name} ({len(meta.classes)} classes{created})"
+        except Exception:  # noqa: BLE001 - a broken previous bundle is still worth naming
+            return f"{target.name} (unreadable)"
+
+    n = sum(1 for d in (home / "bundles").iterdir() if d.is_dir() and not d.name.startswith("."))
+    prev_s = describe(prev) if prev.is_symlink() else "none"
+    rep.add("bundles", OK, f"active {describe(cur)}; previous {prev_s}; {n} in {home / 'bundles'}")
+
+
 def _user_name() -> str:
     try:
         import pwd
@@ -323,6 +347,7 @@ def doctor(bundle: Path | None = None, port: str | None = None) -> DoctorReport:
     _check_tensorflow(rep, runtime)
     if bundle is not None:
         _check_bundle(rep, Path(bundle), runtime)
+        _check_bundles(rep, Path(bundle))
     _check_port(rep, port)
     _check_disk(rep, Path(bundle) if bundle is not None else Path.cwd())
     return rep
