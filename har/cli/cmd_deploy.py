@@ -78,8 +78,10 @@ def deploy_cmd(
         quantize = "int8" if target == "mcu" else "fp32"
     if target == "mcu" and quantize != "int8":
         raise DeployError("--target mcu needs --quantize int8 (TensorFlow Lite Micro runs the full-integer model)")
-    if (service or device_port or install) and not to:
-        raise DeployError("--service, --port and --install go with --to [USER@]HOST:/PATH")
+    if (service or device_port) and not to:
+        raise DeployError("--service and --port go with --to [USER@]HOST:/PATH")
+    if install and not to:
+        raise DeployError("--install goes with --to [USER@]HOST:/PATH")
     if (offline or runtime) and not install:
         raise DeployError("--offline and --runtime go with --install")
     cfg = ExportConfig(quantize=quantize, calibration_windows=calibration_windows)
