@@ -249,7 +249,8 @@ def choose_runtime(
     model_path: str | os.PathLike[str] | None, num_threads: int = 1, use_cache: bool = True
 ) -> RuntimeChoice:
     """The first runtime that loads ``model_path`` and runs it, each tried in a child process
-    (``model_path`` None: the first that imports there; never cached).
+    (``model_path`` None: the first that imports there; never cached). ``use_cache`` False probes
+    afresh (and still records the result).
 
     Never raises for a broken runtime (it is a reason in ``skipped``); ``name`` is None when none
     works. Raises RuntimeInferenceError for a missing or invalid model file or a bad HAR_RUNTIME."""
@@ -260,11 +261,9 @@ def choose_runtime(
         head = p.read_bytes()[:8]
         if len(head) < 8 or head[4:8] != b"TFL3":
             raise RuntimeInferenceError(f"{p} is not a valid TFLite model (bad file identifier; re-run `har deploy`)")
-    else:
-        use_cache = False
     cands = _candidates()
-    key = _cache_key(p, cands) if use_cache and p is not None else ""
-    if use_cache:
+    key = _cache_key(p, cands) if p is not None else ""
+    if use_cache and key:
         hit = _cache_read(key)
         if hit is not None:
             return hit
@@ -287,7 +286,7 @@ def choose_runtime(
         skipped[name] = reason
     if chosen is None:
         chosen = RuntimeChoice(None, None, skipped, probe_ms=total_ms, model_loaded=p is not None)
-    if use_cache:
+    if key:  # written even when not read (`har doctor` proves afresh; `har run` then starts from it)
         _cache_write(key, chosen)
     return chosen
 
