@@ -1,10 +1,12 @@
 """`har doctor`: can this machine run a bundle? One line per check, each ok / warn / fail.
 
 Checks the Python version, the TFLite runtime (ai-edge-litert, tflite-runtime, or TensorFlow's
-``tf.lite`` as a last resort), numpy (tflite-runtime needs numpy < 2), that TensorFlow is not
-needed, a bundle's checksums and that its model loads and classifies one window, serial port
-access and free disk space. TensorFlow is imported only when it is the sole runtime and a bundle
-is given (never at import time); a serial port is never opened (opening resets many boards)."""
+``tf.lite`` as a last resort, each tried in a child process by `choose_runtime`, so a runtime
+that crashes fails the check instead of doctor), numpy (tflite-runtime needs numpy < 2), that
+TensorFlow is not needed, a bundle's checksums and that its model loads and classifies one
+window, the active and previous bundles of a har home, serial port access and free disk space.
+TensorFlow is imported in this process only when it is the runtime that works and a bundle is
+given (never at import time); a serial port is never opened (opening resets many boards)."""
 
 from __future__ import annotations
 
