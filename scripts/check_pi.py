@@ -70,6 +70,8 @@ def root_sshd(root: Path, run: Path) -> Iterator[Path]:
     ssh_dir.mkdir(parents=True, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(Path(str(user_key) + ".pub").read_text())
     subprocess.run(["chroot", str(root), "chown", "-R", "pi:pi", "/home/pi/.ssh"], check=True)
+    # useradd leaves the account locked ("!"), which sshd refuses even for keys: no password, unlocked
+    subprocess.run(["chroot", str(root), "usermod", "-p", "*", "pi"], check=True)
     (root / "run" / "sshd").mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = run / "sshd.log"

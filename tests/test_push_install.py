@@ -173,11 +173,16 @@ def test_service_supervisor_and_a_service_that_does_not_come_up(
                     install_har=False, echo=lines.append)
         assert "\n" not in str(e.value)
         assert _active(home) == good
+        assert pty in (home / "har-supervise.sh").read_text()  # restarted as it ran before, on its port
     finally:
+        pid = int((home / "har-supervise.pid").read_text()) if (home / "har-supervise.pid").exists() else None
         stop_service(sshd.target(home), sshd.ssh_options)
         emu.terminate()
         emu.wait(10)
     assert not (home / "har-supervise.pid").exists()
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):  # the loop and its `har run` are gone
+        os.killpg(pid, 0)
 
 
 # --- bad input: one line each, the previous bundle still active ----------------------------------

@@ -453,26 +453,41 @@ done
 """
 
 
-def _service_start(remote: _Remote, dev: DeviceInfo, port: str, baud: int, echo: Echo) -> str:
-    """(Re)start the service on `current`; "systemd" or "supervisor"."""
+def _write_keeping_previous(remote: _Remote, path: str, text: str | None) -> None:
+    """Write ``path`` (keeping the old one as ``path.prev``), or with ``text`` None put ``.prev`` back."""
+    q, prev = shlex.quote(path), shlex.quote(path + ".prev")
+    if text is None:
+        remote.sh(f"[ -f {prev} ] && mv -f -- {prev} {q} || true", what="restoring " + path)
+        return
+    remote.sh(f"[ -f {q} ] && cp -p -- {q} {prev}; cat > {q}.new && mv -f -- {q}.new {q}", input_text=text,
+              what="writing " + path)
+
+
+def _service_start(
+    remote: _Remote, dev: DeviceInfo, port: str, baud: int, echo: Echo, restore: bool = False
+) -> str:
+    """(Re)start the service on `current`; "systemd" or "supervisor". ``restore`` puts back the
+    unit / supervisor script of the previous start (its port and baud) instead of writing new ones."""
     from har.deploy.service import UNIT_NAME, install_commands, render_unit
 
     home = dev.path
     har = f"{home}/venv/bin/har"
     if dev.systemd and dev.root_or_sudo:
-        unit = render_unit(f"{home}/current", port, dev.user, har, cache_dir=True)
-        remote.sh(f"cat > {shlex.quote(home + '/' + UNIT_NAME)}", input_text=unit, what="copying the service unit")
+        unit = None if restore else render_unit(f"{home}/current", port, dev.user, har, cache_dir=True)
+        _write_keeping_previous(remote, f"{home}/{UNIT_NAME}", unit)
         cmds = install_commands(f"{home}/{UNIT_NAME}", sudo=dev.user != "root")
         script = " && ".join(c.replace("sudo ", "sudo -n ", 1) for c in cmds)
         remote.sh(script + f" && {'sudo -n ' if dev.user != 'root' else ''}systemctl restart {UNIT_NAME}",
                   what="installing the service")
         return "systemd"
-    why = "systemd is not running" if not dev.systemd else "no root or password-less sudo for systemctl"
-    echo(f"{why} on {remote.target.host}: running `har run` under a small supervisor (har-supervise.sh, restart on "
-         "failure, not started at boot)")
+    if not restore:
+        why = "systemd is not running" if not dev.systemd else "no root or password-less sudo for systemctl"
+        echo(f"{why} on {remote.target.host}: running `har run` under a small supervisor (har-supervise.sh, restart "
+             "on failure, not started at boot)")
     cmd = shlex.join([har, "run", f"{home}/current", "--port", port, "--baud", str(baud), "--json"])
-    script = _SUPERVISE.format(home=shlex.quote(home), cmd=cmd, log=shlex.quote(home + "/har-run.log"))
-    remote.sh(f"cat > {shlex.quote(home + '/har-supervise.sh')}", input_text=script, what="copying the supervisor")
+    script = None if restore else _SUPERVISE.format(home=shlex.quote(home), cmd=cmd,
+                                                    log=shlex.quote(home + "/har-run.log"))
+    _write_keeping_previous(remote, f"{home}/har-supervise.sh", script)
     _service_stop(remote, dev)
     remote.sh(f"cd -- {shlex.quote(home)} && : > har-run.log && "
               "(setsid sh har-supervise.sh </dev/null >/dev/null 2>&1 & echo $! > har-supervise.pid)",
@@ -481,12 +496,14 @@ def _service_start(remote: _Remote, dev: DeviceInfo, port: str, baud: int, echo:
 
 
 def _service_stop(remote: _Remote, dev: DeviceInfo) -> None:
-    """Stop the supervisor (its whole process group: the shell loop and `har run`, SIGTERM first)."""
+    """Stop the supervisor (its whole process group: the shell loop and `har run`; SIGTERM, which
+    `har run` ends cleanly on with its summary, then SIGKILL after 30 s). No ``--`` for kill: dash's
+    builtin takes none."""
     pidf = shlex.quote(dev.path + "/har-supervise.pid")
     remote.sh(f"""[ -f {pidf} ] || exit 0
-pid=$(cat {pidf}); kill -TERM -- -"$pid" 2>/dev/null
-for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -"$pid" 2>/dev/null || break; sleep 0.5; done
-kill -KILL -- -"$pid" 2>/dev/null; rm -f {pidf}; exit 0""", what="stopping the supervisor", allow=(0, 1))
+pid=$(cat {pidf}); kill -TERM -"$pid" 2>/dev/null
+for i in $(seq 1 60); do kill -0 -"$pid" 2>/dev/null || break; sleep 0.5; done
+kill -KILL -"$pid" 2>/dev/null; rm -f {pidf}; exit 0""", what="stopping the supervisor", allow=(0, 1))
 
 
 def _service_up(remote: _Remote, dev: DeviceInfo, kind: str, wait_s: float = SERVICE_UP_S) -> str | None:
@@ -661,7 +678,7 @@ def _put_back(
     if old_venv:
         _link(remote, dev.path, "venv", old_venv)
     if old_current and old_current != new_bundle and kind != "none":
-        _service_start(remote, dev, port, baud, echo)
+        _service_start(remote, dev, port, baud, echo, restore=True)
     echo(f"Put back {Path(old_current).name}." if old_current and old_current != new_bundle else
          "Nothing to put back: the service is stopped.")
 
