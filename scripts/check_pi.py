@@ -111,14 +111,18 @@ def ssh(cfg: Path, script: str, timeout: float = 900) -> subprocess.CompletedPro
 
 
 @contextlib.contextmanager
-def emulator() -> Iterator[str]:
-    p = subprocess.Popen([*HAR, "emulate", str(RECORDING), "--loop"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True, cwd=HERE)
+def emulator(delay: float = 0.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`har emulate` of a recording on a pty; streams after ``delay`` s. Its stderr (with the final
+    tx_dropped count) is readable after the block."""
+    err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: an undrained pipe would block it
+    p = subprocess.Popen([*HAR, "emulate", str(RECORDING), "--loop", "--delay", str(delay)],
+                         stdout=subprocess.PIPE, stderr=err, text=True, cwd=HERE)
+    p.stderr_file = err  # type: ignore[attr-defined]
     try:
         assert p.stdout is not None
         pty = p.stdout.readline().strip()
         os.chmod(pty, 0o666)  # the root's user pi opens it through the bind-mounted /dev/pts
-        yield pty
+        yield pty, p
     finally:
         p.terminate()
         p.wait(10)
@@ -156,25 +160,44 @@ def check_runtime(rt: str, cfg: Path, root: Path, pty: str, live_s: float, limit
     if not runtime_detail.startswith(rt):
         fails.append(f"{rt}: the device runs {runtime_detail}")
 
-    # live: the supervisor's `har run --port` has read the host's emulator since the install; give it
-    # live_s seconds, then stop it (SIGTERM: har run ends cleanly and writes its summary)
-    time.sleep(live_s)
+    # the service: its `har run` has read the emulator's pty since the install; stop it (SIGTERM:
+    # har run ends cleanly with its summary)
     from har.deploy.install import stop_service
 
     stop_service(f"harpi:{home}", ["-F", str(cfg)])
     log = (root / home.lstrip("/") / "har-run.log").read_text(errors="replace")
-    preds = [ln for ln in log.splitlines() if ln.startswith('{"t"')]
-    summ = [json.loads(ln)["summary"] for ln in log.splitlines() if ln.startswith('{"summary"')]
+    n_service = len([ln for ln in log.splitlines() if ln.startswith('{"t"')])
+    say(f"[{rt}] service (supervisor) made {n_service} predictions before it was stopped")
+    if not n_service:
+        fails.append(f"{rt}: the service made no prediction")
+
+    # live: a fresh emulator that starts streaming only after `har run` there has opened its pty
+    # (a pty nobody reads fills up and the emulator drops lines, like a UART FIFO: that loss would
+    # be the check's, not har's), read for live_s seconds; zero lost samples on both ends
+    delay = 45.0
+    with emulator(delay) as (pty2, emu):
+        t_start = time.monotonic()
+        r = ssh(cfg, f"{home}/venv/bin/har run {home}/current --port {pty2} --duration {delay + live_s + 5:.0f} --json",
+                timeout=delay + live_s + 300)
+        late = time.monotonic() - t_start
+    emu.stderr_file.seek(0)  # type: ignore[attr-defined]
+    emu_stderr = emu.stderr_file.read()  # type: ignore[attr-defined]
+    preds = [ln for ln in r.stdout.splitlines() if ln.startswith('{"t"')]
+    summ = [json.loads(ln)["summary"] for ln in r.stderr.splitlines() if ln.startswith('{"summary"')]
+    tx_dropped = [int(w.split("=", 1)[1]) for w in emu_stderr.split() if w.startswith("tx_dropped=")]
     if not summ:
-        fails.append(f"{rt}: har run on the pty wrote no summary (log tail: {log[-300:]!r})")
+        fails.append(f"{rt}: har run --port wrote no summary: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     else:
         s = summ[-1]
-        say(f"[{rt}] live on {pty}: {s.get('samples')} samples in {s.get('elapsed_s')} s, {len(preds)} predictions, "
-            f"{s.get('dropped')} lost, {s.get('gaps')} gap(s), {s.get('invalid')} invalid")
-        if s.get("elapsed_s", 0) < live_s:
-            fails.append(f"{rt}: live run lasted {s.get('elapsed_s')} s < {live_s} s")
-        if s.get("dropped") or s.get("gaps"):
-            fails.append(f"{rt}: live run lost samples ({s.get('dropped')} lost, {s.get('gaps')} gaps)")
+        streamed = s.get("samples", 0) / 50.0
+        say(f"[{rt}] live on {pty2}: {s.get('samples')} samples ({streamed:.1f} s of stream), {len(preds)} "
+            f"predictions, {s.get('dropped')} lost, {s.get('gaps')} gap(s), {s.get('invalid')} invalid; emulator: "
+            f"{tx_dropped[-1] if tx_dropped else 0} lines dropped for want of a reader (run took {late:.0f} s)")
+        if streamed < live_s:
+            fails.append(f"{rt}: live run read {streamed:.1f} s of stream < {live_s} s")
+        if s.get("dropped") or s.get("gaps") or (tx_dropped and tx_dropped[-1]):
+            fails.append(f"{rt}: live run lost samples ({s.get('dropped')} lost, {s.get('gaps')} gaps, "
+                         f"{tx_dropped[-1] if tx_dropped else 0} dropped by the emulator)")
         if not preds:
             fails.append(f"{rt}: live run made no prediction")
 
@@ -219,7 +242,7 @@ def main() -> int:
         r = ssh(cfg, "uname -m; python3 --version")
         say(f"device over ssh: {' '.join(r.stdout.split())}")
         for rt in a.runtimes.split(","):
-            with emulator() as pty:  # a fresh stream per runtime: nothing queued while nobody read
+            with emulator() as (pty, _):  # the service's stream
                 fails += check_runtime(rt, cfg, a.root, pty, a.live_seconds, a.venv_limit_mb, host)
     say("not exercised here: systemd (no systemd as PID 1 in a chroot: --service ran `har run` under "
         "har-supervise.sh instead), boot start, real serial hardware, device timings")
