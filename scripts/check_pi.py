@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -112,8 +113,8 @@ def ssh(cfg: Path, script: str, timeout: float = 900) -> subprocess.CompletedPro
 
 @contextlib.contextmanager
 def emulator(delay: float = 0.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`har emulate` of a recording on a pty; streams after ``delay`` s. Its stderr (with the final
-    tx_dropped count) is readable after the block."""
+    """`har emulate` of a recording on a pty. Its stderr (with the final tx_dropped count) is in
+    ``stderr_file`` after the block."""
     err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: an undrained pipe would block it
     p = subprocess.Popen([*HAR, "emulate", str(RECORDING), "--loop", "--delay", str(delay)],
                          stdout=subprocess.PIPE, stderr=err, text=True, cwd=HERE)
@@ -124,8 +125,28 @@ def emulator(delay: float = 0.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         os.chmod(pty, 0o666)  # the root's user pi opens it through the bind-mounted /dev/pts
         yield pty, p
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGCONT)  # a paused emulator would not act on SIGTERM
         p.terminate()
         p.wait(10)
+
+
+def _wait_open(pty: str, exclude: set[int], timeout: float) -> bool:
+    """Wait until a process (other than ``exclude``) has ``pty`` open: /proc/*/fd, as seen from here
+    (inside the root it shows under the root's path)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+            try:
+                if int(fd_dir.parent.name) in exclude:
+                    continue
+                for fd in fd_dir.iterdir():
+                    if os.readlink(fd).endswith(pty):
+                        return True
+            except (OSError, ValueError):
+                continue
+        time.sleep(0.2)
+    return False
 
 
 def host_replay() -> dict:
@@ -171,15 +192,24 @@ def check_runtime(rt: str, cfg: Path, root: Path, pty: str, live_s: float, limit
     if not n_service:
         fails.append(f"{rt}: the service made no prediction")
 
-    # live: a fresh emulator that starts streaming only after `har run` there has opened its pty
-    # (a pty nobody reads fills up and the emulator drops lines, like a UART FIFO: that loss would
-    # be the check's, not har's), read for live_s seconds; zero lost samples on both ends
-    delay = 45.0
-    with emulator(delay) as (pty2, emu):
+    # live: a fresh emulator, paused (SIGSTOP) right after it made its pty and resumed once `har run`
+    # there has the pty open (a pty nobody reads fills up and the emulator drops lines, like a UART
+    # FIFO: that loss would be the check's, not har's; after a pause it does not burst). Read for
+    # live_s seconds; zero lost samples on both ends.
+    with emulator() as (pty2, emu):
+        os.kill(emu.pid, signal.SIGSTOP)
         t_start = time.monotonic()
-        r = ssh(cfg, f"{home}/venv/bin/har run {home}/current --port {pty2} --duration {delay + live_s + 5:.0f} --json",
-                timeout=delay + live_s + 300)
+        run = subprocess.Popen(
+            ["ssh", "-F", str(cfg), "harpi",
+             f"{home}/venv/bin/har run {home}/current --port {pty2} --duration {live_s + 5:.0f} --json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        opened = _wait_open(pty2, exclude={emu.pid}, timeout=300)
+        os.kill(emu.pid, signal.SIGCONT)
+        out, err = run.communicate(timeout=live_s + 300)
+        r = subprocess.CompletedProcess(run.args, run.returncode, out, err)
         late = time.monotonic() - t_start
+        if not opened:
+            fails.append(f"{rt}: har run did not open {pty2} within 300 s")
     emu.stderr_file.seek(0)  # type: ignore[attr-defined]
     emu_stderr = emu.stderr_file.read()  # type: ignore[attr-defined]
     preds = [ln for ln in r.stdout.splitlines() if ln.startswith('{"t"')]
