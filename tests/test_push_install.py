@@ -119,7 +119,40 @@ def test_install_again_is_idempotent(sshd: SshServer, home: Path, bundles: dict[
     data = json.loads(out[out.index("{\n"):])
     assert data["venv_reused"] and data["previous"] is None and data["doctor"]["ok"]
     assert (home / "venv").resolve() == venv_before
-    assert "already on the device" in out and "already complete" in out
+    assert "already on the device" in out and "already holds this har" in out
+
+
+def test_newer_har_upgrades_in_place(
+    sshd: SshServer, home: Path, bundles: dict[str, Path], wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed har wheel (here: the real one plus one module) goes into the same venv in place."""
+    import zipfile
+
+    from har.deploy import install as install_mod
+
+    real_build = install_mod.build_wheel
+
+    def newer(out_dir: Path, echo=print) -> Path:  # noqa: ANN001
+        w = real_build(out_dir, echo)
+        with zipfile.ZipFile(w, "a") as z:
+            z.writestr("har/_newer_marker.py", "NEWER = True\n")
+        return w
+
+    monkeypatch.setattr(install_mod, "build_wheel", newer)
+    venv_before = (home / "venv").resolve()
+    lines: list[str] = []
+    res = install(bundles["a"], sshd.target(home), sshd.ssh_options, offline=True, wheelhouse=wheelhouse,
+                  python=SYSTEM_PY, echo=lines.append)
+    assert any("Upgrading har in place" in ln for ln in lines), lines
+    assert (home / "venv").resolve() == venv_before and res.doctor and res.doctor["ok"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's har, not this checkout
+    r = subprocess.run([str(home / "venv" / "bin" / "python"), "-c", "import har._newer_marker as m; print(m.NEWER)"],
+                       capture_output=True, text=True, env=env, cwd="/")  # not this checkout's har
+    assert r.stdout.strip() == "True", r.stderr
+    monkeypatch.undo()  # and back to this checkout's har (also in place)
+    install(bundles["a"], sshd.target(home), sshd.ssh_options, offline=True, wheelhouse=wheelhouse,
+            python=SYSTEM_PY, echo=lines.append)
+    assert (home / "venv").resolve() == venv_before
 
 
 def test_update_failed_update_and_rollback(sshd: SshServer, home: Path, bundles: dict[str, Path]) -> None:

@@ -404,24 +404,51 @@ def _pip(remote: _Remote, py: str, args: Sequence[str], what: str) -> None:
 
 
 def _make_venv(
-    remote: _Remote, dev: DeviceInfo, key: str, wheel_remote: str, runtime: str, offline: bool, python: str,
-    echo: Echo,
-) -> str:
-    """venvs/<key> with har and ``runtime`` (built in a temporary dir, renamed when complete)."""
+    remote: _Remote, dev: DeviceInfo, key: str, wheel_remote: str, wheel_sha: str, runtime: str, offline: bool,
+    python: str, echo: Echo,
+) -> tuple[str, str | None]:
+    """venvs/<key> with ``runtime`` and the har wheel ``wheel_remote``: reused as it is when it holds
+    that wheel already; a newer har is upgraded in place there (the runtime and numpy stay); else
+    made afresh and marked complete at the end (a venv is not relocatable: absolute shebangs).
+
+    Returns ``(venv path, the har wheel it held before an in-place upgrade or None)``."""
     final = f"{dev.path}/venvs/{key}"
-    done = remote.sh(f"[ -e {shlex.quote(final + '/.complete')} ] && echo yes || true", what="checking venvs")
-    if "yes" in done:
-        echo(f"venv {key} ({runtime}) is already complete on the device.")
-        return final
-    # A venv is not relocatable (absolute shebangs): build it in place, mark it complete at the end.
-    echo(f"Creating a venv with har and {runtime} on {remote.target.host} ({'offline' if offline else 'online'}) ...")
-    remote.sh(f"rm -rf -- {shlex.quote(final)} && mkdir -p -- {shlex.quote(dev.path + '/venvs')} && "
-              f"{shlex.quote(python)} -m venv -- {shlex.quote(final)}", what="python3 -m venv")
+    q = shlex.quote(final)
+    state = _kv(remote.sh(f"[ -e {q}/.complete ] && echo complete=1; [ -f {q}/.har-wheel ] && cat {q}/.har-wheel; true",
+                          what="checking venvs"))
     py = f"{final}/bin/python"
     src = ["--no-index", "--find-links", f"{dev.path}/wheels"] if offline else []
+    if state.get("complete"):
+        if state.get("sha") == wheel_sha:
+            echo(f"venv {key} ({runtime}) already holds this har on the device.")
+            return final, None
+        echo(f"Upgrading har in place in venv {key} ({runtime}) ...")
+        _pip(remote, py, ["--force-reinstall", "--no-deps", wheel_remote], "upgrading har")
+        _pip(remote, py, [*src, wheel_remote, *RUNTIME_SETS[runtime]], "checking har's dependencies")
+        _mark_wheel(remote, final, wheel_sha, wheel_remote)
+        return final, state.get("wheel") or None
+    echo(f"Creating a venv with har and {runtime} on {remote.target.host} ({'offline' if offline else 'online'}) ...")
+    remote.sh(f"rm -rf -- {q} && mkdir -p -- {shlex.quote(dev.path + '/venvs')} && "
+              f"{shlex.quote(python)} -m venv -- {q}", what="python3 -m venv")
     _pip(remote, py, [*src, wheel_remote, *RUNTIME_SETS[runtime]], f"installing har with {runtime}")
-    remote.sh(f"echo {shlex.quote(runtime)} > {shlex.quote(final + '/.complete')}", what="marking the venv")
-    return final
+    _mark_wheel(remote, final, wheel_sha, wheel_remote)
+    remote.sh(f"echo {shlex.quote(runtime)} > {q}/.complete", what="marking the venv")
+    return final, None
+
+
+def _mark_wheel(remote: _Remote, venv: str, sha: str, wheel: str) -> None:
+    out = shlex.quote(venv + "/.har-wheel")
+    remote.sh(f"printf 'sha=%s\\nwheel=%s\\n' {shlex.quote(sha)} {shlex.quote(wheel)} > {out}", what="marking the venv")
+
+
+def _restore_har(remote: _Remote, venv: str, old_wheel: str | None, echo: Echo) -> None:
+    """Undo an in-place upgrade: the har wheel the venv held before."""
+    if not old_wheel:
+        return
+    _pip(remote, f"{venv}/bin/python", ["--force-reinstall", "--no-deps", old_wheel], "restoring the previous har")
+    remote.sh(f"sed -i 's|^wheel=.*|wheel={old_wheel}|; s|^sha=.*|sha=restored|' {shlex.quote(venv + '/.har-wheel')}",
+              what="marking the venv", allow=(0, 1, 2))
+    echo(f"Restored the previous har in {venv}.")
 
 
 def _link(remote: _Remote, home: str, name: str, to: str | None) -> None:
@@ -579,6 +606,7 @@ def install(
     venv = old_venv
     chosen_runtime = ""
     reused = True
+    restore: tuple[str, str | None] = ("", None)  # (venv, har wheel to put back if this install fails)
     if install_har:
         with tempfile.TemporaryDirectory(prefix="har-install-") as tmp:
             wheel = build_wheel(Path(tmp) / "har", echo)
@@ -597,10 +625,13 @@ def install(
                     except DeployError as e:
                         reasons.append(f"{rt}: {e}")
                         continue
-                _copy(remote, dev, files, remote_wheels)
-                key = hashlib.sha256(f"{wsha} {rt} {dev.python} {dev.machine}".encode()).hexdigest()[:12]
+                _copy(remote, dev, files[1:], remote_wheels)
+                har_dir = f"{remote_wheels}/har-{wsha}"  # each har wheel kept apart: same name, other contents
+                _copy(remote, dev, files[:1], har_dir)
+                key = hashlib.sha256(f"{rt} {dev.python} {dev.machine}".encode()).hexdigest()[:12]
                 try:
-                    cand = _make_venv(remote, dev, key, f"{remote_wheels}/{wheel.name}", rt, offline, python, echo)
+                    cand, upgraded_from = _make_venv(remote, dev, key, f"{har_dir}/{wheel.name}", wsha, rt, offline,
+                                                     python, echo)
                 except DeployError as e:
                     if "no space" in str(e):
                         raise
@@ -611,14 +642,17 @@ def install(
                 if rt_check.get("status") == "fail" or not str(rt_check.get("detail", "")).startswith(rt):
                     reasons.append(f"{rt}: {rt_check.get('detail', 'runtime check failed')}")
                     echo(f"{rt} does not run the bundle on {host}: {rt_check.get('detail', '?')}")
+                    _restore_har(remote, cand, upgraded_from, echo)
                     continue
                 venv, chosen_runtime, reused = cand, rt, cand == old_venv
+                restore = (cand, upgraded_from)
                 break
             if venv is None or not chosen_runtime:
                 raise DeployError(f"no TFLite runtime runs on {host}: {' | '.join(reasons)}")
     # the new bundle under the venv that will run it: must pass doctor before it becomes active
     doc = _doctor(remote, f"{venv}/bin/har", new_bundle)
     if not doc.get("ok"):
+        _restore_har(remote, restore[0], restore[1], echo)
         raise DeployError(f"the new bundle fails har doctor on {host}: {_failures(doc)}"
                           + (f" (still active: {Path(old_current).name})" if old_current else ""))
     if not chosen_runtime:
@@ -634,6 +668,7 @@ def install(
         kind = _service_start(remote, dev, port or "", baud, echo)
         why = _service_up(remote, dev, kind)
         if why:
+            _restore_har(remote, restore[0], restore[1], echo)
             _put_back(remote, dev, old_current, old_venv, new_bundle, kind, port or "", baud, echo)
             raise DeployError(f"{why}; " + (f"put back {Path(old_current).name}" if old_current and
                                              old_current != new_bundle else "no previous bundle to put back"))
