@@ -7,11 +7,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from har.artifacts.metadata import METADATA_FILE, load_metadata
+from har.artifacts.layout import MANIFEST_FILE, METADATA_FILE, kind_of
+from har.artifacts.metadata import load_metadata
 from har.errors import DataError
 from har.recording.format import read_recording, sidecar_path
-
-MANIFEST_FILE = "manifest.json"
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -19,16 +18,17 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise DataError(f"no such file or directory: {p}")
-    if p.is_dir():
-        if (p / MANIFEST_FILE).exists():
-            from har.artifacts.bundle import describe_bundle
+    kind = kind_of(p)
+    if kind == "bundle":
+        from har.artifacts.bundle import describe_bundle
 
-            return {"kind": "bundle", "path": str(p), **describe_bundle(p)}
-        if (p / METADATA_FILE).exists():
-            return describe_model_dir(p)
-        raise DataError(f"{p} is neither a model directory (no {METADATA_FILE}) nor a bundle (no {MANIFEST_FILE})")
-    if p.suffix.lower() in (".csv", ".json"):
+        return {"kind": "bundle", "path": str(p), **describe_bundle(p)}
+    if kind == "model":
+        return describe_model_dir(p)
+    if kind == "recording":
         return describe_recording(p)
+    if p.is_dir():
+        raise DataError(f"{p} is neither a model directory (no {METADATA_FILE}) nor a bundle (no {MANIFEST_FILE})")
     raise DataError(f"{p}: not a recording (.csv), model directory or bundle")
 
 

@@ -2,9 +2,10 @@
 
 :class:`LiveClassifier` keeps the last window of samples in a preallocated ring buffer, fed
 :class:`~har.sources.base.SampleBlock` s from any source, and classifies every hop once a window
-is full. A break (``break_before``) or a sequence gap empties the buffer: no window spans a gap.
-When the source rate differs from the model's, samples are resampled on the fly (linear
-interpolation on the nominal timeline).
+is full. A break (``break_before``), a sequence gap or a time step that :func:`har.signal.is_break`
+calls a break empties the buffer: no window spans a gap. When the source rate differs from the
+model's, samples are resampled on the fly by :class:`har.signal.Resampler`, the very filter
+training used: the windows are bit for bit those of :func:`har.signal.make_windows`.
 
 Robustness policies (all counted in :class:`RunSummary`):
 
@@ -13,9 +14,9 @@ Robustness policies (all counted in :class:`RunSummary`):
   a non-finite value (nothing is interpolated or held). Counted as ``invalid``; the first one gives
   one warning.
 * **Time jumps** with ``seq`` continuing (a device that froze and resumed, as SerialSource stamps
-  it): a step of more than ``TIME_JUMP_PERIODS`` sample periods is a break (the same rule as
-  :meth:`har.recording.format.Recording.breaks`): the samples on either side are not contiguous in time,
-  so no window spans the pause.
+  it): a step of more than ``har.signal.BREAK_PERIODS`` sample periods, or a step that is not
+  positive, is a break (the rule of :meth:`har.recording.format.Recording.breaks`): the samples on
+  either side are not contiguous in time, so no window spans the pause.
 * **Stalls** (no samples for ``stall_s`` seconds while the source stays open): :func:`run_live`
   says so once (with the time), keeps waiting and says when samples resume. A vanished serial
   port is reopened by :class:`~har.sources.serial.SerialSource` (a break; ``reconnects``)."""
@@ -36,11 +37,10 @@ import numpy as np
 
 from har.runtime.classifier import WindowClassifier
 from har.runtime.smoothing import Smoother, SmoothingConfig
+from har.signal import Resampler, is_break, max_step_s, needs_resampling
 from har.sources.base import SampleBlock, SampleSource
 
 SMALL_BLOCK = 16  # samples; blocks up to this size try the scalar fast path of LiveClassifier.feed
-RATE_TOLERANCE = 0.01  # relative rate difference below which samples are used as they are
-TIME_JUMP_PERIODS = 2.5  # a time step over this many sample periods is a break (as Recording.breaks)
 STALL_WARN_S = 2.0  # seconds without samples before run_live reports a stalled stream
 
 
@@ -64,45 +64,6 @@ class Prediction:
         return d
 
 
-class _Resampler:
-    """Streaming linear interpolation from ``src_hz`` to ``dst_hz`` on one contiguous run."""
-
-    def __init__(self, src_hz: float, dst_hz: float) -> None:
-        self.step = src_hz / dst_hz  # source samples per output sample
-        self.reset()
-
-    def reset(self) -> None:
-        self._consumed = 0  # source samples seen in this run
-        self._next = 0.0  # source-index position of the next output sample
-        self._last_xyz: np.ndarray | None = None
-        self._last_t = 0.0
-
-    def push(self, t: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = t.shape[0]
-        if n == 0:
-            return t, xyz
-        k0 = self._consumed
-        if self._last_xyz is not None:
-            idx = np.arange(k0 - 1, k0 + n, dtype=np.float64)
-            tt = np.concatenate([[self._last_t], t])
-            aa = np.concatenate([self._last_xyz[None], xyz])
-        else:
-            idx = np.arange(k0, k0 + n, dtype=np.float64)
-            tt, aa = t, xyz
-        hi = float(k0 + n - 1)
-        m = int(np.floor((hi - self._next) / self.step)) + 1 if hi >= self._next else 0
-        pos = self._next + self.step * np.arange(m)
-        self._next += self.step * m
-        self._consumed += n
-        self._last_xyz = np.asarray(xyz[-1], dtype=np.float32).copy()
-        self._last_t = float(t[-1])
-        out_t = np.interp(pos, idx, tt)
-        out = np.empty((m, 3), dtype=np.float32)
-        for j in range(3):
-            out[:, j] = np.interp(pos, idx, aa[:, j])
-        return out_t, out
-
-
 class LiveClassifier:
     """Ring buffer + WindowClassifier: feed blocks, get predictions every hop."""
 
@@ -118,7 +79,7 @@ class LiveClassifier:
         self.hop = int(hop_samples or classifier.metadata.window.hop_samples)
         self.model_rate_hz = float(classifier.metadata.window.rate_hz)
         self.source_rate_hz: float | None = None
-        self.resampler: _Resampler | None = None
+        self.resampler: Resampler | None = None
         # Each sample is written twice (at i and i + window) so the last window is always the
         # contiguous slice buf[pos:pos + window] (no copy-on-read).
         self._buf = np.zeros((2 * self.window, classifier.n_channels), dtype=np.float32)
@@ -128,13 +89,15 @@ class LiveClassifier:
         self._fresh = True  # no prediction since the last reset: predict as soon as the window is full
         self._last_seq: int | None = None
         self._last_t = 0.0
-        self._max_dt = TIME_JUMP_PERIODS / self.model_rate_hz  # s; longer steps are breaks
+        self._break_rate = self.model_rate_hz  # Hz: the rate the break rule applies to
+        self._max_dt = max_step_s(self.model_rate_hz)  # s; longer steps are breaks
         self._dirty = False  # samples went in since the last reset
         self._tail_invalid = False  # the previous block ended with non-finite samples
         self._pend_t: list[np.ndarray] = []  # samples accepted by the plain path, not yet in the buffer
         self._pend_x: list[np.ndarray] = []
         self._pend_n = 0
         self.on_warning = on_warning
+        self._reset_hooks: list[Callable[[], Any]] = []
         self.warnings: list[str] = []  # at most one per kind
         self.resets = 0  # buffer resets caused by gaps, breaks, time jumps and invalid samples
         self.invalid = 0  # non-finite samples dropped
@@ -149,12 +112,18 @@ class LiveClassifier:
             return
         self.source_rate_hz = rate_hz
         m = self.model_rate_hz
-        self._max_dt = TIME_JUMP_PERIODS / float(rate_hz or m)
-        if rate_hz and abs(rate_hz - m) / m > RATE_TOLERANCE:
-            self.resampler = _Resampler(float(rate_hz), m)
+        self._break_rate = float(rate_hz or m)
+        self._max_dt = max_step_s(self._break_rate)
+        if rate_hz and needs_resampling(float(rate_hz), m):
+            self.resampler = Resampler(float(rate_hz), m)
         else:
             self.resampler = None
         self.reset()
+
+    def on_reset(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook()`` at every later :meth:`reset` (after the buffer was emptied), e.g. to
+        reset a smoother exactly where the windows restart."""
+        self._reset_hooks.append(hook)
 
     def reset(self) -> None:
         """Forget the buffered samples (after a gap or break)."""
@@ -165,6 +134,8 @@ class LiveClassifier:
         self._fresh = True
         if self.resampler is not None:
             self.resampler.reset()
+        for hook in self._reset_hooks:
+            hook()
 
     def _push(self, t: np.ndarray, xyz: np.ndarray) -> list[Prediction]:
         preds: list[Prediction] = []
@@ -203,10 +174,10 @@ class LiveClassifier:
         seq, t = np.asarray(block.seq).tolist(), tarr.tolist()
         max_dt = self._max_dt
         last = self._last_seq
-        if last is not None and (seq[0] != last + 1 or t[0] - self._last_t > max_dt):
+        if last is not None and (seq[0] != last + 1 or not 0 < t[0] - self._last_t <= max_dt):
             return None
         for i in range(1, n):
-            if seq[i] != seq[i - 1] + 1 or t[i] - t[i - 1] > max_dt:
+            if seq[i] != seq[i - 1] + 1 or not 0 < t[i] - t[i - 1] <= max_dt:
                 return None
         xyz = np.asarray(block.xyz, dtype=np.float32)
         if not all(map(math.isfinite, xyz.ravel().tolist())):
@@ -233,7 +204,7 @@ class LiveClassifier:
         else:
             need = max(1, self.hop - self._since - self._pend_n)
         if self.resampler is not None:
-            need = math.ceil(need * self.resampler.step)
+            need = max(1, self.resampler.inputs_for(need))
         return need
 
     def _flush(self) -> list[Prediction]:
@@ -267,10 +238,10 @@ class LiveClassifier:
         cut = np.zeros(n, dtype=bool)
         cut[0] = block.break_before or self._tail_invalid or (
             self._last_seq is not None
-            and (int(seq[0]) != self._last_seq + 1 or float(t[0]) - self._last_t > self._max_dt)
+            and (int(seq[0]) != self._last_seq + 1 or bool(is_break(float(t[0]) - self._last_t, self._break_rate)))
         )
         if n > 1:
-            cut[1:] = (np.diff(seq) != 1) | (np.diff(t) > self._max_dt)
+            cut[1:] = (np.diff(seq) != 1) | is_break(np.diff(t), self._break_rate)
         ok = np.isfinite(xyz).all(axis=1)
         all_ok = bool(ok.all())
         if not all_ok:
@@ -297,7 +268,7 @@ class LiveClassifier:
             ts, xs = t[s:stop], xyz[s:stop]
             self._dirty = True
             if self.resampler is not None:
-                ts, xs = self.resampler.push(ts, xs)
+                ts, xs, _ = self.resampler.push(ts, xs)
             preds.extend(self._push(ts, xs))
         return preds
 
@@ -376,14 +347,12 @@ class _SmoothingTap:
         self.seen = 0  # predictions smoothed so far (= index of the next one)
         self.resets_at: list[int] = []  # prediction index that follows each buffer reset
         smoother.reset()
-        base_reset = live.reset
 
-        def reset_and_mark() -> None:
-            base_reset()
+        def mark() -> None:
             if not self.resets_at or self.resets_at[-1] != live.windows:  # bounded by predictions
                 self.resets_at.append(live.windows)
 
-        live.reset = reset_and_mark  # type: ignore[method-assign]
+        live.on_reset(mark)
 
     def __call__(self, p: Prediction) -> Prediction:
         while self.resets_at and self.resets_at[0] <= self.seen:

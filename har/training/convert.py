@@ -28,17 +28,23 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import BATCH_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, REPORT_FILE, write_manifest
-from har.artifacts.metadata import METADATA_FILE, ModelMetadata, load_metadata, save_metadata
+from har.artifacts.bundle import write_manifest
+from har.artifacts.layout import (
+    BATCH_MODEL_FILE,
+    BUNDLE_FILES,
+    DEPLOY_WINDOWS_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    WEIGHTS_FILE,
+)
+from har.artifacts.metadata import ModelMetadata, load_metadata, save_metadata
 from har.config import ExportConfig
 from har.errors import ExportError, HarError, ModelError
 from har.recording.format import utc_now_iso
 
-WEIGHTS_FILE = "model.weights.h5"
-DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
 DEFAULT_MIN_AGREEMENT = 0.98
 DEFAULT_BATCH = 128
-_BUNDLE_FILES = {MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE}
 
 
 @dataclass
@@ -152,7 +158,7 @@ def _prepare_out(out_dir: Path, model_dir: Path, overwrite: bool) -> None:
         contents = {p.name for p in out_dir.iterdir()}
         if contents and not overwrite:
             raise ExportError(f"{out_dir} exists (choose another --out or pass --overwrite)")
-        foreign = sorted(contents - _BUNDLE_FILES)
+        foreign = sorted(contents - BUNDLE_FILES)
         if foreign:
             raise ExportError(f"{out_dir} holds files that are not part of a bundle ({foreign[0]}...): not overwriting")
 
