@@ -157,9 +157,8 @@ class Resampler:
         keep = (self._m * down) // up + self.first  # the next output's first input
         self._hist = hist[keep - self._base :].copy()
         self._base = keep
-        src = pos / up  # position on the input index axis
-        near = np.minimum(np.rint(src).astype(np.int64), self._n - 1)
-        return self._t0 + src / self.source_hz, acc.astype(np.float32), near
+        near = np.minimum((2 * pos + up) // (2 * up), self._n - 1)  # nearest input, halves up
+        return self._t0 + pos / (up * self.source_hz), acc.astype(np.float32), near
 
 
 @dataclass(frozen=True)
