@@ -96,6 +96,9 @@ class LiveClassifier:
         self._pend_t: list[np.ndarray] = []  # samples accepted by the plain path, not yet in the buffer
         self._pend_x: list[np.ndarray] = []
         self._pend_n = 0
+        self._rs_t: list[np.ndarray] = []  # samples of the current run not yet through the resampler
+        self._rs_x: list[np.ndarray] = []
+        self._rs_n = 0
         self.on_warning = on_warning
         self._reset_hooks: list[Callable[[], Any]] = []
         self.warnings: list[str] = []  # at most one per kind
@@ -128,6 +131,7 @@ class LiveClassifier:
     def reset(self) -> None:
         """Forget the buffered samples (after a gap or break)."""
         self._pend_t, self._pend_x, self._pend_n = [], [], 0
+        self._rs_t, self._rs_x, self._rs_n = [], [], 0
         self._dirty = False
         self._filled = 0
         self._since = 0
@@ -196,16 +200,37 @@ class LiveClassifier:
     def samples_until_prediction(self) -> int:
         """Source samples still to come before the next prediction (a hint for sources that
         batch their reads: :meth:`~har.sources.base.SampleSource.want`)."""
+        need = self._due()
+        if self.resampler is not None:
+            need = max(1, self.resampler.inputs_for(need) - self._rs_n)
+        return need
+
+    def _resample(self, t: np.ndarray, xyz: np.ndarray) -> list[Prediction]:
+        """Samples of the current run through the resampler, then into the ring buffer. They are
+        held until the next prediction's window can be complete: one filter call per prediction
+        whatever the block size (the output does not depend on how the run is cut)."""
+        r = self.resampler
+        if r is None:
+            return self._push(t, xyz)
+        self._rs_t.append(t)
+        self._rs_x.append(xyz)
+        self._rs_n += t.shape[0]
+        if self._rs_n < r.inputs_for(self._due()):
+            return []
+        if len(self._rs_x) > 1:
+            t, xyz = np.concatenate(self._rs_t), np.concatenate(self._rs_x)
+        self._rs_t, self._rs_x, self._rs_n = [], [], 0
+        ts, xs, _ = r.push(t, xyz)
+        return self._push(ts, xs)
+
+    def _due(self) -> int:
+        """Samples at the model's rate still to enter the ring buffer before the next prediction."""
         total = self._filled + self._pend_n
         if total < self.window:
-            need = self.window - total
-        elif self._fresh:
-            need = 1
-        else:
-            need = max(1, self.hop - self._since - self._pend_n)
-        if self.resampler is not None:
-            need = max(1, self.resampler.inputs_for(need))
-        return need
+            return self.window - total
+        if self._fresh:
+            return 1
+        return max(1, self.hop - self._since - self._pend_n)
 
     def _flush(self) -> list[Prediction]:
         """Push the held samples into the ring buffer (predicting where due)."""
@@ -267,9 +292,7 @@ class LiveClassifier:
                         continue
             ts, xs = t[s:stop], xyz[s:stop]
             self._dirty = True
-            if self.resampler is not None:
-                ts, xs, _ = self.resampler.push(ts, xs)
-            preds.extend(self._push(ts, xs))
+            preds.extend(self._resample(ts, xs))
         return preds
 
     def _invalid(self, k: int, times: np.ndarray) -> None:
