@@ -32,6 +32,11 @@ BATCH_MODEL_FILE = "model_batch.tflite"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = REPORT_TXT
 BUNDLE_FILES = frozenset({MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE})
+# conversion work directory (har.training.convert <-> its worker process har.training._convert_worker)
+OPS_FILE = "ops.json"
+BATCH_OPS_FILE = "ops_batch.json"
+KERAS_PROBS_FILE = "keras_probs.npy"
+WORKER_STDERR_FILE = "worker.stderr"
 
 Kind = Literal["bundle", "model", "recording"]
 

@@ -99,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    from har.artifacts.layout import BATCH_MODEL_FILE, DEPLOY_WINDOWS_FILE, MODEL_FILE, WEIGHTS_FILE  # noqa: PLC0415
+    from har.artifacts.layout import (  # noqa: PLC0415
+        BATCH_MODEL_FILE,
+        BATCH_OPS_FILE,
+        DEPLOY_WINDOWS_FILE,
+        KERAS_PROBS_FILE,
+        MODEL_FILE,
+        OPS_FILE,
+        WEIGHTS_FILE,
+    )
     from har.artifacts.metadata import load_metadata  # noqa: PLC0415
     from har.training.model import build_model  # noqa: PLC0415
 
@@ -131,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     keras_model = build_model(cfg, w, c, k, batch_size=None)
     keras_model.set_weights(m1.get_weights())
     probs = keras_model.predict(held, batch_size=256, verbose=0) if held.shape[0] else np.zeros((0, k))
-    np.save(work / "keras_probs.npy", np.asarray(probs, dtype=np.float32), allow_pickle=False)
+    np.save(work / KERAS_PROBS_FILE, np.asarray(probs, dtype=np.float32), allow_pickle=False)
     _say("DONE", "keras")
 
     _say("STEP", "single")
     raw = convert(tf, m1, args.quantize, calib, 1, args.int8_io)
     data, ops, patched = patch_and_list_ops(raw)
     (work / MODEL_FILE).write_bytes(data)
-    (work / "ops.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+    (work / OPS_FILE).write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
     _say("DONE", "single")
 
     if args.batch > 1:
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = convert(tf, mb, "fp32", calib, args.batch, False)
         data, ops, patched = patch_and_list_ops(raw)
         (work / BATCH_MODEL_FILE).write_bytes(data)
-        (work / "ops_batch.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+        (work / BATCH_OPS_FILE).write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
         _say("DONE", "batch")
     return 0
 
