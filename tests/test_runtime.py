@@ -295,3 +295,15 @@ def test_small_blocks_take_the_plain_path_with_identical_results(fp32_bundle: Pa
         assert (lv.samples, lv.windows, lv.resets, lv.invalid) == (
             live_big.samples, live_big.windows, live_big.resets, live_big.invalid)
     assert live_big.resets == 3 and live_big.invalid == 1
+
+
+@pytest.mark.slow
+def test_on_reset_hook_runs_at_every_buffer_reset(fp32_bundle: Path) -> None:  # noqa: F811
+    clf = WindowClassifier.from_bundle(fp32_bundle)
+    live = LiveClassifier(clf, source_rate_hz=float(RATE_HZ))
+    calls: list[int] = []
+    live.on_reset(lambda: calls.append(live.windows))
+    src = ArraySource(np.zeros((120, 3), np.float32), float(RATE_HZ), block=9, cut=60, kind="break")
+    for b in src.blocks():
+        live.feed(b)
+    assert live.resets == 1 and len(calls) == 1 and "reset" not in vars(live)  # a method, not replaced
