@@ -161,18 +161,27 @@ def main() -> int:
         "scipy resample_poly (old training / evaluate)": lambda r: scipy_windows(r, wc),
     }
     print(f"\n{len(test)} test subjects at {test[0].rate_hz:g} Hz -> {MODEL_RATE_HZ:g} Hz model, same weights")
-    base = None
-    for name, cut in paths.items():
-        w = concat_windows([cut(r) for r in test], wc.window_samples)
-        meta, probs = predict_proba(model, w.x)
-        classes = list(meta.classes)
-        known = np.isin(w.y, classes)
-        y = np.array([classes.index(v) for v in w.y[known]])
-        m = compute_metrics(y, probs[known].argmax(axis=1), classes)
-        if base is None:
-            base = m
-        print(f"  {name:<58} {int(known.sum()):>6} windows  accuracy {m['accuracy']:.4f}  macro-F1 "
-              f"{m['macro_f1']:.4f}  (accuracy {m['accuracy'] - base['accuracy']:+.4f} vs polyphase)")
+    cuts = {name: concat_windows([cut(r) for r in test], wc.window_samples) for name, cut in paths.items()}
+
+    def key(w: Windows) -> np.ndarray:
+        return np.char.add(w.subject.astype(str), np.char.mod("@%.3f", w.start_s))
+
+    common = set.intersection(*(set(key(w).tolist()) for w in cuts.values()))
+    for scope in ("all windows of each path", f"the {len(common)} windows all three share (same subject and start)"):
+        print(f" {scope}:")
+        base = None
+        for name, w in cuts.items():
+            if scope.startswith("the"):
+                w = w.select(np.isin(key(w), list(common)))  # noqa: PLW2901
+            meta, probs = predict_proba(model, w.x)
+            classes = list(meta.classes)
+            known = np.isin(w.y, classes)
+            y = np.array([classes.index(v) for v in w.y[known]])
+            m = compute_metrics(y, probs[known].argmax(axis=1), classes)
+            if base is None:
+                base = m
+            print(f"  {name:<58} {int(known.sum()):>6} windows  accuracy {m['accuracy']:.4f}  macro-F1 "
+                  f"{m['macro_f1']:.4f}  (accuracy {m['accuracy'] - base['accuracy']:+.4f} vs polyphase)")
     return 0
 
 

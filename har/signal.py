@@ -204,8 +204,9 @@ def window_labels(
         empty = np.zeros(0, dtype="<U1")
         return empty, np.zeros(0), empty
     labs = np.asarray(labels).astype(str)
-    names, codes = np.unique(labs, return_inverse=True)
-    codes = codes.reshape(-1)
+    change = np.flatnonzero(labs[1:] != labs[:-1]) + 1  # label runs: sort the few run values only
+    names, run_codes = np.unique(labs[np.r_[0, change]], return_inverse=True)
+    codes = np.repeat(run_codes.reshape(-1), np.diff(np.r_[0, change, labs.shape[0]]))
     counts = np.empty((k, names.shape[0]), dtype=np.int64)
     for c in range(names.shape[0]):
         cs = np.concatenate([[0], np.cumsum(codes == c)])
