@@ -108,13 +108,15 @@ def live_cost(bundle: Path, source_hz: float, block: int, seconds: float = 300.0
     blocks = [SampleBlock(rec.time[i : i + block], rec.xyz[i : i + block], seq[i : i + block])
               for i in range(0, n, block)]
     base = WindowClassifier.from_bundle(bundle, use_batch_model=False)
-    clf = Timed(bundle / "model.tflite", base.metadata)
-    live = LiveClassifier(clf, source_rate_hz=source_hz)
-    t = time.perf_counter()
-    for b in blocks:
-        live.feed(b)
-    total = time.perf_counter() - t
-    return (total - clf.spent) / n * 1e6, live.windows
+    best = float("inf")
+    for _ in range(3):  # the best of 3 runs (a shared machine adds noise, never removes it)
+        clf = Timed(bundle / "model.tflite", base.metadata)
+        live = LiveClassifier(clf, source_rate_hz=source_hz)
+        t = time.perf_counter()
+        for b in blocks:
+            live.feed(b)
+        best = min(best, time.perf_counter() - t - clf.spent)
+    return best / n * 1e6, live.windows
 
 
 def main() -> int:

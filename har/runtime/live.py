@@ -263,7 +263,7 @@ class LiveClassifier:
         cut = np.zeros(n, dtype=bool)
         cut[0] = block.break_before or self._tail_invalid or (
             self._last_seq is not None
-            and (int(seq[0]) != self._last_seq + 1 or bool(is_break(float(t[0]) - self._last_t, self._break_rate)))
+            and (int(seq[0]) != self._last_seq + 1 or not 0 < float(t[0]) - self._last_t <= self._max_dt)
         )
         if n > 1:
             cut[1:] = (np.diff(seq) != 1) | is_break(np.diff(t), self._break_rate)
