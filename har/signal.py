@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,6 +70,8 @@ def needs_resampling(source_hz: float, target_hz: float) -> bool:
 def resample_ratio(source_hz: float, target_hz: float) -> tuple[int, int]:
     """``(up, down)``: a rational approximation of ``target_hz / source_hz`` with both factors at
     most ``MAX_RESAMPLE_FACTOR``."""
+    from fractions import Fraction  # noqa: PLC0415 - only when resampling (`har run` start-up)
+
     ratio = Fraction(target_hz / source_hz)
     limit = MAX_RESAMPLE_FACTOR if ratio <= 1 else max(1, int(MAX_RESAMPLE_FACTOR / ratio))
     frac = ratio.limit_denominator(limit)
