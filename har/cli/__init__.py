@@ -34,6 +34,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "evaluate": "cmd_evaluate",
     "export": "cmd_import",
     "export-mcu": "cmd_push",
+    "fleet": "cmd_fleet",
     "import": "cmd_import",
     "info": "cmd_info",
     "plot": "cmd_plot",

@@ -15,9 +15,11 @@ first prediction is a change from none) and hands each sink an :class:`OutputEve
   what is left (and a command still running) is then abandoned (killed) with a warning.
 * :class:`MqttSink` (``--mqtt HOST[:PORT]``): paho-mqtt (imported only here, only when used)
   publishes each change, retained, QoS 1, to ``har/<hostname>/activity`` (``--mqtt-every``: every
-  prediction, non-changes at QoS 0), plus ``<topic>/status`` = ``online`` / ``offline`` (retained;
-  ``offline`` is also the last will). The broker must answer at start (else :class:`OutputError`);
-  a broker lost later is reconnected to in the background by paho, QoS 1 messages wait for it.
+  prediction, non-changes at QoS 0; each payload adds ``session``, one per process, and ``seq``,
+  1, 2, ... within it, so `har fleet` counts every change exactly once), plus ``<topic>/status`` =
+  ``online`` / ``offline`` (retained; ``offline`` is also the last will). The broker must answer at
+  start (else :class:`OutputError`); a broker lost later is reconnected to in the background by
+  paho, QoS 1 messages wait for it.
 
 Change events (``--post`` body and MQTT payload) are the prediction's JSON plus ``previous`` (the
 activity before the current one, null at first), ``changed``, ``host`` and ``wall_time`` (UTC)."""
@@ -28,6 +30,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -494,7 +497,7 @@ def default_mqtt_topic(host: str) -> str:
     return f"har/{safe}/activity"
 
 
-def _import_paho() -> Any:
+def import_paho() -> Any:
     try:
         import paho.mqtt.client as mqtt  # noqa: PLC0415
     except ImportError as e:
@@ -518,7 +521,7 @@ class MqttSink(OutputSink):
         warn: Warn = _stderr_warn, connect_timeout_s: float = 5.0, warn_interval_s: float = 30.0,
         keepalive_s: int = 30,
     ) -> None:
-        mqtt = _import_paho()
+        mqtt = import_paho()
         self._mqtt = mqtt
         self.broker = parse_mqtt_address(address)
         self.topic = topic if topic is not None else default_mqtt_topic(host)
@@ -535,6 +538,9 @@ class MqttSink(OutputSink):
         self._closing = False
         self._pending: list[Any] = []  # MQTTMessageInfo of QoS 1 publishes not yet acknowledged
         self.published = 0
+        # `har fleet` tells a new message from a repeat (retained re-delivery, QoS 1 duplicate) by these.
+        self.session = f"{os.getpid():x}-{secrets.token_hex(4)}"
+        self.seq = 0
         client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                              client_id=f"har-{host}-{os.getpid()}"[:64])
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
@@ -586,7 +592,10 @@ class MqttSink(OutputSink):
     def prediction(self, event: OutputEvent) -> None:
         if not (event.changed or self.every):
             return
-        payload = json.dumps(event.to_dict(self.classes, self.host))
+        d = event.to_dict(self.classes, self.host)
+        d["session"] = self.session
+        d["seq"] = self.seq = self.seq + 1
+        payload = json.dumps(d)
         qos = 1 if event.changed else 0
         info = self._client.publish(self.topic, payload, qos=qos, retain=True)
         mqtt = self._mqtt
