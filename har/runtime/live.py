@@ -172,9 +172,9 @@ class LiveClassifier:
         return preds
 
     def _feed_plain(self, block: SampleBlock, n: int) -> list[Prediction] | None:
-        """The usual live block (a few samples, contiguous, finite, no resampling) checked with
-        plain Python on scalars: numpy's per-call overhead dominates for 1-5 samples. None = not
-        plain: the general path decides."""
+        """The usual live block (a few samples, contiguous, finite) checked with plain Python on
+        scalars: numpy's per-call overhead dominates for 1-5 samples. None = not plain: the
+        general path decides."""
         tarr = np.asarray(block.time, dtype=np.float64)
         seq, t = np.asarray(block.seq).tolist(), tarr.tolist()
         max_dt = self._max_dt
@@ -190,6 +190,8 @@ class LiveClassifier:
         self.samples += n
         self._last_seq, self._last_t = seq[-1], t[-1]
         self._dirty = True
+        if self.resampler is not None:
+            return self._resample(tarr, xyz)
         # Hold the samples until a prediction is due: one buffer write per hop, not per block.
         self._pend_t.append(tarr)
         self._pend_x.append(xyz)
@@ -249,7 +251,7 @@ class LiveClassifier:
         n = len(block)
         if n == 0:
             return []
-        if n <= SMALL_BLOCK and self.resampler is None and not block.break_before and not self._tail_invalid:
+        if n <= SMALL_BLOCK and not block.break_before and not self._tail_invalid:
             plain = self._feed_plain(block, n)
             if plain is not None:
                 return plain
