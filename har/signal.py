@@ -151,9 +151,11 @@ class Resampler:
         pos = ms * down
         q, phase = pos // up, pos % up
         at = q + (self.first - self._base)
+        taps = self.taps[phase]  # (outputs, K)
+        seen = hist[at[:, None] + np.arange(taps.shape[1])]  # (outputs, K, channels)
         acc = np.zeros((ms.shape[0], hist.shape[1]), dtype=np.float64)
-        for k in range(self.taps.shape[1]):  # tap by tap: each output is summed in the same order
-            acc += self.taps[phase, k][:, None] * hist[at + k]
+        for k in range(taps.shape[1]):  # tap by tap: each output is summed in the same order
+            acc += taps[:, k, None] * seen[:, k]
         self._m = top + 1
         keep = (self._m * down) // up + self.first  # the next output's first input
         self._hist = hist[keep - self._base :].copy()
