@@ -37,6 +37,7 @@ RATE_TOLERANCE = 0.005  # relative rate difference below which no resampling is 
 MAX_RESAMPLE_FACTOR = 200  # largest up or down factor of the rational resampling ratio
 FILTER_HALF_PERIODS = 10  # filter half length in periods of max(up, down) (scipy's resample_poly)
 KAISER_BETA = 5.0  # window of the filter (scipy's resample_poly)
+RESAMPLE_CHUNK = 8192  # output samples computed at a time (memory: chunk x taps x channels floats)
 
 
 # -- breaks -------------------------------------------------------------------------------
@@ -151,17 +152,22 @@ class Resampler:
         pos = ms * down
         q, phase = pos // up, pos % up
         at = q + (self.first - self._base)
-        taps = self.taps[phase]  # (outputs, K)
-        seen = hist[at[:, None] + np.arange(taps.shape[1])]  # (outputs, K, channels)
-        acc = np.zeros((ms.shape[0], hist.shape[1]), dtype=np.float64)
-        for k in range(taps.shape[1]):  # tap by tap: each output is summed in the same order
-            acc += taps[:, k, None] * seen[:, k]
+        out = np.empty((ms.shape[0], hist.shape[1]), dtype=np.float32)
+        span = np.arange(self.taps.shape[1])
+        for s in range(0, ms.shape[0], RESAMPLE_CHUNK):  # bounded memory on long recordings
+            e = s + RESAMPLE_CHUNK
+            taps = self.taps[phase[s:e]]  # (outputs, K)
+            seen = hist[at[s:e, None] + span]  # (outputs, K, channels)
+            acc = np.zeros((taps.shape[0], hist.shape[1]), dtype=np.float64)
+            for k in range(taps.shape[1]):  # tap by tap: each output is summed in the same order
+                acc += taps[:, k, None] * seen[:, k]
+            out[s:e] = acc
         self._m = top + 1
         keep = (self._m * down) // up + self.first  # the next output's first input
         self._hist = hist[keep - self._base :].copy()
         self._base = keep
         near = np.minimum((2 * pos + up) // (2 * up), self._n - 1)  # nearest input, halves up
-        return self._t0 + pos / (up * self.source_hz), acc.astype(np.float32), near
+        return self._t0 + pos / (up * self.source_hz), out, near
 
 
 @dataclass(frozen=True)

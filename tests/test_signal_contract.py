@@ -193,3 +193,17 @@ def test_one_break_rule() -> None:
     rec = Recording(time=t, xyz=np.zeros((5, 3), np.float32), labels=np.full(5, "a"), seq=None,
                     meta=RecordingMeta(rate_hz=rate))
     np.testing.assert_array_equal(rec.breaks(), [3, 4])
+
+
+def test_long_runs_are_resampled_in_chunks_with_the_same_result() -> None:
+    from har import signal
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3 * signal.RESAMPLE_CHUNK, 3)).astype(np.float32)
+    t = np.arange(x.shape[0]) / 100.0
+    r = Resampler(100.0, 50.0)
+    whole = r.push(t, x)[1]
+    assert whole.shape[0] > signal.RESAMPLE_CHUNK
+    r.reset()
+    parts = [r.push(t[i : i + 999], x[i : i + 999])[1] for i in range(0, x.shape[0], 999)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
