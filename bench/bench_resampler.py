@@ -122,6 +122,7 @@ def live_cost(bundle: Path, source_hz: float, block: int, seconds: float = 300.0
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temp dir)")
     ap.add_argument("--bundle", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "default")
     ap.add_argument("--skip-accuracy", action="store_true")
@@ -149,7 +150,7 @@ def main() -> int:
     d = TrainConfig()
     cfg = TrainConfig(window=WindowConfig(rate_hz=MODEL_RATE_HZ, window_s=d.window.window_s, hop_s=d.window.hop_s,
                                           purity=d.window.purity),
-                      test_subjects=tuple(TEST_SUBJECTS), epochs=args.epochs)
+                      test_subjects=tuple(TEST_SUBJECTS), epochs=args.epochs, seed=args.seed)
     model = work / "model"
     if not (model / "metadata.json").is_file():
         t0 = time.monotonic()
