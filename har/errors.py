@@ -19,6 +19,11 @@ class RecordingFormatError(DataError):
     """A recording file does not follow the recording format."""
 
 
+class PlausibilityError(DataError):
+    """Data that reads fine but is implausible (units, rate, timestamps, sidecar vs CSV); ``--force``
+    accepts it as it is."""
+
+
 class ImportFormatError(DataError):
     """An input file for `har import` is not in the format named."""
 

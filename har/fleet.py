@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from har.errors import OutputError
-from har.runtime.outputs import import_paho, parse_mqtt_address
+from har.runtime.outputs import import_paho, parse_mqtt_address, refuse_foreign_file
 
 DEFAULT_PREFIX = "har"
 DEFAULT_STALE_S = 30.0
@@ -251,6 +251,9 @@ class EventLog:
         self._files: list[IO[str]] = []
         self._csv: Any = None
         self._jsonl: IO[str] | None = None
+        for path, what in ((csv_path, "--csv"), (jsonl_path, "--jsonl")):
+            if path:
+                refuse_foreign_file(path, what)  # never append to a recording, sidecar, model or bundle
         try:
             if csv_path:
                 p = Path(csv_path)

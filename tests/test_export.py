@@ -189,6 +189,12 @@ def test_converter_failure_is_one_line_export_error(tmp_path: Path, tiny_model_d
     for f in ("metadata.json", "deploy_windows.npz"):
         (bad / f).write_bytes((tiny_model_dir / f).read_bytes())
     (bad / "model.weights.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ModelError, match=r"model\.weights\.h5: not an HDF5 weights file"):  # caught before the worker
+        export_bundle(bad, tmp_path / "out", ExportConfig(), echo=lambda s: None, batch_size=1)
+    import h5py
+
+    with h5py.File(bad / "model.weights.h5", "w") as h5:  # a readable HDF5 file without the model's weights
+        h5.create_dataset("unrelated", data=np.zeros(4, dtype=np.float32))
     with pytest.raises(ExportError) as ei:
         export_bundle(bad, tmp_path / "out", ExportConfig(), echo=lambda s: None, batch_size=1)
     msg = str(ei.value)

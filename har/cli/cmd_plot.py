@@ -23,12 +23,13 @@ import click
     default=None,
     help="PNG to write.  [default: RECORDING with the suffix .png]",
 )
-def plot_cmd(recording: Path, model: Path | None, out: Path | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing PNG at --out.  [default: refuse]")
+def plot_cmd(recording: Path, model: Path | None, out: Path | None, overwrite: bool = False) -> None:
     """Plot RECORDING (a har CSV): x, y, z in g over time in seconds, true label spans shaded,
     and a timeline of true vs predicted labels when --model is given."""
     from har.scoring.plots import plot_recording_file
 
-    click.echo(f"wrote {plot_recording_file(recording, out=out, model=model)}")
+    click.echo(f"wrote {plot_recording_file(recording, out=out, model=model, overwrite=overwrite)}")
 
 
 COMMANDS = [plot_cmd]

@@ -207,6 +207,9 @@ def _parse_units(text: str) -> tuple[int, ...]:
 )
 @click.option("--seed", type=int, default=_T.seed, show_default=True, help="Random seed (split, init, shuffling).")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
+@click.option("--force", is_flag=True,
+              help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
+              "with classes that have no test windows, with warnings  [default: refuse before training].")
 def train_cmd(
     data: tuple[Path, ...],
     out: Path,
@@ -243,6 +246,7 @@ def train_cmd(
     clipnorm: float,
     seed: int,
     overwrite: bool,
+    force: bool = False,
 ) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
 
@@ -296,10 +300,14 @@ def train_cmd(
     )
     from har.training.train import REPORT_TXT, train
 
-    result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo)
+    result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo,
+                   force=force)
     m = result.metadata.metrics
     click.echo(f"accuracy: {m['accuracy']:.4f}")
-    click.echo(f"macro-F1: {m['macro_f1']:.4f}  ({m['n_test_windows']} test windows)")
+    from har.scoring.metrics import macro_f1_note
+
+    note = macro_f1_note(result.metrics.get("metrics", {}))
+    click.echo(f"macro-F1: {m['macro_f1']:.4f}  ({m['n_test_windows']} test windows){note}")
     cv = result.metrics.get("cv")
     if cv:
         click.echo(

@@ -155,16 +155,22 @@ static_assert(sizeof(kHarClassNames) / sizeof(kHarClassNames[0]) == kHarNumClass
 """
 
 
-def export_mcu(bundle: Path, out_dir: Path) -> list[Path]:
+def export_mcu(bundle: Path, out_dir: Path, overwrite: bool = False) -> list[Path]:
     """Write the TFLM sources for an int8 ``bundle`` into ``out_dir``; returns the paths written.
 
-    Refuses bundles that were not exported with ``--quantize int8`` (ExportError)."""
+    Refuses bundles that were not exported with ``--quantize int8`` (ExportError), and existing
+    source files in ``out_dir`` unless ``overwrite``."""
     import numpy as np
 
     from har.artifacts.bundle import MODEL_FILE, verify_bundle
     from har.runtime.interpreter import load_interpreter
 
     bundle = Path(bundle)
+    out = Path(out_dir)
+    if not overwrite:
+        for name in (DATA_H, DATA_CC, CONFIG_H):
+            if (out / name).exists():
+                raise ExportError(f"{out / name} exists (choose another --out or pass --overwrite)")
     meta = verify_bundle(bundle)
     quant = meta.export.quantize if meta.export else "?"
     if quant != "int8":
@@ -188,7 +194,6 @@ def export_mcu(bundle: Path, out_dir: Path) -> list[Path]:
     source = f"{bundle.name}/{MODEL_FILE}"
     data_h, data_cc = _data_files(raw, source)
     config_h = _config_file(meta, ins[0], outs[0], _arena_hint(interp), source)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in ((DATA_H, data_h), (DATA_CC, data_cc), (CONFIG_H, config_h)):

@@ -47,6 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from har.artifacts.layout import MANIFEST_FILE, METADATA_FILE
 from har.errors import MissingDependencyError, OutputError
 from har.runtime.live import Prediction
 
@@ -146,14 +147,66 @@ class OutputSink:
 _TAIL = 65536
 
 
+_ARTIFACT_SUFFIXES = (".tflite", ".h5", ".keras", ".npz", ".npy")
+_ARTIFACT_FORMATS = ("har-recording", "har-model", "har-bundle")
+
+
+def _har_format(path: Path) -> str | None:
+    """The ``format`` field of a JSON file (a har sidecar, metadata or manifest), else None."""
+    try:
+        if not path.is_file() or path.stat().st_size > (1 << 22):
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    return fmt if isinstance(fmt, str) else None
+
+
+def refuse_foreign_file(path: str | os.PathLike[str], what: str) -> None:
+    """A log output (``--jsonl``/``--csv``) appends only to its own kind of file: never to a recording
+    (CSV with time and x/y/z columns, or one with a har sidecar), a sidecar, a model or bundle file
+    (``.tflite``, ``.h5``, har metadata/manifest JSON) or anything inside a model directory or
+    bundle. OutputError (one line) before anything is touched."""
+    p = Path(path)
+    if p.suffix.lower() in _ARTIFACT_SUFFIXES:
+        raise OutputError(f"{what}: {p} is a model file ({p.suffix}); write the log elsewhere")
+    for name in (MANIFEST_FILE, METADATA_FILE):
+        if _har_format(p.parent / name) in _ARTIFACT_FORMATS:
+            raise OutputError(f"{what}: {p} is inside a model directory or bundle ({p.parent}); "
+                              "write the log elsewhere")
+    if not p.is_file():
+        return
+    try:
+        with open(p, "rb") as f:
+            head = f.read(_TAIL)
+    except OSError:
+        return  # the caller reports the open error
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff").lower()
+    cols = {c.strip().strip('"') for c in first.split(",")}
+    if ({"x", "x_g"} & cols) and ({"y", "y_g"} & cols) and ({"z", "z_g"} & cols):
+        raise OutputError(f"{what}: {p} is a recording (columns {first[:40]}); write the log elsewhere")
+    side = p.with_suffix(".json")
+    for j in ([side] if side != p else []) + ([p] if p.suffix.lower() == ".json" else []):
+        fmt = _har_format(j)
+        if fmt in _ARTIFACT_FORMATS:
+            kind = f"a {fmt} file" if j == p else f"a recording (its sidecar {j} says {fmt})"
+            raise OutputError(f"{what}: {p} is {kind}; write the log elsewhere")
+    if p.suffix.lower() == ".json" and p.with_suffix(".csv").is_file():
+        csv_file = p.with_suffix(".csv")
+        raise OutputError(f"{what}: {p} is the sidecar of the recording {csv_file}; write the log elsewhere")
+
+
 def _open_append(path: str | os.PathLike[str], what: str) -> tuple[IO[str], str]:
     """Open ``path`` for appending text; return the stream and the file's first line ("" when new
-    or empty). An incomplete last line (a crash while it was written) is cut off first."""
+    or empty). An incomplete last line (a crash while it was written) is cut off first. Recordings,
+    sidecars, model and bundle files are refused (:func:`refuse_foreign_file`)."""
     p = Path(path)
     first = ""
     try:
         if p.is_dir():
             raise OutputError(f"{what}: {p} is a directory")
+        refuse_foreign_file(p, what)
         if p.exists():
             with open(p, "rb+") as f:
                 size = f.seek(0, io.SEEK_END)

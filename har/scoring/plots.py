@@ -239,9 +239,11 @@ def plot_recording_file(
     recording: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     model: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """`har plot`: write ``out`` (default: the recording with the suffix .png) showing the recording
-    and, with ``model``, its predicted labels and window accuracy. DataError on bad input."""
+    and, with ``model``, its predicted labels and window accuracy. DataError on bad input or when
+    ``out`` exists and not ``overwrite``."""
     from har.recording.format import read_recording  # noqa: PLC0415
 
     rec = read_recording(recording)
@@ -250,6 +252,8 @@ def plot_recording_file(
     path = Path(out) if out is not None else Path(recording).with_suffix(".png")
     if path.suffix.lower() != ".png":
         raise DataError(f"--out must end in .png, got {path}")
+    if path.exists() and not overwrite:
+        raise DataError(f"{path} exists (choose another --out or pass --overwrite)")
     title = f"{Path(recording).name}  (subject {rec.subject}, {rec.rate_hz:g} Hz)"
     pred: WindowPredictions | None = None
     if model is not None:

@@ -150,7 +150,32 @@ def _check_model_dir(model_dir: Path) -> ModelMetadata:
     meta = load_metadata(model_dir)
     if not (model_dir / WEIGHTS_FILE).is_file():
         raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} (re-run `har train`)")
+    check_weights_file(model_dir / WEIGHTS_FILE)
     return meta
+
+
+def check_weights_file(path: Path) -> None:
+    """The weights file is a complete HDF5 file (signature, stored end of file, every dataset
+    readable): a truncated or corrupted file fails here with one line naming it, not inside the
+    converter."""
+    hint = "truncated or corrupted; re-run `har train`"
+    try:
+        with open(path, "rb") as f:
+            sig = f.read(8)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror})") from None
+    if sig != b"\x89HDF\r\n\x1a\n":
+        raise ModelError(f"{path}: not an HDF5 weights file ({hint})")
+    try:
+        import h5py  # noqa: PLC0415 - installed with tensorflow (the train extra)
+    except ImportError:
+        return
+    try:
+        with h5py.File(path, "r") as h5:
+            h5.visititems(lambda _name, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+    except Exception as e:  # noqa: BLE001 - h5py raises OSError, RuntimeError, KeyError, ...
+        first = (str(e).splitlines() or [type(e).__name__])[0][:100]
+        raise ModelError(f"{path}: unreadable weights ({first}): {hint}") from None
 
 
 def _prepare_out(out_dir: Path, model_dir: Path, overwrite: bool) -> None:
