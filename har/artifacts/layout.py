@@ -63,7 +63,7 @@ def kind_of(path: str | os.PathLike[str]) -> Kind | None:
         if (p / METADATA_FILE).exists():
             return "model"
         return None
-    if p.is_file() and p.suffix.lower() in (".csv", ".json"):
+    if p.suffix.lower() in (".csv", ".json") and p.exists():  # reading it says what is wrong with it
         return "recording"
     return None
 
