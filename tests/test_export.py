@@ -100,6 +100,10 @@ def fp32_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return get_bundle(tmp_path_factory, "fp32")
 
 
+def v_head_ok(v: dict) -> bool:
+    return v.get("head_agreement") is not None and v["head_agreement"] >= 0.98
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", ["fp32", "fp16", "int8"])
 def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> None:
@@ -108,8 +112,11 @@ def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize
 
     b = get_bundle(tmp_path_factory, quantize)
     names = sorted(p.name for p in b.iterdir())
-    assert names == ["manifest.json", "metadata.json", "model.tflite", "model_batch.tflite", "report.txt"]
+    assert names == ["head.npz", "manifest.json", "metadata.json", "model.tflite", "model_batch.tflite", "report.txt"]
     meta = verify_bundle(b)
+    # the live model also outputs the embedding feeding the head (har adapt); head.npz reproduces it
+    clf = WindowClassifier.from_bundle(b)
+    assert clf.has_embedding and v_head_ok(meta.verification)
     assert meta.export == ExportConfig(quantize=quantize)
     v = meta.verification
     assert v["agreement"] >= 0.98

@@ -5,7 +5,8 @@ Model directory: ``metadata.json``, ``model.weights.h5`` (tf-keras weights), ``d
 (calibration and held-out windows for conversion), ``report.txt`` / ``report.json`` and PNG figures.
 
 Bundle: ``model.tflite`` (batch 1, the live model), optional ``model_batch.tflite`` (float32 replay
-model), ``metadata.json``, ``report.txt`` and ``manifest.json`` (SHA-256 of every other file)."""
+model), ``head.npz`` (the classifier head, for `har adapt`), ``metadata.json``, ``report.txt`` and
+``manifest.json`` (SHA-256 of every other file); an adapted bundle adds ``head_adapted.npz``."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ MODEL_FILE = "model.tflite"
 BATCH_MODEL_FILE = "model_batch.tflite"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = REPORT_TXT
-BUNDLE_FILES = frozenset({MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE})
+HEAD_FILE = "head.npz"  # the classifier head's weights W, b (float32), for `har adapt`
+ADAPTED_HEAD_FILE = "head_adapted.npz"  # a personal head written by `har adapt`; `har run` applies it
+# the files `har deploy` writes
+BUNDLE_FILES = frozenset({MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE, HEAD_FILE})
 # conversion work directory (har.training.convert <-> its worker process har.training._convert_worker)
 OPS_FILE = "ops.json"
 BATCH_OPS_FILE = "ops_batch.json"

@@ -28,6 +28,7 @@ def _debug(ctx: click.Context | None) -> bool:
 # Command name -> module under har.cli. Modules are imported only when their command runs (or
 # when help lists them), so `har run` pays only for what it uses.
 LAZY_COMMANDS: dict[str, str] = {
+    "adapt": "cmd_adapt",
     "deploy": "cmd_deploy",
     "doctor": "cmd_doctor",
     "emulate": "cmd_emulate",
@@ -44,6 +45,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "run": "cmd_run",
     "simulate": "cmd_simulate",
     "train": "cmd_train",
+    "tune": "cmd_tune",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -25,6 +26,40 @@ def _parse_units(text: str) -> tuple[int, ...]:
     if not units:
         raise ConfigError("--lstm-units is empty")
     return units
+
+
+_CONFIG_COMPATIBLE = {"data", "out", "test", "test_subjects", "overwrite", "config_file", "force"}
+
+
+def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
+    """``--config FILE``: a TrainConfig JSON (or a leaderboard entry holding one under "config").
+    Options that the file already sets may not be given as well."""
+    import json
+
+    from click.core import ParameterSource
+
+    from har.config import config_from_dict
+
+    ctx = click.get_current_context()
+    flag = {p.name: max(p.opts, key=len) for p in ctx.command.params}
+    clash = sorted(
+        flag.get(name, name)
+        for name in ctx.params
+        if name not in _CONFIG_COMPATIBLE and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    )
+    if clash:
+        raise ConfigError(f"--config {path} sets the training options: drop {', '.join(clash)}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config {path}: invalid JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "trial" in data:
+        data = data["config"]
+    config = config_from_dict(TrainConfig, data)
+    subjects = tuple(s.strip() for s in test_subjects.split(",") if s.strip())
+    if subjects:
+        config = dataclasses.replace(config, test_subjects=subjects)
+    return config
 
 
 @click.command("train")
@@ -207,6 +242,14 @@ def _parse_units(text: str) -> tuple[int, ...]:
 )
 @click.option("--seed", type=int, default=_T.seed, show_default=True, help="Random seed (split, init, shuffling).")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Train with the TrainConfig in this JSON file (e.g. OUT/configs/trial-NNNN.json or an entry of "
+    "leaderboard.json from `har tune`); only --test and --test-subjects may be given with it.",
+)
 @click.option("--force", is_flag=True,
               help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
               "with classes that have no test windows, with warnings  [default: refuse before training].")
@@ -246,6 +289,7 @@ def train_cmd(
     clipnorm: float,
     seed: int,
     overwrite: bool,
+    config_file: Path | None = None,
     force: bool = False,
 ) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
@@ -298,6 +342,8 @@ def train_cmd(
         clipnorm=clipnorm,
         test_subjects=tuple(s.strip() for s in test_subjects.split(",") if s.strip()),
     )
+    if config_file is not None:
+        config = _config_from_file(config_file, test_subjects)
     from har.training.train import REPORT_TXT, train
 
     result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo,

@@ -34,6 +34,7 @@ from har.artifacts.layout import (
     BATCH_OPS_FILE,
     BUNDLE_FILES,
     DEPLOY_WINDOWS_FILE,
+    HEAD_FILE,
     KERAS_PROBS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -64,6 +65,7 @@ class ModelCheck:
     latency_p95_ms: float | None = None
     ms_per_window_batched: float | None = None  # batched model: time per window
     agreement_live: float | None = None  # batched model: argmax agreement with the batch-1 (live) model
+    head_agreement: float | None = None  # argmax agreement of head.npz on the embedding output vs the model
 
 
 @dataclass
@@ -93,6 +95,7 @@ def _verification_dict(r: ExportResult) -> dict[str, Any]:
         "size_kb": r.model.size_kb,
         "latency_ms": r.model.latency_ms,
         "latency_p95_ms": r.model.latency_p95_ms,
+        "head_agreement": r.model.head_agreement,
         "n_windows": r.n_windows,
         "runtime": r.runtime_name,
     }
@@ -308,6 +311,36 @@ def _compare(p: np.ndarray, keras: np.ndarray, y: np.ndarray) -> tuple[float, fl
     return agree, diff, _accuracy(p, y)
 
 
+def _head_agreement(clf: Any, head_path: Path, x: np.ndarray) -> float:
+    """Argmax agreement of the numpy head (``head.npz`` on the embedding output) with the model's own
+    probabilities: what `har adapt` starts from must be the model. ExportError without an embedding."""
+    from har.runtime.adapt import load_head  # noqa: PLC0415 - numpy only
+
+    if not clf.has_embedding:
+        raise ExportError(f"the converted {MODEL_FILE} has no embedding output")
+    probs, emb = clf.predict_with_embedding(x, batched=False)
+    mine = load_head(head_path, clf.embedding_dim, len(clf.classes))(emb)
+    return float(np.mean(np.argmax(mine, axis=1) == np.argmax(probs, axis=1))) if probs.size else 1.0
+
+
+ANCHORS_PER_CLASS = 32
+
+
+def _add_anchors(clf: Any, head_path: Path, calib_x: np.ndarray, per_class: int = ANCHORS_PER_CLASS) -> None:
+    """Add ``anchors`` / ``anchor_y`` to ``head.npz``: embeddings of up to ``per_class`` training
+    windows per class the model predicts, labelled with its own prediction. `har adapt` fits them for
+    activities the calibration skips, so those keep the base model's behaviour."""
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(calib_x.shape[0])[: per_class * len(clf.classes) * 4]
+    probs, emb = clf.predict_with_embedding(calib_x[np.sort(idx)])
+    pred = np.argmax(probs, axis=1)
+    keep = np.concatenate([np.flatnonzero(pred == c)[:per_class] for c in range(len(clf.classes))]).astype(np.int64)
+    with np.load(head_path, allow_pickle=False) as z:
+        w, b = z["W"], z["b"]
+    with open(head_path, "wb") as f:
+        np.savez(f, W=w, b=b, anchors=emb[keep].astype(np.float32), anchor_y=pred[keep].astype(np.int64))
+
+
 def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agreement: float) -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.2f}%"
@@ -328,6 +361,8 @@ def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agre
         f"  {MODEL_FILE:<20} agreement {pct(m.agreement)}  max|dp| {m.max_prob_diff:.2e}  "
         f"accuracy {pct(m.tflite_accuracy)} (Keras {pct(r.keras_accuracy)})  {m.size_kb:.1f} KB  "
         f"{m.latency_ms:.3f} ms/window (p95 {m.latency_p95_ms:.3f})",
+        f"  {HEAD_FILE:<20} classifier head on the embedding output (for `har adapt`): agreement with the model "
+        f"{pct(m.head_agreement)}",
     ]
     if r.batch_model is not None:
         b = r.batch_model
@@ -376,7 +411,7 @@ def export_bundle(
         smoothing = SmoothingConfig.from_dict(smoothing).to_dict()  # validated (SmoothingError)
     meta = _check_model_dir(model_dir)
     _prepare_out(out_dir, model_dir, overwrite)
-    _, hx, hy = load_deploy_windows(model_dir, meta)
+    calib_x, hx, hy = load_deploy_windows(model_dir, meta)
     echo(f"Exporting {model_dir} -> {out_dir} ({cfg.quantize}); verifying on {hx.shape[0]} heldout windows")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
@@ -401,6 +436,7 @@ def export_bundle(
                 warnings.append(f"batched model dropped: {e}")
                 has_batch = False
         shutil.copy2(work / MODEL_FILE, stage / MODEL_FILE)
+        shutil.copy2(work / HEAD_FILE, stage / HEAD_FILE)
         if has_batch:
             shutil.copy2(work / BATCH_MODEL_FILE, stage / BATCH_MODEL_FILE)
         keras = np.load(work / KERAS_PROBS_FILE, allow_pickle=False)
@@ -414,7 +450,17 @@ def export_bundle(
             raise ExportError(f"the converted model does not run: {e}") from None
         agree, diff, acc = _compare(p1, keras, hy)
         lat, p95 = _latency(clf, hx)
-        check = ModelCheck(MODEL_FILE, agree, diff, acc, (stage / MODEL_FILE).stat().st_size / 1024, lat, p95)
+        head_agree = _head_agreement(clf, stage / HEAD_FILE, hx)
+        _add_anchors(clf, stage / HEAD_FILE, calib_x)
+        check = ModelCheck(
+            MODEL_FILE, agree, diff, acc, (stage / MODEL_FILE).stat().st_size / 1024, lat, p95,
+            head_agreement=head_agree,
+        )
+        if head_agree < min_agreement:
+            warnings.append(
+                f"{HEAD_FILE} on the embedding output agrees with the model on only {100 * head_agree:.1f}% of the "
+                "heldout windows: `har adapt` starts from a different head"
+            )
         batch_check: ModelCheck | None = None
         if has_batch:
             echo(f"  verifying the batched model (batch {batch_size}) ...")

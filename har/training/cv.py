@@ -49,8 +49,12 @@ def run_cv(
     config: TrainConfig,
     key: Callable[[Recording], str] = lambda r: r.subject,
     echo: Callable[[str], None] = print,
+    on_fold: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Cross-validate ``config`` over the recordings at ``indices``, grouped by ``key`` (subject).
+
+    ``on_fold(fold_index, fold_metrics)`` (0-based index, the fold's entry of ``folds``) is called
+    after each fold; an exception it raises (e.g. ``optuna.TrialPruned``) stops the run.
 
     ``classes`` fixes the label set (windows of other labels are ignored). Returns a JSON-ready
     dict: ``folds`` (per fold: test subjects, accuracy, macro_f1, windows, per_subject, epochs),
@@ -107,6 +111,8 @@ def run_cv(
             f"cv fold {fi + 1}/{k}: test {', '.join(fold)}  accuracy {m['accuracy']:.4f}  "
             f"macro-F1 {m['macro_f1']:.4f}  ({len(te)} windows, {len(hist.get('loss', []))} epochs)"
         )
+        if on_fold is not None:
+            on_fold(fi, out_folds[-1])
     acc_m, acc_s = _mean_std([f["accuracy"] for f in out_folds])
     f1_m, f1_s = _mean_std([f["macro_f1"] for f in out_folds])
     echo(f"cv {k}-fold: accuracy {acc_m:.4f} +- {acc_s:.4f}  macro-F1 {f1_m:.4f} +- {f1_s:.4f}")
