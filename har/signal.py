@@ -107,17 +107,15 @@ def _label_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return names, codes.reshape(-1)
 
 
-def _cut_segment(
-    xyz: np.ndarray,
-    labels: np.ndarray,
-    cfg: WindowConfig,
-    labelled_only: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows of one segment: (x (k, W, 3), y (k,), start sample index (k,))."""
+def window_grid(labels: np.ndarray, cfg: WindowConfig, labelled_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of one contiguous segment (at the window rate) with per-sample ``labels``,
+    without cutting them: ``(start sample index (k,), label (k,))``; the label is ``""`` for an
+    impure window or one that touches an unlabelled sample (such windows are dropped when
+    ``labelled_only``)."""
     w, h = cfg.window_samples, cfg.hop_samples
-    n = xyz.shape[0]
+    n = labels.shape[0]
     if n < w:
-        return np.zeros((0, w, 3), dtype=np.float32), np.zeros(0, dtype="<U1"), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype="<U1")
     starts = np.arange(0, n - w + 1, h, dtype=np.int64)
     names, codes = _label_codes(labels)
     k = names.shape[0]
@@ -136,6 +134,20 @@ def _cut_segment(
     y = np.where(good, y, "")
     if labelled_only:
         starts, y = starts[good], y[good]
+    return starts, y
+
+
+def _cut_segment(
+    xyz: np.ndarray,
+    labels: np.ndarray,
+    cfg: WindowConfig,
+    labelled_only: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of one segment: (x (k, W, 3), y (k,), start sample index (k,))."""
+    w = cfg.window_samples
+    starts, y = window_grid(labels, cfg, labelled_only)
+    if not starts.size:
+        return np.zeros((0, w, 3), dtype=np.float32), y, starts
     idx = starts[:, None] + np.arange(w)[None, :]
     x = xyz[idx].astype(np.float32, copy=False)
     return x, y, starts
