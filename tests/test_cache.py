@@ -15,7 +15,7 @@ from har.errors import DataError
 from har.recording.format import Recording, RecordingMeta, read_recording, write_recording
 from har.recording.simulate import generate_dataset
 from har.signal import make_windows
-from har.training.cache import MANIFEST, CacheError, build_cache
+from har.training.cache import MANIFEST, CacheError, build_cache, entry_key
 
 WIN = WindowConfig(rate_hz=50.0, window_s=2.0, hop_s=0.5)
 
@@ -126,7 +126,7 @@ def test_full_disk_is_one_clear_error_and_leaves_no_partial_file(recs: Path, tmp
     first = sorted(recs.glob("*.csv"))[0]
     import hashlib
 
-    key = hashlib.sha256(first.read_bytes()).hexdigest()[:24]
+    key = entry_key(str(first), hashlib.sha256(first.read_bytes()).hexdigest())
     (cdir / f"{key}.x.npy.tmp").symlink_to("/dev/full")  # the kernel answers ENOSPC to every write
     with pytest.raises(CacheError, match=r"no space left on the device while writing .*\.x\.npy"):
         build_cache([recs], cdir, WIN)
@@ -173,3 +173,13 @@ def test_tf_dataset_streams_epochs(recs: Path, tmp_path: Path) -> None:
     e2 = np.concatenate([y.numpy() for _, y in ds])
     assert sorted(e1.tolist()) == sorted(e2.tolist()) == sorted(cache.label.tolist())
     assert not np.array_equal(e1, e2)  # a new permutation each epoch
+
+
+def test_identical_files_at_two_paths_are_two_recordings(recs: Path, tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "sim01.csv").write_bytes((recs / "sim01.csv").read_bytes())
+        (tmp_path / sub / "sim01.json").write_bytes((recs / "sim01.json").read_bytes())
+    one = build_cache([tmp_path / "a"], tmp_path / "c1", WIN)
+    two = build_cache([tmp_path / "a", tmp_path / "b"], tmp_path / "c2", WIN)
+    assert len(two) == 2 * len(one) and len(two.entries) == 2

@@ -10,8 +10,8 @@ Layout of a cache directory (one per window configuration)::
     <key>.win.npy          int64 (k,): start of each labelled window in <key>.x.npy
     <key>.lab.npy          int16 (k,): label of each window (index into the entry's labels)
 
-``<key>`` is the first 24 hex digits of the sha256 of the recording's CSV bytes, so a recording
-that changes gets a new key and is converted again; unchanged recordings (same size and mtime, or
+``<key>`` is made of the recording's path and the sha256 of its CSV bytes, so a recording that
+changes gets a new key and is converted again; unchanged recordings (same size and mtime, or
 the same bytes) are reused. Why .npy and not Arrow/Parquet: windows overlap (a 5 s window with a
 1 s hop holds each sample five times), so the cache stores samples once and cuts windows at read
 time, which needs random access to rows by offset: a memory-mapped .npy gives that with numpy alone
@@ -56,6 +56,7 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 KEY_HEX = 24
 HASH_CHUNK = 1 << 22
+REMAP_EVERY = 64  # batches
 
 
 def _sha256_file(path: Path) -> str:
@@ -64,6 +65,12 @@ def _sha256_file(path: Path) -> str:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def entry_key(source: str, sha256: str) -> str:
+    """The cache key of a recording: its path and its bytes (two identical files at two paths are
+    two recordings, e.g. of two subjects named by their folders)."""
+    return hashlib.sha256(f"{source}\0{sha256}".encode()).hexdigest()[:KEY_HEX]
 
 
 def _stat_key(path: Path) -> list[int]:
@@ -86,7 +93,7 @@ class CacheEntry:
 
     @property
     def key(self) -> str:
-        return self.sha256[:KEY_HEX]
+        return entry_key(self.source, self.sha256)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "stat": list(self.stat), "sha256": self.sha256, "subject": self.subject,
@@ -141,7 +148,7 @@ def _convert(csv_path: Path, sha: str, cache_dir: Path, window: WindowConfig) ->
     x = np.concatenate(xs) if xs else np.zeros((0, 3), np.float32)
     win = np.concatenate(starts) if starts else np.zeros(0, np.int64)
     lab = np.concatenate(labs) if labs else np.zeros(0, np.int16)
-    key = sha[:KEY_HEX]
+    key = entry_key(str(csv_path), sha)
     files = {}
     written: list[Path] = []
     try:
@@ -218,12 +225,13 @@ def build_cache(
             entries[prev.key] = prev
             continue
         sha = _sha256_file(csv_path)
-        same = old.get(sha[:KEY_HEX])
-        if same is not None and same.sha256 == sha and _entry_ok(cdir, same, verify):
-            entries[same.key] = CacheEntry(str(csv_path), stat, sha, same.subject, same.labels, same.samples,
-                                           same.windows, same.files)
+        key = entry_key(str(csv_path), sha)
+        same = old.get(key)
+        if same is not None and _entry_ok(cdir, same, verify):  # touched, same bytes
+            entries[key] = CacheEntry(str(csv_path), stat, sha, same.subject, same.labels, same.samples,
+                                      same.windows, same.files)
             continue
-        entries[sha[:KEY_HEX]] = _convert(csv_path, sha, cdir, window)
+        entries[key] = _convert(csv_path, sha, cdir, window)
         converted.append(csv_path.name)
     if progress is not None:
         progress(len(recs), len(recs), "")
@@ -273,6 +281,12 @@ class WindowCache:
 
     def __len__(self) -> int:
         return int(self.rec.shape[0])
+
+    def remap(self) -> None:
+        """Map the sample arrays afresh. Pages of a memory map that were read count in the process's
+        RSS until it is unmapped; epochs remap every REMAP_EVERY batches so RSS stays flat however
+        large the data (the pages stay in the OS page cache)."""
+        self._x = [np.load(self.dir / f"{e.key}.x.npy", mmap_mode="r", allow_pickle=False) for e in self.entries]
 
     @property
     def window_samples(self) -> int:
@@ -340,7 +354,9 @@ class WindowCache:
         order = np.random.default_rng([seed, epoch]).permutation(idx.shape[0]) if shuffle else np.arange(idx.shape[0])
         n_batches = -(-idx.shape[0] // batch_size)
         n_shards, shard_i = shard
-        for b in range(shard_i, n_batches, n_shards):
+        for k, b in enumerate(range(shard_i, n_batches, n_shards)):
+            if k and k % REMAP_EVERY == 0:
+                self.remap()
             sel = idx[order[b * batch_size:(b + 1) * batch_size]]
             xb = self.windows(sel)
             if augment is not None and augment.active:
