@@ -12,7 +12,7 @@ recordings to the cache, no extra disk for the CSVs). The windows use --hop (def
 window per 5 s) to keep an epoch at 400 h within minutes on 2 cores; the cache holds every sample
 once whatever the hop.
 
-    python bench/bench_scale.py [--hours 10 100 400] [--hop 5] [--workdir DIR] [--keep]
+    python bench/bench_scale.py [--hours 10 100 400] [--hop 5] [--steps N] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -82,11 +82,12 @@ class Clock(keras.callbacks.Callback):
             marks["t"] = time.monotonic()
         marks["last"] = batch
 t0 = time.monotonic()
-model.fit(ds, epochs=1, verbose=0, callbacks=[Clock()])
+steps = args.get("steps") or None
+model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[Clock()])
 t1 = time.monotonic()
 out["epoch_s"] = t1 - t0
 out["windows"] = n
-timed = n - WARM * 64
+timed = (marks["last"] + 1 - WARM) * 64 if steps else n - WARM * 64
 out["windows_per_s"] = timed / (t1 - marks["t"]) if "t" in marks and timed > 0 else n / out["epoch_s"]
 out["peak_rss_mb"] = vmhwm_mb()
 print(json.dumps(out))
@@ -136,6 +137,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=5.0, help="window length, s")
     ap.add_argument("--hop", type=float, default=5.0, help="window hop, s")
     ap.add_argument("--workdir", type=Path, default=None, help="keep data and caches here (default: a temp dir)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train this many batches of 64 instead of a whole epoch (0: the whole epoch)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="har-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,7 @@ def main() -> None:
     base = work / f"base{base_h:g}h"
     make_base(base, base_h)
     rows = []
-    common = {"window_s": args.window, "hop_s": args.hop}
+    common = {"window_s": args.window, "hop_s": args.hop, "steps": args.steps}
     mem = run_child({**common, "mode": "memory", "data": str(base)})
     print(f"in-memory {base_h:g} h: {mem['windows']} windows ({mem['windows_mb']:.0f} MB of windows), "
           f"epoch {mem['epoch_s']:.1f} s = {mem['windows_per_s']:.0f} windows/s, peak RSS {mem['peak_rss_mb']:.0f} MB",
