@@ -56,7 +56,7 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 KEY_HEX = 24
 HASH_CHUNK = 1 << 22
-REMAP_EVERY = 64  # batches
+REMAP_EVERY = 64  # batches (or chunks) between two remaps
 
 
 def _sha256_file(path: Path) -> str:
@@ -320,8 +320,11 @@ class WindowCache:
         return out
 
     def iter_chunks(self, idx: np.ndarray, chunk: int = 4096) -> Iterator[np.ndarray]:
-        """The windows of ``idx`` in chunks (bounded memory)."""
-        for i in range(0, len(idx), chunk):
+        """The windows of ``idx`` in chunks (bounded memory: the arrays are mapped afresh every
+        REMAP_EVERY chunks, see :meth:`remap`)."""
+        for k, i in enumerate(range(0, len(idx), chunk)):
+            if k and k % REMAP_EVERY == 0:
+                self.remap()
             yield self.windows(idx[i:i + chunk])
 
     def normalization_stats(self, idx: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
