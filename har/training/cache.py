@@ -56,7 +56,8 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 KEY_HEX = 24
 HASH_CHUNK = 1 << 22
-REMAP_EVERY = 64  # batches (or chunks) between two remaps
+REMAP_EVERY = 64  # batches between two remaps in an epoch
+REMAP_BYTES = 64 << 20  # iter_chunks: window bytes between two remaps
 
 
 def _sha256_file(path: Path) -> str:
@@ -320,10 +321,11 @@ class WindowCache:
         return out
 
     def iter_chunks(self, idx: np.ndarray, chunk: int = 4096) -> Iterator[np.ndarray]:
-        """The windows of ``idx`` in chunks (bounded memory: the arrays are mapped afresh every
-        REMAP_EVERY chunks, see :meth:`remap`)."""
+        """The windows of ``idx`` in chunks (bounded memory: the arrays are mapped afresh after
+        about REMAP_BYTES of windows, see :meth:`remap`)."""
+        every = max(1, REMAP_BYTES // max(1, chunk * self.window_samples * 12))
         for k, i in enumerate(range(0, len(idx), chunk)):
-            if k and k % REMAP_EVERY == 0:
+            if k and k % every == 0:
                 self.remap()
             yield self.windows(idx[i:i + chunk])
 
