@@ -24,6 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from har.artifacts.layout import (  # noqa: F401 - file names re-exported for callers of this module
+    CONFUSION_PNG,
+    CURVES_PNG,
+    DEPLOY_WINDOWS_FILE,
+    F1_PNG,
+    REPORT_JSON,
+    REPORT_TXT,
+    WEIGHTS_FILE,
+)
 from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
 from har.config import TrainConfig
 from har.dataset import Split, fingerprint, load_recordings, split_recordings, windows_for
@@ -32,16 +41,8 @@ from har.recording.format import Recording, utc_now_iso
 from har.scoring.metrics import compute_metrics, format_report, group_accuracy
 from har.signal import Windows
 
-WEIGHTS_FILE = "model.weights.h5"
-DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
-REPORT_TXT = "report.txt"
-REPORT_JSON = "report.json"
-CONFUSION_PNG = "confusion.png"
-CURVES_PNG = "training_curves.png"
-F1_PNG = "per_class_f1.png"
 MAX_CALIB_WINDOWS = 500
 MAX_HELDOUT_WINDOWS = 1000
-MIN_STD = 1e-6  # g; axes flatter than this are not scaled
 
 
 @dataclass
@@ -55,18 +56,12 @@ class TrainResult:
 
 def fit_normalization(x: np.ndarray) -> Normalization:
     """Per-axis mean and standard deviation (g) over windows x (n, window, channels)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
-    std = np.where(std < MIN_STD, 1.0, std)
-    return Normalization(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
+    return Normalization.fit(x)
 
 
 def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
     """``(x - mean) / std`` per axis, float32."""
-    mean = np.asarray(norm.mean, dtype=np.float32)
-    std = np.asarray(norm.std, dtype=np.float32)
-    return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
+    return norm.apply(x)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
