@@ -126,11 +126,11 @@ PREVIOUS = TrainConfig(
 def stage1() -> dict[str, TrainConfig]:
     return {
         "raw, rotz 180 (previous)": PREVIOUS,
-        "raw, rotz 0": _with(PREVIOUS, augment={"rotation_z_deg": 0.0}),
-        "gravity_body, rotz 180": _with(PREVIOUS, model={"representation": "gravity_body"}),
         "gravity_body, rotz 0": _with(
             PREVIOUS, model={"representation": "gravity_body"}, augment={"rotation_z_deg": 0.0}
         ),
+        "raw, rotz 0": _with(PREVIOUS, augment={"rotation_z_deg": 0.0}),
+        "gravity_body, rotz 180": _with(PREVIOUS, model={"representation": "gravity_body"}),
     }
 
 
@@ -159,20 +159,34 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
 
     have = {(r["data"], r["candidate"]) for r in _done(path)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    for dname in data:
-        todo = [c for c in cands if (dname, c) not in have]
-        if not todo:
-            continue
-        ds = LOADERS[dname]()
-        for cname in todo:
+    cache: dict[str, DataSet] = {}
+    for cname in cands:  # candidates outer: the first ones complete on every data set first
+        for dname in data:
+            if (dname, cname) in have:
+                continue
+            if dname not in cache:
+                cache[dname] = LOADERS[dname]()
+            ds = cache[dname]
             cfg = cands[cname]
             cfg = dataclasses.replace(cfg, window=dataclasses.replace(cfg.window, rate_hz=ds.rate_hz))
             key = (lambda r: r.meta.session_id) if ds.grouped_by == "recording" else (lambda r: r.subject)
             idx = list(range(len(ds.recordings)))
             classes = sorted({v for r in ds.recordings for v in np.asarray(r.labels).tolist() if v})
             t0 = time.monotonic()
+
+            def fold_line(i: int, f: dict[str, Any], d: str = dname, c: str = cname) -> None:
+                print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}", flush=True)
+
             res = run_cv(
-                ds.recordings, idx, classes, cfg, key=key, echo=lambda s: None, grouped_by=ds.grouped_by, folds=folds
+                ds.recordings,
+                idx,
+                classes,
+                cfg,
+                key=key,
+                echo=lambda s: None,
+                grouped_by=ds.grouped_by,
+                folds=folds,
+                on_fold=fold_line,
             )
             row = {
                 "stage": stage,
@@ -225,8 +239,8 @@ def table(rows: list[dict[str, Any]], data: list[str]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", type=int, default=0)
-    ap.add_argument("--data", default="sim,basic,watch,wisdm")
-    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--data", default="basic,watch,sim,wisdm")
+    ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true")
     a = ap.parse_args()

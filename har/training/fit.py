@@ -33,8 +33,9 @@ from har.recording.format import Recording
 from har.signal import Windows
 
 MIN_STD = 1e-6  # g; axes flatter than this are not scaled
-TARGET_STEPS = 4000  # epochs="auto": about this many optimizer steps at most ...
-MIN_EPOCHS, MAX_EPOCHS = 20, 400  # ... within these bounds
+TARGET_STEPS = 2000  # epochs="auto": about this many optimizer steps at most ...
+MIN_EPOCHS, MAX_EPOCHS = 20, 300  # ... within these bounds
+MIN_DELTA = 1e-3  # early stopping: smaller validation-loss improvements do not count
 ROTATION_CHOICES = (0.0, 180.0)  # rotation_z_deg="auto" picks one of these
 AUTO_ROTATION_MAX_WINDOWS = 6000  # above this, the z-rotation choice is made on a stratified subsample
 
@@ -82,14 +83,14 @@ def resolve_schedule(config: TrainConfig, n_train: int) -> Schedule:
     """Epochs, patience and plateau patience for ``n_train`` training windows.
 
     ``epochs="auto"``: ``ceil(TARGET_STEPS / steps per epoch)`` within [MIN_EPOCHS, MAX_EPOCHS]
-    (25,000 windows at batch 64: 20 epochs; 240 windows: 400). ``patience="auto"``: a fifth of
-    the epochs, 5 to 40. ``lr_patience="auto"``: half the patience, at least 2."""
+    (25,000 windows at batch 64: 20 epochs; 240 windows: 300). ``patience="auto"``: a fifth of
+    the epochs, 5 to 30. ``lr_patience="auto"``: half the patience, at least 2."""
     steps = max(1, -(-int(n_train) // config.batch_size))
     if config.epochs == AUTO:
         epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps))))
     else:
         epochs = int(config.epochs)
-    patience = int(min(40, max(5, round(epochs / 5)))) if config.patience == AUTO else int(config.patience)
+    patience = int(min(30, max(5, round(epochs / 5)))) if config.patience == AUTO else int(config.patience)
     lr_pat = max(2, patience // 2) if config.lr_patience == AUTO else int(config.lr_patience)
     return Schedule(epochs=epochs, patience=patience, lr_patience=lr_pat, steps_per_epoch=steps)
 
@@ -317,7 +318,9 @@ def _fit_once(
     callbacks: list[Any] = []
     if has_val:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=sched.patience, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=sched.patience, min_delta=MIN_DELTA, restore_best_weights=True
+            )
         )
         callbacks += lr_callbacks(config, keras, "val_loss", sched)
     elif config.lr_schedule == "cosine":  # no validation data: fixed length, never the training loss
