@@ -60,10 +60,14 @@ def _rec(xyz: np.ndarray, label: str | np.ndarray, subject: str, session: str, r
 
 
 def load_wisdm() -> DataSet:
-    from wisdm import RATE_HZ
-    from wisdm import load_wisdm as _load
+    import wisdm
 
-    return DataSet("wisdm", _load(WISDM_SUBJECTS), RATE_HZ, "subject")
+    if not wisdm.WISDM_DIR.is_dir():  # a git worktree sits deeper than the main checkout
+        for p in Path(__file__).resolve().parents:
+            if (p / "shared" / "data" / wisdm.WISDM_DIR.name).is_dir():
+                wisdm.WISDM_DIR = p / "shared" / "data" / wisdm.WISDM_DIR.name
+                break
+    return DataSet("wisdm", wisdm.load_wisdm(WISDM_SUBJECTS), wisdm.RATE_HZ, "subject")
 
 
 def load_watch() -> DataSet:
