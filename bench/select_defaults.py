@@ -143,11 +143,11 @@ def stage2(base_name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     mag = "gravity_body_magnitude" if rep.startswith("gravity_body") else "raw_magnitude"
     return {
         f"{base_name} + mean pooling": _with(base, model={"pooling": "mean"}),
+        f"{base_name}, rotz auto": _with(base, augment={"rotation_z_deg": "auto"}),
         f"{base_name} + attention pooling": _with(base, model={"pooling": "attention"}),
         f"{base_name} + magnitude": _with(base, model={"representation": mag}),
         f"{base_name} + label smoothing 0.1": _with(base, label_smoothing=0.1),
         f"{base_name} + 2nd conv, dilation 2": _with(base, model={"conv_layers": 2, "conv_dilation": 2}),
-        f"{base_name}, rotz auto": _with(base, augment={"rotation_z_deg": "auto"}),
     }
 
 

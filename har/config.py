@@ -153,7 +153,9 @@ class ModelConfig:
     conv_stride: int = 2  # Conv1D stride, samples (2 halves the LSTM's sequence length)
     conv_layers: int = 1  # number of Conv1D layers when conv_filters > 0
     conv_dilation: int = 1  # Conv1D layer i >= 1 has dilation conv_dilation**i (layer 0 carries the stride)
-    representation: str = "raw"  # model input channels, computed inside the graph (REPRESENTATIONS)
+    # model input channels, computed inside the graph (REPRESENTATIONS); chosen by subject-wise CV on
+    # the training data of four sets (docs/training.md, "Training defaults")
+    representation: str = "gravity_body"
     pooling: str = "last"  # many-to-one head over the last LSTM's outputs (POOLINGS)
 
     def __post_init__(self) -> None:
@@ -184,6 +186,9 @@ class AugmentConfig:
     """On-the-fly augmentation of training batches (har.training.augment). Each transform applies to a
     window with probability ``p``; 0 disables a transform, ``enabled=False`` disables all."""
 
+    # a stored config without the key predates the z rotation: it had none
+    LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {"rotation_z_deg": 0.0}
+
     enabled: bool = True
     p: float = 0.5  # probability that each enabled transform is applied to a window
     rotation_deg: float = 15.0  # random 3-D rotation about a random axis, at most this angle, degrees
@@ -192,7 +197,7 @@ class AugmentConfig:
     time_warp: float = 0.1  # max relative speed change of a smooth time warp (0.1 = +-10 %)
     # random rotation about the device z axis (strap twist, other wrist), degrees; "auto": `har train`
     # chooses 0 or 180 by a quick validation on the training data (har.training.fit.choose_rotation_z)
-    rotation_z_deg: float | str = 180.0
+    rotation_z_deg: float | str = AUTO
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:

@@ -197,7 +197,7 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     type=_INT_OR_AUTO,
     default=str(_T.patience),
     show_default=True,
-    help="Early stopping: epochs without validation-loss improvement, or auto (a fifth of the epochs, 5-40).",
+    help="Early stopping: epochs without validation-loss improvement, or auto (a fifth of the epochs, 5-30).",
 )
 @click.option(
     "--conv-filters",
