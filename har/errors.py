@@ -19,6 +19,11 @@ class RecordingFormatError(DataError):
     """A recording file does not follow the recording format."""
 
 
+class PlausibilityError(DataError):
+    """Data that reads fine but is implausible (units, rate, timestamps, sidecar vs CSV); ``--force``
+    accepts it as it is."""
+
+
 class ImportFormatError(DataError):
     """An input file for `har import` is not in the format named."""
 
@@ -45,6 +50,10 @@ class TrainingError(ModelError):
     """Training could not run (no data, one class, no test subjects, ...)."""
 
 
+class TuneError(TrainingError):
+    """A model search (`har tune`) could not run: unusable data, study database, budget."""
+
+
 class MissingDependencyError(HarError):
     """An optional dependency (the `train` or `edge` extra) is not installed."""
 
@@ -65,6 +74,10 @@ class DeployError(HarError):
 # --- runtime ----------------------------------------------------------------------------
 class RuntimeInferenceError(HarError):
     """The TFLite runtime could not be loaded or failed to run a model."""
+
+
+class AdaptError(RuntimeInferenceError):
+    """`har adapt` cannot run: unusable calibration, a bundle without the embedding output, ..."""
 
 
 class ConfigError(HarError):

@@ -23,7 +23,7 @@ def bundle_copy(tmp_path: Path, fp32_bundle: Path) -> Path:  # noqa: F811
 @pytest.mark.slow
 def test_manifest_lists_every_file(bundle_copy: Path) -> None:
     files = read_manifest(bundle_copy)
-    assert set(files) == {"model.tflite", "model_batch.tflite", "metadata.json", "report.txt"}
+    assert set(files) == {"model.tflite", "model_batch.tflite", "metadata.json", "report.txt", "head.npz"}
     for name, digest in files.items():
         assert sha256_file(bundle_copy / name) == digest
     meta = verify_bundle(bundle_copy)

@@ -40,7 +40,7 @@ def test_deploy_cli(tmp_path: Path, tiny_model_dir: Path, fp32_bundle: Path) -> 
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "agreement with Keras" in r.stdout and "Bundle written" in r.stdout
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
-        "manifest.json", "metadata.json", "model.tflite", "report.txt"]
+        "head.npz", "manifest.json", "metadata.json", "model.tflite", "report.txt"]
     r = _runner().invoke(cli, ["deploy", str(tiny_model_dir), "--out", str(fp32_bundle)])
     assert r.exit_code == 1 and r.stderr.startswith("Error: ") and "exists" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -100,6 +100,10 @@ def fp32_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return get_bundle(tmp_path_factory, "fp32")
 
 
+def v_head_ok(v: dict) -> bool:
+    return v.get("head_agreement") is not None and v["head_agreement"] >= 0.98
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", ["fp32", "fp16", "int8"])
 def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> None:
@@ -108,8 +112,11 @@ def test_export_quantizations(tmp_path_factory: pytest.TempPathFactory, quantize
 
     b = get_bundle(tmp_path_factory, quantize)
     names = sorted(p.name for p in b.iterdir())
-    assert names == ["manifest.json", "metadata.json", "model.tflite", "model_batch.tflite", "report.txt"]
+    assert names == ["head.npz", "manifest.json", "metadata.json", "model.tflite", "model_batch.tflite", "report.txt"]
     meta = verify_bundle(b)
+    # the live model also outputs the embedding feeding the head (har adapt); head.npz reproduces it
+    clf = WindowClassifier.from_bundle(b)
+    assert clf.has_embedding and v_head_ok(meta.verification)
     assert meta.export == ExportConfig(quantize=quantize)
     v = meta.verification
     assert v["agreement"] >= 0.98
@@ -189,6 +196,12 @@ def test_converter_failure_is_one_line_export_error(tmp_path: Path, tiny_model_d
     for f in ("metadata.json", "deploy_windows.npz"):
         (bad / f).write_bytes((tiny_model_dir / f).read_bytes())
     (bad / "model.weights.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ModelError, match=r"model\.weights\.h5: not an HDF5 weights file"):  # caught before the worker
+        export_bundle(bad, tmp_path / "out", ExportConfig(), echo=lambda s: None, batch_size=1)
+    import h5py
+
+    with h5py.File(bad / "model.weights.h5", "w") as h5:  # a readable HDF5 file without the model's weights
+        h5.create_dataset("unrelated", data=np.zeros(4, dtype=np.float32))
     with pytest.raises(ExportError) as ei:
         export_bundle(bad, tmp_path / "out", ExportConfig(), echo=lambda s: None, batch_size=1)
     msg = str(ei.value)

@@ -111,12 +111,12 @@ def test_csv_subject_pattern_and_directory(tmp_path: Path) -> None:
         ([[0, 0, 1]], {"rate": 50, "label_col": "lab"}, r"no column 'lab' \(columns: x, y, z\)"),
         ([[0, 0, 1], [0, "oops", 1]], {"rate": 50}, r"in\.csv:3: non-numeric"),
         ([[0, 0, 1], [0, 1]], {"rate": 50}, r"in\.csv:3: expected 3 fields, got 2"),
-        ([[0, 0, 700]], {"rate": 50}, r"in\.csv:2: \|acceleration\| over 64 g .*wrong --units"),
+        ([[0, 0, 700]], {"rate": 50}, r"in\.csv: median \|acceleration\| is 700 g.*look like mg \(try --units mg\)"),
     ],
 )
 def test_csv_errors(tmp_path: Path, rows: list, opts: dict, match: str) -> None:
     src = write_generic_csv(tmp_path / "in.csv", ["x", "y", "z"], rows)
-    with pytest.raises(ImportFormatError, match=match):
+    with pytest.raises(DataError, match=match):
         run_import("csv", src, tmp_path / "out", **opts)
     assert not (tmp_path / "out").exists()
 

@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mosquitto_fixture import Broker, mosquitto_bin
 
 from har.cli import cli
 from har.errors import MissingDependencyError, OutputError
@@ -395,49 +395,22 @@ def test_run_refuses_csv_with_other_header(tmp_path: Path, recording: Path) -> N
 
 
 # --- MQTT against a real broker -------------------------------------------------------------------
-def _mosquitto_bin() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(p, os.X_OK):
-            return p
-    return None
-
-
 @pytest.fixture(scope="module")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A mosquitto broker on 127.0.0.1 (a free port), killed at the end."""
-    exe = _mosquitto_bin()
+    exe = mosquitto_bin()
     if exe is None:
         pytest.skip("the mosquitto broker is not installed (apt-get install mosquitto; scripts/test.sh does)")
     pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install 'har-edge[mqtt]')")
-    d = tmp_path_factory.mktemp("mosquitto")
-    port = _free_port()
-    conf = d / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    log = (d / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
+    broker = Broker(exe, tmp_path_factory.mktemp("mosquitto"))
     try:
-        if not _wait(lambda: proc.poll() is not None or listening(), 15) or proc.poll() is not None:
-            pytest.fail(f"mosquitto did not start: {(d / 'mosquitto.log').read_text()[-500:]}")
-        yield port
+        broker.start()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield broker.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        broker.stop()
 
 
 class _Subscriber:

@@ -90,7 +90,7 @@ def test_record_bad_input(tmp_path: Path) -> None:
         r.invoke(cli, ["record", "--file", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "b.csv")]))
     assert "exactly one" in _one_error_line(r.invoke(cli, ["record", "--out", str(tmp_path / "c.csv")]))
     assert "label" in _one_error_line(
-        r.invoke(cli, ["record", "--port", "x", "--label", "a,b", "--out", str(tmp_path / "d.csv")]))
+        r.invoke(cli, ["record", "--port", "x", "--label", "a\"b", "--out", str(tmp_path / "d.csv")]))
     assert not list(tmp_path.glob("*.csv"))
 
 

@@ -136,7 +136,7 @@ def test_writer_refuses_overwrite_and_bad_labels(tmp_path: Path) -> None:
         RecordingWriter(p, RecordingMeta())
     w = RecordingWriter(tmp_path / "b.csv", RecordingMeta())
     with pytest.raises(DataError, match="invalid label"):
-        w.write([0.0], np.zeros((1, 3)), "a,b")
+        w.write([0.0], np.zeros((1, 3)), "a\tb")
     w.close()
 
 

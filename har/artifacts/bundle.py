@@ -1,7 +1,8 @@
 """Bundles: a directory `har run` can use on a device (written by `har deploy`).
 
 Layout (docs/architecture.md): ``model.tflite`` (batch 1), optional ``model_batch.tflite``,
-``metadata.json``, ``report.txt`` and ``manifest.json``::
+``metadata.json``, ``report.txt``, ``head.npz`` (the classifier head, for `har adapt`), in an adapted
+bundle ``head_adapted.npz`` (the personal head) and ``manifest.json``::
 
     {"format": "har-bundle", "version": 1, "files": {"model.tflite": "<sha256 hex>", ...}}
 
@@ -25,6 +26,8 @@ BUNDLE_VERSION = 1
 MODEL_FILE = "model.tflite"
 BATCH_MODEL_FILE = "model_batch.tflite"
 REPORT_FILE = "report.txt"
+HEAD_FILE = "head.npz"  # the classifier head's weights W, b (float32), for `har adapt`
+ADAPTED_HEAD_FILE = "head_adapted.npz"  # a personal head written by `har adapt`; `har run` applies it
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE)
 # Files that change what the runtime computes: they must be listed when present.
 _MODEL_SUFFIXES = (".tflite", ".json", ".npz", ".npy", ".h5")
@@ -133,6 +136,25 @@ def verify_bundle(directory: str | os.PathLike[str]) -> ModelMetadata:
     return meta
 
 
+def _adaptation_summary(a: dict[str, Any]) -> dict[str, Any]:
+    """The flat part of ``metadata.adaptation`` worth a line in `har info`."""
+    if not a:
+        return {}
+    h = a.get("holdout", {})
+    cal = a.get("calibration", {})
+    return {
+        "person": a.get("person"),
+        "created": a.get("created"),
+        "personal_head": bool(a.get("kept")),
+        "holdout_base_accuracy": h.get("base_accuracy"),
+        "holdout_adapted_accuracy": h.get("adapted_accuracy"),
+        "activities": "/".join(cal.get("activities", [])),
+        "skipped": "/".join(cal.get("skipped", [])) or "-",
+        "base_bundle_sha256": a.get("base_bundle", {}).get("sha256"),
+        "calibration_fingerprint": cal.get("fingerprint"),
+    }
+
+
 def describe_bundle(directory: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
     """A JSON-ready summary of a bundle for `har info`: classes, window, quantization,
     verification numbers, files with sizes (bytes) and whether the checksums hold."""
@@ -167,6 +189,7 @@ def describe_bundle(directory: str | os.PathLike[str], verify: bool = True) -> d
         "batch_model": BATCH_MODEL_FILE in files,
         "verification": dict(meta.verification),
         "smoothing": dict(meta.smoothing),  # the default for `har run` ({} = none)
+        "adaptation": _adaptation_summary(meta.adaptation),  # `har adapt` ({} = not adapted)
         "metrics": dict(meta.metrics),
         "har_version": meta.har_version,
         "created": meta.created,

@@ -8,14 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from har.artifacts.metadata import METADATA_FILE, load_metadata
-from har.errors import DataError
-from har.recording.format import read_recording, sidecar_path
+from har.errors import BundleError, DataError, HarError, ModelError
+from har.recording.checks import Warn, load_checked
+from har.recording.format import sidecar_path
 
 MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.tflite"
+WEIGHTS_FILE = "model.weights.h5"
 
 
-def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A JSON-ready description of a recording, model directory or bundle."""
+def describe(path: str | os.PathLike[str], force: bool = False, warn: Warn | None = None) -> dict[str, Any]:
+    """A JSON-ready description of a recording, model directory or bundle.
+
+    Raises a one-line HarError when the answer would mislead: a recording that fails the
+    plausibility checks (:mod:`har.recording.checks`), a bundle that fails its checksums or lacks
+    its manifest, a model directory without weights. ``force``: describe it anyway; the problem
+    goes to ``warn``."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"no such file or directory: {p}")
@@ -23,17 +31,29 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         if (p / MANIFEST_FILE).exists():
             from har.artifacts.bundle import describe_bundle
 
-            return {"kind": "bundle", "path": str(p), **describe_bundle(p)}
+            d = describe_bundle(p)
+            if not d.get("checksums_ok"):
+                _problem(BundleError(d.get("problem") or f"{p}: bundle fails its checks"), force, warn)
+            return {"kind": "bundle", "path": str(p), **d}
         if (p / METADATA_FILE).exists():
-            return describe_model_dir(p)
+            return describe_model_dir(p, force=force, warn=warn)
         raise DataError(f"{p} is neither a model directory (no {METADATA_FILE}) nor a bundle (no {MANIFEST_FILE})")
+    if p.name in (METADATA_FILE, MANIFEST_FILE):  # the metadata or manifest of a model directory / bundle
+        return describe(p.parent, force=force, warn=warn)
     if p.suffix.lower() in (".csv", ".json"):
-        return describe_recording(p)
+        return describe_recording(p, force=force, warn=warn)
     raise DataError(f"{p}: not a recording (.csv), model directory or bundle")
 
 
-def describe_recording(path: Path) -> dict[str, Any]:
-    rec = read_recording(path)
+def _problem(e: HarError, force: bool, warn: Warn | None) -> None:
+    if not force:
+        raise e
+    if warn is not None:
+        warn(f"{e} (shown anyway: --force)")
+
+
+def describe_recording(path: Path, force: bool = False, warn: Warn | None = None) -> dict[str, Any]:
+    rec = load_checked(path, force=force, warn=warn)
     n = len(rec)
     counts = Counter(rec.labels.tolist())
     duration = float(rec.time[-1] - rec.time[0]) if n > 1 else 0.0
@@ -63,8 +83,14 @@ def describe_recording(path: Path) -> dict[str, Any]:
     }
 
 
-def describe_model_dir(path: Path) -> dict[str, Any]:
+def describe_model_dir(path: Path, force: bool = False, warn: Warn | None = None) -> dict[str, Any]:
     meta = load_metadata(path)
+    if meta.export is not None or (path / MODEL_FILE).exists():
+        _problem(BundleError(f"{path}: a bundle without {MANIFEST_FILE}: its files cannot be verified "
+                             "(re-run `har deploy`)"), force, warn)
+    elif not (path / WEIGHTS_FILE).is_file():
+        _problem(ModelError(f"{path}: model directory without {WEIGHTS_FILE} (training did not finish, "
+                            "or the file was removed)"), force, warn)
     files = sorted(f.name for f in path.iterdir() if f.is_file())
     return {
         "kind": "model",
@@ -85,15 +111,22 @@ def describe_model_dir(path: Path) -> dict[str, Any]:
     }
 
 
-def format_info(info: dict[str, Any]) -> str:
-    """Human-readable lines for `har info`."""
-    lines = [f"{info['kind']}: {info['path']}"]
+def info_warnings(info: dict[str, Any]) -> list[str]:
+    """What `har info` warns about in a description (one line each, printed as ``Warning: ...``)."""
     warn = []
     if info["kind"] == "recording":
         if info.get("truncated_tail"):
-            warn.append("truncated tail: the last row was incomplete (session killed while writing); it was skipped")
+            warn.append(f"{info['path']}: truncated tail: the last row was incomplete (session killed while "
+                        "writing); it was skipped")
         if not info.get("complete"):
-            warn.append("session did not end cleanly (sidecar says complete=false); counts come from the CSV")
+            warn.append(f"{info['path']}: session did not end cleanly (sidecar says complete=false); counts come "
+                        "from the CSV")
+    return warn
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """Human-readable lines for `har info` (warnings: :func:`info_warnings`)."""
+    lines = [f"{info['kind']}: {info['path']}"]
     for k, v in info.items():
         if k in ("kind", "path"):
             continue
@@ -102,5 +135,4 @@ def format_info(info: dict[str, Any]) -> str:
         elif isinstance(v, list):
             v = ", ".join(str(x) for x in v) or "-"
         lines.append(f"  {k:18s} {v}")
-    lines += [f"  warning: {w}" for w in warn]
     return "\n".join(lines)

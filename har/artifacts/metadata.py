@@ -42,6 +42,7 @@ class ModelMetadata:
     export: ExportConfig | None = None  # set in bundles
     verification: dict[str, Any] = field(default_factory=dict)  # set in bundles
     smoothing: dict[str, Any] = field(default_factory=dict)  # runtime smoothing settings
+    adaptation: dict[str, Any] = field(default_factory=dict)  # set by `har adapt`: person, base, scores
     har_version: str = __version__
     created: str = ""
     format: str = MODEL_FORMAT

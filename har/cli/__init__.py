@@ -28,12 +28,14 @@ def _debug(ctx: click.Context | None) -> bool:
 # Command name -> module under har.cli. Modules are imported only when their command runs (or
 # when help lists them), so `har run` pays only for what it uses.
 LAZY_COMMANDS: dict[str, str] = {
+    "adapt": "cmd_adapt",
     "deploy": "cmd_deploy",
     "doctor": "cmd_doctor",
     "emulate": "cmd_emulate",
     "evaluate": "cmd_evaluate",
     "export": "cmd_import",
     "export-mcu": "cmd_push",
+    "fleet": "cmd_fleet",
     "import": "cmd_import",
     "info": "cmd_info",
     "plot": "cmd_plot",
@@ -43,6 +45,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "run": "cmd_run",
     "simulate": "cmd_simulate",
     "train": "cmd_train",
+    "tune": "cmd_tune",
 }
 
 

@@ -82,7 +82,7 @@ def deploy_cmd(
         from har.artifacts.bundle import write_manifest
         from har.deploy.mcu import export_mcu
 
-        written = export_mcu(Path(out), Path(out))
+        written = export_mcu(Path(out), Path(out), overwrite=True)  # the bundle was written in this run
         write_manifest(Path(out))
         click.echo("TensorFlow Lite Micro sources: " + ", ".join(str(p) for p in written))
     if to:

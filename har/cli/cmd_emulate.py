@@ -40,11 +40,13 @@ from har.cli.cmd_record import stop_on_signals
               help="Seconds to keep the port open after streaming ends (so a reader can drain it).")
 @click.option("--stall", "stall_s", type=click.FloatRange(0), default=3.0, show_default=True,
               help="Length of the --stall-after freeze (s).")
+@click.option("--force", is_flag=True,
+              help="Stream a RECORDING that fails the plausibility checks (units, timestamps) as it is.")
 def emulate_cmd(
     recording: str | None, simulate: bool, activities: tuple[str, ...], segment_s: float, subject: int,
     rate_hz: float, range_g: float, duration: float | None, loop: bool, seed: int | None, drop_every: int,
     garbage_every: float, reset_after: float | None, stall_after: float | None, delay_s: float, linger_s: float,
-    stall_s: float,
+    stall_s: float, force: bool = False,
 ) -> None:
     """Emulate a har device on a pseudo-terminal, streaming wire protocol v1.
 
@@ -53,6 +55,10 @@ def emulate_cmd(
     """
     from har.wire.emulator import Emulator, describe
 
+    if recording is not None:  # units and timestamps are checked before the pty is opened
+        from har.recording.checks import load_checked
+
+        load_checked(recording, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))
     emu = Emulator(
         recording=recording, simulate=simulate, activities=activities or ("walking",), segment_s=segment_s,
         subject=subject, rate_hz=rate_hz, range_g=range_g, loop=loop, seed=seed, drop_every=drop_every,

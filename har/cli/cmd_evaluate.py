@@ -18,12 +18,24 @@ import click
     default=None,
     help="Also write report.txt and report.json into this directory.  [default: write nothing]",
 )
-def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace report.txt / report.json in --out.  [default: refuse]")
+@click.option("--force", is_flag=True,
+              help="Evaluate on recordings that fail the plausibility checks (units, timestamps, sidecar vs CSV) "
+              "as they are.  [default: refuse]")
+def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path | None, overwrite: bool = False,
+                 force: bool = False) -> None:
     """Evaluate MODEL (a model directory from `har train` or a bundle from `har deploy`) on
     recordings DATA (files, or directories searched recursively). Windows use the model's own
     window length, hop, rate (resampling if needed) and purity."""
+    from har.errors import DataError
+    from har.recording.checks import check_files
     from har.scoring.evaluate import evaluate
 
+    if out is not None and not overwrite:
+        for name in ("report.txt", "report.json"):
+            if (out / name).exists():
+                raise DataError(f"{out / name} exists (choose another --out or pass --overwrite)")
+    check_files(data, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))  # before any window
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = evaluate(model, list(data), echo=echo, out=out, progress=not as_json)
     if as_json:

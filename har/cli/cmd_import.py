@@ -66,6 +66,9 @@ Examples:
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="[all] Replace existing output files (default: refuse).")
+@click.option("--force", is_flag=True,
+              help="[all] Import values or timestamps that fail the plausibility checks (median |a| far from "
+              "1 g, an implausible rate) as they are (default: refuse and name the likely --units / --time-unit).")
 @click.option(
     "--rename",
     multiple=True,

@@ -23,7 +23,8 @@ import click
     default=None,
     help="PNG to write.  [default: RECORDING with the suffix .png]",
 )
-def plot_cmd(recording: Path, model: Path | None, out: Path | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing PNG at --out.  [default: refuse]")
+def plot_cmd(recording: Path, model: Path | None, out: Path | None, overwrite: bool = False) -> None:
     """Plot RECORDING (a har CSV): x, y, z in g over time in seconds, true label spans shaded,
     and a timeline of true vs predicted labels when --model is given."""
     import numpy as np
@@ -38,6 +39,8 @@ def plot_cmd(recording: Path, model: Path | None, out: Path | None) -> None:
     out = out or Path(recording).with_suffix(".png")
     if out.suffix.lower() != ".png":
         raise DataError(f"--out must end in .png, got {out}")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} exists (choose another --out or pass --overwrite)")
     pred_t = pred_y = None
     span = 0.0
     title = f"{Path(recording).name}  (subject {rec.subject}, {rec.rate_hz:g} Hz)"

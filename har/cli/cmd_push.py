@@ -61,7 +61,8 @@ def push_cmd(
 @click.command("export-mcu")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory for the C++ files.")
-def export_mcu_cmd(bundle: Path, out_dir: Path) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace existing C++ files in --out.  [default: refuse]")
+def export_mcu_cmd(bundle: Path, out_dir: Path, overwrite: bool = False) -> None:
     """C++ sources for TensorFlow Lite Micro from an int8 BUNDLE.
 
     Writes har_model_data.h/.cc (the model as g_har_model[], 16-byte aligned) and
@@ -69,7 +70,7 @@ def export_mcu_cmd(bundle: Path, out_dir: Path) -> None:
     normalisation mean/std per axis, input/output scale and zero point, tensor arena size in bytes)."""
     from har.deploy.mcu import export_mcu
 
-    for p in export_mcu(bundle, out_dir):
+    for p in export_mcu(bundle, out_dir, overwrite=overwrite):
         click.echo(f"wrote {p} ({p.stat().st_size} bytes)")
 
 

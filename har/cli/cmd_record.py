@@ -123,11 +123,15 @@ def summary_lines(res: Any) -> list[str]:
               help="Stop after this many seconds [default: until q / Ctrl-C / SIGTERM / end of source].")
 @click.option("--out", "out", type=str, default=None,
               help="Output .csv (sidecar .json next to it), or a directory for <subject>_<label>_<time>.csv. Required.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing recording at --out [default: refuse].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing recording (or a sidecar .json) at --out [default: refuse].")
+@click.option("--force", is_flag=True,
+              help="With --file: record a file that fails the plausibility checks (units, timestamps, sidecar "
+              "rate) as it is [default: refuse].")
 def record_cmd(
     port: str | None, baud: int, rate_hz: float | None, file: str | None, speed: float | None,
     label: tuple[str, ...], labels_opt: str | None, keys: bool | None, subject: str, duration: float | None,
-    out: str | None, overwrite: bool,
+    out: str | None, overwrite: bool, force: bool = False,
 ) -> None:
     """Record an accelerometer stream (wire protocol v1) into NAME.csv + NAME.json.
 
@@ -142,6 +146,8 @@ def record_cmd(
     measured rate differs from the announced one by more than 2%.
     """
     from har.recording.capture import output_path, record
+    from har.recording.checks import check_recording, enforce
+    from har.recording.format import sidecar_path
     from har.recording.labeling import KeyReader, LiveLabels
     from har.sources import open_source
 
@@ -164,9 +170,16 @@ def record_cmd(
     fixed = names[0] if len(names) == 1 and not labels_opt else ""
     name_label = fixed if not keys or len(names) <= 1 else "live"
     target = output_path(Path(out), subject, name_label)  # fail on a bad/existing --out before opening the port
-    if target.exists() and not overwrite:
-        raise DataError(f"{target} exists (choose another --out or pass --overwrite)")
+    for q in (target, sidecar_path(target)):
+        if (q.exists() or q.is_symlink()) and not overwrite:
+            raise DataError(f"{q} exists (choose another --out or pass --overwrite)")
     source = open_source(port=port, file=file, baud=baud, speed=speed, rate_hz=rate_hz)
+    if file is not None:  # a file's units, timestamps and sidecar rate are checked before copying it
+        try:
+            enforce(check_recording(source.rec), force=force, warn=_warn)  # type: ignore[attr-defined]
+        except Exception:
+            source.close()
+            raise
     live = None
     if fd is not None:
         reader = KeyReader(fd, on_key=lambda k: source.stop() if k.key in "qQ" else None)
@@ -192,6 +205,15 @@ def record_cmd(
         click.echo(line)
     for w in res.warnings:
         click.echo(f"Warning: {w}", err=True)
+    if port is not None and res.samples:  # what a device sent is kept as is; implausible values are named
+        from har.recording.checks import recorded_warnings
+
+        for w in recorded_warnings(res.path):
+            _warn(w)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _stdin_fd(tty_only: bool = True) -> int | None:

@@ -54,9 +54,12 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
               "(,min=S for a minimum duration).")
 @click.option("--min-duration", "min_duration", type=click.FloatRange(0.0), default=None, metavar="SECONDS",
               help="Report a new activity only after it persisted this long (overrides the bundle's / --smooth's).")
+@click.option("--force", is_flag=True,
+              help="Replay a recording that fails the plausibility checks (units, timestamps, sidecar vs CSV) "
+              "as it is [default: refuse].")
 def replay_cmd(
     bundle: str, recording: str, as_json: bool, threads: int, smooth: str | None, min_duration: float | None,
-    exact: bool = False,
+    exact: bool = False, force: bool = False,
 ) -> None:
     """Classify RECORDING as fast as possible: timeline of predicted vs recorded labels, accuracy.
 
@@ -65,6 +68,8 @@ def replay_cmd(
     window accuracy and event-level agreement (segment F1 at IoU 0.5, edit score, label changes)
     against the recorded labels, raw and smoothed.
     """
+    from har.errors import DataError
+    from har.recording.checks import check_for_model, no_window_message
     from har.runtime.classifier import WindowClassifier
     from har.runtime.replay import replay
     from har.runtime.smoothing import parse_spec, resolve_smoothing
@@ -72,8 +77,11 @@ def replay_cmd(
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
     clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=not exact)
+    rec = check_for_model(recording, clf.metadata, force=force, warn=_warn)
     with _progress_bar() as progress:
         res = replay(clf, recording, exact=exact, progress=progress)
+    if res.windows == 0:
+        raise DataError(no_window_message(rec, clf.metadata.window.window_s))
     if smooth is not None or min_duration is not None:
         res = res.with_smoothing(resolve_smoothing(clf.metadata.smoothing, smooth, min_duration))
     if as_json:
@@ -92,6 +100,10 @@ def replay_cmd(
         f"accuracy {acc} on {res.scored} of {res.windows} windows; {res.elapsed_s:.2f} s "
         f"({res.runtime}{', batched' if res.batched else ''})"
     )
+
+
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _smoothing_lines(res: ReplayResult) -> list[str]:

@@ -122,6 +122,10 @@ def run_cmd(
     smooth_desc = f", smoothing {smoothing.spec}" if smoothing.active else ""
     click.echo(f"Running {bundle} on {desc} ({clf.runtime_name}, {threads} thread(s){smooth_desc}); Ctrl-C to stop",
                err=True)
+    if clf.metadata.adaptation:
+        from har.runtime.adapt import adapted_line
+
+        click.echo(adapted_line(clf.metadata), err=True)
     if outputs:
         click.echo(f"Outputs: {outputs.describe()}", err=True)
     try:

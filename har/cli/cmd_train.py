@@ -363,6 +363,12 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     "key, or a model's metadata.json). Options given on the command line override it.",
 )
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
+    "with classes that have no test windows, with warnings  [default: refuse before training].",
+)
 def train_cmd(**params: Any) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
 
@@ -387,10 +393,15 @@ def train_cmd(**params: Any) -> None:
     from har.training.train import REPORT_TXT, train
 
     test = list(params["test"]) or None
-    result = train(list(params["data"]), out, config, test_data=test, progress=True, echo=click.echo)
+    result = train(
+        list(params["data"]), out, config, test_data=test, progress=True, echo=click.echo, force=params["force"]
+    )
     m = result.metadata.metrics
     click.echo(f"accuracy: {m['accuracy']:.4f}")
-    click.echo(f"macro-F1: {m['macro_f1']:.4f}  ({m['n_test_windows']} test windows)")
+    from har.scoring.metrics import macro_f1_note
+
+    note = macro_f1_note(result.metrics.get("metrics", {}))
+    click.echo(f"macro-F1: {m['macro_f1']:.4f}  ({m['n_test_windows']} test windows){note}")
     cv = result.metrics.get("cv")
     if cv:
         click.echo(

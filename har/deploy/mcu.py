@@ -100,7 +100,9 @@ static_assert(sizeof(g_har_model) == HAR_MODEL_LEN, "model length mismatch");
     return header, cc
 
 
-def _config_file(meta: Any, ins: dict[str, Any], outs: dict[str, Any], arena: int, source: str) -> str:
+def _config_file(
+    meta: Any, ins: dict[str, Any], outs: dict[str, Any], arena: int, source: str, out_index: int = 0
+) -> str:
     in_type, in_scale, in_zero = _quant(ins)
     out_type, out_scale, out_zero = _quant(outs)
     n_classes = len(meta.classes)
@@ -142,6 +144,7 @@ constexpr float kHarNormStd[kHarNumChannels] = {{{std}}};
 constexpr bool kHarInputIsInt8 = {str(in_type == "int8").lower()};
 constexpr float kHarInputScale = {c_float(in_scale)};
 constexpr int kHarInputZeroPoint = {in_zero};
+constexpr int kHarOutputIndex = {out_index};  // interpreter->output(kHarOutputIndex): the class probabilities
 constexpr bool kHarOutputIsInt8 = {str(out_type == "int8").lower()};
 constexpr float kHarOutputScale = {c_float(out_scale)};
 constexpr int kHarOutputZeroPoint = {out_zero};
@@ -155,16 +158,22 @@ static_assert(sizeof(kHarClassNames) / sizeof(kHarClassNames[0]) == kHarNumClass
 """
 
 
-def export_mcu(bundle: Path, out_dir: Path) -> list[Path]:
+def export_mcu(bundle: Path, out_dir: Path, overwrite: bool = False) -> list[Path]:
     """Write the TFLM sources for an int8 ``bundle`` into ``out_dir``; returns the paths written.
 
-    Refuses bundles that were not exported with ``--quantize int8`` (ExportError)."""
+    Refuses bundles that were not exported with ``--quantize int8`` (ExportError), and existing
+    source files in ``out_dir`` unless ``overwrite``."""
     import numpy as np
 
     from har.artifacts.bundle import MODEL_FILE, verify_bundle
     from har.runtime.interpreter import load_interpreter
 
     bundle = Path(bundle)
+    out = Path(out_dir)
+    if not overwrite:
+        for name in (DATA_H, DATA_CC, CONFIG_H):
+            if (out / name).exists():
+                raise ExportError(f"{out / name} exists (choose another --out or pass --overwrite)")
     meta = verify_bundle(bundle)
     quant = meta.export.quantize if meta.export else "?"
     if quant != "int8":
@@ -179,16 +188,18 @@ def export_mcu(bundle: Path, out_dir: Path) -> list[Path]:
     except HarError as e:
         raise ExportError(f"cannot read the quantisation parameters: {e}") from None
     ins, outs = interp.get_input_details(), interp.get_output_details()
-    if len(ins) != 1 or len(outs) != 1:
-        raise ExportError(f"{model}: expected 1 input and 1 output, got {len(ins)} and {len(outs)}")
+    if len(ins) != 1 or len(outs) not in (1, 2):
+        raise ExportError(f"{model}: expected 1 input and 1-2 outputs, got {len(ins)} and {len(outs)}")
+    from har.runtime.classifier import probs_and_embedding  # the second output: the embedding (har adapt)
+
+    probs_out, _ = probs_and_embedding(interp, outs)
     if not any(np.dtype(d["dtype"]) == np.int8 for d in interp.get_tensor_details()):
         raise ExportError(f"{model} has no int8 tensors although metadata says int8: re-run `har deploy`")
     if int(ins[0]["shape"][0]) != 1:
         raise ExportError(f"{model}: the MCU model must have batch 1, got {int(ins[0]['shape'][0])}")
     source = f"{bundle.name}/{MODEL_FILE}"
     data_h, data_cc = _data_files(raw, source)
-    config_h = _config_file(meta, ins[0], outs[0], _arena_hint(interp), source)
-    out = Path(out_dir)
+    config_h = _config_file(meta, ins[0], probs_out, _arena_hint(interp), source, outs.index(probs_out))
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in ((DATA_H, data_h), (DATA_CC, data_cc), (CONFIG_H, config_h)):

@@ -7,7 +7,9 @@ CSV (header row, comma separated, UTF-8, ``\\n`` line ends)::
 
 * ``time_s``: seconds from session start (host clock for live captures).
 * ``x_g, y_g, z_g``: acceleration in g (gravity included), device axes.
-* ``label``: the activity; empty = unlabeled (never used for training windows).
+* ``label``: the activity; empty = unlabeled (never used for training windows). One rule for every
+  label (:data:`LABEL_RULE`, :func:`check_label`): letters of any script, digits, space and
+  ``_ . - , ' ( ) + &``, at most 64 characters; a label with a comma is written quoted.
 * ``seq``: optional sample index on the session's nominal timeline. Consecutive samples differ
   by 1; a jump of k+1 means k samples were lost (a *gap*), a jump backwards or a time jump means
   a break (device reset, reconnect). Windows never span a gap or break.
@@ -44,12 +46,14 @@ up to its last complete row; the reader reports such a truncated tail instead of
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
 import os
-import re
+import stat
 import time
+import unicodedata
 import uuid
 import warnings
 from collections.abc import Iterable, Sequence
@@ -76,17 +80,47 @@ _ALIASES = {
     "label": ("label", "activity"),
     "seq": ("seq", "sequence"),
 }
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_.\- ]*$")
 MAX_ABS_G = 64.0  # anything beyond is not an accelerometer reading in g
+
+# --- labels: ONE rule for `har record --label`, the CSV reader, importers and the trainer -------
+LABEL_MAX_CHARS = 64
+LABEL_PUNCTUATION = " _.-,'()+&"
+LABEL_RULE = (
+    f"letters of any script, digits, space and {' '.join(LABEL_PUNCTUATION.strip())} "
+    f"(at most {LABEL_MAX_CHARS} characters; no quotes, tabs or line breaks)"
+)
+
+
+def _label_char_ok(ch: str) -> bool:
+    return ch.isalnum() or ch in LABEL_PUNCTUATION or unicodedata.category(ch).startswith("M")
+
+
+def label_problem(label: object) -> str | None:
+    """Why ``label`` breaks the label rule (None when it is fine; "" = unlabeled is fine)."""
+    if not isinstance(label, str):
+        return f"invalid label {label!r}: not text"
+    s = unicodedata.normalize("NFC", label.strip())
+    bad = [ch for ch in s if not _label_char_ok(ch)]
+    if bad:
+        return f"invalid label {label!r}: character {bad[0]!r} not allowed (use {LABEL_RULE})"
+    if len(s) > LABEL_MAX_CHARS:
+        return f"invalid label {label[:20]!r}...: {len(s)} characters (at most {LABEL_MAX_CHARS})"
+    return None
 
 
 def check_label(label: str) -> str:
-    """Labels are written into CSV: letters, digits, space, ``_ . -`` only."""
-    if not isinstance(label, str) or not _LABEL_RE.match(label) or len(label) > 64:
-        raise DataError(
-            f"invalid label {label!r}: use letters, digits, space, '_', '.', '-' (at most 64 chars)"
-        )
-    return label.strip()
+    """The label, stripped and NFC-normalised, if it follows the label rule (``LABEL_RULE``:
+    unicode letters and digits, space and ``_ . - , ' ( ) + &``, at most 64 characters);
+    DataError otherwise. ``""`` (unlabeled) is valid."""
+    problem = label_problem(label)
+    if problem is not None:
+        raise DataError(problem)
+    return unicodedata.normalize("NFC", label.strip())
+
+
+def csv_label(label: str) -> str:
+    """A (valid) label as a CSV field: quoted when it holds a comma."""
+    return f'"{label}"' if "," in label else label
 
 
 def utc_now_iso() -> str:
@@ -127,20 +161,56 @@ class RecordingMeta:
             raise RecordingFormatError(f"{where}: expected a JSON object")
         if data.get("format", FORMAT_NAME) != FORMAT_NAME:
             raise RecordingFormatError(f"{where}: not a har recording (format={data.get('format')!r})")
-        if int(data.get("version", FORMAT_VERSION)) > FORMAT_VERSION:
-            raise RecordingFormatError(f"{where}: recording format v{data.get('version')} is newer than this har")
+        version = data.get("version", FORMAT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise RecordingFormatError(f"{where}: field 'version' must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise RecordingFormatError(f"{where}: recording format v{version} is newer than this har")
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in data.items() if k in names}
-        extra = dict(known.pop("extra", {}) or {})
+        extra = known.pop("extra", {}) or {}
+        if not isinstance(extra, dict):
+            raise RecordingFormatError(f"{where}: field 'extra' must be an object, got {type(extra).__name__}")
+        extra = dict(extra)
         extra.update({k: v for k, v in data.items() if k not in names})
-        try:
-            meta = cls(**known, extra=extra)
-            meta.rate_hz = float(meta.rate_hz)
-        except (TypeError, ValueError) as e:
-            raise RecordingFormatError(f"{where}: {e}") from None
-        if not meta.rate_hz > 0:
-            raise RecordingFormatError(f"{where}: rate_hz must be positive")
+        for k, v in known.items():
+            _check_field(where, k, v)
+        meta = cls(**known, extra=extra)
+        meta.rate_hz = float(meta.rate_hz)
+        if not (math.isfinite(meta.rate_hz) and meta.rate_hz > 0):
+            raise RecordingFormatError(
+                f"{where}: field 'rate_hz' must be a positive number of Hz, got {meta.rate_hz!r}"
+            )
         return meta
+
+
+_TEXT_FIELDS = ("session_id", "subject", "device", "start_time", "units", "source", "format")
+_COUNT_FIELDS = ("samples", "dropped", "corrupt", "resets", "reconnects", "version")
+
+
+def _check_field(where: str, key: str, v: Any) -> None:
+    """One sidecar field has the JSON type the format gives it (else a one-line error naming it)."""
+    def bad(what: str) -> RecordingFormatError:
+        return RecordingFormatError(f"{where}: field {key!r} must be {what}, got {str(v)[:40]!r}")
+
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if key in _TEXT_FIELDS and not isinstance(v, str):
+        raise bad("text")
+    if key in _COUNT_FIELDS and not (number and isinstance(v, int) and v >= 0):
+        raise bad("a non-negative integer")
+    if key == "rate_hz" and not number:
+        raise bad("a number (Hz)")
+    if key == "measured_rate_hz" and v is not None and not (number and math.isfinite(v)):
+        raise bad("a number (Hz) or null")
+    if key == "complete" and not isinstance(v, bool):
+        raise bad("true or false")
+    if key in ("axes", "labels") and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+        raise bad("a list of text")
+    if key == "gaps" and not (
+        isinstance(v, list)
+        and all(isinstance(g, list) and len(g) == 2 and all(isinstance(i, int) for i in g) for g in v)
+    ):
+        raise bad("a list of [row, samples] pairs")
 
 
 def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
@@ -158,6 +228,7 @@ class Recording:
     meta: RecordingMeta
     path: Path | None = None
     truncated: bool = False  # the file ended in a partial row (killed while writing)
+    has_sidecar: bool = False  # read with a JSON sidecar (else rate and subject were inferred)
 
     def __len__(self) -> int:
         return int(self.time.shape[0])
@@ -213,8 +284,10 @@ class RecordingWriter:
         self.path = Path(path)
         if self.path.suffix.lower() != ".csv":
             raise DataError(f"recording path must end in .csv: {self.path}")
-        if self.path.exists() and not overwrite:
-            raise DataError(f"{self.path} exists (choose another --out or pass --overwrite)")
+        if not overwrite:
+            for q in (self.path, sidecar_path(self.path)):
+                if q.exists() or q.is_symlink():
+                    raise DataError(f"{q} exists (choose another --out or pass --overwrite)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.meta = meta
         self.meta.complete = False
@@ -244,10 +317,11 @@ class RecordingWriter:
             labs = [labels] * n
         else:
             labs = [str(x) for x in labels]
-        for lab in set(labs):
-            check_label(lab)
+        clean = {lab: check_label(lab) for lab in dict.fromkeys(labs)}  # in order of appearance
+        for lab in clean.values():
             if lab and lab not in self._labels:
                 self._labels[lab] = None
+        labs = [csv_label(clean[lab]) for lab in labs]
         if seq is None:
             start = self.meta.samples + self.meta.dropped
             s = np.arange(start, start + n, dtype=np.int64)
@@ -340,7 +414,7 @@ def _parse_rows_fast(
             warnings.simplefilter("error")
             arr = np.loadtxt(p, delimiter=",", dtype=dt, comments=None, usecols=use, ndmin=1, skiprows=1,
                              max_rows=n, encoding="utf-8")
-    except (ValueError, TypeError, Warning):
+    except (ValueError, TypeError, OverflowError, Warning):
         return None
     if arr.shape != (n,):
         return None
@@ -356,40 +430,102 @@ def _parse_rows_fast(
     return t, a, labs, seq
 
 
+def _split_row(line: str) -> list[str]:
+    """The fields of one CSV row: plain split, or the csv module when the row has quotes (a
+    label with a comma is written ``"walk, fast"``)."""
+    line = line.rstrip("\r")
+    if '"' not in line:
+        return line.split(",")
+    try:
+        return next(csv.reader([line], strict=True))
+    except (csv.Error, StopIteration):
+        return line.split(",")
+
+
+def _field_error(p: Path, lineno: int, name: str, value: str, what: str) -> RecordingFormatError:
+    if what == "a number":
+        return RecordingFormatError(f"{p}:{lineno}: non-numeric value {value[:30]!r} in {name}")
+    return RecordingFormatError(f"{p}:{lineno}: {name} {value[:30]!r} is not {what}")
+
+
 def _parse_rows(
     p: Path, lines: list[str], ncol: int, cols: tuple[int, int, int, int, int | None, int | None],
     empty_as_nan: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
-    """The line-by-line parser: exact line numbers in its errors. ``empty_as_nan``: an empty
-    x/y/z field is a missing value (NaN), not an error."""
+    """The line-by-line parser: exact line numbers and the field's name in its errors.
+    ``empty_as_nan``: an empty x/y/z field is a missing value (NaN), not an error."""
     ti, xi, yi, zi, li, si = cols
     n = len(lines) - 1
     t = np.empty(n, dtype=np.float64)
     a = np.empty((n, 3), dtype=np.float64)
     labs: list[str] = [""] * n
     seq = np.empty(n, dtype=np.int64) if si is not None else None
+    names = ("x_g", "y_g", "z_g")
     for k in range(n):
         line = lines[k + 1]
-        parts = line.rstrip("\r").split(",")
+        parts = _split_row(line)
         if len(parts) != ncol:
             raise RecordingFormatError(
                 f"{p}:{k + 2}: expected {ncol} fields, got {len(parts)}: {line[:60]!r}"
             )
         try:
             t[k] = float(parts[ti])
-            if empty_as_nan:
-                a[k] = [float(v) if v.strip() else math.nan for v in (parts[xi], parts[yi], parts[zi])]
-            else:
-                a[k, 0] = float(parts[xi])
-                a[k, 1] = float(parts[yi])
-                a[k, 2] = float(parts[zi])
-            if seq is not None:
-                seq[k] = int(parts[si])  # type: ignore[index]
         except ValueError:
-            raise RecordingFormatError(f"{p}:{k + 2}: non-numeric value in {line[:60]!r}") from None
+            raise _field_error(p, k + 2, "time_s", parts[ti], "a number") from None
+        for j, (ci, name) in enumerate(zip((xi, yi, zi), names, strict=True)):
+            v = parts[ci]
+            if empty_as_nan and not v.strip():
+                a[k, j] = math.nan
+                continue
+            try:
+                a[k, j] = float(v)
+            except ValueError:
+                raise _field_error(p, k + 2, name, v, "a number") from None
+        if seq is not None:
+            v = parts[si]  # type: ignore[index]
+            try:
+                seq[k] = int(v)
+            except ValueError:
+                raise _field_error(p, k + 2, "seq", v, "an integer (sample index)") from None
+            except OverflowError:
+                raise _field_error(p, k + 2, "seq", v, "a sample index within 64 bits") from None
         if li is not None:
             labs[k] = parts[li].strip()
     return t, a, labs, seq
+
+
+def _read_text(p: Path) -> str:
+    """A regular UTF-8 file's text; never opens a named pipe or device (that could wait forever)."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as e:
+        raise DataError(f"{p}: cannot read ({e.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise DataError(f"{p} is {kind}, not a regular file: har reads recordings from files")
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordingFormatError(f"{p}: not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+
+
+def _checked_labels(p: Path, labels: np.ndarray) -> np.ndarray:
+    """Labels that follow the label rule (NFC-normalised); the first bad one names its line."""
+    if labels.size == 0:
+        return labels
+    starts = np.flatnonzero(np.concatenate([[True], labels[1:] != labels[:-1]]))  # labels come in runs
+    changed = False
+    for u in dict.fromkeys(labels[starts].tolist()):
+        problem = label_problem(u)
+        if problem is not None:
+            row = int(np.flatnonzero(labels == u)[0])
+            raise RecordingFormatError(f"{p}:{row + 2}: {problem}")
+        changed |= unicodedata.normalize("NFC", u.strip()) != u
+    if not changed:
+        return labels
+    uniq, inv = np.unique(labels, return_inverse=True)
+    clean = [unicodedata.normalize("NFC", u.strip()) for u in uniq.tolist()]
+    return np.asarray(clean, dtype=str)[inv.reshape(-1)]
 
 
 def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) -> Recording:
@@ -405,16 +541,15 @@ def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) 
         raise DataError(f"no such recording: {p}")
     if p.is_dir():
         raise DataError(f"{p} is a directory, not a recording (.csv)")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RecordingFormatError(f"{p}: not a text file") from None
+    text = _read_text(p)
     side = sidecar_path(p)
     if side.exists():
         try:
-            raw = json.loads(side.read_text(encoding="utf-8"))
+            raw = json.loads(_read_text(side))
         except json.JSONDecodeError as e:
             raise RecordingFormatError(f"{side}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        except RecursionError:
+            raise RecordingFormatError(f"{side}: invalid JSON (nested too deeply)") from None
         meta = RecordingMeta.from_dict(raw, where=str(side))
         has_meta = True
     else:
@@ -446,15 +581,18 @@ def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) 
     mag = np.where(fin, np.abs(a), 0.0)
     if n and mag.max() > MAX_ABS_G:
         bad = int(np.flatnonzero(mag.max(axis=1) > MAX_ABS_G)[0])
+        value = float(a[bad][np.argmax(mag[bad])])
         raise RecordingFormatError(
-            f"{p}:{bad + 2}: |acceleration| over {MAX_ABS_G:g} g: values must be in g, not m/s^2 or raw counts"
+            f"{p}:{bad + 2}: acceleration {value:g} is over {MAX_ABS_G:g} g: values must be in g, not m/s^2, "
+            "milli-g or raw counts"
         )
     if not has_meta and n > 2:
         dt = np.diff(t)
         dt = dt[dt > 0]
         if dt.size:
-            meta.rate_hz = float(1.0 / np.median(dt))
+            meta.rate_hz = float(f"{1.0 / np.median(dt):.6g}")
     labels = (labs if isinstance(labs, np.ndarray) else np.array(labs, dtype=str)) if n else np.zeros(0, dtype="<U1")
+    labels = _checked_labels(p, labels)
     rec = Recording(
         time=t,
         xyz=a.astype(np.float32),
@@ -463,6 +601,7 @@ def read_recording(path: str | os.PathLike[str], allow_nonfinite: bool = False) 
         meta=meta,
         path=p,
         truncated=truncated,
+        has_sidecar=has_meta,
     )
     if not meta.labels:
         meta.labels = rec.label_names()

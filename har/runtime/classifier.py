@@ -8,12 +8,13 @@ probabilities. No TensorFlow."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
+from har.artifacts.bundle import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.errors import HarError, RuntimeInferenceError
 from har.runtime.interpreter import load_interpreter
@@ -30,9 +31,10 @@ class _Model:
         self.interp, self.runtime_name = load_interpreter(path, num_threads=num_threads, prefer=prefer)
         ins = self.interp.get_input_details()
         outs = self.interp.get_output_details()
-        if len(ins) != 1 or len(outs) != 1:
-            raise RuntimeInferenceError(f"{path}: expected 1 input and 1 output, got {len(ins)} and {len(outs)}")
-        self.inp, self.out = ins[0], outs[0]
+        if len(ins) != 1 or len(outs) not in (1, 2):
+            raise RuntimeInferenceError(f"{path}: expected 1 input and 1-2 outputs, got {len(ins)} and {len(outs)}")
+        self.inp = ins[0]
+        self.out, self.emb = probs_and_embedding(self.interp, outs)
         self.in_shape = tuple(int(v) for v in self.inp["shape"])
         self.out_shape = tuple(int(v) for v in self.out["shape"])
         if len(self.in_shape) != 3 or len(self.out_shape) != 2:
@@ -44,6 +46,12 @@ class _Model:
         self.out_scale, self.out_zero = (float(v) for v in self.out.get("quantization", (0.0, 0)))
         self._in_index = int(self.inp["index"])
         self._out_index = int(self.out["index"])
+        # the embedding feeding the classifier head (models exported by a har that writes it)
+        self.emb_dim = int(self.emb["shape"][-1]) if self.emb is not None else 0
+        self._emb_index = int(self.emb["index"]) if self.emb is not None else -1
+        self._emb_scale, self._emb_zero = (
+            (float(v) for v in self.emb.get("quantization", (0.0, 0))) if self.emb is not None else (0.0, 0.0)
+        )
 
     def quantize_input(self, xn: np.ndarray) -> np.ndarray:
         if self.in_dtype == np.float32:
@@ -65,6 +73,29 @@ class _Model:
         self.interp.set_tensor(self._in_index, xq)
         self.interp.invoke()
         return self.interp.get_tensor(self._out_index)
+
+    def embedding(self) -> np.ndarray:
+        """The embedding output (float32) of the last :meth:`run`."""
+        e = self.interp.get_tensor(self._emb_index)
+        if e.dtype == np.float32:
+            return e.astype(np.float32, copy=True)
+        return ((e.astype(np.float32) - self._emb_zero) * self._emb_scale).astype(np.float32)
+
+
+def probs_and_embedding(interp: Any, outs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Which output is the probabilities and which the embedding: by the signature's output names
+    (the probabilities come from the layer named ``probs``), else the last output."""
+    if len(outs) == 1:
+        return outs[0], None
+    by_index = {int(o["index"]): o for o in outs}
+    try:
+        sig = interp._get_full_signature_list()  # {key: {"inputs": {name: index}, "outputs": {...}}}
+        names = next(iter(sig.values()))["outputs"]
+        probs = by_index[int(names["probs"])]
+        other = next(o for o in outs if o is not probs)
+        return probs, other
+    except Exception:  # noqa: BLE001 - no signature: outputs come sorted by name and "probs" sorts last
+        return outs[1], outs[0]
 
 
 class WindowClassifier:
@@ -96,6 +127,9 @@ class WindowClassifier:
             self._check(self._batched, want_batch=None)
         self.runtime_name: str = self._single.runtime_name
         self.num_threads = num_threads
+        # A personal head (`har adapt`): embeddings (n, d) -> probabilities (n, classes), applied
+        # after the interpreter instead of the model's own last layer. None = the model's output.
+        self.head: Callable[[np.ndarray], np.ndarray] | None = None
 
     def _check(self, m: _Model, want_batch: int | None) -> None:
         want = (self.window_samples, self.n_channels)
@@ -129,7 +163,20 @@ class WindowClassifier:
             except HarError as e:
                 raise RuntimeInferenceError(str(e)) from None
         batch = d / BATCH_MODEL_FILE if use_batch_model else None
-        return cls(d / MODEL_FILE, meta, batch, num_threads=num_threads, prefer_runtime=prefer_runtime)
+        clf = cls(d / MODEL_FILE, meta, batch, num_threads=num_threads, prefer_runtime=prefer_runtime)
+        if (d / ADAPTED_HEAD_FILE).is_file():
+            from har.runtime.adapt import load_head  # noqa: PLC0415 - numpy only, adapted bundles only
+
+            clf.set_head(load_head(d / ADAPTED_HEAD_FILE, clf.embedding_dim, len(clf.classes)))
+        return clf
+
+    def set_head(self, head: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """Use ``head`` (embeddings -> probabilities) instead of the model's last layer; None = off."""
+        if head is not None and not self.has_embedding:
+            raise RuntimeInferenceError(
+                f"{self._single.path.name} has no embedding output: redeploy with a har that writes it"
+            )
+        self.head = head
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -140,6 +187,15 @@ class WindowClassifier:
     def batch_size(self) -> int:
         """Windows per invoke of the batched model (1 without one)."""
         return self._batched.batch if self._batched is not None else 1
+
+    @property
+    def has_embedding(self) -> bool:
+        """True when the live model also outputs the embedding feeding its classifier head."""
+        return self._single.emb is not None
+
+    @property
+    def embedding_dim(self) -> int:
+        return self._single.emb_dim
 
     @property
     def input_dtype(self) -> str:
@@ -172,23 +228,55 @@ class WindowClassifier:
         if n == 0:
             return out
         use_batch = self._batched is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
+        if self.head is not None and self._batched is not None and self._batched.emb is None:
+            use_batch = False  # a personal head needs the embedding output
         m = self._batched if use_batch and self._batched is not None else self._single
         xq = m.quantize_input(self.normalize(a))
         b = m.batch
         if b == 1:
             for i in range(n):
-                out[i] = m.dequantize_output(m.run(xq[i : i + 1]))[0]
+                out[i] = self._probs(m, m.run(xq[i : i + 1]))[0]
             return out
         full = n - n % b
         for s in range(0, full, b):
-            out[s : s + b] = m.dequantize_output(m.run(xq[s : s + b]))
+            out[s : s + b] = self._probs(m, m.run(xq[s : s + b]))
         if full < n:
             # Pad the last batch rather than finish with the batch-1 model: one model for every
             # window of a call (the two can differ slightly, e.g. an int8 live model).
             rest = n - full
             pad = np.repeat(xq[full : full + 1], b - rest, axis=0)
-            out[full:] = m.dequantize_output(m.run(np.concatenate([xq[full:], pad])))[:rest]
+            out[full:] = self._probs(m, m.run(np.concatenate([xq[full:], pad])))[:rest]
         return out
+
+    def _probs(self, m: _Model, y: np.ndarray) -> np.ndarray:
+        """Probabilities of the last invoke of ``m`` (output ``y``): the model's, or the personal head's."""
+        if self.head is None:
+            return m.dequantize_output(y)
+        return self.head(m.embedding())
+
+    def predict_with_embedding(self, x: np.ndarray, batched: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities of the model itself, embeddings)`` float32 (n, classes) and (n, d),
+        whatever personal head is set (what `har adapt` fits on)."""
+        if not self.has_embedding:
+            raise RuntimeInferenceError(
+                f"{self._single.path.name} has no embedding output: redeploy with a har that writes it"
+            )
+        a = self._validate(x)
+        n = a.shape[0]
+        probs = np.empty((n, len(self.classes)), dtype=np.float32)
+        emb = np.empty((n, self.embedding_dim), dtype=np.float32)
+        bm = self._batched
+        use_batch = bm is not None and bm.emb is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
+        m = bm if use_batch and bm is not None else self._single
+        xq = m.quantize_input(self.normalize(a))
+        for s in range(0, n, m.batch):
+            chunk = xq[s : s + m.batch]
+            k = chunk.shape[0]
+            if k < m.batch:  # pad the last batch
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], m.batch - k, axis=0)])
+            probs[s : s + k] = m.dequantize_output(m.run(chunk))[:k]
+            emb[s : s + k] = m.embedding()[:k]
+        return probs, emb
 
     def predict_one(self, window: np.ndarray) -> np.ndarray:
         """Probabilities float32 (n_classes,) for one raw window float32 (window, 3) in g."""

@@ -15,9 +15,11 @@ first prediction is a change from none) and hands each sink an :class:`OutputEve
   what is left (and a command still running) is then abandoned (killed) with a warning.
 * :class:`MqttSink` (``--mqtt HOST[:PORT]``): paho-mqtt (imported only here, only when used)
   publishes each change, retained, QoS 1, to ``har/<hostname>/activity`` (``--mqtt-every``: every
-  prediction, non-changes at QoS 0), plus ``<topic>/status`` = ``online`` / ``offline`` (retained;
-  ``offline`` is also the last will). The broker must answer at start (else :class:`OutputError`);
-  a broker lost later is reconnected to in the background by paho, QoS 1 messages wait for it.
+  prediction, non-changes at QoS 0; each payload adds ``session``, one per process, and ``seq``,
+  1, 2, ... within it, so `har fleet` counts every change exactly once), plus ``<topic>/status`` =
+  ``online`` / ``offline`` (retained; ``offline`` is also the last will). The broker must answer at
+  start (else :class:`OutputError`); a broker lost later is reconnected to in the background by
+  paho, QoS 1 messages wait for it.
 
 Change events (``--post`` body and MQTT payload) are the prediction's JSON plus ``previous`` (the
 activity before the current one, null at first), ``changed``, ``host`` and ``wall_time`` (UTC)."""
@@ -28,6 +30,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -143,14 +146,66 @@ class OutputSink:
 _TAIL = 65536
 
 
+_ARTIFACT_SUFFIXES = (".tflite", ".h5", ".keras", ".npz", ".npy")
+_ARTIFACT_FORMATS = ("har-recording", "har-model", "har-bundle")
+
+
+def _har_format(path: Path) -> str | None:
+    """The ``format`` field of a JSON file (a har sidecar, metadata or manifest), else None."""
+    try:
+        if not path.is_file() or path.stat().st_size > (1 << 22):
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    return fmt if isinstance(fmt, str) else None
+
+
+def refuse_foreign_file(path: str | os.PathLike[str], what: str) -> None:
+    """A log output (``--jsonl``/``--csv``) appends only to its own kind of file: never to a recording
+    (CSV with time and x/y/z columns, or one with a har sidecar), a sidecar, a model or bundle file
+    (``.tflite``, ``.h5``, har metadata/manifest JSON) or anything inside a model directory or
+    bundle. OutputError (one line) before anything is touched."""
+    p = Path(path)
+    if p.suffix.lower() in _ARTIFACT_SUFFIXES:
+        raise OutputError(f"{what}: {p} is a model file ({p.suffix}); write the log elsewhere")
+    for name in ("manifest.json", "metadata.json"):
+        if _har_format(p.parent / name) in _ARTIFACT_FORMATS:
+            raise OutputError(f"{what}: {p} is inside a model directory or bundle ({p.parent}); "
+                              "write the log elsewhere")
+    if not p.is_file():
+        return
+    try:
+        with open(p, "rb") as f:
+            head = f.read(_TAIL)
+    except OSError:
+        return  # the caller reports the open error
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff").lower()
+    cols = {c.strip().strip('"') for c in first.split(",")}
+    if ({"x", "x_g"} & cols) and ({"y", "y_g"} & cols) and ({"z", "z_g"} & cols):
+        raise OutputError(f"{what}: {p} is a recording (columns {first[:40]}); write the log elsewhere")
+    side = p.with_suffix(".json")
+    for j in ([side] if side != p else []) + ([p] if p.suffix.lower() == ".json" else []):
+        fmt = _har_format(j)
+        if fmt in _ARTIFACT_FORMATS:
+            kind = f"a {fmt} file" if j == p else f"a recording (its sidecar {j} says {fmt})"
+            raise OutputError(f"{what}: {p} is {kind}; write the log elsewhere")
+    if p.suffix.lower() == ".json" and p.with_suffix(".csv").is_file():
+        csv_file = p.with_suffix(".csv")
+        raise OutputError(f"{what}: {p} is the sidecar of the recording {csv_file}; write the log elsewhere")
+
+
 def _open_append(path: str | os.PathLike[str], what: str) -> tuple[IO[str], str]:
     """Open ``path`` for appending text; return the stream and the file's first line ("" when new
-    or empty). An incomplete last line (a crash while it was written) is cut off first."""
+    or empty). An incomplete last line (a crash while it was written) is cut off first. Recordings,
+    sidecars, model and bundle files are refused (:func:`refuse_foreign_file`)."""
     p = Path(path)
     first = ""
     try:
         if p.is_dir():
             raise OutputError(f"{what}: {p} is a directory")
+        refuse_foreign_file(p, what)
         if p.exists():
             with open(p, "rb+") as f:
                 size = f.seek(0, io.SEEK_END)
@@ -494,7 +549,7 @@ def default_mqtt_topic(host: str) -> str:
     return f"har/{safe}/activity"
 
 
-def _import_paho() -> Any:
+def import_paho() -> Any:
     try:
         import paho.mqtt.client as mqtt  # noqa: PLC0415
     except ImportError as e:
@@ -518,7 +573,7 @@ class MqttSink(OutputSink):
         warn: Warn = _stderr_warn, connect_timeout_s: float = 5.0, warn_interval_s: float = 30.0,
         keepalive_s: int = 30,
     ) -> None:
-        mqtt = _import_paho()
+        mqtt = import_paho()
         self._mqtt = mqtt
         self.broker = parse_mqtt_address(address)
         self.topic = topic if topic is not None else default_mqtt_topic(host)
@@ -535,6 +590,9 @@ class MqttSink(OutputSink):
         self._closing = False
         self._pending: list[Any] = []  # MQTTMessageInfo of QoS 1 publishes not yet acknowledged
         self.published = 0
+        # `har fleet` tells a new message from a repeat (retained re-delivery, QoS 1 duplicate) by these.
+        self.session = f"{os.getpid():x}-{secrets.token_hex(4)}"
+        self.seq = 0
         client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                              client_id=f"har-{host}-{os.getpid()}"[:64])
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
@@ -586,7 +644,10 @@ class MqttSink(OutputSink):
     def prediction(self, event: OutputEvent) -> None:
         if not (event.changed or self.every):
             return
-        payload = json.dumps(event.to_dict(self.classes, self.host))
+        d = event.to_dict(self.classes, self.host)
+        d["session"] = self.session
+        d["seq"] = self.seq = self.seq + 1
+        payload = json.dumps(d)
         qos = 1 if event.changed else 0
         info = self._client.publish(self.topic, payload, qos=qos, retain=True)
         mqtt = self._mqtt

@@ -2,7 +2,9 @@
 support, confusion matrix, a text report and a JSON-ready dict.
 
 Labels are integer class indices into ``classes``. Macro-F1 averages the F1 of the classes that
-occur in the true or the predicted labels (a class absent from both does not count)."""
+occur in the true or the predicted labels (a class absent from both does not count); the metrics
+name the classes that had no test windows (``no_test_windows``) and the report prints them beside
+the macro-F1, so a score over fewer classes is never mistaken for one over all."""
 
 from __future__ import annotations
 
@@ -75,7 +77,19 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[st
             for i, c in enumerate(classes)
         },
         "confusion": cm.tolist(),
+        "no_test_windows": [c for i, c in enumerate(classes) if support[i] == 0],
+        "macro_f1_classes": int(((cm.sum(axis=0) + cm.sum(axis=1)) > 0).sum()),  # the classes macro-F1 averages
     }
+
+
+def macro_f1_note(metrics: Mapping[str, Any]) -> str:
+    """`` (over 2 of 3 classes; no test windows: c)`` when some classes had no test windows, else ""."""
+    absent = list(metrics.get("no_test_windows") or [])
+    if not absent:
+        return ""
+    k = len(metrics.get("classes") or [])
+    over = int(metrics.get("macro_f1_classes", k - len(absent)))
+    return f" (over {over} of {k} classes; no test windows: {', '.join(absent)})"
 
 
 def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
@@ -113,7 +127,7 @@ def format_report(
         lines += [title, "=" * len(title), ""]
     lines.append(f"windows:   {metrics['n']}")
     lines.append(f"accuracy:  {metrics['accuracy']:.4f}")
-    lines.append(f"macro-F1:  {metrics['macro_f1']:.4f}")
+    lines.append(f"macro-F1:  {metrics['macro_f1']:.4f}{macro_f1_note(metrics)}")
     lines.append("")
     w = max([len(c) for c in classes] + [5])
     lines.append(f"{'class'.ljust(w)}  precision  recall      f1  support")

@@ -7,7 +7,11 @@ converts to the fused builtin UNIDIRECTIONAL_SEQUENCE_LSTM op), loads the weight
 ``cell_clip`` to 0 in every fused LSTM op (the converter writes 10.0; Keras has no clip), lists
 the operators, and writes into WORK_DIR:
 
-* ``model.tflite`` and ``ops.json`` (after stage ``single``),
+* ``model.tflite`` and ``ops.json`` (after stage ``single``): two outputs, the probabilities
+  (``probs``) and the embedding that feeds the classifier head (the input of the last Dense
+  layer: the LSTM's last output, or the hidden Dense layer's) so that `har adapt` can refit the
+  head on the device with numpy,
+* ``head.npz``: the classifier head's weights ``W`` (embedding, classes) and ``b`` (classes), float32,
 * ``keras_probs.npy``: Keras probabilities on the normalised heldout windows,
 * ``model_batch.tflite`` and ``ops_batch.json`` when ``--batch`` > 1 (stage ``batch``): the replay
   model, float32 with the LSTM unrolled, at a fixed batch of ``--batch``.
@@ -68,6 +72,15 @@ def patch_and_list_ops(tflite: bytes) -> tuple[bytes, list[dict[str, Any]], int]
     return out, ops, patched
 
 
+def with_embedding(keras: Any, model: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``model`` with a second output, the input of its ``probs`` layer (the embedding), and that
+    layer's weights ``(W, b)`` as float32."""
+    head = model.get_layer("probs")
+    two = keras.Model(model.input, [model.output, head.input], name=model.name)
+    w, b = head.get_weights()
+    return two, np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)
+
+
 def convert(tf: Any, model: Any, quantize: str, calib: np.ndarray, batch: int, int8_io: bool) -> bytes:
     """Convert a fixed-batch tf_keras model; ``calib`` = normalised windows (int8 only)."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     _say("STEP", "build")
     from har.training._tf import import_tf  # noqa: PLC0415
 
-    tf, _ = import_tf()
+    tf, keras = import_tf()
     tf.random.set_seed(args.seed)
     cfg = meta.train_config.model
     w, c, k = meta.window.window_samples, meta.n_channels, len(meta.classes)
@@ -140,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     _say("DONE", "keras")
 
     _say("STEP", "single")
-    raw = convert(tf, m1, args.quantize, calib, 1, args.int8_io)
+    m1e, head_w, head_b = with_embedding(keras, m1)
+    np.savez(work / "head.npz", W=head_w, b=head_b)
+    raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io)
     data, ops, patched = patch_and_list_ops(raw)
     (work / "model.tflite").write_bytes(data)
     (work / "ops.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         # faster per window with the batch size).
         mb = build_model(cfg, w, c, k, batch_size=args.batch, unroll=True)
         mb.set_weights(m1.get_weights())
-        raw = convert(tf, mb, "fp32", calib, args.batch, False)
+        raw = convert(tf, with_embedding(keras, mb)[0], "fp32", calib, args.batch, False)
         data, ops, patched = patch_and_list_ops(raw)
         (work / "model_batch.tflite").write_bytes(data)
         (work / "ops_batch.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")

@@ -28,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import BATCH_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, REPORT_FILE, write_manifest
+from har.artifacts.bundle import (
+    BATCH_MODEL_FILE,
+    HEAD_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    write_manifest,
+)
 from har.artifacts.metadata import METADATA_FILE, ModelMetadata, load_metadata, save_metadata
 from har.config import ExportConfig
 from har.errors import ExportError, HarError, ModelError
@@ -38,7 +45,7 @@ WEIGHTS_FILE = "model.weights.h5"
 DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
 DEFAULT_MIN_AGREEMENT = 0.98
 DEFAULT_BATCH = 128
-_BUNDLE_FILES = {MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE}
+_BUNDLE_FILES = {MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE, HEAD_FILE}
 
 
 @dataclass
@@ -54,6 +61,7 @@ class ModelCheck:
     latency_p95_ms: float | None = None
     ms_per_window_batched: float | None = None  # batched model: time per window
     agreement_live: float | None = None  # batched model: argmax agreement with the batch-1 (live) model
+    head_agreement: float | None = None  # argmax agreement of head.npz on the embedding output vs the model
 
 
 @dataclass
@@ -83,6 +91,7 @@ def _verification_dict(r: ExportResult) -> dict[str, Any]:
         "size_kb": r.model.size_kb,
         "latency_ms": r.model.latency_ms,
         "latency_p95_ms": r.model.latency_p95_ms,
+        "head_agreement": r.model.head_agreement,
         "n_windows": r.n_windows,
         "runtime": r.runtime_name,
     }
@@ -140,7 +149,32 @@ def _check_model_dir(model_dir: Path) -> ModelMetadata:
     meta = load_metadata(model_dir)
     if not (model_dir / WEIGHTS_FILE).is_file():
         raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} (re-run `har train`)")
+    check_weights_file(model_dir / WEIGHTS_FILE)
     return meta
+
+
+def check_weights_file(path: Path) -> None:
+    """The weights file is a complete HDF5 file (signature, stored end of file, every dataset
+    readable): a truncated or corrupted file fails here with one line naming it, not inside the
+    converter."""
+    hint = "truncated or corrupted; re-run `har train`"
+    try:
+        with open(path, "rb") as f:
+            sig = f.read(8)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror})") from None
+    if sig != b"\x89HDF\r\n\x1a\n":
+        raise ModelError(f"{path}: not an HDF5 weights file ({hint})")
+    try:
+        import h5py  # noqa: PLC0415 - installed with tensorflow (the train extra)
+    except ImportError:
+        return
+    try:
+        with h5py.File(path, "r") as h5:
+            h5.visititems(lambda _name, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+    except Exception as e:  # noqa: BLE001 - h5py raises OSError, RuntimeError, KeyError, ...
+        first = (str(e).splitlines() or [type(e).__name__])[0][:100]
+        raise ModelError(f"{path}: unreadable weights ({first}): {hint}") from None
 
 
 def _prepare_out(out_dir: Path, model_dir: Path, overwrite: bool) -> None:
@@ -287,6 +321,36 @@ def _compare(p: np.ndarray, keras: np.ndarray, y: np.ndarray) -> tuple[float, fl
     return agree, diff, _accuracy(p, y)
 
 
+def _head_agreement(clf: Any, head_path: Path, x: np.ndarray) -> float:
+    """Argmax agreement of the numpy head (``head.npz`` on the embedding output) with the model's own
+    probabilities: what `har adapt` starts from must be the model. ExportError without an embedding."""
+    from har.runtime.adapt import load_head  # noqa: PLC0415 - numpy only
+
+    if not clf.has_embedding:
+        raise ExportError(f"the converted {MODEL_FILE} has no embedding output")
+    probs, emb = clf.predict_with_embedding(x, batched=False)
+    mine = load_head(head_path, clf.embedding_dim, len(clf.classes))(emb)
+    return float(np.mean(np.argmax(mine, axis=1) == np.argmax(probs, axis=1))) if probs.size else 1.0
+
+
+ANCHORS_PER_CLASS = 32
+
+
+def _add_anchors(clf: Any, head_path: Path, calib_x: np.ndarray, per_class: int = ANCHORS_PER_CLASS) -> None:
+    """Add ``anchors`` / ``anchor_y`` to ``head.npz``: embeddings of up to ``per_class`` training
+    windows per class the model predicts, labelled with its own prediction. `har adapt` fits them for
+    activities the calibration skips, so those keep the base model's behaviour."""
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(calib_x.shape[0])[: per_class * len(clf.classes) * 4]
+    probs, emb = clf.predict_with_embedding(calib_x[np.sort(idx)])
+    pred = np.argmax(probs, axis=1)
+    keep = np.concatenate([np.flatnonzero(pred == c)[:per_class] for c in range(len(clf.classes))]).astype(np.int64)
+    with np.load(head_path, allow_pickle=False) as z:
+        w, b = z["W"], z["b"]
+    with open(head_path, "wb") as f:
+        np.savez(f, W=w, b=b, anchors=emb[keep].astype(np.float32), anchor_y=pred[keep].astype(np.int64))
+
+
 def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agreement: float) -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.2f}%"
@@ -307,6 +371,8 @@ def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agre
         f"  {MODEL_FILE:<20} agreement {pct(m.agreement)}  max|dp| {m.max_prob_diff:.2e}  "
         f"accuracy {pct(m.tflite_accuracy)} (Keras {pct(r.keras_accuracy)})  {m.size_kb:.1f} KB  "
         f"{m.latency_ms:.3f} ms/window (p95 {m.latency_p95_ms:.3f})",
+        f"  {HEAD_FILE:<20} classifier head on the embedding output (for `har adapt`): agreement with the model "
+        f"{pct(m.head_agreement)}",
     ]
     if r.batch_model is not None:
         b = r.batch_model
@@ -355,7 +421,7 @@ def export_bundle(
         smoothing = SmoothingConfig.from_dict(smoothing).to_dict()  # validated (SmoothingError)
     meta = _check_model_dir(model_dir)
     _prepare_out(out_dir, model_dir, overwrite)
-    _, hx, hy = load_deploy_windows(model_dir, meta)
+    calib_x, hx, hy = load_deploy_windows(model_dir, meta)
     echo(f"Exporting {model_dir} -> {out_dir} ({cfg.quantize}); verifying on {hx.shape[0]} heldout windows")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
@@ -380,6 +446,7 @@ def export_bundle(
                 warnings.append(f"batched model dropped: {e}")
                 has_batch = False
         shutil.copy2(work / MODEL_FILE, stage / MODEL_FILE)
+        shutil.copy2(work / HEAD_FILE, stage / HEAD_FILE)
         if has_batch:
             shutil.copy2(work / BATCH_MODEL_FILE, stage / BATCH_MODEL_FILE)
         keras = np.load(work / "keras_probs.npy", allow_pickle=False)
@@ -393,7 +460,17 @@ def export_bundle(
             raise ExportError(f"the converted model does not run: {e}") from None
         agree, diff, acc = _compare(p1, keras, hy)
         lat, p95 = _latency(clf, hx)
-        check = ModelCheck(MODEL_FILE, agree, diff, acc, (stage / MODEL_FILE).stat().st_size / 1024, lat, p95)
+        head_agree = _head_agreement(clf, stage / HEAD_FILE, hx)
+        _add_anchors(clf, stage / HEAD_FILE, calib_x)
+        check = ModelCheck(
+            MODEL_FILE, agree, diff, acc, (stage / MODEL_FILE).stat().st_size / 1024, lat, p95,
+            head_agreement=head_agree,
+        )
+        if head_agree < min_agreement:
+            warnings.append(
+                f"{HEAD_FILE} on the embedding output agrees with the model on only {100 * head_agree:.1f}% of the "
+                "heldout windows: `har adapt` starts from a different head"
+            )
         batch_check: ModelCheck | None = None
         if has_batch:
             echo(f"  verifying the batched model (batch {batch_size}) ...")

@@ -135,25 +135,33 @@ def train(
     test_data: Sequence[str | os.PathLike[str]] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    force: bool = False,
 ) -> TrainResult:
     """Train a model on ``data`` (recording files or directories) and write it to ``out_dir``.
 
     ``test_data`` given: it is the test set and all of ``data`` trains (minus validation
     subjects); otherwise subjects are split (``config.test_subjects`` or ``config.test_fraction``).
     ``progress`` prints one line per epoch through ``echo``. Existing files in ``out_dir`` are
-    overwritten (the CLI refuses non-empty directories without --overwrite)."""
+    overwritten (the CLI refuses non-empty directories without --overwrite). Before any training,
+    har.training.preflight checks ``out_dir``, the data's plausibility and the classes per split
+    (``force`` accepts implausible data and classes without test windows, with warnings)."""
+    from har.training import preflight
+
     t_start = time.monotonic()
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
+    preflight.check_out_dir(out_dir)
     recs = load_recordings(data, progress=progress)
     test_recs = load_recordings(list(test_data), progress=progress) if test_data else []
     all_recs = recs + test_recs
+    preflight.check_data(all_recs, config, force=force, echo=echo)
     split = split_recordings(all_recs, config, n_test_recordings=len(test_recs), echo=echo)
     wc = config.window
     tr = windows_for(all_recs, split.train, wc)
     va = windows_for(all_recs, split.val, wc)
     te = windows_for(all_recs, split.test, wc)
+    preflight.check_classes(tr.y, te.y, split.test_subjects, force=force, echo=echo)
     if len(tr) == 0:
         raise TrainingError(_no_windows_message("training", config))
     classes = sorted(set(tr.y.tolist()))

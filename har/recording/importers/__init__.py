@@ -39,7 +39,7 @@ class FormatSpec:
     options: frozenset[str]
 
 
-_COMMON = frozenset({"overwrite", "rename"})
+_COMMON = frozenset({"overwrite", "rename", "force"})
 
 IMPORTERS: dict[str, FormatSpec] = {
     s.name: s

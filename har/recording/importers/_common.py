@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from har.errors import DataError, ImportFormatError
+from har.recording.checks import Finding, enforce, magnitude_findings
 from har.recording.format import (
     MAX_ABS_G,
     Recording,
     RecordingMeta,
     check_label,
+    label_problem,
     measured_rate,
     utc_now_iso,
     write_recording,
@@ -38,7 +41,6 @@ UNIT_FACTORS: dict[str, float] = {
     "mg": 1e-3,
 }
 PROGRESS_MIN_ROWS = 200_000  # smaller inputs never show a progress bar
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\- ]+")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 T = TypeVar("T")
@@ -68,8 +70,9 @@ def unit_factor(units: str) -> float:
 
 
 def safe_label(raw: str, lower: bool = False) -> str:
-    """A check_label-safe version of ``raw``: unsafe characters become ``_``, at most 64 chars."""
-    s = _UNSAFE.sub("_", raw.strip())
+    """A check_label-safe version of ``raw`` (the one label rule, har.recording.format): characters
+    the rule does not allow become ``_``, at most 64 chars."""
+    s = "".join(ch if label_problem(ch) is None else "_" for ch in unicodedata.normalize("NFC", raw.strip()))
     s = s.lower() if lower else s
     return check_label(s[:64].strip())
 
@@ -180,6 +183,9 @@ class Session:
     gaps: list[list[int]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     start_time: str = ""  # ISO 8601 UTC of the first sample; "" = unknown (most data sets)
+    units: str = "g"  # what the input's values were declared as (before conversion to g)
+    units_option: str = ""  # the option that declares them (``--units``), for messages
+    strict_units: bool = True  # False: implausible units only warn (benchmark data, often normalised)
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -221,10 +227,12 @@ def write_sessions(
     dest: Path,
     overwrite: bool = False,
     rename: Sequence[str] | Mapping[str, str] | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write each session as ``dest/<name>.csv`` + ``.json``; returns the CSV paths.
 
-    Everything is checked (values, labels, existing outputs) before the first file is written."""
+    Everything is checked (values, labels, plausibility of the units, existing outputs) before the
+    first file is written; ``force`` accepts implausible units as they are (a warning)."""
     if not sessions:
         raise ImportFormatError("nothing to import: no samples found")
     dest = Path(dest)
@@ -242,6 +250,11 @@ def write_sessions(
     for s in sessions:
         if len(s) == 0:
             raise fail(s.src_file or s.name, None, "no samples")
+        units = s.units.strip().lower().replace("^", "").replace(" ", "")
+        found = magnitude_findings(str(s.src_file or s.name), s.xyz, units=units, option=s.units_option)
+        if not s.strict_units:  # benchmark data (often normalised): implausible units only warn
+            found = [Finding("warning", f.check, f.message) for f in found]
+        enforce(found, force=force, warn=warn)
         s.check()
         labels = _apply_rename(np.asarray(s.labels, dtype=str), mapping)
         for lab in np.unique(labels).tolist():

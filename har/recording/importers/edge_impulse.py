@@ -124,13 +124,14 @@ def import_edge_impulse(
     label: str | None = None,
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import an Edge Impulse JSON file (or every ``*.json`` in a directory): one recording per
     file; rate = 1000 / interval_ms Hz; sensor units (m/s2, g, mg) converted to g; label from
     the file name (``label.xxx.json``) unless ``label`` is given."""
     files = list_inputs(Path(src), "*.json", Path(dest))
     sessions = [_read(p, label, subject) for p in files]
-    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename, force=force)
 
 
 def edge_impulse_document(xyz_g: np.ndarray, rate_hz: float, device_type: str, device_name: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from har.errors import ImportFormatError
+from har.recording.checks import enforce, time_findings
 from har.recording.importers._common import (
     Session,
     fail,
@@ -27,6 +28,7 @@ from har.recording.importers._common import (
     source_text,
     time_breaks,
     unit_factor,
+    warn,
     write_sessions,
 )
 
@@ -71,6 +73,9 @@ def _read_file(
     g_scale: float,
     subject: str | None,
     device: str,
+    units: str = "g",
+    time_unit: str = "s",
+    force: bool = False,
 ) -> list[Session]:
     lines = read_lines(path)
     reader = csv.reader(lines, delimiter=delimiter)
@@ -125,6 +130,8 @@ def _read_file(
         time = None
         if all_t is not None:
             tt = all_t[ix]
+            enforce(time_findings(str(path), tt / t_scale, column=str(cols["time"]), unit=time_unit,
+                                  option="--time-unit", first_line=int(all_rows[ix[0]])), force=force, warn=warn)
             dt = np.diff(tt)
             dt = dt[dt > 0]
             if not dt.size:
@@ -153,6 +160,8 @@ def _read_file(
                 src_file=path,
                 source=source_text("csv", path),
                 device=device,
+                units=units,
+                units_option="--units",
             )
         )
     return out
@@ -177,6 +186,7 @@ def import_csv(
     device: str = "unknown",
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import a CSV file (or every ``*.csv`` below a directory) into recordings under ``dest``.
 
@@ -220,5 +230,8 @@ def import_csv(
             g_scale,
             subj,
             device,
+            units=units,
+            time_unit=time_unit,
+            force=force,
         )
-    return write_sessions(sessions, dest, overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, dest, overwrite=overwrite, rename=rename, force=force)

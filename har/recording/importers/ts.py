@@ -152,6 +152,8 @@ def _session(
         source=source_text("ts", path),
         device=device,
         extra={"problem": problem, "cases": len(cases)},
+        units_option="--units",
+        strict_units=False,
     )
 
 
@@ -166,6 +168,7 @@ def import_ts(
     split: bool = False,
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import a ``.ts`` file (or every ``*.ts`` in a directory). ``rate`` (Hz) is required;
     ``units``: g (default), m/s2 or mg; subject defaults to ``ts-<file stem>``; ``split`` writes
@@ -188,4 +191,4 @@ def import_ts(
             ]
         else:
             sessions.append(_session(path, path.stem, cases, rate, scale, subj, device, h.problem))
-    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename, force=force)

@@ -78,6 +78,7 @@ def import_uci_hapt(
     *,
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import UCI HAPT raw data (``src`` = the data set root or its RawData folder): one recording
     per experiment, 50 Hz, g; labels are lower-cased activity names (``stand_to_sit``)."""
@@ -116,4 +117,4 @@ def import_uci_hapt(
                 extra={"experiment": exp},
             )
         )
-    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename, force=force)

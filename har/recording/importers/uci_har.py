@@ -155,6 +155,7 @@ def import_uci_har(
     *,
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import the UCI HAR Dataset (``src`` = its root or the folder holding it): one recording per
     subject, 50 Hz, g; labels are the lower-cased activity names (``walking_upstairs``)."""
@@ -164,4 +165,4 @@ def import_uci_har(
     if not present:
         raise ImportFormatError(f"{root}: no train/ or test/ folder")
     sessions = [s for split in present for s in _split(root, split, names)]
-    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename, force=force)

@@ -135,6 +135,7 @@ def import_wisdm(
     rate: float = RATE_HZ,
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import a WISDM v1.1 raw file (or every ``*_raw.txt`` in a directory): one recording per user.
 
@@ -150,4 +151,4 @@ def import_wisdm(
         if corrupt:
             warn(f"{path}: dropped {corrupt} row(s) with missing values (first at line {first_bad})")
         sessions += [_session(path, uid, u, rate) for uid, u in sorted(users.items()) if u.pos]
-    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename, force=force)

@@ -136,10 +136,11 @@ def import_wisdm2019(
     rate: float = RATE_HZ,
     rename: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Import one WISDM 2019 file or every ``data_*_accel_*.txt`` in a directory (one session per
     file). ``rate``: nominal rate in Hz (20). Values are converted from m/s^2 to g."""
     if not rate > 0:
         raise ImportFormatError(f"--rate must be positive, got {rate}")
     sessions = [_read(p, rate) for p in list_inputs(Path(src), "data_*_accel_*.txt", Path(dest))]
-    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename)
+    return write_sessions(sessions, Path(dest), overwrite=overwrite, rename=rename, force=force)

@@ -1,0 +1,160 @@
+"""The search space of `har tune`: one function, :func:`suggest_config`, turns an Optuna trial into
+a :class:`~har.config.TrainConfig`. No TensorFlow here (Optuna only).
+
+The choices live in :class:`SearchSpace` (a frozen dataclass; ``har tune --space FILE`` narrows or
+widens them with a JSON object of the same keys). A parameter is only suggested when the config
+field it sets exists (``dataclasses.fields``): ``ModelConfig.representation``, ``conv_dilation``,
+``pooling`` and ``TrainConfig.label_smoothing`` are searched as soon as the model code has them.
+To search something new: add a tuple of choices to SearchSpace and one ``_suggest`` line below.
+
+Augmentation is searched as a policy, not knob by knob: ``none``; ``light`` (scale, jitter, time
+warp); ``tilt`` (light + a small random 3-D tilt); ``orientation`` (tilt + any rotation about the
+device z axis: strap twist, other wrist). Orientation augmentation is therefore used only where the
+cross-validation folds score it above the others."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from har.config import AugmentConfig, ModelConfig, TrainConfig, config_from_dict
+
+AUGMENT_POLICIES: dict[str, dict[str, Any]] = {
+    "none": {"enabled": False},
+    "light": {"rotation_deg": 0.0, "rotation_z_deg": 0.0, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
+    "tilt": {"rotation_deg": 15.0, "rotation_z_deg": 0.0, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
+    "orientation": {"rotation_deg": 15.0, "rotation_z_deg": 180.0, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
+}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices searched by :func:`suggest_config` (each a tuple; one element = fixed)."""
+
+    window_s: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0, 5.0)
+    hop_fraction: tuple[float, ...] = (0.25, 0.5)  # hop = window x this
+    representation: tuple[str, ...] = ("raw", "gravity_body", "raw_magnitude", "gravity_body_magnitude")
+    augment: tuple[str, ...] = ("none", "light", "tilt", "orientation")
+    conv_layers: tuple[int, ...] = (0, 1, 2)  # 0 = no Conv1D front end
+    conv_filters: tuple[int, ...] = (16, 32, 64)
+    conv_kernel: tuple[int, ...] = (3, 5, 7)
+    conv_stride: tuple[int, ...] = (1, 2)
+    conv_dilation: tuple[int, ...] = (1, 2, 4)  # layer i >= 1 dilated by this ** i; searched with 2+ layers
+    lstm_layers: tuple[int, ...] = (1, 2)
+    lstm_units: tuple[int, ...] = (16, 32, 64, 96)
+    pooling: tuple[str, ...] = ("last", "mean", "attention")
+    dropout: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
+    learning_rate: tuple[float, ...] = (5e-4, 1e-3, 2e-3, 5e-3)
+    lr_schedule: tuple[str, ...] = ("constant", "plateau", "cosine")
+    label_smoothing: tuple[float, ...] = (0.0, 0.05, 0.1)
+
+    def __post_init__(self) -> None:
+        from har.errors import ConfigError
+
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name):
+                raise ConfigError(f"search space: {f.name} has no choices")
+        unknown = sorted(set(self.augment) - set(AUGMENT_POLICIES))
+        if unknown:
+            raise ConfigError(f"search space: unknown augment policy {unknown[0]!r} ({', '.join(AUGMENT_POLICIES)})")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
+        """From JSON (lists for tuples; a single value means that value only); unknown keys rejected."""
+        if isinstance(data, dict):
+            data = {k: (v if isinstance(v, list) else [v]) for k, v in data.items()}
+        return config_from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def has_field(cls: type, name: str) -> bool:
+    """True when dataclass ``cls`` has a field ``name`` (so it can be searched)."""
+    return name in {f.name for f in dataclasses.fields(cls)}
+
+
+def searched_fields() -> list[str]:
+    """The optional config fields this har version can search (see the module docstring)."""
+    opt = [("ModelConfig", ModelConfig, n) for n in ("representation", "conv_dilation", "pooling")]
+    opt.append(("TrainConfig", TrainConfig, "label_smoothing"))
+    return [f"{cn}.{n}" for cn, c, n in opt if has_field(c, n)]
+
+
+def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainConfig:
+    """One point of ``space`` drawn through ``trial`` (an ``optuna.Trial``), on top of ``base``
+    (rate, purity, epochs, batch size, seed ... come from ``base``)."""
+
+    def pick(name: str, choices: tuple[Any, ...]) -> Any:
+        return trial.suggest_categorical(name, list(choices))
+
+    window_s = float(pick("window_s", space.window_s))
+    hop_s = round(window_s * float(pick("hop_fraction", space.hop_fraction)), 6)
+    window = dataclasses.replace(base.window, window_s=window_s, hop_s=hop_s)
+
+    model: dict[str, Any] = {}
+    conv_layers = int(pick("conv_layers", space.conv_layers))
+    if conv_layers == 0:
+        model.update(conv_filters=0, conv_layers=1, conv_stride=1)
+    else:
+        model.update(
+            conv_layers=conv_layers,
+            conv_filters=int(pick("conv_filters", space.conv_filters)),
+            conv_kernel=int(pick("conv_kernel", space.conv_kernel)),
+            conv_stride=int(pick("conv_stride", space.conv_stride)),
+        )
+        if has_field(ModelConfig, "conv_dilation"):  # dilates layers 2.. (layer 1 carries the stride)
+            model["conv_dilation"] = int(pick("conv_dilation", space.conv_dilation)) if conv_layers > 1 else 1
+    n_lstm = int(pick("lstm_layers", space.lstm_layers))
+    model["lstm_units"] = tuple(int(pick(f"lstm_units_{i}", space.lstm_units)) for i in range(n_lstm))
+    model["dropout"] = float(pick("dropout", space.dropout))
+    if has_field(ModelConfig, "representation"):
+        model["representation"] = str(pick("representation", space.representation))
+    if has_field(ModelConfig, "pooling"):
+        model["pooling"] = str(pick("pooling", space.pooling))
+
+    policy = str(pick("augment", space.augment))
+    augment = dataclasses.replace(AugmentConfig(), **AUGMENT_POLICIES[policy])
+
+    train: dict[str, Any] = {
+        "learning_rate": float(pick("learning_rate", space.learning_rate)),
+        "lr_schedule": str(pick("lr_schedule", space.lr_schedule)),
+    }
+    if has_field(TrainConfig, "label_smoothing"):
+        train["label_smoothing"] = float(pick("label_smoothing", space.label_smoothing))
+    return dataclasses.replace(
+        base,
+        window=window,
+        model=dataclasses.replace(base.model, **model),
+        augment=augment,
+        **train,
+    )
+
+
+def describe(cfg: TrainConfig) -> str:
+    """A one-line summary of the searched settings of ``cfg`` (leaderboard, progress)."""
+    m, w, a = cfg.model, cfg.window, cfg.augment
+    policy = next(
+        (name for name, kw in AUGMENT_POLICIES.items() if dataclasses.replace(AugmentConfig(), **kw) == a), "custom"
+    )
+    if m.conv_filters > 0:
+        dil = getattr(m, "conv_dilation", 1)
+        conv = f"conv {m.conv_layers}x{m.conv_filters} k{m.conv_kernel} s{m.conv_stride}"
+        conv += f" d{dil}" if dil > 1 else ""
+    else:
+        conv = "no conv"
+    parts = [
+        f"win {w.window_s:g}s hop {w.hop_s:g}s",
+        str(getattr(m, "representation", "raw")),
+        f"aug {policy}",
+        conv,
+        "lstm " + ",".join(str(u) for u in m.lstm_units),
+    ]
+    if hasattr(m, "pooling"):
+        parts.append(f"pool {m.pooling}")
+    parts.append(f"drop {m.dropout:g}")
+    parts.append(f"lr {cfg.learning_rate:g} {cfg.lr_schedule}")
+    if hasattr(cfg, "label_smoothing"):
+        parts.append(f"ls {cfg.label_smoothing:g}")
+    return " | ".join(parts)

@@ -1,0 +1,344 @@
+"""`har adapt`: the numpy head refit, adaptation from recordings on a tiny real bundle, the guided
+session over a real pty (the emulator), `har run` / info / replay / evaluate on the adapted bundle,
+and the bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import TINY_CLASSES, make_tiny_recordings
+from test_export import WINDOW, fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
+
+from har.artifacts.metadata import ModelMetadata, Normalization
+from har.cli import cli
+from har.config import TrainConfig
+from har.errors import AdaptError, BundleError
+from har.recording.format import Recording, read_recording, write_recording
+from har.runtime.adapt import LinearHead, beats, fit_head, load_head, save_head, split_calibration, with_anchors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _runner() -> CliRunner:
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click < 8.2
+    except TypeError:
+        return CliRunner()
+
+
+# --- the head refit on synthetic embeddings (numpy only, fast) ----------------------------------
+def _person(rng: np.random.Generator, n_per: int = 30, d: int = 16, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    means = rng.normal(0, 1.5, (k, d))
+    y = np.repeat(np.arange(k), n_per)
+    return (means[y] + rng.normal(0, 0.5, (y.size, d))).astype(np.float32), y
+
+
+def test_fit_head_regularisation_pulls_towards_the_base() -> None:
+    rng = np.random.default_rng(0)
+    x, y = _person(rng)
+    base = LinearHead(rng.normal(0, 1, (16, 4)).astype(np.float32), np.zeros(4, np.float32))
+    assert np.mean(base(x).argmax(1) == y) < 0.6  # the base head does not fit this person
+    weak = fit_head(x, y, base, strength=1e-3)
+    strong = fit_head(x, y, base, strength=1e3)
+    assert np.mean(weak(x).argmax(1) == y) == 1.0
+    dist = lambda h: float(np.abs(h.w - base.w).max())  # noqa: E731
+    assert dist(strong) < 0.01 < dist(weak)
+    assert np.allclose(weak(x).sum(1), 1.0, atol=1e-5)
+    # classes without calibration keep their base weights exactly
+    part = fit_head(x[y < 2], y[y < 2], base, strength=1e-2)
+    assert np.array_equal(part.w[:, 2:], base.w[:, 2:]) and np.array_equal(part.b[2:], base.b[2:])
+    with pytest.raises(AdaptError, match="strength"):
+        fit_head(x, y, base, strength=0)
+
+
+def test_anchors_cover_only_skipped_classes() -> None:
+    rng = np.random.default_rng(1)
+    anchors = rng.normal(0, 1, (8, 16)).astype(np.float32)
+    base = LinearHead(np.zeros((16, 4), np.float32), np.zeros(4, np.float32), anchors, np.array([0, 1, 2, 3] * 2))
+    x, y = _person(rng, n_per=3)
+    ex, ey, cw = with_anchors(x[y < 3], y[y < 3], base)
+    assert ey.tolist()[-2:] == [3, 3] and ex.shape[0] == 9 + 2 and set(cw) == {3}
+    assert with_anchors(x, y, base)[2] == {}
+
+
+def test_never_worse_rule() -> None:
+    assert beats((0.9, 0.5), (0.8, 0.1))
+    assert not beats((0.8, 0.01), (0.8, 0.5))  # a tie keeps the base model
+    assert not beats((0.7, 0.01), (0.8, 0.5))
+
+
+def test_head_files_load_safely(tmp_path: Path) -> None:
+    h = LinearHead(np.ones((4, 3), np.float32), np.zeros(3, np.float32))
+    p = save_head(tmp_path / "head.npz", h)
+    assert np.array_equal(load_head(p, 4, 3).w, h.w)
+    with pytest.raises(BundleError, match="needs"):
+        load_head(p, 5, 3)
+    np.savez(tmp_path / "obj.npz", W=np.array([object()], dtype=object), b=np.zeros(3))
+    with pytest.raises(BundleError, match="not a classifier head"):
+        load_head(tmp_path / "obj.npz")
+
+
+def _meta() -> ModelMetadata:
+    return ModelMetadata(classes=TINY_CLASSES, window=WINDOW, normalization=Normalization((0.0,) * 3, (1.0,) * 3),
+                         train_config=TrainConfig(window=WINDOW), data_fingerprint="t")
+
+
+def test_calibration_split_holds_out_the_end_and_rejects_bad_calibration(tmp_path: Path) -> None:
+    rec = read_recording(make_tiny_recordings(tmp_path, subjects=1, seconds_per_class=6.0)[0])
+    sp = split_calibration([rec], _meta(), holdout=0.3, hop_s=0.5)
+    assert sp.activities == list(TINY_CLASSES)
+    # 6 s per activity: 4.2 s fit -> 7 windows of 1 s at hop 0.5; 1.8 s held out -> 1-2 windows
+    assert np.bincount(sp.fit_y).tolist() == [7, 7, 7] and np.bincount(sp.hold_y).min() >= 1
+    assert sp.fit_x.shape[1:] == (25, 3) and sp.hold_x.shape[0] == sp.hold_y.size
+    one = Recording(rec.time, rec.xyz, np.where(rec.labels == "still", "still", ""), rec.seq, rec.meta)
+    with pytest.raises(AdaptError, match="one activity"):
+        split_calibration([one], _meta())
+    odd = Recording(rec.time, rec.xyz, np.where(rec.labels == "still", "juggling", rec.labels), rec.seq, rec.meta)
+    with pytest.raises(AdaptError, match="juggling unknown to the model"):
+        split_calibration([odd], _meta())
+    short = Recording(rec.time[:200], rec.xyz[:200], rec.labels[:200], rec.seq[:200], rec.meta)
+    with pytest.raises(AdaptError, match="too little usable calibration for shake"):
+        split_calibration([short], _meta())
+
+
+# --- on a real (tiny) bundle --------------------------------------------------------------------
+def _other_person(out: Path, seconds: float = 12.0, seed: int = 7) -> Path:
+    """The tiny classes worn differently: x and y swapped, weaker shake (the base model errs)."""
+    rec = read_recording(make_tiny_recordings(out.parent / f"src_{out.stem}", subjects=1,
+                                              seconds_per_class=seconds, seed=seed)[0])
+    xyz = rec.xyz[:, [1, 0, 2]].copy()
+    xyz[:, :2] *= 0.6
+    rec.meta.subject = "alice"
+    return write_recording(out, Recording(rec.time, xyz, rec.labels, rec.seq, rec.meta), overwrite=True)
+
+
+@pytest.mark.slow
+def test_adapt_from_recordings_then_run_info_replay_evaluate(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    cal = _other_person(tmp_path / "alice_cal.csv")
+    test = _other_person(tmp_path / "alice_test.csv", seed=8)
+    out = tmp_path / "alice_bundle"
+    r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "held-out accuracy" in r.stdout and "personal head kept" in r.stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert "head_adapted.npz" in names and "head.npz" in names and not any(n.startswith(".") for n in names)
+    assert not list(tmp_path.glob(".har-adapt-*"))
+    manifest = json.loads((out / "manifest.json").read_text())["files"]
+    assert set(manifest) == set(names) - {"manifest.json"}
+    a = json.loads((out / "metadata.json").read_text())["adaptation"]
+    assert a["person"] == "alice" and a["kept"] is True
+    assert len(a["base_bundle"]["sha256"]) == 64 and len(a["calibration"]["fingerprint"]) == 64
+    assert a["holdout"]["adapted_accuracy"] > a["holdout"]["base_accuracy"]
+    # the personal head is what runs: replay / evaluate score better than the base bundle
+    accs = []
+    for b in (fp32_bundle, out):
+        rr = _runner().invoke(cli, ["replay", str(b), str(test), "--json"])
+        assert rr.exit_code == 0, rr.stderr
+        accs.append(json.loads(rr.stdout)["accuracy"])
+    assert accs[1] > accs[0]
+    re = _runner().invoke(cli, ["evaluate", str(out), str(test), "--json"])
+    assert re.exit_code == 0, re.stderr
+    assert abs(json.loads(re.stdout)["accuracy"] - accs[1]) < 0.1
+    ri = _runner().invoke(cli, ["info", str(out)])
+    assert "person=alice" in ri.stdout and "personal_head=True" in ri.stdout and "checksums_ok       True" in ri.stdout
+    rrun = _runner().invoke(cli, ["run", str(out), "--file", str(test), "--duration", "2"])
+    assert rrun.exit_code == 0, rrun.stderr
+    assert f"adapted for alice ({a['created'][:10]})" in rrun.stderr
+    # adapting the adapted bundle starts from the base model again
+    out2 = tmp_path / "again"
+    r2 = _runner().invoke(cli, ["adapt", str(out), str(cal), "--out", str(out2), "--person", "bob"])
+    assert r2.exit_code == 0, r2.stderr
+    a2 = json.loads((out2 / "metadata.json").read_text())["adaptation"]
+    assert a2["base_bundle"]["sha256"] == a["base_bundle"]["sha256"] and a2["person"] == "bob"
+    assert (out2 / "head.npz").read_bytes() == (fp32_bundle / "head.npz").read_bytes()
+    assert a2["holdout"]["base_accuracy"] == a["holdout"]["base_accuracy"]
+
+
+@pytest.mark.slow
+def test_adapt_bad_inputs(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    cal = _other_person(tmp_path / "cal.csv")
+    rec = read_recording(cal)
+    only_still = np.where(rec.labels == "still", "still", "")
+    one = write_recording(tmp_path / "one.csv", Recording(rec.time, rec.xyz, only_still, rec.seq, rec.meta))
+    odd = write_recording(tmp_path / "odd.csv", Recording(rec.time, rec.xyz, np.where(
+        rec.labels == "still", "juggling", rec.labels), rec.seq, rec.meta))
+    old = tmp_path / "old_bundle"  # deployed by a har without the embedding output
+    shutil.copytree(fp32_bundle, old)
+    (old / "head.npz").unlink()
+    from har.artifacts.bundle import write_manifest
+
+    write_manifest(old)
+    cases = [
+        ([str(fp32_bundle), str(one)], "one activity"),
+        ([str(fp32_bundle), str(odd)], "juggling unknown to the model"),
+        ([str(old), str(cal)], "redeploy with a har that writes it"),
+        ([str(fp32_bundle)], "give either --port"),
+        ([str(fp32_bundle), "--port", "/dev/null", "--labels", "still,juggling"], "juggling unknown"),
+        ([str(fp32_bundle), "--port", "/dev/null", "--labels", "still"], "at least two"),
+        ([str(fp32_bundle), "--port", "/dev/null", "--seconds", "2"], "too short for 1 s windows"),
+    ]
+    for args, msg in cases:
+        r = _runner().invoke(cli, ["adapt", *args, "--out", str(tmp_path / "out")])
+        assert r.exit_code != 0 and msg in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert not (tmp_path / "out").exists()
+
+
+# --- the guided session over a real pty ----------------------------------------------------------
+class _Emulate:
+    """`har emulate RECORDING --loop` in its own process (not a thread of the test process, where it
+    would share the GIL with the session under test); the pty path is its first line of stdout."""
+
+    def __init__(self, recording: Path, *extra: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from har.cli import main; main()", "emulate", str(recording), "--rate", "25",
+             "--loop", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        )
+        assert self.proc.stdout is not None
+        self.port = self.proc.stdout.readline().strip()
+        assert self.port.startswith("/dev/"), self.port
+
+    def __enter__(self) -> _Emulate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.mark.slow
+def test_guided_session_on_the_emulator(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
+    out = tmp_path / "b"
+    with _Emulate(stream) as emu:
+        r = _runner().invoke(cli, ["adapt", str(fp32_bundle), "--port", emu.port, "--out", str(out),
+                                   "--seconds", "5", "--person", "carol"], input="\ns\n\n")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "[1/3] still: do it normally for 5 s, press Enter to start" in r.stderr
+    assert "skipped shake" in r.stderr and "held-out accuracy" in r.stdout
+    cal = sorted((tmp_path / "b-calibration").glob("*.csv"))
+    assert [read_recording(p).label_names() for p in cal] == [["still"], ["wave"]] or \
+        sorted(read_recording(p).label_names()[0] for p in cal) == ["still", "wave"]
+    for p in cal:
+        rec = read_recording(p)
+        assert rec.subject == "carol" and rec.meta.complete and len(rec) >= 0.95 * 5 * 25
+    a = json.loads((out / "metadata.json").read_text())["adaptation"]
+    assert a["calibration"]["skipped"] == ["shake"] and a["person"] == "carol"
+
+
+@pytest.mark.slow
+def test_guided_session_stall_is_one_line_and_keeps_recordings(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
+    with _Emulate(stream, "--stall-after", "1.5", "--stall", "3") as emu:
+        r = _runner().invoke(cli, ["adapt", str(fp32_bundle), "--port", emu.port, "--out", str(tmp_path / "b"),
+                                   "--seconds", "5"], input="\n\n\n")
+    assert r.exit_code == 1, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "stalled or dropped out during still" in errors[0] and "Traceback" not in r.stderr
+    assert list((tmp_path / "b-calibration").glob("*_still_*.csv")) and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_guided_session_device_gone_is_one_line(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
+    with _Emulate(stream, "--duration", "2") as emu:  # the device goes away 2 s into the first activity
+        r = _runner().invoke(cli, ["adapt", str(fp32_bundle), "--port", emu.port, "--out", str(tmp_path / "b"),
+                                   "--seconds", "5"], input="\n\n\n")
+    assert r.exit_code == 1, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "still" in errors[0] and "kept in" in errors[0], r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_guided_session_ctrl_c_keeps_recordings_and_writes_no_bundle(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811,E501
+    stream = _other_person(tmp_path / "stream.csv", seconds=20.0)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with _Emulate(stream) as emu:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from har.cli import main; main()", "adapt", str(fp32_bundle), "--port", emu.port,
+             "--out", str(tmp_path / "b"), "--seconds", "5"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write("\n\n")  # still (recorded), then shake starts
+        proc.stdin.flush()
+        cal = tmp_path / "b-calibration"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(cal.glob("*_shake_*.csv")):
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted during shake" in err and "no bundle written" in err
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".har-adapt-*"))
+    kept = sorted(p.name.split("_")[1] for p in cal.glob("*.csv"))
+    assert kept == ["shake", "still"]
+
+
+_NO_TF = r"""
+import sys
+BLOCKED = ("tensorflow", "keras", "tf_keras")
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"blocked import of {name}")
+        return None
+sys.meta_path.insert(0, Blocker())
+from har.cli import cli
+for args in (["adapt", BUNDLE, CAL, "--out", OUT], ["run", OUT, "--file", CAL, "--speed", "0"], ["replay", OUT, CAL]):
+    try:
+        cli.main(args=args, prog_name="har", standalone_mode=False)
+    except SystemExit as e:
+        assert not e.code, e.code
+bad = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+assert not bad, bad
+print("NO-TF-OK", file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_adapt_and_adapted_run_never_import_tensorflow(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    cal = _other_person(tmp_path / "cal.csv")
+    code = (_NO_TF.replace("BUNDLE", repr(str(fp32_bundle))).replace("CAL", repr(str(cal)))
+            .replace("OUT", repr(str(tmp_path / "out"))))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "NO-TF-OK" in p.stderr and "adapted for alice" in p.stderr
+
+
+@pytest.mark.slow
+def test_full_fine_tunes_and_reexports(tmp_path: Path, tiny_model_dir: Path, fp32_bundle: Path) -> None:  # noqa: F811
+    cal = _other_person(tmp_path / "cal.csv")
+    out = tmp_path / "full"
+    r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out), "--full"])
+    assert r.exit_code == 1 and "--full needs --model" in r.stderr
+    r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out), "--full", "--model",
+                               str(tiny_model_dir), "--epochs", "3"])
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "held-out accuracy" in r.stdout and "Adapted bundle written" in r.stdout
+    a = json.loads((out / "metadata.json").read_text())["adaptation"]
+    assert a["mode"] == "full" and len(a["base_bundle"]["sha256"]) == 64
+    assert not (out / "head_adapted.npz").exists() and not list(tmp_path.glob(".har-adapt-*"))
+    rr = _runner().invoke(cli, ["replay", str(out), str(cal), "--json"])
+    assert rr.exit_code == 0, rr.stderr
+    if a["kept"]:  # adapting a fine-tuned bundle again would not start from the base model: refused
+        r2 = _runner().invoke(cli, ["adapt", str(out), str(cal), "--out", str(tmp_path / "again")])
+        assert r2.exit_code == 1 and "adapt its base bundle" in r2.stderr
