@@ -229,7 +229,9 @@ def _fit_auto_rotation(
     results = []
     for deg in ROTATION_CHOICES:
         cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=deg))
-        model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, False, echo)
+        if progress:
+            echo(f"z rotation auto: fitting with {deg:g} degrees" + ("" if full else f" ({sub.size} windows)"))
+        model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, progress, echo)
         acc = _best_val_accuracy(hist)
         echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {acc:.4f}")
         results.append((acc, deg, model, hist, cfg))
