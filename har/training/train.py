@@ -222,6 +222,10 @@ def train(
         heldout_y=yte[hi].astype(np.int32),
     )
     summary = _data_summary(all_recs, split, tr, va, te)
+    # what the "auto" settings resolved to (the stored train_config keeps "auto")
+    summary["resolved"] = {"epochs_planned": int(hist.get("epochs_planned", [0])[0])}
+    if "rotation_z_deg" in hist:
+        summary["resolved"]["rotation_z_deg"] = float(hist["rotation_z_deg"][0])
     if cv_result is not None:
         cv_keys = ("k", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")
         summary["cv"] = {k: cv_result[k] for k in cv_keys}
@@ -237,14 +241,16 @@ def train(
     )
     save_metadata(out, meta)
     epochs_run = len(hist.get("loss", []))
-    monitor = hist.get("val_loss") or [float(epochs_run)]
-    best_epoch = int(np.argmin(monitor)) + 1
+    best_epoch = int(np.argmin(hist["val_loss"])) + 1 if hist.get("val_loss") else epochs_run
     title = f"har model {out.name}: test set ({split.by} split)"
     text = format_report(metrics, title=title, per_group=per_subject, group_name="subject")
     text += (
         f"\ntrain subjects: {', '.join(split.train_subjects)}\nval subjects:   {', '.join(split.val_subjects) or '-'}\n"
-        f"test subjects:  {', '.join(split.test_subjects)}\nepochs run:     {epochs_run} (best {best_epoch})\n"
+        f"test subjects:  {', '.join(split.test_subjects)}\nepochs run:     {epochs_run} (best {best_epoch}, "
+        f"at most {summary['resolved']['epochs_planned']})\n"
     )
+    if "rotation_z_deg" in summary["resolved"]:
+        text += f"z rotation:     {summary['resolved']['rotation_z_deg']:g} degrees (auto, by validation accuracy)\n"
     if cv_result is not None:
         text += format_cv(cv_result)
     (out / REPORT_TXT).write_text(text, encoding="utf-8")
