@@ -148,6 +148,10 @@ def stage2(base_name: str, base: TrainConfig) -> dict[str, TrainConfig]:
         f"{base_name} + magnitude": _with(base, model={"representation": mag}),
         f"{base_name} + label smoothing 0.1": _with(base, label_smoothing=0.1),
         f"{base_name} + 2nd conv, dilation 2": _with(base, model={"conv_layers": 2, "conv_dilation": 2}),
+        # added after the magnitude and rotz-auto rows: the two best variations combined
+        f"{base_name} + magnitude, rotz auto": _with(
+            base, model={"representation": mag}, augment={"rotation_z_deg": "auto"}
+        ),
     }
 
 

@@ -155,7 +155,7 @@ class ModelConfig:
     conv_dilation: int = 1  # Conv1D layer i >= 1 has dilation conv_dilation**i (layer 0 carries the stride)
     # model input channels, computed inside the graph (REPRESENTATIONS); chosen by subject-wise CV on
     # the training data of four sets (docs/training.md, "Training defaults")
-    representation: str = "gravity_body"
+    representation: str = "gravity_body_magnitude"
     pooling: str = "last"  # many-to-one head over the last LSTM's outputs (POOLINGS)
 
     def __post_init__(self) -> None:
