@@ -3,7 +3,7 @@ record) against `har emulate` in a separate process over a real pty.
 
     .venv/bin/python bench/bench_capture.py [--seconds 10] [--rates 500,1000,2000,4000,8000,16000,20000]
 
-Prints LineParser lines/s (per-line reference path vs. the vectorised ``feed_batch`` path),
+Prints LineParser lines/s (the reference path, parse_line per line, vs. the fast path),
 then for each rate: samples recorded vs sent, losses, and the CPU share of the capture side
 (process CPU time / wall time of this process, which runs only the capture: reader thread,
 parser, writer), and finally the highest rate captured with zero loss.
@@ -35,10 +35,9 @@ def bench_parser(n: int = 200_000, chunk: int = 4096) -> None:
     rng = np.random.default_rng(0)
     vals = rng.integers(-4000, 4000, (n, 3)).tolist()
     stream = encode_header(Header(100, 8)) + b"".join(encode_sample(i, *v) for i, v in enumerate(vals))
-    for name, fast in (("per-line (feed, reference path)", False), ("vectorised (feed_batch)", True)):
-        p = LineParser()
-        p.fast_min_lines = 8 if fast else 10**9
-        f = p.feed_batch if fast else p.feed
+    for name, fast in (("reference (parse_line per line)", False), ("fast path (feed_batch)", True)):
+        p = LineParser(reference=not fast)
+        f = p.feed_batch
         t0 = time.perf_counter()
         got = 0
         for i in range(0, len(stream), chunk):

@@ -98,45 +98,40 @@ def python_per_sample(bundle: Path, rec_path: Path, block: int) -> tuple[float, 
 
 def serial_per_sample(bundle: Path, rec_path: Path, lines_per_read: int) -> tuple[float, int]:
     """(har us/sample, windows) of the whole serial path in process: the recording as protocol
-    lines (what a device sends), ``lines_per_read`` lines per read handed to SerialSource's parser
-    and timeline (as its reader thread does), its blocks through `run_live`. Interpreter time is
-    subtracted; the OS side (thread wake-ups, the read syscall) is not in this number."""
+    lines (what a device sends), ``lines_per_read`` lines per read fed to a WireSession (what
+    SerialSource's reader thread does with each read: parse, CRC, seq unwrapping, host-clock
+    timeline), its blocks through `run_live`. Interpreter time is subtracted; the OS side
+    (thread wake-ups, the read syscall, the queue between the threads) is not in this number."""
     from har.recording.format import read_recording
     from har.runtime.classifier import WindowClassifier
     from har.runtime.live import run_live
     from har.sources.base import SampleBlock, SampleSource
-    from har.sources.serial import SerialSource
     from har.wire.protocol import Header, encode_header, encode_sample
+    from har.wire.session import WireSession
 
     rec = read_recording(rec_path)
     mg = np.round(rec.xyz * 1000.0).astype(int).tolist()
     lines = [encode_sample(i, *v) for i, v in enumerate(mg)]
     chunks = [b"".join(lines[i : i + lines_per_read]) for i in range(0, len(lines), lines_per_read)]
-    ser = SerialSource("loop://", read_interval_s=0.25)
 
     class Parsed(SampleSource):
-        """The reader thread's work, done in line: parse each read, then hand over its blocks."""
+        """The reader thread's work, done in line: decode each read, then hand over its blocks."""
 
         def __init__(self) -> None:
             super().__init__()
             self.info.rate_hz = 50.0
+            self.session = WireSession(self.info, self.stats, name="bench")
 
         def blocks(self) -> Iterator[SampleBlock]:
-            ser._handle(encode_header(Header(50.0, 8.0)), 0.0)
+            self.session.feed(encode_header(Header(50.0, 8.0)), 0.0)
             for k, c in enumerate(chunks):
-                ser._handle(c, (k + 1) * lines_per_read / 50.0)
-                items = []
-                while not ser._q.empty():
-                    items.append(ser._q.get_nowait())
-                if items:
-                    yield ser._to_block(items)
+                yield from self.session.feed(c, (k + 1) * lines_per_read / 50.0)
 
     clf = WindowClassifier.from_bundle(bundle, use_batch_model=False)
     timer = _Timed(clf)
     t = time.perf_counter()
     summary = run_live(clf, Parsed(), lambda p: None)
     total = time.perf_counter() - t
-    ser.close()
     assert summary.samples == len(lines), (summary.samples, len(lines))
     return (total - timer.seconds) / len(lines) * 1e6, timer.calls
 

@@ -174,7 +174,7 @@ def test_emulate_cli() -> None:
 def test_rate_mismatch_warns() -> None:
     with Emulator(simulate=True, rate_hz=50, seed=10, clock_error=0.05) as emu:
         src = SerialSource(emu.port)
-        src.RATE_CHECK_S = 1.5
+        src.session.RATE_CHECK_S = 1.5
         emu.start(duration=2.5)
         threading.Timer(2.8, src.stop).start()
         blocks = list(src.blocks())

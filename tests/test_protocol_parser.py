@@ -209,7 +209,7 @@ def test_int16_extremes_and_leading_zeros() -> None:
     assert parse_line(_framed(b"0007,-32768,32767,-0")) == Sample(7, -32768, 32767, 0)
 
 
-# -- the vectorised fast path (LineParser.feed_batch) must decode exactly like parse_line -------
+# -- the fast path (LineParser's default) must decode exactly like the reference (parse_line) ----
 def _mutate(line: bytes, how: int, k: int) -> bytes:
     if how == 0 or not line:
         return line
@@ -249,15 +249,10 @@ def _streams(draw: st.DrawFn) -> bytes:
     return b"".join(parts)
 
 
-@pytest.mark.parametrize("plain", [True, False], ids=["plain+vectorised", "vectorised"])
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(stream=_streams(), cuts=st.lists(st.integers(0, 3000), max_size=4))
-def test_fast_path_equals_line_by_line(plain: bool, stream: bytes, cuts: list[int]) -> None:
-    fast, slow = LineParser(), LineParser()
-    fast.fast_min_lines = 1
-    fast.plain_max_lines = 10**9 if plain else 0
-    slow.fast_min_lines = 10**9
-    slow.plain_max_lines = 0
+def test_fast_path_equals_line_by_line(stream: bytes, cuts: list[int]) -> None:
+    fast, slow = LineParser(), LineParser(reference=True)
     got: list[object] = []
     want: list[object] = []
     prev = 0
@@ -271,34 +266,34 @@ def test_fast_path_equals_line_by_line(plain: bool, stream: bytes, cuts: list[in
     assert (fast.lines, fast.corrupt, fast.bytes_in) == (slow.lines, slow.corrupt, slow.bytes_in)
 
 
-def test_plain_path_takes_well_formed_sample_lines() -> None:
-    """Plain sample lines (the stream of a working device) are decoded by the regex path; the
-    first unusual line sends the whole chunk to the general paths, with the same result."""
+def test_plain_sample_lines_and_odd_lines_in_one_chunk() -> None:
+    """Plain sample lines (the stream of a working device) and unusual lines between them: every
+    line decoded in stream order, the odd ones exactly as the reference decodes them."""
     lines = [encode_sample(i, -32768 if i == 3 else i, 32767, -5) for i in range(12)]
     p = LineParser()
-    p.fast_min_lines = 10**9
     b = p.feed_batch(b"".join(lines[:6]) + b"\r\n".join(x[:-1] for x in lines[6:]) + b"\r\n")
     assert b.seq.tolist() == list(range(12)) and b.xyz[3].tolist() == [-32768, 32767, -5] and p.lines == 12
-    for odd in (b"+1,2,3,4*00\n", b"1,2,3,40000*00\n", b"\n", b"0001,2,3,4*00\n"):
-        q = LineParser()
-        q.fast_min_lines = 10**9
-        assert q._plain(lines[0] + odd, 2) is None
+    for odd in (b"+1,2,3,4*00\n", b"1,2,3,40000*00\n", b"\n", _framed(b"0001,2,3,4") + b"\n",
+                encode_header(Header(50, 4)), b"!log\n", b"x" * 100 + b"\n"):
+        for at in (0, 1, 6, 12):
+            stream = b"".join(lines[:at]) + odd + b"".join(lines[at:])
+            q, ref = LineParser(), LineParser(reference=True)
+            assert q.feed(stream) == ref.feed(stream) and (q.lines, q.corrupt) == (ref.lines, ref.corrupt)
 
 
 @pytest.mark.parametrize("n", [5, 100])
-def test_plain_path_checks_every_crc(n: int) -> None:
+def test_fast_path_checks_every_crc(n: int) -> None:
     """Few lines: CRC byte by byte; many: all at once with numpy. Either way one bad CRC anywhere
-    sends the chunk to the general paths, which report exactly that line."""
+    is reported as exactly that line."""
     rng = np.random.default_rng(n)
     vals = [(int(4294967295 - i if i % 2 else i), *(int(v) for v in rng.integers(-32768, 32768, 3))) for i in range(n)]
     lines = [encode_sample(*v) for v in vals]
-    p = LineParser()
-    b = p._plain(b"".join(lines), n)
-    assert b is not None and np.column_stack([b.seq, b.xyz]).tolist() == [list(v) for v in vals]
+    b = LineParser().feed_batch(b"".join(lines))
+    assert np.column_stack([b.seq, b.xyz]).tolist() == [list(v) for v in vals]
     for k in (0, n // 2, n - 1):
         bad = list(lines)
         body, check = bad[k][:-4], bad[k][-3:-1]
         bad[k] = body + b"*" + (b"00" if check != b"00" else b"01") + b"\n"
-        assert LineParser()._plain(b"".join(bad), n) is None
         events = LineParser().feed(b"".join(bad))
-        assert sum(isinstance(e, Corrupt) for e in events) == 1 and len(events) == n
+        assert [i for i, e in enumerate(events) if isinstance(e, Corrupt)] == [k] and len(events) == n
+        assert events == LineParser(reference=True).feed(b"".join(bad))

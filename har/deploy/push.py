@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from har.artifacts.layout import MANIFEST_FILE
 from har.errors import DeployError, HarError
 
 SSH_TIMEOUT_S = 15
@@ -211,7 +212,7 @@ echo "home=$HOME"
 echo "user=$(id -un)"
 echo "arch=$(uname -m)"
 if [ -n "$(ls -A . 2>/dev/null)" ]; then echo "nonempty=1"; fi
-if [ -f manifest.json ]; then echo "bundle=1"; fi
+if [ -f {MANIFEST_FILE} ]; then echo "bundle=1"; fi
 if command -v rsync >/dev/null 2>&1; then echo "rsync=1"; fi
 if [ -d /run/systemd/system ]; then echo "systemd=1"; fi
 if getent group dialout >/dev/null 2>&1 || grep -q '^dialout:' /etc/group 2>/dev/null; then echo "dialout=1"; fi

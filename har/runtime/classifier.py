@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
+from har.artifacts.bundle import verify_bundle
+from har.artifacts.layout import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.errors import HarError, RuntimeInferenceError
 from har.runtime.interpreter import load_interpreter
@@ -113,11 +114,11 @@ class WindowClassifier:
         self.classes: tuple[str, ...] = tuple(metadata.classes)
         self.window_samples = int(metadata.window.window_samples)
         self.n_channels = int(metadata.n_channels)
-        self._mean = np.asarray(metadata.normalization.mean, dtype=np.float32).reshape(1, 1, -1)
-        self._std = np.asarray(metadata.normalization.std, dtype=np.float32).reshape(1, 1, -1)
-        if self._mean.shape[-1] != self.n_channels or self._std.shape[-1] != self.n_channels:
+        self._norm = metadata.normalization
+        mean, std = self._norm.arrays
+        if mean.shape != (self.n_channels,) or std.shape != (self.n_channels,):
             raise RuntimeInferenceError("metadata normalisation does not match the number of channels")
-        if np.any(self._std <= 0):
+        if np.any(std <= 0):
             raise RuntimeInferenceError("metadata normalisation has a non-positive std")
         self._single = _Model(Path(model_path), num_threads, prefer_runtime)
         self._check(self._single, want_batch=1)
@@ -203,8 +204,9 @@ class WindowClassifier:
 
     # -- inference --------------------------------------------------------------------
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """``(x - mean) / std`` per axis; ``x`` float (n, window, channels) in g."""
-        return ((np.asarray(x, dtype=np.float32) - self._mean) / self._std).astype(np.float32, copy=False)
+        """``(x - mean) / std`` per axis (the saved :class:`~har.artifacts.metadata.Normalization`);
+        ``x`` float (n, window, channels) in g."""
+        return self._norm.apply(x)
 
     def _validate(self, x: np.ndarray) -> np.ndarray:
         a = np.asarray(x, dtype=np.float32)

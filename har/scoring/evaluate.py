@@ -14,25 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from har.artifacts.layout import REPORT_JSON, REPORT_TXT, WEIGHTS_FILE, is_bundle
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.dataset import load_recordings, windows_for
 from har.errors import DataError, ModelError
 from har.scoring.metrics import compute_metrics, format_report, group_accuracy
 
-MANIFEST_FILE = "manifest.json"
-TFLITE_FILE = "model.tflite"
-
-
-def is_bundle(path: str | os.PathLike[str]) -> bool:
-    """A bundle directory has manifest.json and model.tflite."""
-    p = Path(path)
-    return p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / TFLITE_FILE).is_file()
-
 
 def _predict_model_dir(path: Path, meta: ModelMetadata, x: np.ndarray) -> np.ndarray:
     from har.training.model import build_model
-    from har.training.train import WEIGHTS_FILE, normalize
-
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{path} has no {WEIGHTS_FILE}: not a complete har model directory")
@@ -41,7 +31,7 @@ def _predict_model_dir(path: Path, meta: ModelMetadata, x: np.ndarray) -> np.nda
         model.load_weights(str(weights))
     except (ValueError, OSError) as e:
         raise ModelError(f"{weights}: cannot load weights ({str(e).splitlines()[0] if str(e) else e})") from None
-    return np.asarray(model.predict(normalize(x, meta.normalization), batch_size=256, verbose=0))
+    return np.asarray(model.predict(meta.normalization.apply(x), batch_size=256, verbose=0))
 
 
 def _predict_bundle(path: Path, x: np.ndarray) -> np.ndarray:
@@ -126,6 +116,6 @@ def evaluate(
     if out is not None:
         o = Path(out)
         o.mkdir(parents=True, exist_ok=True)
-        (o / "report.txt").write_text(text, encoding="utf-8")
-        (o / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (o / REPORT_TXT).write_text(text, encoding="utf-8")
+        (o / REPORT_JSON).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

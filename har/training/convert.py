@@ -28,24 +28,28 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import (
+from har.artifacts.bundle import write_manifest
+from har.artifacts.layout import (
     BATCH_MODEL_FILE,
+    BATCH_OPS_FILE,
+    BUNDLE_FILES,
+    DEPLOY_WINDOWS_FILE,
     HEAD_FILE,
+    KERAS_PROBS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    OPS_FILE,
     REPORT_FILE,
-    write_manifest,
+    WEIGHTS_FILE,
+    WORKER_STDERR_FILE,
 )
-from har.artifacts.metadata import METADATA_FILE, ModelMetadata, load_metadata, save_metadata
+from har.artifacts.metadata import ModelMetadata, load_metadata, save_metadata
 from har.config import ExportConfig
 from har.errors import ExportError, HarError, ModelError
 from har.recording.format import utc_now_iso
 
-WEIGHTS_FILE = "model.weights.h5"
-DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
 DEFAULT_MIN_AGREEMENT = 0.98
 DEFAULT_BATCH = 128
-_BUNDLE_FILES = {MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE, HEAD_FILE}
 
 
 @dataclass
@@ -186,7 +190,7 @@ def _prepare_out(out_dir: Path, model_dir: Path, overwrite: bool) -> None:
         contents = {p.name for p in out_dir.iterdir()}
         if contents and not overwrite:
             raise ExportError(f"{out_dir} exists (choose another --out or pass --overwrite)")
-        foreign = sorted(contents - _BUNDLE_FILES)
+        foreign = sorted(contents - BUNDLE_FILES)
         if foreign:
             raise ExportError(f"{out_dir} holds files that are not part of a bundle ({foreign[0]}...): not overwriting")
 
@@ -229,7 +233,7 @@ def _run_worker(
     }
     done: set[str] = set()
     started: dict[str, float] = {}
-    stderr_path = work / "worker.stderr"
+    stderr_path = work / WORKER_STDERR_FILE
     with open(stderr_path, "w+b") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
         t_end = time.monotonic() + timeout_s
@@ -436,12 +440,12 @@ def export_bundle(
         has_batch = batch_size > 1 and "batch" in done
         if batch_size > 1 and not has_batch:
             warnings.append(f"batched model not exported ({_describe_rc(rc)}: {last or 'no message'})")
-        ops = _check_ops(work, "ops.json", MODEL_FILE)
+        ops = _check_ops(work, OPS_FILE, MODEL_FILE)
         if "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops:
             warnings.append("no fused UNIDIRECTIONAL_SEQUENCE_LSTM op: the LSTM was not fused (slower)")
         if has_batch:
             try:
-                _check_ops(work, "ops_batch.json", BATCH_MODEL_FILE)
+                _check_ops(work, BATCH_OPS_FILE, BATCH_MODEL_FILE)
             except ExportError as e:
                 warnings.append(f"batched model dropped: {e}")
                 has_batch = False
@@ -449,7 +453,7 @@ def export_bundle(
         shutil.copy2(work / HEAD_FILE, stage / HEAD_FILE)
         if has_batch:
             shutil.copy2(work / BATCH_MODEL_FILE, stage / BATCH_MODEL_FILE)
-        keras = np.load(work / "keras_probs.npy", allow_pickle=False)
+        keras = np.load(work / KERAS_PROBS_FILE, allow_pickle=False)
 
         echo("  verifying in the TFLite runtime (batch 1) ...")
         meta_b = dataclasses.replace(meta, export=cfg, verification={}, created=utc_now_iso())

@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.metadata import Normalization
+from har.artifacts.metadata import MIN_STD, Normalization  # noqa: F401 (MIN_STD re-exported)
 from har.config import AUTO, TrainConfig
 from har.recording.format import Recording
 from har.signal import Windows
 
-MIN_STD = 1e-6  # g; axes flatter than this are not scaled
 TARGET_STEPS = 2000  # epochs="auto": about this many optimizer steps at most ...
 MIN_EPOCHS, MAX_EPOCHS = 20, 300  # ... within these bounds
 MIN_DELTA = 1e-3  # early stopping: smaller validation-loss improvements do not count
@@ -52,18 +51,12 @@ class Schedule:
 
 def fit_normalization(x: np.ndarray) -> Normalization:
     """Per-axis mean and standard deviation (g) over windows x (n, window, channels)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
-    std = np.where(std < MIN_STD, 1.0, std)
-    return Normalization(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
+    return Normalization.fit(x)
 
 
 def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
     """``(x - mean) / std`` per axis, float32."""
-    mean = np.asarray(norm.mean, dtype=np.float32)
-    std = np.asarray(norm.std, dtype=np.float32)
-    return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
+    return norm.apply(x)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:

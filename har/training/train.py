@@ -23,6 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from har.artifacts.layout import (  # noqa: F401 - file names re-exported for callers of this module
+    CONFUSION_PNG,
+    CURVES_PNG,
+    DEPLOY_WINDOWS_FILE,
+    F1_PNG,
+    REPORT_JSON,
+    REPORT_TXT,
+    WEIGHTS_FILE,
+)
 from har.artifacts.metadata import ModelMetadata, save_metadata
 from har.config import TrainConfig
 from har.dataset import Split, fingerprint, load_recordings, split_recordings, windows_for
@@ -43,13 +52,6 @@ from har.training.fit import (  # noqa: F401  (re-exported: the public names liv
     normalize,
 )
 
-WEIGHTS_FILE = "model.weights.h5"
-DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
-REPORT_TXT = "report.txt"
-REPORT_JSON = "report.json"
-CONFUSION_PNG = "confusion.png"
-CURVES_PNG = "training_curves.png"
-F1_PNG = "per_class_f1.png"
 MAX_CALIB_WINDOWS = 500
 MAX_HELDOUT_WINDOWS = 1000
 

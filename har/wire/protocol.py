@@ -36,35 +36,27 @@ for _b in range(256):
 _CRC_TABLE = bytes(_TABLE)
 del _TABLE, _b, _c
 
-# Fast path: CRC-8 is linear over GF(2) with init 0, so crc(body) = XOR over the bytes b_i of
-# _CRC_POS[d_i, b_i], the CRC of b_i followed by d_i zero bytes (d_i = bytes after b_i in the body).
-_FAST_MAX = 40  # longest line body (without \r) the vectorised path handles; longer lines go the slow way
-_CRC_POS = np.zeros((_FAST_MAX, 256), dtype=np.uint8)
+# CRC-8 is linear over GF(2) with init 0, so crc(body) = XOR over the bytes b_i of _CRC_POS[d_i, b_i],
+# the CRC of b_i followed by d_i zero bytes (d_i = bytes after b_i in the body): the fast path
+# checks the CRCs of many lines at once with it.
+_PLAIN_BODY = 31  # the longest plain sample body: "4294967295,-32768,-32768,-32768"
+_CRC_POS = np.zeros((_PLAIN_BODY, 256), dtype=np.uint8)
 _CRC_POS[0] = np.frombuffer(_CRC_TABLE, dtype=np.uint8)
-for _d in range(1, _FAST_MAX):
+for _d in range(1, _PLAIN_BODY):
     _CRC_POS[_d] = _CRC_POS[0][_CRC_POS[_d - 1]]  # one more zero byte: crc = table[crc ^ 0]
 del _d
-_CRC_POS_FLAT = _CRC_POS.reshape(-1)
-_HEX_NIBBLE = np.full(256, -1, dtype=np.int16)  # uppercase hex digit -> value, else -1
-for _i, _ch in enumerate(b"0123456789ABCDEF"):
-    _HEX_NIBBLE[_ch] = _i
-del _i, _ch
-_POW10 = 10 ** np.arange(19, dtype=np.int64)
-_DIGIT = np.zeros(256, dtype=bool)
-_DIGIT[48:58] = True
 
 _HEX = b"0123456789ABCDEF"
 _HEX_VALUE = {b"%02X" % i: i for i in range(256)}  # only uppercase pairs are valid
-# A whole sample line, as LineParser._plain accepts it (anything else takes the general paths):
+# A whole sample line, as LineParser's fast path accepts it (any other line goes to parse_line):
 # seq, x, y, z in plain decimal (no '+', no spaces), '*', two uppercase hex digits, optional \r.
 # The ranges are in the pattern (seq < 2^32, values in int16), so no value needs a check after it.
 _U32 = (rb"(?:\d{1,9}|[1-3]\d{9}|4[01]\d{8}|42[0-8]\d{7}|429[0-3]\d{6}|4294[0-8]\d{5}|42949[0-5]\d{4}"
         rb"|429496[0-6]\d{3}|4294967[01]\d{2}|42949672[0-8]\d|429496729[0-5])")
 _I16 = rb"(?:-?(?:\d{1,4}|[12]\d{4}|3[01]\d{3}|32[0-6]\d{2}|327[0-5]\d|3276[0-7])|-32768)"
-_PLAIN_BODY = 31  # the longest plain sample body: "4294967295,-32768,-32768,-32768"
 _PLAIN_VECTOR_CRC = 24  # from this many lines on, _plain checks the CRCs with numpy
 _PLAIN_COLS = np.arange(_PLAIN_BODY)
-_CRC_PLAIN = _CRC_POS[_PLAIN_BODY - 1 :: -1]  # column j of a left-padded body: _CRC_POS[31 - 1 - j]
+_CRC_PLAIN = _CRC_POS[::-1]  # column j of a left-padded body: _CRC_POS[31 - 1 - j]
 _PLAIN_SAMPLE = re.compile(
     rb"^((" + _U32 + rb"),(" + _I16 + rb"),(" + _I16 + rb"),(" + _I16 + rb"))\*([0-9A-F]{2})\r?$", re.M
 )
@@ -283,17 +275,21 @@ class LineParser:
     ``corrupt`` (Corrupt events). A line longer than ``max_line`` bytes gives one
     ``Corrupt("too_long")`` and the parser resynchronises at the next ``\\n``.
 
-    :meth:`feed_batch` is the fast interface (numpy arrays, no object per sample): chunks with
-    at least ``fast_min_lines`` complete lines are checked and decoded vectorised (CRC by a
-    per-position table, field syntax by byte classes); any line the vectorised checks do not
-    accept is decoded by :func:`parse_line`, so both paths give identical results.
+    Two paths, with identical results (tests/test_protocol_parser.py compares them on hostile
+    streams): the reference decodes every line with :func:`parse_line`; the fast path (the
+    default) takes the plain sample lines of a chunk (what a working device sends) with one
+    regular expression and checks their CRCs together, and hands every other line (headers,
+    logs, anything corrupt or unusual) to :func:`parse_line` in stream order. :meth:`feed_batch`
+    returns numpy arrays (no object per sample).
+
+    Args:
+        max_line: the longest line body accepted (bytes, without ``\\n``).
+        reference: decode every line with :func:`parse_line` (tests and benchmarks).
     """
 
-    fast_min_lines = 8
-    plain_max_lines = 400  # regions up to this many lines first try the plain-sample path
-
-    def __init__(self, max_line: int = MAX_LINE) -> None:
+    def __init__(self, max_line: int = MAX_LINE, reference: bool = False) -> None:
         self.max_line = max_line
+        self.reference = reference or max_line < _PLAIN_BODY + 4  # a plain line could be too long
         self.bytes_in = 0
         self.lines = 0
         self.corrupt = 0
@@ -326,13 +322,12 @@ class LineParser:
                 cut = region.find(b"\n")
                 region = region[cut + 1 :]
                 self._discard = False
-        n_lines = region.count(b"\n") if region else 0
-        batch = self._plain(region, n_lines) if 0 < n_lines <= self.plain_max_lines else None
-        if batch is None:
-            if n_lines >= max(1, self.fast_min_lines):
-                batch = self._fast(region)
-            else:
-                batch = self._slow(region.split(b"\n")[:-1] if region else [])
+        if not region:
+            batch = SampleBatch(_EMPTY_SEQ, _EMPTY_XYZ, [])
+        elif self.reference:
+            batch = self._reference(region)
+        else:
+            batch = self._fast(region)
         if self._discard:
             rest = b""
         elif len(rest) > self.max_line + 1:  # +1: a trailing \r may still come
@@ -345,30 +340,36 @@ class LineParser:
         self._buf = rest
         return batch
 
-    def _plain(self, region: bytes, n_lines: int) -> SampleBatch | None:
-        """The common case, in a few C calls per line: every line of ``region`` is a well-formed
-        sample line (one regex over the region) with a valid CRC and values in range. None as
-        soon as anything is unusual: then :meth:`_fast` / :meth:`_slow` decode the region."""
+    def _fast(self, region: bytes) -> SampleBatch:
+        """Complete lines (``region`` ends in ``\\n``): plain sample lines by one regular
+        expression, their CRCs checked together; every other line by :meth:`_line`."""
         found = _PLAIN_SAMPLE.findall(region)
-        if len(found) != n_lines:  # some line is not a plain sample line
-            return None
-        hexval = _HEX_VALUE
-        if n_lines >= _PLAIN_VECTOR_CRC:  # CRCs of all bodies at once: left-padded rows (zeros do not change a CRC)
-            rows_b = np.frombuffer(b"".join([f[0].rjust(_PLAIN_BODY, b"\0") for f in found]), dtype=np.uint8)
-            crc = np.bitwise_xor.reduce(_CRC_PLAIN[_PLAIN_COLS, rows_b.reshape(n_lines, _PLAIN_BODY)], axis=1)
-            if crc.tolist() != [hexval[f[5]] for f in found]:
-                return None
-        elif any(crc8(f[0]) != hexval[f[5]] for f in found):
-            return None
-        a = np.array([(int(sq), int(x), int(y), int(z)) for _, sq, x, y, z, _ in found], dtype=np.int64)
-        self.lines += n_lines
-        return SampleBatch(a[:, 0].copy(), a[:, 1:].astype(np.int32), [])
-
-    def _slow(self, lines: list[bytes]) -> SampleBatch:
-        """Line by line with :func:`parse_line` (few lines, or the fallback of :meth:`_fast`)."""
+        n = len(found)
+        ok = _crc_ok(found)
+        if n == region.count(b"\n") and all(ok):  # the common case: nothing but good sample lines
+            self.lines += n
+            return _batch([(int(sq), int(x), int(y), int(z)) for _, sq, x, y, z, _ in found], [])
+        # mixed: walk the lines in order; the regex matches say where the plain ones are
         rows: list[tuple[int, int, int, int]] = []
         others: list[tuple[int, Event]] = []
-        for line in lines:
+        pos = 0
+        for m, f, good in zip(_PLAIN_SAMPLE.finditer(region), found, ok, strict=True):
+            start = m.start()
+            if start > pos:
+                self._others(region[pos : start - 1], rows, others)
+            if good:
+                rows.append((int(f[1]), int(f[2]), int(f[3]), int(f[4])))
+                self.lines += 1
+            else:
+                self._others(region[start : m.end()], rows, others)  # the reference reports it
+            pos = m.end() + 1
+        if pos < len(region):
+            self._others(region[pos:-1], rows, others)
+        return _batch(rows, others)
+
+    def _others(self, lines: bytes, rows: list[tuple[int, int, int, int]], others: list[tuple[int, Event]]) -> None:
+        """Decode ``lines`` (complete lines without the last ``\\n``) one by one with :meth:`_line`."""
+        for line in lines.split(b"\n"):
             ev = self._line(line)
             if ev is None:
                 continue
@@ -376,103 +377,13 @@ class LineParser:
                 rows.append((ev.seq, ev.x, ev.y, ev.z))
             else:
                 others.append((len(rows), ev))
-        if not rows:
-            return SampleBatch(_EMPTY_SEQ, _EMPTY_XYZ, others)
-        a = np.array(rows, dtype=np.int64)
-        return SampleBatch(a[:, 0].copy(), a[:, 1:].astype(np.int32), others)
 
-    def _fast(self, region: bytes) -> SampleBatch:
-        """Vectorised decoding of ``region`` (complete lines, ending in ``\\n``): one pass of
-        array operations over all bytes; lines it does not accept go through :meth:`_line`."""
-        a = np.frombuffer(region, dtype=np.uint8)
-        size = a.shape[0]
-        is_nl = a == 10
-        nl = np.flatnonzero(is_nl)
-        n = nl.shape[0]
-        starts = np.empty(n, dtype=np.int64)
-        starts[0] = 0
-        starts[1:] = nl[:-1] + 1
-        e = nl - ((nl > starts) & (a[nl - 1] == 13))  # body end (exclusive), without \r
-        length = e - starts
-        star = e - 3  # where '*' must be
-        cand = (length >= 10) & (length <= min(_FAST_MAX, self.max_line))
-        sc = np.where(cand, star, 0)
-        hi, lo = _HEX_NIBBLE[a[np.where(cand, e - 2, 0)]], _HEX_NIBBLE[a[np.where(cand, e - 1, 0)]]
-        cand &= _DIGIT[a[starts]] & (a[sc] == 42) & (hi >= 0) & (lo >= 0) & _DIGIT[a[sc - 1]]
-        # per byte: line id, distance to the end of the body (-1 = not in a candidate body)
-        lid = np.cumsum(is_nl) - is_nl
-        dist = np.where(cand, star, -1)[lid] - 1 - np.arange(size)
-        body = dist >= 0
-        dist_c = np.minimum(np.maximum(dist, 0), _FAST_MAX - 1)
-        crc = np.bitwise_xor.reduceat(np.where(body, _CRC_POS_FLAT[dist_c * 256 + a], 0).astype(np.uint8), starts)
-        ok = cand & (crc == hi * 16 + lo)
-        # syntax: only digits ',' '-'; '-' right after ',' and before a digit; ',' between a digit
-        # and a digit or '-'; exactly 3 commas (first and last body bytes are digits, checked above)
-        digit = _DIGIT[a]
-        comma = (a == 44) & body
-        minus = (a == 45) & body
-        prev = np.empty_like(a)
-        prev[0] = 10
-        prev[1:] = a[:-1]
-        nxt = np.empty_like(a)
-        nxt[-1] = 10
-        nxt[:-1] = a[1:]
-        bad = body & ~(digit | comma | minus)
-        bad |= minus & ((prev != 44) | ~_DIGIT[nxt])
-        bad |= comma & (~_DIGIT[prev] | ~(_DIGIT[nxt] | (nxt == 45)))
-        ok &= np.bincount(lid[bad], minlength=n) == 0
-        ok &= np.add.reduceat(comma.astype(np.int16), starts) == 3
-        # decimal values: a field starts at a line start or after ','; each digit counts
-        # 10^(digits after it in the field); fields end at ',' or '*'
-        sep = comma | (np.arange(size) == np.where(cand, star, -1)[lid])
-        idx = np.where(sep, np.arange(size), size)
-        next_sep = np.minimum.accumulate(idx[::-1])[::-1]
-        fflag = np.zeros(size, dtype=bool)
-        fflag[starts] = True
-        fflag[np.flatnonzero(comma) + 1] = True
-        fstart = np.flatnonzero(fflag)
-        exp = np.minimum(np.maximum(next_sep - 1 - np.arange(size), 0), 18)
-        contrib = np.where(digit & body, (a.astype(np.int64) - 48) * _POW10[exp], 0)
-        mag = np.add.reduceat(contrib, fstart)
-        fval = np.where(a[fstart] == 45, -mag, mag)
-        fowner = lid[fstart]
-        flen = next_sep[fstart] - fstart
-        ok &= np.bincount(fowner[(flen > 11) & body[fstart]], minlength=n) == 0  # int64-safe fields only
-        vals = fval[ok[fowner] & body[fstart]].reshape(-1, 4)
-        if vals.shape[0]:
-            v = vals[:, 1:]
-            in_range = (vals[:, 0] < SEQ_MOD) & ((v >= INT16_MIN) & (v <= INT16_MAX)).all(axis=1)
-            if not in_range.all():
-                okl = np.flatnonzero(ok)
-                ok[okl[~in_range]] = False
-                vals = vals[in_range]
-        good = ok
-        gi = np.flatnonzero(good)
-        self.lines += int(gi.shape[0])
-        seq = vals[:, 0].copy()
-        xyz = vals[:, 1:].astype(np.int32)
-        slow = np.flatnonzero(~good)
-        if not slow.shape[0]:
-            return SampleBatch(seq, xyz, [])
-        before = np.cumsum(good) - good  # fast samples before each line
+    def _reference(self, region: bytes) -> SampleBatch:
+        """Every line with :func:`parse_line` (the reference path)."""
+        rows: list[tuple[int, int, int, int]] = []
         others: list[tuple[int, Event]] = []
-        ins_at: list[int] = []
-        ins_rows: list[tuple[int, int, int, int]] = []
-        for i in slow.tolist():
-            ev = self._line(region[starts[i] : nl[i]])
-            if ev is None:
-                continue
-            k = int(before[i])
-            if isinstance(ev, Sample):
-                ins_at.append(k)
-                ins_rows.append((ev.seq, ev.x, ev.y, ev.z))
-            else:
-                others.append((k + len(ins_at), ev))
-        if ins_at:
-            rows = np.array(ins_rows, dtype=np.int64)
-            seq = np.insert(seq, ins_at, rows[:, 0])
-            xyz = np.insert(xyz, ins_at, rows[:, 1:].astype(np.int32), axis=0)
-        return SampleBatch(seq, xyz, others)
+        self._others(region[:-1], rows, others)
+        return _batch(rows, others)
 
     def _line(self, line: bytes) -> Event | None:
         """One complete line (without ``\\n``): its event, counted; None for an empty line."""
@@ -491,3 +402,23 @@ class LineParser:
         if isinstance(ev, Corrupt):
             self.corrupt += 1
         return ev
+
+
+def _crc_ok(found: list[tuple[bytes, ...]]) -> list[bool]:
+    """Whether each regex match (body, ..., hex CRC) carries the CRC of its body; from
+    ``_PLAIN_VECTOR_CRC`` lines on all at once with numpy (left-padded bodies: leading zero bytes
+    do not change a CRC-8 with init 0)."""
+    hexval = _HEX_VALUE
+    n = len(found)
+    if n >= _PLAIN_VECTOR_CRC:
+        rows_b = np.frombuffer(b"".join([f[0].rjust(_PLAIN_BODY, b"\0") for f in found]), dtype=np.uint8)
+        crc = np.bitwise_xor.reduce(_CRC_PLAIN[_PLAIN_COLS, rows_b.reshape(n, _PLAIN_BODY)], axis=1)
+        return [c == hexval[f[5]] for c, f in zip(crc.tolist(), found, strict=True)]
+    return [crc8(f[0]) == hexval[f[5]] for f in found]
+
+
+def _batch(rows: list[tuple[int, int, int, int]], others: list[tuple[int, Event]]) -> SampleBatch:
+    if not rows:
+        return SampleBatch(_EMPTY_SEQ, _EMPTY_XYZ, others)
+    a = np.array(rows, dtype=np.int64)
+    return SampleBatch(a[:, 0].copy(), a[:, 1:].astype(np.int32), others)
