@@ -197,7 +197,12 @@ def _prepare_out(out_dir: Path, model_dir: Path, overwrite: bool) -> None:
 
 # --- the conversion subprocess ----------------------------------------------------------------
 def _run_worker(
-    model_dir: Path, work: Path, cfg: ExportConfig, batch: int, int8_io: bool, echo: Callable[[str], Any],
+    model_dir: Path,
+    work: Path,
+    cfg: ExportConfig,
+    batch: int,
+    int8_io: bool,
+    echo: Callable[[str], Any],
     timeout_s: float,
 ) -> tuple[set[str], int, str]:
     """Run the worker; return (completed stages, exit code, last stderr line)."""
@@ -206,8 +211,17 @@ def _run_worker(
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     cmd = [
-        sys.executable, "-m", "har.training._convert_worker", str(model_dir), str(work),
-        "--quantize", cfg.quantize, "--calibration-windows", str(cfg.calibration_windows), "--batch", str(batch),
+        sys.executable,
+        "-m",
+        "har.training._convert_worker",
+        str(model_dir),
+        str(work),
+        "--quantize",
+        cfg.quantize,
+        "--calibration-windows",
+        str(cfg.calibration_windows),
+        "--batch",
+        str(batch),
     ]
     if int8_io:
         cmd.append("--int8-io")
@@ -472,8 +486,13 @@ def export_bundle(
                 a_b, d_b, acc_b = _compare(pb, keras, hy)
                 a_live = float(np.mean(np.argmax(pb, axis=1) == np.argmax(p1, axis=1))) if pb.size else 1.0
                 batch_check = ModelCheck(
-                    BATCH_MODEL_FILE, a_b, d_b, acc_b, (stage / BATCH_MODEL_FILE).stat().st_size / 1024,
-                    ms_per_window_batched=per, agreement_live=a_live,
+                    BATCH_MODEL_FILE,
+                    a_b,
+                    d_b,
+                    acc_b,
+                    (stage / BATCH_MODEL_FILE).stat().st_size / 1024,
+                    ms_per_window_batched=per,
+                    agreement_live=a_live,
                 )
                 if a_b < min_agreement:
                     warnings.append(f"batched model dropped: agreement {a_b:.3f} < {min_agreement}")
@@ -485,11 +504,17 @@ def export_bundle(
                 (stage / BATCH_MODEL_FILE).unlink()
 
         result = ExportResult(
-            bundle_dir=out_dir, quantize=cfg.quantize, model=check, batch_model=batch_check,
-            keras_accuracy=_accuracy(keras, hy), n_windows=int(hx.shape[0]), runtime_name=clf.runtime_name,
-            ops=ops, warnings=warnings,
+            bundle_dir=out_dir,
+            quantize=cfg.quantize,
+            model=check,
+            batch_model=batch_check,
+            keras_accuracy=_accuracy(keras, hy),
+            n_windows=int(hx.shape[0]),
+            runtime_name=clf.runtime_name,
+            ops=ops,
+            warnings=warnings,
         )
-        pct = (lambda v: "n/a" if v is None else f"{100 * v:.1f}%")  # noqa: E731
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         echo(
             f"  agreement with Keras {pct(agree)}, max |prob diff| {diff:.2e}, accuracy TFLite {pct(acc)} / "
             f"Keras {pct(result.keras_accuracy)}, {check.size_kb:.1f} KB, {lat:.3f} ms/window (1 thread, "
