@@ -1,4 +1,6 @@
-"""The experiment behind har's training defaults (docs/training.md, "Training defaults").
+"""The earlier experiment behind har's training defaults, SUPERSEDED by bench/select_defaults.py:
+it scored configurations on the WISDM test subjects (1636-1650), which broke "no test data in any
+choice"; today's defaults come from cross-validation inside training data (docs/training.md).
 
 Trains a few configurations with ``har.training.train.train`` on WISDM 2019 (subjects 1600-1635 train,
 validation carved from them; 1636-1650 test; 20 Hz) or on a directory of har recordings

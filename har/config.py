@@ -124,12 +124,26 @@ class WindowConfig:
         return int(round(self.hop_s * self.rate_hz))
 
 
+# raw: normalised x, y, z. gravity_body: a fixed low-pass (moving average over GRAVITY_WINDOW_S)
+# splits each axis into gravity and body acceleration (6 channels). *_magnitude adds |a| - 1 g
+# (the norm of the de-normalised sample: orientation-free). All inside the Keras graph.
+REPRESENTATIONS = ("raw", "gravity_body", "raw_magnitude", "gravity_body_magnitude")
+POOLINGS = ("last", "mean", "attention")  # last LSTM state | mean over time | learned attention weights
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The shape of the many-to-one LSTM classifier."""
 
     # A stored config without these keys predates the conv front end: it had none.
-    LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {"conv_filters": 0, "conv_stride": 1}
+    LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {
+        "conv_filters": 0,
+        "conv_stride": 1,
+        "representation": "raw",
+        "conv_dilation": 1,
+        "pooling": "last",
+    }
 
     lstm_units: tuple[int, ...] = (64,)
     dropout: float = 0.2
@@ -138,8 +152,21 @@ class ModelConfig:
     conv_kernel: int = 5  # Conv1D kernel length, samples
     conv_stride: int = 2  # Conv1D stride, samples (2 halves the LSTM's sequence length)
     conv_layers: int = 1  # number of Conv1D layers when conv_filters > 0
+    conv_dilation: int = 1  # Conv1D layer i >= 1 has dilation conv_dilation**i (layer 0 carries the stride)
+    # model input channels, computed inside the graph (REPRESENTATIONS); chosen by subject-wise CV on
+    # the training data of four sets (docs/training.md, "Training defaults")
+    representation: str = "gravity_body_magnitude"
+    pooling: str = "last"  # many-to-one head over the last LSTM's outputs (POOLINGS)
 
     def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise ConfigError(
+                f"representation must be one of {', '.join(REPRESENTATIONS)}, got {self.representation!r}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.conv_dilation < 1:
+            raise ConfigError(f"conv_dilation must be at least 1, got {self.conv_dilation}")
         if not self.lstm_units or any(u < 1 for u in self.lstm_units):
             raise ConfigError(f"lstm_units must be positive integers, got {self.lstm_units}")
         if not 0.0 <= self.dropout < 1.0:
@@ -159,13 +186,18 @@ class AugmentConfig:
     """On-the-fly augmentation of training batches (har.training.augment). Each transform applies to a
     window with probability ``p``; 0 disables a transform, ``enabled=False`` disables all."""
 
+    # a stored config without the key predates the z rotation: it had none
+    LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {"rotation_z_deg": 0.0}
+
     enabled: bool = True
     p: float = 0.5  # probability that each enabled transform is applied to a window
     rotation_deg: float = 15.0  # random 3-D rotation about a random axis, at most this angle, degrees
     scale: float = 0.1  # per-window magnitude scaling factor drawn from [1 - scale, 1 + scale]
     jitter_g: float = 0.01  # Gaussian noise standard deviation, g
     time_warp: float = 0.1  # max relative speed change of a smooth time warp (0.1 = +-10 %)
-    rotation_z_deg: float = 180.0  # random rotation about the device z axis (strap twist, other wrist), degrees
+    # random rotation about the device z axis (strap twist, other wrist), degrees; "auto": `har train`
+    # chooses 0 or 180 by a quick validation on the training data (har.training.fit.choose_rotation_z)
+    rotation_z_deg: float | str = AUTO
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:
@@ -176,7 +208,10 @@ class AugmentConfig:
             raise ConfigError(f"scale must be in [0, 1), got {self.scale}")
         if self.jitter_g < 0:
             raise ConfigError(f"jitter must be >= 0 g, got {self.jitter_g}")
-        if not 0.0 <= self.rotation_z_deg <= 180.0:
+        if isinstance(self.rotation_z_deg, str):
+            if self.rotation_z_deg != AUTO:
+                raise ConfigError(f"z rotation must be a number of degrees or 'auto', got {self.rotation_z_deg!r}")
+        elif not 0.0 <= self.rotation_z_deg <= 180.0:
             raise ConfigError(f"z rotation must be in [0, 180] degrees, got {self.rotation_z_deg}")
         if not 0.0 <= self.time_warp < 0.5:
             raise ConfigError(f"time warp must be in [0, 0.5), got {self.time_warp}")
@@ -189,7 +224,8 @@ class AugmentConfig:
             and self.p > 0
             and (
                 self.rotation_deg > 0
-                or self.rotation_z_deg > 0
+                or self.rotation_z_deg == AUTO
+                or self.rotation_z_deg > 0  # type: ignore[operator]
                 or self.scale > 0
                 or self.jitter_g > 0
                 or self.time_warp > 0
@@ -203,10 +239,12 @@ class TrainConfig:
 
     window: WindowConfig = field(default_factory=WindowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 30
+    # "auto": from the number of optimizer steps (har.training.fit.resolve_schedule): hundreds of
+    # cheap epochs for a few hundred windows, tens for tens of thousands
+    epochs: int | str = AUTO
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int = 6
+    patience: int | str = AUTO  # early-stopping epochs without validation-loss improvement; "auto": scaled with epochs
     seed: int = 0
     test_fraction: float = 0.25
     val_fraction: float = 0.2
@@ -215,12 +253,21 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig())
     lr_schedule: str = "plateau"  # constant | plateau (ReduceLROnPlateau) | cosine (per epoch)
     lr_factor: float = 0.5  # plateau: multiply the learning rate by this ...
-    lr_patience: int = 3  # ... after this many epochs without validation-loss improvement
+    lr_patience: int | str = AUTO  # ... after this many epochs without improvement; "auto": half the patience
     min_lr: float = 1e-5  # plateau / cosine floor
     cv_folds: int = 0  # leave-subjects-out cross-validation folds before the final fit; 0 = off
     clipnorm: float = 1.0  # gradient-norm clipping (0 = off); keeps LSTM training from blowing up
+    label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "patience", "lr_patience"):
+            v = getattr(self, name)
+            if isinstance(v, str) and v != AUTO:
+                raise ConfigError(f"{name} must be an integer or 'auto', got {v!r}")
+            if not isinstance(v, str) and v < (1 if name == "epochs" else 0):
+                raise ConfigError(f"{name} must be {'at least 1' if name == 'epochs' else '>= 0'} or 'auto', got {v}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 < self.lr_factor < 1.0:

@@ -28,6 +28,10 @@ class ImportFormatError(DataError):
     """An input file for `har import` is not in the format named."""
 
 
+class CacheError(DataError):
+    """The window cache cannot be built or read (disk full, unwritable directory)."""
+
+
 # --- capture: ports, wire protocol, sources ---------------------------------------------
 class CaptureError(HarError):
     """Capturing samples from a device or file failed."""

@@ -24,7 +24,7 @@ def test_shapes_and_dtype_preserved() -> None:
         lambda a, r: scale(a, 0.2, r),
         lambda a, r: jitter(a, 0.05, r),
         lambda a, r: time_warp(a, 0.2, r),
-        lambda a, r: augment(a, AugmentConfig(p=1.0), r),
+        lambda a, r: augment(a, AugmentConfig(p=1.0, rotation_z_deg=180.0), r),
     ):
         y = f(x, np.random.default_rng(1))
         assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
@@ -47,7 +47,7 @@ def test_rotation_preserves_norms_and_is_a_rotation(max_deg: float, seed: int) -
 
 def test_seeded() -> None:
     x = _windows()
-    cfg = AugmentConfig(p=0.7, rotation_deg=30)
+    cfg = AugmentConfig(p=0.7, rotation_deg=30, rotation_z_deg=180.0)
     a = augment(x, cfg, np.random.default_rng(5))
     b = augment(x, cfg, np.random.default_rng(5))
     c = augment(x, cfg, np.random.default_rng(6))
@@ -91,8 +91,8 @@ def test_batches_are_seeded_per_epoch_and_batch() -> None:
     x = _windows(10, 12)
     y = np.arange(10) % 2
     mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-    a = make_batches(x, y, 4, AugmentConfig(p=1.0), 3, mean, std)
-    b = make_batches(x, y, 4, AugmentConfig(p=1.0), 3, mean, std)
+    a = make_batches(x, y, 4, AugmentConfig(p=1.0, rotation_z_deg=180.0), 3, mean, std)
+    b = make_batches(x, y, 4, AugmentConfig(p=1.0, rotation_z_deg=180.0), 3, mean, std)
     assert len(a) == 3
     np.testing.assert_array_equal(a[2][0], b[2][0])
     np.testing.assert_array_equal(a[0][0], b[0][0])

@@ -105,10 +105,14 @@ def test_tflite_runtime_needs_numpy_below_2(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_no_runtime_fails_with_install_command(monkeypatch: pytest.MonkeyPatch, good_bundle: Path) -> None:
     from har.deploy import doctor as doc
+    from har.runtime import interpreter
 
-    monkeypatch.setattr(doc, "_LITE_RUNTIMES", (("har_no_such_runtime.interpreter", "x", "x"),))
+    missing = (("har_no_such_runtime.interpreter", "Interpreter", "ai-edge-litert", "ai-edge-litert"),)
+    monkeypatch.setattr(interpreter, "_RUNTIMES", missing)
+    monkeypatch.setenv("HAR_RUNTIME", "ai-edge-litert")
     monkeypatch.setattr(doc, "_dist_version", lambda name: None if name.startswith("tensorflow") else "1.0")
     rep = doc.doctor(bundle=good_bundle)
-    assert rep.get("runtime").status == FAIL and "pip install 'har-edge[edge]'" in rep.get("runtime").detail
+    c = rep.get("runtime")
+    assert c.status == FAIL and "ai-edge-litert skipped: not installed" in c.detail and "pip install" in c.detail
     assert rep.get("tensorflow").status == OK and "not needed" in rep.get("tensorflow").detail
     assert rep.get("model").status == FAIL and not rep.ok

@@ -42,6 +42,24 @@ def test_edge_venv_has_no_tensorflow(edge_venv: Path) -> None:
     names = {line.split("==")[0].lower() for line in r.stdout.splitlines()}
     assert "ai-edge-litert" in names
     assert not names & {"tensorflow", "tensorflow-cpu", "tf-keras", "keras", "matplotlib"}
+    # a small device install: har needs numpy, click, pyserial and the runtime only (issue 13,
+    # point 4); tqdm may still come as a dependency of ai-edge-litert itself
+    assert "scipy" not in names, names
+    r = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(chr(10).join(m.requires('har-edge')))"],
+                       capture_output=True, text=True, check=True)
+    own = {ln.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+           for ln in r.stdout.splitlines() if "extra ==" not in ln or "extra == \"edge\"" in ln}
+    assert own == {"numpy", "click", "pyserial", "ai-edge-litert"}, own
+
+
+@pytest.mark.slow
+def test_edge_venv_simulator_needs_scipy_one_line(edge_venv: Path) -> None:
+    har = edge_venv / "bin" / "har"
+    r = subprocess.run([str(har), "emulate", "--simulate", "--duration", "1"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "needs scipy" in lines[0] and "Traceback" not in r.stderr, r.stderr
 
 
 @pytest.mark.slow
@@ -50,6 +68,7 @@ def test_edge_venv_runs_and_replays(edge_venv: Path) -> None:
     r = subprocess.run([str(har), "replay", str(BUNDLE), str(SIM)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout
+    assert "runtime: ai-edge-litert" in r.stderr  # proven in a child process first
     r = subprocess.run(
         [str(har), "run", str(BUNDLE), "--file", str(SIM), "--speed", "0", "--json"],
         capture_output=True, text=True, timeout=300,

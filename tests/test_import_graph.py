@@ -38,8 +38,8 @@ LAZY_ALLOWED: dict[str, str] = {
     "the default head refit is numpy)",
     "har.cli.cmd_evaluate": "`har evaluate MODEL_DIR` runs the Keras model of a model directory (workstation "
     "only; a bundle is scored with the TFLite runtime)",
-    "har.cli.cmd_plot": "`har plot --model MODEL_DIR` predicts with the Keras model of a model directory "
-    "(workstation only)",
+    "har.cli.cmd_plot": "`har plot --model MODEL_DIR` builds the Keras predictor of a model directory "
+    "(har.training.predict; workstation only; a bundle runs in the TFLite runtime)",
     "har.runtime.interpreter": "tf.lite is the last-resort interpreter when neither ai-edge-litert nor "
     "tflite-runtime is installed (a workstation that has TensorFlow anyway)",
 }

@@ -197,7 +197,7 @@ def test_conv_front_end_builds_and_trains(data_dir: Path, tmp_path: Path) -> Non
     from har.training.model import build_model
     from har.training.train import train
 
-    mc = ModelConfig(lstm_units=(8,), dropout=0.0, conv_filters=4, conv_kernel=3, conv_stride=2)
+    mc = ModelConfig(lstm_units=(8,), dropout=0.0, conv_filters=4, conv_kernel=3, conv_stride=2, representation="raw")
     m = build_model(mc, 25, 3, 3, batch_size=1)
     assert [ly.name for ly in m.layers][:3] == ["window", "conv_0", "lstm_0"]
     assert m.get_layer("lstm_0").input_shape == (1, 13, 4)

@@ -16,18 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from har.artifacts.metadata import METADATA_FILE, ModelMetadata, load_metadata
+from har.artifacts.layout import BATCH_MODEL_FILE, MANIFEST_FILE, METADATA_FILE, MODEL_FILE
+from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.atomic import write_json_atomic
 from har.errors import BundleError, HarError
 
-MANIFEST_FILE = "manifest.json"
 BUNDLE_FORMAT = "har-bundle"
 BUNDLE_VERSION = 1
-MODEL_FILE = "model.tflite"
-BATCH_MODEL_FILE = "model_batch.tflite"
-REPORT_FILE = "report.txt"
-HEAD_FILE = "head.npz"  # the classifier head's weights W, b (float32), for `har adapt`
-ADAPTED_HEAD_FILE = "head_adapted.npz"  # a personal head written by `har adapt`; `har run` applies it
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE)
 # Files that change what the runtime computes: they must be listed when present.
 _MODEL_SUFFIXES = (".tflite", ".json", ".npz", ".npy", ".h5")

@@ -7,14 +7,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from har.artifacts.metadata import METADATA_FILE, load_metadata
+from har.artifacts.layout import MANIFEST_FILE, METADATA_FILE, MODEL_FILE, WEIGHTS_FILE, kind_of
+from har.artifacts.metadata import load_metadata
 from har.errors import BundleError, DataError, HarError, ModelError
 from har.recording.checks import Warn, load_checked
 from har.recording.format import sidecar_path
-
-MANIFEST_FILE = "manifest.json"
-MODEL_FILE = "model.tflite"
-WEIGHTS_FILE = "model.weights.h5"
 
 
 def describe(path: str | os.PathLike[str], force: bool = False, warn: Warn | None = None) -> dict[str, Any]:
@@ -27,20 +24,21 @@ def describe(path: str | os.PathLike[str], force: bool = False, warn: Warn | Non
     p = Path(path)
     if not p.exists():
         raise DataError(f"no such file or directory: {p}")
-    if p.is_dir():
-        if (p / MANIFEST_FILE).exists():
-            from har.artifacts.bundle import describe_bundle
+    kind = kind_of(p)
+    if kind == "bundle":
+        from har.artifacts.bundle import describe_bundle
 
-            d = describe_bundle(p)
-            if not d.get("checksums_ok"):
-                _problem(BundleError(d.get("problem") or f"{p}: bundle fails its checks"), force, warn)
-            return {"kind": "bundle", "path": str(p), **d}
-        if (p / METADATA_FILE).exists():
-            return describe_model_dir(p, force=force, warn=warn)
+        d = describe_bundle(p)
+        if not d.get("checksums_ok"):
+            _problem(BundleError(d.get("problem") or f"{p}: bundle fails its checks"), force, warn)
+        return {"kind": "bundle", "path": str(p), **d}
+    if kind == "model":
+        return describe_model_dir(p, force=force, warn=warn)
+    if p.is_dir():
         raise DataError(f"{p} is neither a model directory (no {METADATA_FILE}) nor a bundle (no {MANIFEST_FILE})")
     if p.name in (METADATA_FILE, MANIFEST_FILE):  # the metadata or manifest of a model directory / bundle
         return describe(p.parent, force=force, warn=warn)
-    if p.suffix.lower() in (".csv", ".json"):
+    if kind == "recording":
         return describe_recording(p, force=force, warn=warn)
     raise DataError(f"{p}: not a recording (.csv), model directory or bundle")
 

@@ -6,25 +6,50 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from har import __version__
+from har.artifacts.layout import METADATA_FILE
 from har.atomic import write_json_atomic
 from har.config import AXES, UNITS, ExportConfig, TrainConfig, WindowConfig, config_from_dict, config_to_dict
 from har.errors import ConfigError, ModelError
 
-METADATA_FILE = "metadata.json"
 MODEL_FORMAT = "har-model"
 MODEL_FORMAT_VERSION = 1
+MIN_STD = 1e-6  # g; axes flatter than this are not scaled
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """Per-axis standardisation fitted on training windows only: ``(x - mean) / std``."""
+    """Per-axis standardisation fitted on training windows only: ``(x - mean) / std``, computed
+    in float32 the same way in training, conversion, evaluation and on the device."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Normalization:
+        """Per-axis mean and standard deviation (g) over windows ``x`` (n, window, channels); an
+        axis flatter than ``MIN_STD`` keeps std 1."""
+        flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
+        mean = flat.mean(axis=0)
+        std = flat.std(axis=0)
+        std = np.where(std < MIN_STD, 1.0, std)
+        return cls(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
+
+    @cached_property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` as float32 arrays (channels,)."""
+        return np.asarray(self.mean, dtype=np.float32), np.asarray(self.std, dtype=np.float32)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` per axis (the last one), float32."""
+        mean, std = self.arrays
+        return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)

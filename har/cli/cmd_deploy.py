@@ -3,6 +3,8 @@ the command (through har.training.convert, in a conversion subprocess)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from har.config import ExportConfig
@@ -49,18 +51,25 @@ from har.runtime.smoothing import DEFAULT_SPEC
               help="With --to: install a systemd unit that runs `har run` at boot and restarts it on failure.")
 @click.option("--port", "device_port", default=None, metavar="PATH",
               help="With --service: the device's serial port (e.g. /dev/ttyACM0).")
+@click.option("--install", "install", is_flag=True,
+              help="With --to: also install har on the device (venv under PATH, wheel built here, the TFLite runtime "
+              "that works there), keep bundles side by side (PATH/bundles, PATH/current) and roll back on failure.")
+@click.option("--offline", is_flag=True,
+              help="With --install: download the wheels here for the device's platform and Python (pip download); "
+              "the device installs with --no-index.")
+@click.option("--runtime", "runtime", type=click.Choice(["ai-edge-litert", "tflite-runtime"]), default=None,
+              help="With --install: use this runtime only.")
 def deploy_cmd(
     model_dir: str, out: str, quantize: str | None, min_agreement: float, calibration_windows: int, batch: int,
     overwrite: bool, target: str, to: str | None, ssh_options: tuple[str, ...], service: bool,
     device_port: str | None, smooth: str = DEFAULT_SPEC, min_duration: float | None = None,
+    install: bool = False, offline: bool = False, runtime: str | None = None,
 ) -> None:
     """Convert MODEL_DIR (from `har train`) to a TFLite bundle, verified against Keras.
 
     The bundle (model.tflite, model_batch.tflite, metadata.json, report.txt, manifest.json with
     SHA-256 checksums) is all `har run` needs on the device.
     """
-    from pathlib import Path
-
     from har.errors import DeployError
     from har.runtime.smoothing import resolve_smoothing
     from har.training.convert import export_bundle
@@ -71,6 +80,10 @@ def deploy_cmd(
         raise DeployError("--target mcu needs --quantize int8 (TensorFlow Lite Micro runs the full-integer model)")
     if (service or device_port) and not to:
         raise DeployError("--service and --port go with --to [USER@]HOST:/PATH")
+    if install and not to:
+        raise DeployError("--install goes with --to [USER@]HOST:/PATH")
+    if (offline or runtime) and not install:
+        raise DeployError("--offline and --runtime go with --install")
     cfg = ExportConfig(quantize=quantize, calibration_windows=calibration_windows)
     smoothing = resolve_smoothing(None, smooth, min_duration)  # checked before the (slow) conversion
     export_bundle(
@@ -85,10 +98,32 @@ def deploy_cmd(
         written = export_mcu(Path(out), Path(out), overwrite=True)  # the bundle was written in this run
         write_manifest(Path(out))
         click.echo("TensorFlow Lite Micro sources: " + ", ".join(str(p) for p in written))
-    if to:
+    _report_cost(Path(out))
+    if to and install:
+        from har.deploy.install import install as do_install
+
+        res = do_install(Path(out), to, ssh_options, offline=offline, service=service, port=device_port,
+                         runtime=runtime, echo=click.echo)
+        bad = [c for c in (res.doctor or {}).get("checks", []) if c.get("status") == "fail"]
+        click.echo(f"Installed on the device: {res.home}/current = {res.bundle} ({res.runtime}); har doctor "
+                   + ("passes" if not bad else "fails: " + "; ".join(f"{c['name']}: {c['detail']}" for c in bad)))
+    elif to:
         from har.deploy.push import push_bundle
 
         push_bundle(Path(out), to, ssh_options=ssh_options, service=service, port=device_port, echo=click.echo)
+
+
+def _report_cost(bundle: Path) -> None:
+    """The live model's MACs and its time per window here (never fails the deploy)."""
+    from har.artifacts.bundle import MODEL_FILE
+    from har.errors import HarError
+
+    try:
+        from har.deploy.macs import model_cost
+
+        click.echo(model_cost(bundle / MODEL_FILE).line())
+    except HarError as e:
+        click.echo(f"live model cost not measured: {e}")
 
 
 COMMANDS = [deploy_cmd]

@@ -19,9 +19,11 @@ def doctor_cmd(ctx: click.Context, bundle: Path | None, port: str | None, as_jso
     """Check that this machine can run a bundle (exit 1 if any check fails).
 
     Checks: Python version, TFLite runtime (ai-edge-litert, tflite-runtime or the tf.lite
-    fallback) and its version, numpy (tflite-runtime needs numpy < 2), TensorFlow (not needed),
-    the bundle's sha256 checksums and one classified window, serial port access (group
-    'dialout'), free disk space (warn under 100 MB, fail under 10 MB)."""
+    fallback, each tried in a child process: with --bundle it must load the model and run one
+    inference there, so a runtime that crashes fails this check), numpy (tflite-runtime needs
+    numpy < 2), TensorFlow (not needed), the bundle's sha256 checksums and one classified window,
+    in a har home (`har push --install`) the active and previous bundles, serial port access
+    (group 'dialout'), free disk space (warn under 100 MB, fail under 10 MB)."""
     from har.deploy.doctor import doctor
 
     rep = doctor(bundle=bundle, port=port)

@@ -37,12 +37,13 @@ def evaluate_cmd(model: Path, data: tuple[Path, ...], as_json: bool, out: Path |
     recordings DATA (files, or directories searched recursively). A bundle is scored with its
     live model unless --model replay; the report names the model file it scored. Windows use the
     model's own window length, hop, rate (resampling if needed) and purity."""
+    from har.artifacts.layout import REPORT_JSON, REPORT_TXT
     from har.errors import DataError
     from har.recording.checks import check_files
     from har.scoring.evaluate import evaluate, is_bundle
 
     if out is not None and not overwrite:
-        for name in ("report.txt", "report.json"):
+        for name in (REPORT_TXT, REPORT_JSON):
             if (out / name).exists():
                 raise DataError(f"{out / name} exists (choose another --out or pass --overwrite)")
     check_files(data, force=force, warn=lambda m: click.echo(f"Warning: {m}", err=True))  # before any window

@@ -27,46 +27,16 @@ import click
 def plot_cmd(recording: Path, model: Path | None, out: Path | None, overwrite: bool = False) -> None:
     """Plot RECORDING (a har CSV): x, y, z in g over time in seconds, true label spans shaded,
     and a timeline of true vs predicted labels when --model is given."""
-    import numpy as np
+    from har.artifacts.layout import is_bundle
+    from har.scoring.plots import plot_recording_file
 
-    from har.errors import DataError
-    from har.recording.format import read_recording
-    from har.scoring.plots import plot_recording
+    predictor = None
+    if model is not None and model.is_dir() and not is_bundle(model):
+        from har.training.predict import keras_predictor  # TensorFlow only for a model directory
 
-    rec = read_recording(recording)
-    if len(rec) == 0:
-        raise DataError(f"{recording} holds no samples")
-    out = out or Path(recording).with_suffix(".png")
-    if out.suffix.lower() != ".png":
-        raise DataError(f"--out must end in .png, got {out}")
-    if out.exists() and not overwrite:
-        raise DataError(f"{out} exists (choose another --out or pass --overwrite)")
-    pred_t = pred_y = None
-    span = 0.0
-    title = f"{Path(recording).name}  (subject {rec.subject}, {rec.rate_hz:g} Hz)"
-    if model is not None:
-        from har.artifacts.metadata import load_metadata
-        from har.signal import make_windows
-        from har.training.predict import predict_proba
-
-        meta = load_metadata(model)
-        w = make_windows(rec, meta.window, labelled_only=False)
-        if len(w) == 0:
-            raise DataError(f"{recording} is shorter than one {meta.window.window_s:g} s window of the model")
-        _, probs = predict_proba(model, w.x)
-        pred = np.asarray(probs).argmax(axis=1)
-        pred_y = np.asarray(meta.classes)[pred]
-        pred_t = w.start_s + meta.window.window_s - meta.window.hop_s  # each window labels its last hop
-        span = meta.window.hop_s
-        known = w.y != ""
-        if known.any():
-            acc = float((pred_y[known] == w.y[known]).mean())
-            title += f"  -  {Path(model).name}: window accuracy {acc:.3f} on {int(known.sum())} labelled windows"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_recording(
-        rec.time, rec.xyz, rec.labels, out, title=title, pred_start_s=pred_t, pred_labels=pred_y, pred_span_s=span
-    )
-    click.echo(f"wrote {out}")
+        predictor = keras_predictor(model)
+    path = plot_recording_file(recording, out=out, model=model, overwrite=overwrite, predictor=predictor)
+    click.echo(f"wrote {path}")
 
 
 COMMANDS = [plot_cmd]

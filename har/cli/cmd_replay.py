@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from har.cli.cmd_run import _fmt_time
+from har.cli._common import fmt_time
 
 if TYPE_CHECKING:
     from har.runtime.replay import ReplayResult
@@ -24,7 +24,11 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a device install (the edge extra) has no tqdm: no bar
+        yield None
+        return
 
     bar: Any = None
 
@@ -68,15 +72,17 @@ def replay_cmd(
     window accuracy and event-level agreement (segment F1 at IoU 0.5, edit score, label changes)
     against the recorded labels, raw and smoothed.
     """
+    from har.artifacts.layout import open_replay_classifier
     from har.errors import DataError
     from har.recording.checks import check_for_model, no_window_message
-    from har.runtime.classifier import WindowClassifier
     from har.runtime.replay import replay
     from har.runtime.smoothing import parse_spec, resolve_smoothing
 
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
-    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=not exact)
+    clf = open_replay_classifier(bundle, num_threads=threads, exact=exact)
+    if clf.runtime_choice is not None:
+        click.echo(clf.runtime_choice.line, err=True)
     rec = check_for_model(recording, clf.metadata, force=force, warn=_warn)
     with _progress_bar() as progress:
         res = replay(clf, recording, exact=exact, progress=progress)
@@ -91,7 +97,7 @@ def replay_cmd(
     for s in res.segments:
         mark = "" if not s.true or s.true == s.predicted else "  <- differs"
         click.echo(
-            f"{_fmt_time(s.start):>9} {_fmt_time(s.end):>9}  {s.predicted:<16} {s.true or '-':<16} {s.windows:>7}{mark}"
+            f"{fmt_time(s.start):>9} {fmt_time(s.end):>9}  {s.predicted:<16} {s.true or '-':<16} {s.windows:>7}{mark}"
         )
     for line in _smoothing_lines(res):
         click.echo(line)

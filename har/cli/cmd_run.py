@@ -13,16 +13,13 @@ from typing import Any
 
 import click
 
+from har.cli._common import fmt_time
+
 # Serial reads at most 1 s apart; run_live tells the source which sample its next prediction needs,
 # so the port is read about once per hop, right after that sample is due: about 50 lines per read at
 # 50 Hz (less CPU than frequent reads) with no added latency (bench/bench_live.py). Faster devices
 # are read more often (SerialSource.read_pause_s).
 LIVE_READ_INTERVAL_S = 1.0
-
-
-def _fmt_time(t: float) -> str:
-    m, s = divmod(max(t, 0.0), 60.0)
-    return f"{int(m):02d}:{s:06.3f}"
 
 
 @click.command("run")
@@ -68,8 +65,8 @@ def run_cmd(
     ends cleanly with a summary. --jsonl, --csv, --on-change, --post and --mqtt feed other programs
     (see README, "Outputs for other programs").
     """
+    from har.artifacts.layout import open_live_classifier
     from har.errors import CaptureError
-    from har.runtime.classifier import WindowClassifier
     from har.runtime.live import Prediction, run_live
     from har.runtime.outputs import OutputConfig, build_outputs
     from har.sources import open_source
@@ -80,7 +77,10 @@ def run_cmd(
 
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
-    clf = WindowClassifier.from_bundle(bundle, verify=True, num_threads=threads, use_batch_model=False)
+    # the runtime is proven in a child process first: a runtime that crashes never takes this one down
+    clf = open_live_classifier(bundle, num_threads=threads)
+    if clf.runtime_choice is not None:
+        click.echo(clf.runtime_choice.line, err=True)
     smoothing = resolve_smoothing(clf.metadata.smoothing, smooth, min_duration)
     # a stalled device is waited for (run_live reports it); NaN/inf samples are dropped by the classifier
     source = open_source(port=port, file=file, baud=baud, speed=(speed or None) if file else None,
@@ -97,9 +97,9 @@ def run_cmd(
         else:
             if p.raw_label is not None and p.raw_label != p.label:  # smoothing holds the label
                 raw_p = float(p.probs[classes.index(p.raw_label)])
-                line = f"{_fmt_time(p.time)}  {p.label:<16} {'held':>6}   (this window: {p.raw_label} {raw_p:.1%})"
+                line = f"{fmt_time(p.time)}  {p.label:<16} {'held':>6}   (this window: {p.raw_label} {raw_p:.1%})"
             else:
-                line = f"{_fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}"
+                line = f"{fmt_time(p.time)}  {p.label:<16} {p.confidence:6.1%}"
             out.write(line + "\n")
         out.flush()
         outputs(p)

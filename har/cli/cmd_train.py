@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from har.config import LR_SCHEDULES, AugmentConfig, ModelConfig, TrainConfig, WindowConfig
+from har.config import (
+    AUTO,
+    LR_SCHEDULES,
+    POOLINGS,
+    REPRESENTATIONS,
+    AugmentConfig,
+    ModelConfig,
+    TrainConfig,
+    WindowConfig,
+    config_from_dict,
+)
 from har.errors import ConfigError, TrainingError
 
 _W = WindowConfig()
@@ -28,38 +40,103 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
-_CONFIG_COMPATIBLE = {"data", "out", "test", "test_subjects", "overwrite", "config_file", "force", "reference"}
+class _OrAuto(click.ParamType):
+    """A number (int or float) or the word "auto"."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = f"{kind.__name__}|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'} or 'auto'", param, ctx)
 
 
-def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
-    """``--config FILE``: a TrainConfig JSON (or a leaderboard entry holding one under "config").
-    Options that the file already sets may not be given as well."""
-    import json
+_INT_OR_AUTO = _OrAuto(int)
+_FLOAT_OR_AUTO = _OrAuto(float)
 
-    from click.core import ParameterSource
+# command-line parameter -> (config section, field); section "" = TrainConfig itself
+_FIELDS: dict[str, tuple[str, str]] = {
+    "window_s": ("window", "window_s"),
+    "hop_s": ("window", "hop_s"),
+    "rate_hz": ("window", "rate_hz"),
+    "purity": ("window", "purity"),
+    "dropout": ("model", "dropout"),
+    "conv_filters": ("model", "conv_filters"),
+    "conv_kernel": ("model", "conv_kernel"),
+    "conv_stride": ("model", "conv_stride"),
+    "conv_layers": ("model", "conv_layers"),
+    "conv_dilation": ("model", "conv_dilation"),
+    "representation": ("model", "representation"),
+    "pooling": ("model", "pooling"),
+    "augment": ("augment", "enabled"),
+    "augment_p": ("augment", "p"),
+    "rotation_deg": ("augment", "rotation_deg"),
+    "rotation_z_deg": ("augment", "rotation_z_deg"),
+    "scale": ("augment", "scale"),
+    "jitter_g": ("augment", "jitter_g"),
+    "time_warp": ("augment", "time_warp"),
+    "epochs": ("", "epochs"),
+    "batch_size": ("", "batch_size"),
+    "lr": ("", "learning_rate"),
+    "patience": ("", "patience"),
+    "lr_schedule": ("", "lr_schedule"),
+    "lr_factor": ("", "lr_factor"),
+    "lr_patience": ("", "lr_patience"),
+    "min_lr": ("", "min_lr"),
+    "class_weights": ("", "class_weights"),
+    "val_fraction": ("", "val_fraction"),
+    "cv_folds": ("", "cv_folds"),
+    "clipnorm": ("", "clipnorm"),
+    "label_smoothing": ("", "label_smoothing"),
+    "seed": ("", "seed"),
+}
 
-    from har.config import config_from_dict
 
-    ctx = click.get_current_context()
-    flag = {p.name: max(p.opts, key=len) for p in ctx.command.params}
-    clash = sorted(
-        flag.get(name, name)
-        for name in ctx.params
-        if name not in _CONFIG_COMPATIBLE and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
-    )
-    if clash:
-        raise ConfigError(f"--config {path} sets the training options: drop {', '.join(clash)}")
+def load_config_file(path: Path) -> TrainConfig:
+    """A TrainConfig from JSON: the config itself, ``{"config": {...}}`` (a leaderboard entry) or
+    ``{"train_config": {...}}`` (a model directory's metadata.json)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"--config {path}: invalid JSON ({e})") from None
-    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "trial" in data:
-        data = data["config"]
-    config = config_from_dict(TrainConfig, data)
-    subjects = tuple(s.strip() for s in test_subjects.split(",") if s.strip())
-    if subjects:
-        config = dataclasses.replace(config, test_subjects=subjects)
-    return config
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--config {path}: not valid JSON ({e})") from None
+    for k in ("train_config", "config"):
+        if isinstance(data, dict) and isinstance(data.get(k), dict):
+            data = data[k]
+            break
+    return config_from_dict(TrainConfig, data)
+
+
+def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig | None) -> TrainConfig:
+    """The TrainConfig of a `har train` call: ``base`` (from --config) or the defaults, with the
+    options given on the command line (every option when there is no --config) applied."""
+    given = {n for n in params if ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)}
+    cfg = base or TrainConfig()
+    use = (lambda n: n in given) if base is not None else (lambda n: True)  # noqa: E731
+    sections: dict[str, dict[str, Any]] = {"": {}, "window": {}, "model": {}, "augment": {}}
+    for name, (section, fld) in _FIELDS.items():
+        if use(name):
+            sections[section][fld] = params[name]
+    if use("lstm_units"):
+        sections["model"]["lstm_units"] = _parse_units(params["lstm_units"])
+    if use("test_subjects"):
+        sections[""]["test_subjects"] = tuple(s.strip() for s in params["test_subjects"].split(",") if s.strip())
+    try:
+        return dataclasses.replace(
+            cfg,
+            window=dataclasses.replace(cfg.window, **sections["window"]),
+            model=dataclasses.replace(cfg.model, **sections["model"]),
+            augment=dataclasses.replace(cfg.augment, **sections["augment"]),
+            **sections[""],
+        )
+    except TypeError as e:
+        raise ConfigError(str(e)) from None
 
 
 @click.command("train")
@@ -98,7 +175,14 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
     show_default=True,
     help="Minimum fraction (0-1] of a window's samples that must carry its label.",
 )
-@click.option("--epochs", type=int, default=_T.epochs, show_default=True, help="Maximum training epochs.")
+@click.option(
+    "--epochs",
+    type=_INT_OR_AUTO,
+    default=str(_T.epochs),
+    show_default=True,
+    help="Maximum training epochs, or auto (from the number of optimizer steps: hundreds of short epochs for "
+    "a few hundred windows, tens for tens of thousands).",
+)
 @click.option("--batch-size", type=int, default=_T.batch_size, show_default=True, help="Windows per batch.")
 @click.option(
     "--lstm-units",
@@ -110,10 +194,10 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
 @click.option("--lr", "lr", type=float, default=_T.learning_rate, show_default=True, help="Adam learning rate.")
 @click.option(
     "--patience",
-    type=int,
-    default=_T.patience,
+    type=_INT_OR_AUTO,
+    default=str(_T.patience),
     show_default=True,
-    help="Early stopping: epochs without validation-loss improvement.",
+    help="Early stopping: epochs without validation-loss improvement, or auto (a fifth of the epochs, 5-30).",
 )
 @click.option(
     "--conv-filters",
@@ -133,6 +217,35 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
     help="Conv1D stride, samples (2 halves the LSTM's sequence).",
 )
 @click.option("--conv-layers", type=int, default=_M.conv_layers, show_default=True, help="Number of Conv1D layers.")
+@click.option(
+    "--conv-dilation",
+    type=click.IntRange(1),
+    default=_M.conv_dilation,
+    show_default=True,
+    help="Dilation base: Conv1D layer i >= 1 has dilation (base ** i) samples (the first layer carries the stride).",
+)
+@click.option(
+    "--representation",
+    type=click.Choice(REPRESENTATIONS),
+    default=_M.representation,
+    show_default=True,
+    help="Model input: raw g; gravity_body (a fixed 1/5-window moving average splits gravity and body "
+    "acceleration); *_magnitude adds |a|^2 - 1 g^2. Computed inside the model.",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(POOLINGS),
+    default=_M.pooling,
+    show_default=True,
+    help="Many-to-one head over the LSTM outputs: last state, mean over time, or attention.",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=_T.label_smoothing,
+    show_default=True,
+    help="Cross-entropy label smoothing [0, 1).",
+)
 @click.option(
     "--augment/--no-augment",
     default=_A.enabled,
@@ -157,11 +270,11 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
 @click.option(
     "--rotation-z",
     "rotation_z_deg",
-    type=float,
-    default=_A.rotation_z_deg,
+    type=_FLOAT_OR_AUTO,
+    default=str(_A.rotation_z_deg),
     show_default=True,
     help="Augmentation: max random rotation about the device z axis (strap twist; 180 also covers "
-    "the other wrist), degrees (0 = off).",
+    "the other wrist), degrees (0 = off), or auto (0 or 180, whichever validates better on the training data).",
 )
 @click.option(
     "--scale",
@@ -203,10 +316,10 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
 )
 @click.option(
     "--lr-patience",
-    type=int,
-    default=_T.lr_patience,
+    type=_INT_OR_AUTO,
+    default=str(_T.lr_patience),
     show_default=True,
-    help="plateau: epochs without validation-loss improvement before reducing.",
+    help="plateau: epochs without validation-loss improvement before reducing, or auto (half the patience).",
 )
 @click.option(
     "--min-lr", type=float, default=_T.min_lr, show_default=True, help="Lowest learning rate (plateau, cosine)."
@@ -242,6 +355,14 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
 )
 @click.option("--seed", type=int, default=_T.seed, show_default=True, help="Random seed (split, init, shuffling).")
 @click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Train this configuration (JSON: a TrainConfig, a `har tune` leaderboard entry with a 'config' "
+    "key, or a model's metadata.json). Options given on the command line override it.",
+)
+@click.option(
     "--reference",
     is_flag=True,
     help="Also fit MiniRocket (aeon; pip install 'har-edge[reference]') on the same windows and report its "
@@ -249,112 +370,39 @@ def _config_from_file(path: Path, test_subjects: str) -> TrainConfig:
 )
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
 @click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Train with the TrainConfig in this JSON file (e.g. OUT/configs/trial-NNNN.json or an entry of "
-    "leaderboard.json from `har tune`); only --test and --test-subjects may be given with it.",
+    "--force",
+    is_flag=True,
+    help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
+    "with classes that have no test windows, with warnings  [default: refuse before training].",
 )
-@click.option("--force", is_flag=True,
-              help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
-              "with classes that have no test windows, with warnings  [default: refuse before training].")
-def train_cmd(
-    data: tuple[Path, ...],
-    out: Path,
-    test: tuple[Path, ...],
-    test_subjects: str,
-    window_s: float,
-    hop_s: float,
-    rate_hz: float,
-    purity: float,
-    epochs: int,
-    batch_size: int,
-    lstm_units: str,
-    dropout: float,
-    lr: float,
-    patience: int,
-    conv_filters: int,
-    conv_kernel: int,
-    conv_stride: int,
-    conv_layers: int,
-    augment: bool,
-    augment_p: float,
-    rotation_deg: float,
-    rotation_z_deg: float,
-    scale: float,
-    jitter_g: float,
-    time_warp: float,
-    lr_schedule: str,
-    lr_factor: float,
-    lr_patience: int,
-    min_lr: float,
-    class_weights: bool,
-    val_fraction: float,
-    cv_folds: int,
-    clipnorm: float,
-    seed: int,
-    overwrite: bool,
-    config_file: Path | None = None,
-    force: bool = False,
-    reference: bool = False,
-) -> None:
+def train_cmd(**params: Any) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
 
-    Splits by subject, trains with early stopping on validation subjects, writes the model
-    directory (metadata.json, model.weights.h5, reports, figures) to --out. With --cv K it first
-    cross-validates over subjects and reports per-fold and mean +- std numbers; the saved model is
-    still the one trained on all training subjects."""
+    Splits by subject, trains with early stopping on validation subjects (or, without subject ids,
+    held-out training recordings), writes the model directory (metadata.json, model.weights.h5,
+    reports, figures) to --out. With --cv K it first cross-validates over subjects and reports
+    per-fold and mean +- std numbers; the saved model is still the one trained on all training
+    subjects. --config FILE trains a stored configuration (e.g. a `har tune` leaderboard entry)."""
+    out: Path = params["out"]
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and any(out.iterdir()) and not params["overwrite"]:
         raise TrainingError(f"{out} is not empty (pass --overwrite to replace its model)")
-    if epochs < 1 or batch_size < 1 or patience < 0:
-        raise ConfigError("--epochs and --batch-size must be at least 1, --patience at least 0")
-    if lr <= 0 or min_lr < 0:
-        raise ConfigError(f"--lr must be positive and --min-lr non-negative, got {lr} and {min_lr}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    config = TrainConfig(
-        window=WindowConfig(rate_hz=rate_hz, window_s=window_s, hop_s=hop_s, purity=purity),
-        model=ModelConfig(
-            lstm_units=_parse_units(lstm_units),
-            dropout=dropout,
-            conv_filters=conv_filters,
-            conv_kernel=conv_kernel,
-            conv_stride=conv_stride,
-            conv_layers=conv_layers,
-        ),
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        patience=patience,
-        seed=seed,
-        val_fraction=val_fraction,
-        class_weights=class_weights,
-        augment=AugmentConfig(
-            enabled=augment,
-            p=augment_p,
-            rotation_deg=rotation_deg,
-            rotation_z_deg=rotation_z_deg,
-            scale=scale,
-            jitter_g=jitter_g,
-            time_warp=time_warp,
-        ),
-        lr_schedule=lr_schedule,
-        lr_factor=lr_factor,
-        lr_patience=lr_patience,
-        min_lr=min_lr,
-        cv_folds=cv_folds,
-        clipnorm=clipnorm,
-        test_subjects=tuple(s.strip() for s in test_subjects.split(",") if s.strip()),
-    )
-    if config_file is not None:
-        config = _config_from_file(config_file, test_subjects)
+    if params["batch_size"] < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if params["lr"] <= 0 or params["min_lr"] < 0:
+        raise ConfigError(f"--lr must be positive and --min-lr non-negative, got {params['lr']} and {params['min_lr']}")
+    if not 0.0 <= params["val_fraction"] < 1.0:
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {params['val_fraction']}")
+    base = load_config_file(params["config_file"]) if params["config_file"] else None
+    config = build_config(click.get_current_context(), params, base)
     from har.training.train import REPORT_TXT, train
 
-    result = train(list(data), out, config, test_data=list(test) or None, progress=True, echo=click.echo,
-                   force=force, reference=reference)
+    test = list(params["test"]) or None
+    result = train(
+        list(params["data"]), out, config, test_data=test, progress=True, echo=click.echo, force=params["force"],
+        reference=params["reference"],
+    )
     m = result.metadata.metrics
     click.echo(f"accuracy: {m['accuracy']:.4f}")
     from har.scoring.metrics import macro_f1_note

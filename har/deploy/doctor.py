@@ -1,10 +1,12 @@
 """`har doctor`: can this machine run a bundle? One line per check, each ok / warn / fail.
 
 Checks the Python version, the TFLite runtime (ai-edge-litert, tflite-runtime, or TensorFlow's
-``tf.lite`` as a last resort), numpy (tflite-runtime needs numpy < 2), that TensorFlow is not
-needed, a bundle's checksums and that its model loads and classifies one window, serial port
-access and free disk space. TensorFlow is imported only when it is the sole runtime and a bundle
-is given (never at import time); a serial port is never opened (opening resets many boards)."""
+``tf.lite`` as a last resort, each tried in a child process by `choose_runtime`, so a runtime
+that crashes fails the check instead of doctor), numpy (tflite-runtime needs numpy < 2), that
+TensorFlow is not needed, a bundle's checksums and that its model loads and classifies one
+window, the active and previous bundles of a har home, serial port access and free disk space.
+TensorFlow is imported in this process only when it is the runtime that works and a bundle is
+given (never at import time); a serial port is never opened (opening resets many boards)."""
 
 from __future__ import annotations
 
@@ -26,12 +28,6 @@ MIN_PYTHON = (3, 10)
 DISK_WARN_MB = 100
 DISK_FAIL_MB = 10
 EDGE_INSTALL = "pip install 'har-edge[edge]'"
-# (module to import, distribution name, name shown): the order har.runtime.interpreter uses.
-_LITE_RUNTIMES = (
-    ("ai_edge_litert.interpreter", "ai-edge-litert", "ai-edge-litert"),
-    ("tflite_runtime.interpreter", "tflite-runtime", "tflite-runtime"),
-)
-
 
 @dataclass(frozen=True)
 class Check:
@@ -100,33 +96,42 @@ def _check_python(rep: DoctorReport) -> None:
         rep.add("python", OK, s)
 
 
-def _check_runtime(rep: DoctorReport) -> str | None:
-    """Adds the runtime check; returns the runtime name har will use (None: none)."""
-    broken = []
-    for mod, dist, name in _LITE_RUNTIMES:
-        if importlib.util.find_spec(mod.split(".")[0]) is None:
-            continue
-        try:
-            importlib.import_module(mod)
-        except Exception as e:  # noqa: BLE001 - ImportError, or a wheel built for another numpy
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            broken.append(f"{name} is installed but fails to import ({first})")
-            continue
-        extra = f"; {'; '.join(broken)}" if broken else ""
-        rep.add("runtime", OK, f"{name} {_dist_version(dist) or '?'}{extra}")
-        return name
-    tf_version = _dist_version("tensorflow") or _dist_version("tensorflow-cpu")
-    if tf_version and importlib.util.find_spec("tensorflow") is not None:
-        why = "; ".join(broken) or "no ai-edge-litert or tflite-runtime"
-        rep.add("runtime", WARN, f"tensorflow {tf_version} (tf.lite fallback: {why}; lighter: {EDGE_INSTALL})")
-        return "tensorflow"
-    why = ("; ".join(broken) + "; ") if broken else ""
-    rep.add(
-        "runtime",
-        FAIL,
-        f"{why}no TFLite runtime found: {EDGE_INSTALL} (32-bit ARM: pip install tflite-runtime 'numpy<2')",
-    )
-    return None
+def _check_runtime(rep: DoctorReport, model: Path | None) -> str | None:
+    """Adds the runtime check; returns the runtime name har will use (None: none).
+
+    Each runtime is tried in a child process (`choose_runtime`): with a bundle it loads the model
+    and runs one inference there, so a runtime that crashes (SIGSEGV, SIGILL) fails this check
+    instead of passing it or taking doctor down. Without a bundle the runtimes are only imported."""
+    from har.errors import HarError
+    from har.runtime.interpreter import choose_runtime
+
+    try:
+        choice = choose_runtime(model, use_cache=False)
+    except HarError as e:
+        rep.add("runtime", FAIL, str(e))
+        return None
+    if choice.name is None:
+        rep.add("runtime", FAIL, f"{choice.line} (32-bit ARM: see the README, 'On the device')")
+        return None
+    detail = choice.line.removeprefix("runtime: ")
+    if choice.name == "tensorflow":
+        rep.add("runtime", WARN, f"{detail} (tf.lite fallback: slow start, large; lighter: {EDGE_INSTALL})")
+    else:
+        rep.add("runtime", OK, detail)
+    return choice.name
+
+
+def _verified_model(bundle: Path) -> Path | None:
+    """The bundle's model file when the bundle passes its checksums (a tampered model is never
+    handed to a runtime, not even in a child); None otherwise (the bundle check reports why)."""
+    from har.artifacts.bundle import MODEL_FILE, verify_bundle
+    from har.errors import HarError
+
+    try:
+        verify_bundle(bundle)
+    except HarError:
+        return None
+    return bundle / MODEL_FILE
 
 
 def _check_numpy(rep: DoctorReport, runtime: str | None) -> None:
@@ -172,12 +177,12 @@ def _check_bundle(rep: DoctorReport, bundle: Path, runtime: str | None) -> None:
         f"{meta.window.window_samples} samples at {meta.window.rate_hz:g} Hz",
     )
     if runtime is None:
-        rep.add("model", FAIL, f"not loaded: no TFLite runtime ({EDGE_INSTALL})")
+        rep.add("model", FAIL, "not loaded: no TFLite runtime runs it here (see the runtime check)")
         return
-    _check_model(rep, bundle, meta)
+    _check_model(rep, bundle, meta, runtime)
 
 
-def _check_model(rep: DoctorReport, bundle: Path, meta: Any) -> None:
+def _check_model(rep: DoctorReport, bundle: Path, meta: Any, runtime: str) -> None:
     import numpy as np
 
     from har.errors import HarError
@@ -185,7 +190,10 @@ def _check_model(rep: DoctorReport, bundle: Path, meta: Any) -> None:
 
     try:
         t0 = time.perf_counter()
-        clf = WindowClassifier.from_bundle(bundle, verify=False, use_batch_model=False)
+        # the runtime was proven on this model in a child process: load it with that one only
+        clf = WindowClassifier.from_bundle(
+            bundle, verify=False, use_batch_model=False, prefer_runtime=runtime, only_runtime=True
+        )
         t1 = time.perf_counter()
         window = np.zeros((meta.window.window_samples, meta.n_channels), dtype=np.float32)
         window[:, -1] = 1.0  # at rest: 1 g on the last axis
@@ -207,6 +215,30 @@ def _check_model(rep: DoctorReport, bundle: Path, meta: Any) -> None:
         f"loads in {clf.runtime_name} ({(t1 - t0) * 1e3:.0f} ms) and classifies one window in "
         f"{(t2 - t1) * 1e3:.1f} ms (input {clf.input_dtype}; at rest -> {label} {conf:.2f})",
     )
+
+
+def _check_bundles(rep: DoctorReport, bundle: Path) -> None:
+    """In a har home (`har push --install`): which bundle is active and which one a rollback
+    would bring back."""
+    home = bundle.parent if bundle.name == "current" else bundle.parent.parent
+    cur, prev = home / "current", home / "previous"
+    if not (cur.is_symlink() and (home / "bundles").is_dir()):
+        return
+
+    def describe(link: Path) -> str:
+        target = link.resolve()
+        try:
+            from har.artifacts.metadata import load_metadata
+
+            meta = load_metadata(target)
+            created = f", created {meta.created}" if getattr(meta, "created", None) else ""
+            return f"{target.name} ({len(meta.classes)} classes{created})"
+        except Exception:  # noqa: BLE001 - a broken previous bundle is still worth naming
+            return f"{target.name} (unreadable)"
+
+    n = sum(1 for d in (home / "bundles").iterdir() if d.is_dir() and not d.name.startswith("."))
+    prev_s = describe(prev) if prev.is_symlink() else "none"
+    rep.add("bundles", OK, f"active {describe(cur)}; previous {prev_s}; {n} in {home / 'bundles'}")
 
 
 def _user_name() -> str:
@@ -311,11 +343,13 @@ def doctor(bundle: Path | None = None, port: str | None = None) -> DoctorReport:
     """Run every check; ``bundle`` adds the checksum and model checks, ``port`` the serial check."""
     rep = DoctorReport()
     _check_python(rep)
-    runtime = _check_runtime(rep)
+    model = _verified_model(Path(bundle)) if bundle is not None else None
+    runtime = _check_runtime(rep, model)
     _check_numpy(rep, runtime)
     _check_tensorflow(rep, runtime)
     if bundle is not None:
         _check_bundle(rep, Path(bundle), runtime)
+        _check_bundles(rep, Path(bundle))
     _check_port(rep, port)
     _check_disk(rep, Path(bundle) if bundle is not None else Path.cwd())
     return rep

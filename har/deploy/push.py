@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from har.artifacts.layout import MANIFEST_FILE
 from har.errors import DeployError, HarError
 
 SSH_TIMEOUT_S = 15
@@ -211,7 +212,8 @@ echo "home=$HOME"
 echo "user=$(id -un)"
 echo "arch=$(uname -m)"
 if [ -n "$(ls -A . 2>/dev/null)" ]; then echo "nonempty=1"; fi
-if [ -f manifest.json ]; then echo "bundle=1"; fi
+if [ -f {MANIFEST_FILE} ]; then echo "bundle=1"; fi
+if [ -d bundles ] && [ -L current ]; then echo "harhome=1"; fi
 if command -v rsync >/dev/null 2>&1; then echo "rsync=1"; fi
 if [ -d /run/systemd/system ]; then echo "systemd=1"; fi
 if getent group dialout >/dev/null 2>&1 || grep -q '^dialout:' /etc/group 2>/dev/null; then echo "dialout=1"; fi
@@ -282,6 +284,8 @@ def push_bundle(
         raise DeployError(
             f"refusing to push into {tgt.host}:{rpath} (the root or home directory): name a sub-directory"
         )
+    if info.get("harhome"):  # a har home made by --install: side by side, switched, rolled back on failure
+        return _push_to_home(bundle, target, ssh_options, service, port, baud, files, echo)
     if info.get("nonempty") and not info.get("bundle"):
         raise DeployError(
             f"{tgt.host}:{rpath} is not empty and holds no har bundle: refusing to overwrite it "
@@ -417,3 +421,16 @@ def _push_service(
         raise
     result.service_installed = True
     echo(f"Service installed and started on {tgt.host}: journalctl -u har.service -f")
+
+
+def _push_to_home(
+    bundle: Path, target: str, ssh_options: Sequence[str], service: bool, port: str | None, baud: int,
+    files: list[Path], echo: Callable[[str], Any],
+) -> PushResult:
+    from har.deploy.install import install
+
+    res = install(bundle, target, ssh_options, service=service, port=port, baud=baud, install_har=False, echo=echo)
+    return PushResult(
+        target=target, remote_path=f"{res.home}/bundles/{res.bundle}", method="har home", files=[p.name for p in files],
+        checksums_verified=True, runtime_installed=True, doctor=res.doctor, notes=res.notes,
+    )

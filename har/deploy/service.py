@@ -67,6 +67,7 @@ def render_unit(
     log_dir: str | None = None,
     groups: Sequence[str] = ("dialout",),
     description: str = "har live activity classification",
+    cache_dir: bool = False,
 ) -> str:
     """A systemd service unit running ``HAR run BUNDLE --port PORT --baud BAUD --json``.
 
@@ -76,7 +77,9 @@ def render_unit(
     journal (``journalctl -u har``). The unit restarts on failure after 2 s. The file system is
     read-only for the service (``ProtectSystem=strict``) except ``/var/log/har`` (``LogsDirectory``)
     and ``log_dir`` when given. ``groups`` are the supplementary groups (``dialout`` owns serial
-    ports on Debian / Raspberry Pi OS; pass ``()`` where that group does not exist)."""
+    ports on Debian / Raspberry Pi OS; pass ``()`` where that group does not exist). ``cache_dir``
+    gives the service /var/cache/har (``CacheDirectory``) for har's runtime probe cache (the home
+    directory is read-only to it)."""
     for name, value in (("bundle path", bundle_path), ("har executable", har_executable), ("port", port)):
         if not value.startswith("/"):
             raise DeployError(f"the service needs an absolute {name}, got {value!r}")
@@ -120,6 +123,8 @@ def render_unit(
         "ProtectHome=read-only",
         "LogsDirectory=har",
     ]
+    if cache_dir:
+        lines += ["CacheDirectory=har", "Environment=HAR_CACHE_DIR=/var/cache/har"]
     if log_dir is not None:
         lines.append(f"ReadWritePaths={quote_arg(log_dir)}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]

@@ -66,6 +66,7 @@ import numpy as np
 
 from har.atomic import write_json_atomic
 from har.errors import DataError, RecordingFormatError
+from har.signal import break_rows
 
 FORMAT_NAME = "har-recording"
 FORMAT_VERSION = 1
@@ -243,15 +244,7 @@ class Recording:
 
     def breaks(self) -> np.ndarray:
         """Row indices i where a new contiguous segment starts (a gap or break before row i)."""
-        n = len(self)
-        if n < 2:
-            return np.zeros(0, dtype=np.int64)
-        cut = np.zeros(n - 1, dtype=bool)
-        if self.seq is not None:
-            cut |= np.diff(self.seq) != 1
-        dt = np.diff(self.time)
-        cut |= (dt <= 0) | (dt > 2.5 / self.rate_hz)
-        return np.flatnonzero(cut) + 1
+        return break_rows(self.time, self.rate_hz, self.seq)
 
     def segments(self) -> list[slice]:
         """Contiguous runs of samples with no gap or break inside."""

@@ -39,10 +39,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, lfilter, lfilter_zi
-from scipy.special import i0e
 
-from har.errors import ConfigError, DataError
+from har.errors import ConfigError, DataError, MissingDependencyError
+
+try:  # imported only by the simulator (`har simulate`, `har emulate --simulate`), never by `har run`
+    from scipy.signal import butter, lfilter, lfilter_zi
+    from scipy.special import i0e
+except ImportError:
+    raise MissingDependencyError(
+        "the activity simulator needs scipy, which a device install leaves out: pip install scipy "
+        "(or the 'train' extra)"
+    ) from None
 from har.recording.format import Recording, RecordingMeta, write_recording
 
 ACTIVITIES = ("walking", "running", "stairs", "sitting", "standing", "lying")

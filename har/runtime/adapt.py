@@ -33,16 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import (
+from har.artifacts.bundle import sha256_file, verify_bundle, write_manifest
+from har.artifacts.layout import (
     ADAPTED_HEAD_FILE,
     BATCH_MODEL_FILE,
     HEAD_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     REPORT_FILE,
-    sha256_file,
-    verify_bundle,
-    write_manifest,
 )
 from har.artifacts.metadata import ModelMetadata, save_metadata
 from har.config import WindowConfig

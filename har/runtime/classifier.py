@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE, verify_bundle
+from har.artifacts.bundle import verify_bundle
+from har.artifacts.layout import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.errors import HarError, RuntimeInferenceError
-from har.runtime.interpreter import load_interpreter
+from har.runtime.interpreter import RuntimeChoice, choose_runtime, load_interpreter
 
 # Use the batched model from this many windows on (below it, padding costs more than it saves).
 BATCH_THRESHOLD = 8
@@ -26,9 +27,9 @@ BATCH_THRESHOLD = 8
 class _Model:
     """One interpreter with its input/output bindings and (de)quantisation parameters."""
 
-    def __init__(self, path: Path, num_threads: int, prefer: str | None = None) -> None:
+    def __init__(self, path: Path, num_threads: int, prefer: str | None = None, only: bool = False) -> None:
         self.path = path
-        self.interp, self.runtime_name = load_interpreter(path, num_threads=num_threads, prefer=prefer)
+        self.interp, self.runtime_name = load_interpreter(path, num_threads=num_threads, prefer=prefer, only=only)
         ins = self.interp.get_input_details()
         outs = self.interp.get_output_details()
         if len(ins) != 1 or len(outs) not in (1, 2):
@@ -108,22 +109,24 @@ class WindowClassifier:
         batch_model_path: str | os.PathLike[str] | None = None,
         num_threads: int = 1,
         prefer_runtime: str | None = None,
+        only_runtime: bool = False,
     ) -> None:
         self.metadata = metadata
+        self.runtime_choice: RuntimeChoice | None = None
         self.classes: tuple[str, ...] = tuple(metadata.classes)
         self.window_samples = int(metadata.window.window_samples)
         self.n_channels = int(metadata.n_channels)
-        self._mean = np.asarray(metadata.normalization.mean, dtype=np.float32).reshape(1, 1, -1)
-        self._std = np.asarray(metadata.normalization.std, dtype=np.float32).reshape(1, 1, -1)
-        if self._mean.shape[-1] != self.n_channels or self._std.shape[-1] != self.n_channels:
+        self._norm = metadata.normalization
+        mean, std = self._norm.arrays
+        if mean.shape != (self.n_channels,) or std.shape != (self.n_channels,):
             raise RuntimeInferenceError("metadata normalisation does not match the number of channels")
-        if np.any(self._std <= 0):
+        if np.any(std <= 0):
             raise RuntimeInferenceError("metadata normalisation has a non-positive std")
-        self._single = _Model(Path(model_path), num_threads, prefer_runtime)
+        self._single = _Model(Path(model_path), num_threads, prefer_runtime, only_runtime)
         self._check(self._single, want_batch=1)
         self._batched: _Model | None = None
         if batch_model_path is not None and Path(batch_model_path).is_file():
-            self._batched = _Model(Path(batch_model_path), num_threads, prefer_runtime)
+            self._batched = _Model(Path(batch_model_path), num_threads, prefer_runtime, only_runtime)
             self._check(self._batched, want_batch=None)
         self.runtime_name: str = self._single.runtime_name
         self.num_threads = num_threads
@@ -152,8 +155,14 @@ class WindowClassifier:
         num_threads: int = 1,
         prefer_runtime: str | None = None,
         use_batch_model: bool = True,
+        probe: bool = False,
+        only_runtime: bool = False,
     ) -> WindowClassifier:
-        """Open a bundle directory. ``verify`` checks the manifest checksums first (BundleError)."""
+        """Open a bundle directory. ``verify`` checks the manifest checksums first (BundleError).
+
+        ``probe`` first proves the runtime in a child process (`choose_runtime`: a runtime that
+        crashes is skipped, never this process); the choice is ``runtime_choice`` and its one line
+        ``runtime_choice.line``. RuntimeInferenceError when no runtime can run the model."""
         d = Path(path)
         if verify:
             meta = verify_bundle(d)
@@ -163,7 +172,15 @@ class WindowClassifier:
             except HarError as e:
                 raise RuntimeInferenceError(str(e)) from None
         batch = d / BATCH_MODEL_FILE if use_batch_model else None
-        clf = cls(d / MODEL_FILE, meta, batch, num_threads=num_threads, prefer_runtime=prefer_runtime)
+        choice = None
+        if probe:
+            choice = choose_runtime(d / MODEL_FILE, num_threads=num_threads)
+            if choice.name is None:
+                raise RuntimeInferenceError(choice.line)
+            prefer_runtime = choice.name
+        clf = cls(d / MODEL_FILE, meta, batch, num_threads=num_threads, prefer_runtime=prefer_runtime,
+                  only_runtime=probe or only_runtime)
+        clf.runtime_choice = choice
         if (d / ADAPTED_HEAD_FILE).is_file():
             from har.runtime.adapt import load_head  # noqa: PLC0415 - numpy only, adapted bundles only
 
@@ -203,8 +220,9 @@ class WindowClassifier:
 
     # -- inference --------------------------------------------------------------------
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """``(x - mean) / std`` per axis; ``x`` float (n, window, channels) in g."""
-        return ((np.asarray(x, dtype=np.float32) - self._mean) / self._std).astype(np.float32, copy=False)
+        """``(x - mean) / std`` per axis (the saved :class:`~har.artifacts.metadata.Normalization`);
+        ``x`` float (n, window, channels) in g."""
+        return self._norm.apply(x)
 
     def _validate(self, x: np.ndarray) -> np.ndarray:
         a = np.asarray(x, dtype=np.float32)

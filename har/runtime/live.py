@@ -2,9 +2,10 @@
 
 :class:`LiveClassifier` keeps the last window of samples in a preallocated ring buffer, fed
 :class:`~har.sources.base.SampleBlock` s from any source, and classifies every hop once a window
-is full. A break (``break_before``) or a sequence gap empties the buffer: no window spans a gap.
-When the source rate differs from the model's, samples are resampled on the fly (linear
-interpolation on the nominal timeline).
+is full. A break (``break_before``), a sequence gap or a time step that :func:`har.signal.is_break`
+calls a break empties the buffer: no window spans a gap. When the source rate differs from the
+model's, samples are resampled on the fly by :class:`har.signal.Resampler`, the very filter
+training used: the windows are bit for bit those of :func:`har.signal.make_windows`.
 
 Robustness policies (all counted in :class:`RunSummary`):
 
@@ -13,9 +14,9 @@ Robustness policies (all counted in :class:`RunSummary`):
   a non-finite value (nothing is interpolated or held). Counted as ``invalid``; the first one gives
   one warning.
 * **Time jumps** with ``seq`` continuing (a device that froze and resumed, as SerialSource stamps
-  it): a step of more than ``TIME_JUMP_PERIODS`` sample periods is a break (the same rule as
-  :meth:`har.recording.format.Recording.breaks`): the samples on either side are not contiguous in time,
-  so no window spans the pause.
+  it): a step of more than ``har.signal.BREAK_PERIODS`` sample periods, or a step that is not
+  positive, is a break (the rule of :meth:`har.recording.format.Recording.breaks`): the samples on
+  either side are not contiguous in time, so no window spans the pause.
 * **Stalls** (no samples for ``stall_s`` seconds while the source stays open): :func:`run_live`
   says so once (with the time), keeps waiting and says when samples resume. A vanished serial
   port is reopened by :class:`~har.sources.serial.SerialSource` (a break; ``reconnects``)."""
@@ -36,11 +37,11 @@ import numpy as np
 
 from har.runtime.classifier import WindowClassifier
 from har.runtime.smoothing import Smoother, SmoothingConfig
+from har.runtime.watchdog import Watchdog
+from har.signal import Resampler, is_break, max_step_s, needs_resampling
 from har.sources.base import SampleBlock, SampleSource
 
 SMALL_BLOCK = 16  # samples; blocks up to this size try the scalar fast path of LiveClassifier.feed
-RATE_TOLERANCE = 0.01  # relative rate difference below which samples are used as they are
-TIME_JUMP_PERIODS = 2.5  # a time step over this many sample periods is a break (as Recording.breaks)
 STALL_WARN_S = 2.0  # seconds without samples before run_live reports a stalled stream
 
 
@@ -64,45 +65,6 @@ class Prediction:
         return d
 
 
-class _Resampler:
-    """Streaming linear interpolation from ``src_hz`` to ``dst_hz`` on one contiguous run."""
-
-    def __init__(self, src_hz: float, dst_hz: float) -> None:
-        self.step = src_hz / dst_hz  # source samples per output sample
-        self.reset()
-
-    def reset(self) -> None:
-        self._consumed = 0  # source samples seen in this run
-        self._next = 0.0  # source-index position of the next output sample
-        self._last_xyz: np.ndarray | None = None
-        self._last_t = 0.0
-
-    def push(self, t: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = t.shape[0]
-        if n == 0:
-            return t, xyz
-        k0 = self._consumed
-        if self._last_xyz is not None:
-            idx = np.arange(k0 - 1, k0 + n, dtype=np.float64)
-            tt = np.concatenate([[self._last_t], t])
-            aa = np.concatenate([self._last_xyz[None], xyz])
-        else:
-            idx = np.arange(k0, k0 + n, dtype=np.float64)
-            tt, aa = t, xyz
-        hi = float(k0 + n - 1)
-        m = int(np.floor((hi - self._next) / self.step)) + 1 if hi >= self._next else 0
-        pos = self._next + self.step * np.arange(m)
-        self._next += self.step * m
-        self._consumed += n
-        self._last_xyz = np.asarray(xyz[-1], dtype=np.float32).copy()
-        self._last_t = float(t[-1])
-        out_t = np.interp(pos, idx, tt)
-        out = np.empty((m, 3), dtype=np.float32)
-        for j in range(3):
-            out[:, j] = np.interp(pos, idx, aa[:, j])
-        return out_t, out
-
-
 class LiveClassifier:
     """Ring buffer + WindowClassifier: feed blocks, get predictions every hop."""
 
@@ -118,7 +80,7 @@ class LiveClassifier:
         self.hop = int(hop_samples or classifier.metadata.window.hop_samples)
         self.model_rate_hz = float(classifier.metadata.window.rate_hz)
         self.source_rate_hz: float | None = None
-        self.resampler: _Resampler | None = None
+        self.resampler: Resampler | None = None
         # Each sample is written twice (at i and i + window) so the last window is always the
         # contiguous slice buf[pos:pos + window] (no copy-on-read).
         self._buf = np.zeros((2 * self.window, classifier.n_channels), dtype=np.float32)
@@ -128,13 +90,18 @@ class LiveClassifier:
         self._fresh = True  # no prediction since the last reset: predict as soon as the window is full
         self._last_seq: int | None = None
         self._last_t = 0.0
-        self._max_dt = TIME_JUMP_PERIODS / self.model_rate_hz  # s; longer steps are breaks
+        self._break_rate = self.model_rate_hz  # Hz: the rate the break rule applies to
+        self._max_dt = max_step_s(self.model_rate_hz)  # s; longer steps are breaks
         self._dirty = False  # samples went in since the last reset
         self._tail_invalid = False  # the previous block ended with non-finite samples
         self._pend_t: list[np.ndarray] = []  # samples accepted by the plain path, not yet in the buffer
         self._pend_x: list[np.ndarray] = []
         self._pend_n = 0
+        self._rs_t: list[np.ndarray] = []  # samples of the current run not yet through the resampler
+        self._rs_x: list[np.ndarray] = []
+        self._rs_n = 0
         self.on_warning = on_warning
+        self._reset_hooks: list[Callable[[], Any]] = []
         self.warnings: list[str] = []  # at most one per kind
         self.resets = 0  # buffer resets caused by gaps, breaks, time jumps and invalid samples
         self.invalid = 0  # non-finite samples dropped
@@ -149,22 +116,31 @@ class LiveClassifier:
             return
         self.source_rate_hz = rate_hz
         m = self.model_rate_hz
-        self._max_dt = TIME_JUMP_PERIODS / float(rate_hz or m)
-        if rate_hz and abs(rate_hz - m) / m > RATE_TOLERANCE:
-            self.resampler = _Resampler(float(rate_hz), m)
+        self._break_rate = float(rate_hz or m)
+        self._max_dt = max_step_s(self._break_rate)
+        if rate_hz and needs_resampling(float(rate_hz), m):
+            self.resampler = Resampler(float(rate_hz), m)
         else:
             self.resampler = None
         self.reset()
 
+    def on_reset(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook()`` at every later :meth:`reset` (after the buffer was emptied), e.g. to
+        reset a smoother exactly where the windows restart."""
+        self._reset_hooks.append(hook)
+
     def reset(self) -> None:
         """Forget the buffered samples (after a gap or break)."""
         self._pend_t, self._pend_x, self._pend_n = [], [], 0
+        self._rs_t, self._rs_x, self._rs_n = [], [], 0
         self._dirty = False
         self._filled = 0
         self._since = 0
         self._fresh = True
         if self.resampler is not None:
             self.resampler.reset()
+        for hook in self._reset_hooks:
+            hook()
 
     def _push(self, t: np.ndarray, xyz: np.ndarray) -> list[Prediction]:
         preds: list[Prediction] = []
@@ -196,17 +172,17 @@ class LiveClassifier:
         return preds
 
     def _feed_plain(self, block: SampleBlock, n: int) -> list[Prediction] | None:
-        """The usual live block (a few samples, contiguous, finite, no resampling) checked with
-        plain Python on scalars: numpy's per-call overhead dominates for 1-5 samples. None = not
-        plain: the general path decides."""
+        """The usual live block (a few samples, contiguous, finite) checked with plain Python on
+        scalars: numpy's per-call overhead dominates for 1-5 samples. None = not plain: the
+        general path decides."""
         tarr = np.asarray(block.time, dtype=np.float64)
         seq, t = np.asarray(block.seq).tolist(), tarr.tolist()
         max_dt = self._max_dt
         last = self._last_seq
-        if last is not None and (seq[0] != last + 1 or t[0] - self._last_t > max_dt):
+        if last is not None and (seq[0] != last + 1 or not 0 < t[0] - self._last_t <= max_dt):
             return None
         for i in range(1, n):
-            if seq[i] != seq[i - 1] + 1 or t[i] - t[i - 1] > max_dt:
+            if seq[i] != seq[i - 1] + 1 or not 0 < t[i] - t[i - 1] <= max_dt:
                 return None
         xyz = np.asarray(block.xyz, dtype=np.float32)
         if not all(map(math.isfinite, xyz.ravel().tolist())):
@@ -214,6 +190,8 @@ class LiveClassifier:
         self.samples += n
         self._last_seq, self._last_t = seq[-1], t[-1]
         self._dirty = True
+        if self.resampler is not None:
+            return self._resample(tarr, xyz)
         # Hold the samples until a prediction is due: one buffer write per hop, not per block.
         self._pend_t.append(tarr)
         self._pend_x.append(xyz)
@@ -225,16 +203,37 @@ class LiveClassifier:
     def samples_until_prediction(self) -> int:
         """Source samples still to come before the next prediction (a hint for sources that
         batch their reads: :meth:`~har.sources.base.SampleSource.want`)."""
+        need = self._due()
+        if self.resampler is not None:
+            need = max(1, self.resampler.inputs_for(need) - self._rs_n)
+        return need
+
+    def _resample(self, t: np.ndarray, xyz: np.ndarray) -> list[Prediction]:
+        """Samples of the current run through the resampler, then into the ring buffer. They are
+        held until the next prediction's window can be complete: one filter call per prediction
+        whatever the block size (the output does not depend on how the run is cut)."""
+        r = self.resampler
+        if r is None:
+            return self._push(t, xyz)
+        self._rs_t.append(t)
+        self._rs_x.append(xyz)
+        self._rs_n += t.shape[0]
+        if self._rs_n < r.inputs_for(self._due()):
+            return []
+        if len(self._rs_x) > 1:
+            t, xyz = np.concatenate(self._rs_t), np.concatenate(self._rs_x)
+        self._rs_t, self._rs_x, self._rs_n = [], [], 0
+        ts, xs, _ = r.push(t, xyz)
+        return self._push(ts, xs)
+
+    def _due(self) -> int:
+        """Samples at the model's rate still to enter the ring buffer before the next prediction."""
         total = self._filled + self._pend_n
         if total < self.window:
-            need = self.window - total
-        elif self._fresh:
-            need = 1
-        else:
-            need = max(1, self.hop - self._since - self._pend_n)
-        if self.resampler is not None:
-            need = math.ceil(need * self.resampler.step)
-        return need
+            return self.window - total
+        if self._fresh:
+            return 1
+        return max(1, self.hop - self._since - self._pend_n)
 
     def _flush(self) -> list[Prediction]:
         """Push the held samples into the ring buffer (predicting where due)."""
@@ -252,7 +251,7 @@ class LiveClassifier:
         n = len(block)
         if n == 0:
             return []
-        if n <= SMALL_BLOCK and self.resampler is None and not block.break_before and not self._tail_invalid:
+        if n <= SMALL_BLOCK and not block.break_before and not self._tail_invalid:
             plain = self._feed_plain(block, n)
             if plain is not None:
                 return plain
@@ -267,10 +266,10 @@ class LiveClassifier:
         cut = np.zeros(n, dtype=bool)
         cut[0] = block.break_before or self._tail_invalid or (
             self._last_seq is not None
-            and (int(seq[0]) != self._last_seq + 1 or float(t[0]) - self._last_t > self._max_dt)
+            and (int(seq[0]) != self._last_seq + 1 or not 0 < float(t[0]) - self._last_t <= self._max_dt)
         )
         if n > 1:
-            cut[1:] = (np.diff(seq) != 1) | (np.diff(t) > self._max_dt)
+            cut[1:] = (np.diff(seq) != 1) | is_break(np.diff(t), self._break_rate)
         ok = np.isfinite(xyz).all(axis=1)
         all_ok = bool(ok.all())
         if not all_ok:
@@ -296,9 +295,7 @@ class LiveClassifier:
                         continue
             ts, xs = t[s:stop], xyz[s:stop]
             self._dirty = True
-            if self.resampler is not None:
-                ts, xs = self.resampler.push(ts, xs)
-            preds.extend(self._push(ts, xs))
+            preds.extend(self._resample(ts, xs))
         return preds
 
     def _invalid(self, k: int, times: np.ndarray) -> None:
@@ -376,14 +373,12 @@ class _SmoothingTap:
         self.seen = 0  # predictions smoothed so far (= index of the next one)
         self.resets_at: list[int] = []  # prediction index that follows each buffer reset
         smoother.reset()
-        base_reset = live.reset
 
-        def reset_and_mark() -> None:
-            base_reset()
+        def mark() -> None:
             if not self.resets_at or self.resets_at[-1] != live.windows:  # bounded by predictions
                 self.resets_at.append(live.windows)
 
-        live.reset = reset_and_mark  # type: ignore[method-assign]
+        live.on_reset(mark)
 
     def __call__(self, p: Prediction) -> Prediction:
         while self.resets_at and self.resets_at[0] <= self.seen:
@@ -397,76 +392,6 @@ class _SmoothingTap:
 def _stderr_line(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
-
-
-def _clock(wall: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(wall))
-
-
-class _Watchdog:
-    """Reports (once) when a source delivered no samples for ``stall_s`` seconds and when samples
-    come back; counts the stalls. :meth:`beat` is called for every block."""
-
-    def __init__(self, source: SampleSource, stall_s: float, notify: Callable[[str], Any]) -> None:
-        self.source, self.stall_s, self.notify = source, float(stall_s), notify
-        self.stalls = 0
-        self._lock = threading.Lock()
-        self._last = time.monotonic()
-        self._last_wall = time.time()
-        self._started = False  # a block arrived
-        self._stalled = False
-        self._reconnects = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="har-run-watchdog", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        # Sleep until the moment the stream would count as stalled, not on a fixed tick: while
-        # samples flow, the thread wakes about once per ``stall_s`` (each wake costs CPU on a Pi).
-        delay = self.stall_s
-        while not self._done.wait(delay):
-            with self._lock:
-                idle = time.monotonic() - self._last
-                if self._stalled or self.source.stopped:
-                    delay = min(self.stall_s, 0.5)
-                    continue
-                if idle < self.stall_s:
-                    delay = self.stall_s - idle + 0.005
-                    continue
-                delay = min(self.stall_s, 0.5)
-                self._last_wall = time.time() - idle
-                self._stalled = True
-                self._reconnects = int(getattr(self.source.stats, "reconnects", 0))
-                desc = self.source.info.description or "the source"
-                if self._started:
-                    self.stalls += 1
-                    msg = (f"Warning: stream stalled: no samples from {desc} since {_clock(self._last_wall)} "
-                           f"({idle:.1f} s); waiting")
-                else:
-                    msg = f"Warning: no samples from {desc} yet ({idle:.1f} s since {_clock(self._last_wall)}); waiting"
-                status = str(getattr(self.source, "status", "") or "")
-                if status:
-                    msg += f" ({status})"
-            self.notify(msg)
-
-    def beat(self) -> None:
-        now = time.monotonic()
-        if not self._stalled:  # the common case, once per block: no lock, no wall clock
-            self._last, self._started = now, True
-            return
-        wall = time.time()
-        with self._lock:
-            was, started, idle = self._stalled, self._started, now - self._last
-            self._last, self._stalled, self._started = now, False, True
-        if not was:
-            return
-        what = "stream resumed" if started else "samples arriving"
-        more = int(getattr(self.source.stats, "reconnects", 0)) - self._reconnects
-        self.notify(f"{what} at {_clock(wall)} after {idle:.1f} s without samples" + (" (reconnected)" if more else ""))
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=1.0)
 
 
 def run_live(
@@ -508,7 +433,7 @@ def run_live(
         timer = threading.Timer(max(0.0, duration - (time.monotonic() - t0)), _expire)
         timer.daemon = True
         timer.start()
-    dog = _Watchdog(source, stall_s, say) if stall_s is not None else None
+    dog = Watchdog(source, stall_s, say) if stall_s is not None else None
     try:
         for block in source.blocks():
             if dog is not None:

@@ -46,6 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from har.artifacts.layout import MANIFEST_FILE, METADATA_FILE
 from har.errors import OutputError
 from har.runtime.live import Prediction
 
@@ -169,7 +170,7 @@ def refuse_foreign_file(path: str | os.PathLike[str], what: str) -> None:
     p = Path(path)
     if p.suffix.lower() in _ARTIFACT_SUFFIXES:
         raise OutputError(f"{what}: {p} is a model file ({p.suffix}); write the log elsewhere")
-    for name in ("manifest.json", "metadata.json"):
+    for name in (MANIFEST_FILE, METADATA_FILE):
         if _har_format(p.parent / name) in _ARTIFACT_FORMATS:
             raise OutputError(f"{what}: {p} is inside a model directory or bundle ({p.parent}); "
                               "write the log elsewhere")

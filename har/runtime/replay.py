@@ -1,5 +1,6 @@
 """Offline replay (`har replay`): a whole recording classified as fast as possible on the same
-window grid as `har run --file`, with a timeline and accuracy. No TensorFlow."""
+windows as `har run --file` and training (:mod:`har.signal`: runs, resampling, window grid and
+labels), with a timeline and accuracy. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from har.runtime.classifier import BATCH_THRESHOLD, WindowClassifier
-from har.runtime.live import RATE_TOLERANCE, _as_classifier, _Resampler
+from har.runtime.live import _as_classifier
 from har.runtime.smoothing import SmoothingConfig, smooth_sequence
 from har.scoring.events import event_metrics
+from har.signal import runs, window_labels, window_starts
 
 REPLAY_CHUNK = 4096  # windows normalised and classified at a time (bounds memory)
 
@@ -104,30 +106,6 @@ class ReplayResult:
         }
 
 
-def _majority(labels: np.ndarray) -> tuple[str, float]:
-    if labels.size == 0:
-        return "", 0.0
-    vals, cnt = np.unique(labels, return_counts=True)
-    i = int(np.argmax(cnt))
-    return str(vals[i]), float(cnt[i]) / labels.size
-
-
-def _window_majority(labs: np.ndarray, starts: np.ndarray, w: int) -> tuple[list[str], np.ndarray]:
-    """Majority recorded label of each window ``labs[s:s + w]`` and its share, vectorised (cumulative
-    counts per label). Ties go to the label first in sorted order, as :func:`_majority`."""
-    if labs.size == 0 or starts.size == 0:
-        return [], np.zeros(0)
-    change = np.flatnonzero(labs[1:] != labs[:-1]) + 1
-    names, run_codes = np.unique(labs[np.r_[0, change]], return_inverse=True)
-    codes = np.repeat(run_codes, np.diff(np.r_[0, change, labs.size]))
-    counts = np.empty((starts.size, names.size), dtype=np.int64)
-    for c in range(names.size):
-        cs = np.concatenate([[0], np.cumsum(codes == c)])
-        counts[:, c] = cs[starts + w] - cs[starts]
-    best = counts.argmax(axis=1)
-    return [str(v) for v in names[best].tolist()], counts[np.arange(starts.size), best] / float(w)
-
-
 def _chunks(views: list[np.ndarray], size: int) -> Iterator[np.ndarray]:
     """Windows from consecutive runs in arrays of ``size`` (the last one shorter), so memory stays
     bounded by the chunk whatever the recording's length."""
@@ -155,8 +133,10 @@ def replay(
     progress: Callable[[int, int], Any] | None = None,
 ) -> ReplayResult:
     """Classify a whole recording as fast as possible, on the same window grid as `har run --file`
-    (each contiguous segment from its first sample, every hop). Windows whose recorded labels are
-    unlabeled or less pure than the model's purity setting are not scored.
+    (each contiguous segment from its first sample, every hop, resampled like training when the
+    rates differ). Windows are scored exactly when training would use them
+    (:func:`har.signal.window_labels`): pure enough for the model's purity setting and without an
+    unlabelled sample.
 
     With a batched model in the bundle (``model_batch.tflite``: float32, fixed batch, the LSTM
     unrolled so that XNNPACK runs it as matrix products) it is used for every window; its argmax
@@ -175,18 +155,12 @@ def replay(
     views: list[np.ndarray] = []  # per contiguous run: (windows, w, channels), strided views (no copy)
     spans: list[tuple[float, float]] = []
     majority: list[str] = []  # recorded majority label of each window
-    purities: list[np.ndarray] = []  # its share of the window
-    for seg in rec.segments():
-        t, xyz, labs = rec.time[seg], rec.xyz[seg], rec.labels[seg]
-        if abs(rec.rate_hz - model_rate) / model_rate > RATE_TOLERANCE:
-            r = _Resampler(rec.rate_hz, model_rate)
-            t2, xyz = r.push(t, xyz)
-            near = np.clip(np.searchsorted(t, t2), 0, len(t) - 1)
-            t, labs = t2, labs[near]
-        n = xyz.shape[0]
-        if n < w:
+    scored_labels: list[np.ndarray] = []  # the label training gives each window ("" = not scored)
+    for run in runs(rec, model_rate):
+        t, xyz = run.time, run.xyz
+        starts = window_starts(xyz.shape[0], meta.window)
+        if starts.shape[0] == 0:
             continue
-        starts = np.arange(0, n - w + 1, hop)
         views.append(sliding_window_view(xyz, (w, xyz.shape[1]))[::hop, 0])
         # Timeline: each window owns the hop that ends at its last sample (the first window of a
         # run owns its whole span), so segments do not overlap.
@@ -194,9 +168,9 @@ def replay(
         owned = t[np.maximum(starts + w - 1 - hop, 0)]
         owned[0] = t[0]
         spans.extend(zip(owned.tolist(), ends.tolist(), strict=True))
-        lab, frac = _window_majority(labs, starts, w)
-        majority.extend(lab)
-        purities.append(frac)
+        major, _, label = window_labels(run.labels, starts, w, purity)
+        majority.extend(str(v) for v in major.tolist())
+        scored_labels.append(label)
     n_windows = len(spans)
     use_batch = not exact and clf.has_batch_model and n_windows >= BATCH_THRESHOLD
     probs = np.empty((n_windows, len(clf.classes)), dtype=np.float32)
@@ -206,19 +180,12 @@ def replay(
         done += chunk.shape[0]
         if progress is not None:
             progress(done, n_windows)
-    frac_all = np.concatenate(purities) if purities else np.zeros(0)
+    labels_all = np.concatenate(scored_labels).tolist() if scored_labels else []
     pred = [clf.classes[i] for i in np.argmax(probs, axis=1).tolist()] if n_windows else []
-    true_maj: list[str] = []
-    scored_true: list[str] = []
-    correct = scored = 0
-    for p, lab, frac in zip(pred, majority, frac_all.tolist(), strict=True):
-        true_maj.append(lab)
-        if lab and frac >= purity:
-            scored += 1
-            correct += int(p == lab)
-            scored_true.append(lab)
-        else:
-            scored_true.append("")
+    true_maj = majority
+    scored_true = [str(v) for v in labels_all]
+    scored = sum(1 for lab in scored_true if lab)
+    correct = sum(1 for p, lab in zip(pred, scored_true, strict=True) if lab and p == lab)
     segments: list[TimelineSegment] = []
     i = 0
     while i < len(pred):

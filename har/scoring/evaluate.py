@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import BATCH_MODEL_FILE, MANIFEST_FILE, MODEL_FILE
+from har.artifacts.layout import BATCH_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, REPORT_JSON, REPORT_TXT, is_bundle
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.dataset import load_recordings, windows_for
 from har.errors import ConfigError, DataError, ModelError
@@ -29,14 +29,10 @@ from har.scoring.metrics import compute_metrics, format_report, group_accuracy, 
 TFLITE_FILE = MODEL_FILE  # kept for callers of the old name
 MODEL_CHOICES = ("live", "replay")
 
+__all__ = ["MODEL_CHOICES", "Predictor", "bundle_predictor", "evaluate", "is_bundle", "predict_proba"]
+
 Predictor = Callable[[np.ndarray], np.ndarray]
 """Raw windows float32 (n, window, channels) in g -> class probabilities float (n, n_classes)."""
-
-
-def is_bundle(path: str | os.PathLike[str]) -> bool:
-    """A bundle directory has manifest.json and model.tflite."""
-    p = Path(path)
-    return p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / MODEL_FILE).is_file()
 
 
 def bundle_predictor(path: str | os.PathLike[str], which: str = "live") -> tuple[Predictor, str]:
@@ -172,6 +168,6 @@ def evaluate(
     if out is not None:
         o = Path(out)
         o.mkdir(parents=True, exist_ok=True)
-        (o / "report.txt").write_text(text, encoding="utf-8")
-        (o / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (o / REPORT_TXT).write_text(text, encoding="utf-8")
+        (o / REPORT_JSON).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

@@ -1,14 +1,22 @@
-"""PNG figures for training reports. matplotlib (Agg backend) is imported inside each function,
-so importing this module costs nothing and never needs a display."""
+"""PNG figures: training reports and `har plot` (a recording with its true and predicted labels).
+matplotlib (Agg backend) is imported inside each function, so importing this module costs nothing
+and never needs a display."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from har.errors import DataError
+from har.signal import BREAK_PERIODS, make_windows
+
+if TYPE_CHECKING:
+    from har.recording.format import Recording
 
 
 def _pyplot() -> Any:
@@ -152,7 +160,7 @@ def plot_recording(
         ax.axvspan(s, e, color=colors[lab], alpha=0.15, linewidth=0)
     if t.size > 1:  # break the lines at gaps and breaks (time jumps) instead of joining them
         dt = np.diff(t)
-        cut = np.flatnonzero((dt <= 0) | (dt > 2.5 * float(np.median(dt)))) + 1
+        cut = np.flatnonzero((dt <= 0) | (dt > BREAK_PERIODS * float(np.median(dt)))) + 1
         t_plot = np.insert(t, cut, np.nan)
         a_plot = np.insert(a, cut, np.nan, axis=0)
     else:
@@ -187,3 +195,79 @@ def plot_recording(
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+@dataclass(frozen=True)
+class WindowPredictions:
+    """A model's predicted label per window of one recording (:func:`predict_recording`)."""
+
+    start_s: np.ndarray  # float64 (n,): start of the span each prediction covers (its window's last hop)
+    labels: np.ndarray  # str (n,)
+    span_s: float  # seconds each prediction covers (the hop)
+    correct: int  # predictions equal to the window's label, over the labelled windows
+    labelled: int  # windows with a training label (pure, no unlabelled sample)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+def predict_recording(
+    rec: Recording, model: str | os.PathLike[str], predictor: Callable[[np.ndarray], np.ndarray] | None = None
+) -> WindowPredictions:
+    """Every window of ``rec`` on the model's grid (:func:`har.signal.make_windows`), classified by
+    a bundle's live model (or ``predictor``: a model directory's, har.training.predict.keras_predictor);
+    each prediction labels its window's last hop."""
+    from har.artifacts.metadata import load_metadata  # noqa: PLC0415
+    from har.scoring.evaluate import predict_proba  # noqa: PLC0415
+
+    meta = load_metadata(model)
+    w = make_windows(rec, meta.window, labelled_only=False)
+    if len(w) == 0:
+        name = rec.path or "the recording"
+        raise DataError(f"{name} is shorter than one {meta.window.window_s:g} s window of the model")
+    _, probs = predict_proba(model, w.x, predictor=predictor)
+    pred = np.asarray(meta.classes)[np.asarray(probs).argmax(axis=1)]
+    known = w.y != ""
+    return WindowPredictions(
+        start_s=w.start_s + meta.window.window_s - meta.window.hop_s,
+        labels=pred,
+        span_s=meta.window.hop_s,
+        correct=int((pred[known] == w.y[known]).sum()),
+        labelled=int(known.sum()),
+    )
+
+
+def plot_recording_file(
+    recording: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    model: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    predictor: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Path:
+    """`har plot`: write ``out`` (default: the recording with the suffix .png) showing the recording
+    and, with ``model``, its predicted labels and window accuracy. DataError on bad input or when
+    ``out`` exists and not ``overwrite``."""
+    from har.recording.format import read_recording  # noqa: PLC0415
+
+    rec = read_recording(recording)
+    if len(rec) == 0:
+        raise DataError(f"{recording} holds no samples")
+    path = Path(out) if out is not None else Path(recording).with_suffix(".png")
+    if path.suffix.lower() != ".png":
+        raise DataError(f"--out must end in .png, got {path}")
+    if path.exists() and not overwrite:
+        raise DataError(f"{path} exists (choose another --out or pass --overwrite)")
+    title = f"{Path(recording).name}  (subject {rec.subject}, {rec.rate_hz:g} Hz)"
+    pred: WindowPredictions | None = None
+    if model is not None:
+        pred = predict_recording(rec, model, predictor)
+        if pred.accuracy is not None:
+            title += f"  -  {Path(model).name}: window accuracy {pred.accuracy:.3f} on {pred.labelled} labelled windows"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return plot_recording(
+        rec.time, rec.xyz, rec.labels, path, title=title,
+        pred_start_s=None if pred is None else pred.start_s,
+        pred_labels=None if pred is None else pred.labels,
+        pred_span_s=0.0 if pred is None else pred.span_s,
+    )

@@ -36,12 +36,6 @@ def _say(tag: str, name: str) -> None:
     print(f"{tag} {name}", flush=True)
 
 
-def _normalize(x: np.ndarray, mean: Any, std: Any) -> np.ndarray:
-    m = np.asarray(mean, dtype=np.float32).reshape(1, 1, -1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, 1, -1)
-    return ((np.asarray(x, dtype=np.float32) - m) / s).astype(np.float32)
-
-
 def patch_and_list_ops(tflite: bytes) -> tuple[bytes, list[dict[str, Any]], int]:
     """Set cell_clip = 0 in every fused LSTM op; return (new bytes, operator list, patched count).
 
@@ -118,20 +112,30 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    from har.artifacts.layout import (  # noqa: PLC0415
+        BATCH_MODEL_FILE,
+        BATCH_OPS_FILE,
+        DEPLOY_WINDOWS_FILE,
+        HEAD_FILE,
+        KERAS_PROBS_FILE,
+        MODEL_FILE,
+        OPS_FILE,
+        WEIGHTS_FILE,
+    )
     from har.artifacts.metadata import load_metadata  # noqa: PLC0415
     from har.training.model import build_model  # noqa: PLC0415
 
     model_dir, work = Path(args.model_dir), Path(args.work_dir)
     meta = load_metadata(model_dir)
-    with np.load(model_dir / "deploy_windows.npz", allow_pickle=False) as z:
+    with np.load(model_dir / DEPLOY_WINDOWS_FILE, allow_pickle=False) as z:
         calib_x = np.asarray(z["calib_x"], dtype=np.float32)
         heldout_x = np.asarray(z["heldout_x"], dtype=np.float32)
     norm = meta.normalization
     rng = np.random.default_rng(args.seed)
     if calib_x.shape[0] > args.calibration_windows:
         calib_x = calib_x[np.sort(rng.choice(calib_x.shape[0], args.calibration_windows, replace=False))]
-    calib = _normalize(calib_x, norm.mean, norm.std)
-    held = _normalize(heldout_x, norm.mean, norm.std)
+    calib = norm.apply(calib_x)
+    held = norm.apply(heldout_x)
 
     _say("STEP", "build")
     from har.training._tf import import_tf  # noqa: PLC0415
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     tf.random.set_seed(args.seed)
     cfg = meta.train_config.model
     w, c, k = meta.window.window_samples, meta.n_channels, len(meta.classes)
-    weights = str(model_dir / "model.weights.h5")
+    weights = str(model_dir / WEIGHTS_FILE)
     m1 = build_model(cfg, w, c, k, batch_size=1)
     m1.load_weights(weights)
     _say("DONE", "build")
@@ -149,16 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     keras_model = build_model(cfg, w, c, k, batch_size=None)
     keras_model.set_weights(m1.get_weights())
     probs = keras_model.predict(held, batch_size=256, verbose=0) if held.shape[0] else np.zeros((0, k))
-    np.save(work / "keras_probs.npy", np.asarray(probs, dtype=np.float32), allow_pickle=False)
+    np.save(work / KERAS_PROBS_FILE, np.asarray(probs, dtype=np.float32), allow_pickle=False)
     _say("DONE", "keras")
 
     _say("STEP", "single")
     m1e, head_w, head_b = with_embedding(keras, m1)
-    np.savez(work / "head.npz", W=head_w, b=head_b)
+    np.savez(work / HEAD_FILE, W=head_w, b=head_b)
     raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io)
     data, ops, patched = patch_and_list_ops(raw)
-    (work / "model.tflite").write_bytes(data)
-    (work / "ops.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+    (work / MODEL_FILE).write_bytes(data)
+    (work / OPS_FILE).write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
     _say("DONE", "single")
 
     if args.batch > 1:
@@ -170,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         mb.set_weights(m1.get_weights())
         raw = convert(tf, with_embedding(keras, mb)[0], "fp32", calib, args.batch, False)
         data, ops, patched = patch_and_list_ops(raw)
-        (work / "model_batch.tflite").write_bytes(data)
-        (work / "ops_batch.json").write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+        (work / BATCH_MODEL_FILE).write_bytes(data)
+        (work / BATCH_OPS_FILE).write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
         _say("DONE", "batch")
     return 0
 

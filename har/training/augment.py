@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from har.config import AugmentConfig
+from har.errors import ConfigError
 
 TIME_WARP_KNOTS = 4  # random speed values across a window, linearly interpolated
 
@@ -124,6 +125,8 @@ def augment(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.n
     if not cfg.active:
         return np.array(x, dtype=np.float32, copy=True)
     out = time_warp(x, cfg.time_warp, rng, cfg.p)
+    if isinstance(cfg.rotation_z_deg, str):
+        raise ConfigError("rotation_z_deg 'auto' is resolved by har.training.fit.fit_model before augmenting")
     if cfg.rotation_z_deg > 0:  # only then, so configs without it keep their random stream
         out = rotate_z(out, cfg.rotation_z_deg, rng, cfg.p)
     out = rotate(out, cfg.rotation_deg, rng, cfg.p)

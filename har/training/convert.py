@@ -28,24 +28,28 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import (
+from har.artifacts.bundle import write_manifest
+from har.artifacts.layout import (
     BATCH_MODEL_FILE,
+    BATCH_OPS_FILE,
+    BUNDLE_FILES,
+    DEPLOY_WINDOWS_FILE,
     HEAD_FILE,
+    KERAS_PROBS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    OPS_FILE,
     REPORT_FILE,
-    write_manifest,
+    WEIGHTS_FILE,
+    WORKER_STDERR_FILE,
 )
-from har.artifacts.metadata import METADATA_FILE, ModelMetadata, load_metadata, save_metadata
+from har.artifacts.metadata import ModelMetadata, load_metadata, save_metadata
 from har.config import ExportConfig
 from har.errors import ExportError, HarError, ModelError
 from har.recording.format import utc_now_iso
 
-WEIGHTS_FILE = "model.weights.h5"
-DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
 DEFAULT_MIN_AGREEMENT = 0.98
 DEFAULT_BATCH = 128
-_BUNDLE_FILES = {MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE, HEAD_FILE}
 
 
 @dataclass
@@ -186,14 +190,19 @@ def _prepare_out(out_dir: Path, model_dir: Path, overwrite: bool) -> None:
         contents = {p.name for p in out_dir.iterdir()}
         if contents and not overwrite:
             raise ExportError(f"{out_dir} exists (choose another --out or pass --overwrite)")
-        foreign = sorted(contents - _BUNDLE_FILES)
+        foreign = sorted(contents - BUNDLE_FILES)
         if foreign:
             raise ExportError(f"{out_dir} holds files that are not part of a bundle ({foreign[0]}...): not overwriting")
 
 
 # --- the conversion subprocess ----------------------------------------------------------------
 def _run_worker(
-    model_dir: Path, work: Path, cfg: ExportConfig, batch: int, int8_io: bool, echo: Callable[[str], Any],
+    model_dir: Path,
+    work: Path,
+    cfg: ExportConfig,
+    batch: int,
+    int8_io: bool,
+    echo: Callable[[str], Any],
     timeout_s: float,
 ) -> tuple[set[str], int, str]:
     """Run the worker; return (completed stages, exit code, last stderr line)."""
@@ -202,8 +211,17 @@ def _run_worker(
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     cmd = [
-        sys.executable, "-m", "har.training._convert_worker", str(model_dir), str(work),
-        "--quantize", cfg.quantize, "--calibration-windows", str(cfg.calibration_windows), "--batch", str(batch),
+        sys.executable,
+        "-m",
+        "har.training._convert_worker",
+        str(model_dir),
+        str(work),
+        "--quantize",
+        cfg.quantize,
+        "--calibration-windows",
+        str(cfg.calibration_windows),
+        "--batch",
+        str(batch),
     ]
     if int8_io:
         cmd.append("--int8-io")
@@ -215,7 +233,7 @@ def _run_worker(
     }
     done: set[str] = set()
     started: dict[str, float] = {}
-    stderr_path = work / "worker.stderr"
+    stderr_path = work / WORKER_STDERR_FILE
     with open(stderr_path, "w+b") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
         t_end = time.monotonic() + timeout_s
@@ -422,12 +440,12 @@ def export_bundle(
         has_batch = batch_size > 1 and "batch" in done
         if batch_size > 1 and not has_batch:
             warnings.append(f"batched model not exported ({_describe_rc(rc)}: {last or 'no message'})")
-        ops = _check_ops(work, "ops.json", MODEL_FILE)
+        ops = _check_ops(work, OPS_FILE, MODEL_FILE)
         if "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops:
             warnings.append("no fused UNIDIRECTIONAL_SEQUENCE_LSTM op: the LSTM was not fused (slower)")
         if has_batch:
             try:
-                _check_ops(work, "ops_batch.json", BATCH_MODEL_FILE)
+                _check_ops(work, BATCH_OPS_FILE, BATCH_MODEL_FILE)
             except ExportError as e:
                 warnings.append(f"batched model dropped: {e}")
                 has_batch = False
@@ -435,7 +453,7 @@ def export_bundle(
         shutil.copy2(work / HEAD_FILE, stage / HEAD_FILE)
         if has_batch:
             shutil.copy2(work / BATCH_MODEL_FILE, stage / BATCH_MODEL_FILE)
-        keras = np.load(work / "keras_probs.npy", allow_pickle=False)
+        keras = np.load(work / KERAS_PROBS_FILE, allow_pickle=False)
 
         echo("  verifying in the TFLite runtime (batch 1) ...")
         meta_b = dataclasses.replace(meta, export=cfg, verification={}, created=utc_now_iso())
@@ -468,8 +486,13 @@ def export_bundle(
                 a_b, d_b, acc_b = _compare(pb, keras, hy)
                 a_live = float(np.mean(np.argmax(pb, axis=1) == np.argmax(p1, axis=1))) if pb.size else 1.0
                 batch_check = ModelCheck(
-                    BATCH_MODEL_FILE, a_b, d_b, acc_b, (stage / BATCH_MODEL_FILE).stat().st_size / 1024,
-                    ms_per_window_batched=per, agreement_live=a_live,
+                    BATCH_MODEL_FILE,
+                    a_b,
+                    d_b,
+                    acc_b,
+                    (stage / BATCH_MODEL_FILE).stat().st_size / 1024,
+                    ms_per_window_batched=per,
+                    agreement_live=a_live,
                 )
                 if a_b < min_agreement:
                     warnings.append(f"batched model dropped: agreement {a_b:.3f} < {min_agreement}")
@@ -481,11 +504,17 @@ def export_bundle(
                 (stage / BATCH_MODEL_FILE).unlink()
 
         result = ExportResult(
-            bundle_dir=out_dir, quantize=cfg.quantize, model=check, batch_model=batch_check,
-            keras_accuracy=_accuracy(keras, hy), n_windows=int(hx.shape[0]), runtime_name=clf.runtime_name,
-            ops=ops, warnings=warnings,
+            bundle_dir=out_dir,
+            quantize=cfg.quantize,
+            model=check,
+            batch_model=batch_check,
+            keras_accuracy=_accuracy(keras, hy),
+            n_windows=int(hx.shape[0]),
+            runtime_name=clf.runtime_name,
+            ops=ops,
+            warnings=warnings,
         )
-        pct = (lambda v: "n/a" if v is None else f"{100 * v:.1f}%")  # noqa: E731
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         echo(
             f"  agreement with Keras {pct(agree)}, max |prob diff| {diff:.2e}, accuracy TFLite {pct(acc)} / "
             f"Keras {pct(result.keras_accuracy)}, {check.size_kb:.1f} KB, {lat:.3f} ms/window (1 thread, "

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.bundle import MANIFEST_FILE, REPORT_FILE, write_manifest
+from har.artifacts.bundle import write_manifest
+from har.artifacts.layout import ADAPTED_HEAD_FILE, MANIFEST_FILE, REPORT_FILE
 from har.artifacts.metadata import load_metadata, save_metadata
 from har.errors import AdaptError
 
@@ -41,6 +42,7 @@ def finetune_bundle(
 ) -> Any:
     """Fine-tune ``model_dir`` (the base of ``bundle``) on labelled ``recordings``; write ``out_dir``.
     Returns a :class:`har.runtime.adapt.AdaptResult`."""
+    from har.artifacts.layout import DEPLOY_WINDOWS_FILE, WEIGHTS_FILE
     from har.config import ExportConfig
     from har.dataset import fingerprint
     from har.recording.format import utc_now_iso
@@ -56,7 +58,7 @@ def finetune_bundle(
     )
     from har.runtime.classifier import WindowClassifier
     from har.training._tf import import_tf
-    from har.training.convert import DEPLOY_WINDOWS_FILE, WEIGHTS_FILE, export_bundle
+    from har.training.convert import export_bundle
     from har.training.model import build_model
 
     t0 = time.monotonic()
@@ -102,7 +104,7 @@ def finetune_bundle(
         stage = Path(tmp) / "bundle"
         shutil.copytree(cand if kept else src, stage)
         for p in stage.iterdir():  # only the model files: no manifest, no personal head of src
-            if p.name in (MANIFEST_FILE, "head_adapted.npz"):
+            if p.name in (MANIFEST_FILE, ADAPTED_HEAD_FILE):
                 p.unlink()
         adaptation = {
             "person": person,

@@ -2,10 +2,86 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from har.config import ModelConfig
 from har.training._tf import import_tf
+
+DENORM_LAYER = "denorm"  # fixed (non-trainable) x * std + mean, set from the Normalization
+
+
+def gravity_samples(window_samples: int) -> int:
+    """Length (odd, >= 3) of the moving average that estimates gravity: a fifth of the window
+    (1 s for the 5 s default), so no sample rate is needed to rebuild the graph."""
+    k = max(3, window_samples // 5)
+    return k if k % 2 else k + 1
+
+
+def input_channels(cfg: ModelConfig, n_channels: int = 3) -> int:
+    """Channels the LSTM front end sees for ``cfg.representation``."""
+    rep = cfg.representation
+    n = 2 * n_channels if rep.startswith("gravity_body") else n_channels
+    return n + (1 if rep.endswith("magnitude") else 0)
+
+
+def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: int, keras: Any) -> Any:
+    """Normalised windows -> the model's input channels, with builtin TFLite ops only.
+
+    The moving average is a fixed DepthwiseConv1D ("valid": no zero-padded edges, so the sequence
+    is ``gravity_samples - 1`` shorter; the body part is the centred crop minus the average).
+    Normalisation is affine per axis, so the split of normalised data is the normalised split."""
+    layers = keras.layers
+    rep = cfg.representation
+    if rep == "raw":
+        return x
+    parts = []
+    k = gravity_samples(window_samples)
+    split = rep.startswith("gravity_body") and window_samples > k
+    if split:
+        gravity = layers.DepthwiseConv1D(
+            k,
+            padding="valid",
+            use_bias=False,
+            depthwise_initializer=keras.initializers.Constant(1.0 / k),
+            trainable=False,
+            name="gravity_lowpass",
+        )(x)
+        crop = layers.Cropping1D((k // 2, k // 2), name="centre_crop")(x)
+        body = layers.Subtract(name="body")([crop, gravity])
+        parts += [gravity, body]
+        x_ref = crop
+    else:
+        parts.append(x)
+        x_ref = x
+    if rep.endswith("magnitude"):
+        # back to g: x * std + mean, a fixed per-axis affine (weights stored with the model)
+        raw = layers.DepthwiseConv1D(1, use_bias=True, trainable=False, name=DENORM_LAYER)(x_ref)
+        sq = layers.Multiply(name="squared")([raw, raw])
+        sumsq = layers.Dense(
+            1,
+            use_bias=True,
+            kernel_initializer="ones",
+            bias_initializer=keras.initializers.Constant(-1.0),
+            trainable=False,
+            name="norm_sq_minus_1",  # |a|^2 - 1 g^2: 0 at rest, orientation-free
+        )(sq)
+        parts.append(sumsq)
+    return layers.Concatenate(axis=-1, name="representation")(parts) if len(parts) > 1 else parts[0]
+
+
+def set_normalization(model: Any, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Store the per-axis normalisation in the fixed de-normalisation layer, if the model has one
+    (magnitude representations); its weights are saved with the others."""
+    try:
+        layer = model.get_layer(DENORM_LAYER)
+    except ValueError:
+        return
+    kernel, bias = layer.get_weights()
+    kernel = np.asarray(std, dtype=np.float32).reshape(kernel.shape)
+    layer.set_weights([kernel, np.asarray(mean, dtype=np.float32).reshape(bias.shape)])
 
 
 def build_model(
@@ -16,13 +92,16 @@ def build_model(
     batch_size: int | None = None,
     unroll: bool = False,
 ) -> Any:
-    """Input(window, channels) -> [Conv1D relu x conv_layers] -> LSTM stack -> [Dropout] ->
-    [Dense relu] -> Dense softmax.
+    """Input(window, channels) -> representation -> [Conv1D relu x conv_layers] -> LSTM stack ->
+    pooling -> [Dropout] -> [Dense relu] -> Dense softmax.
 
-    The optional Conv1D front end (``cfg.conv_filters > 0``; kernel ``cfg.conv_kernel`` samples,
-    stride ``cfg.conv_stride`` samples, "same" padding) learns local motion features and, with a
-    stride of 2, halves the sequence the LSTM has to run over; it converts to the builtin
-    CONV_2D op.
+    ``cfg.representation`` (see har.config.REPRESENTATIONS) derives gravity / body / magnitude
+    channels inside the graph with fixed weights, so runtime and bundle are unchanged. The
+    optional Conv1D front end (``cfg.conv_filters > 0``; kernel ``cfg.conv_kernel`` samples, the
+    first layer with stride ``cfg.conv_stride``, layer i >= 1 with dilation
+    ``cfg.conv_dilation ** i``, "same" padding) converts to CONV_2D. ``cfg.pooling``: "last"
+    (the LSTM's final state), "mean" (average over time) or "attention" (softmax-weighted sum of
+    the outputs with learned scores).
 
     ``batch_size=1`` gives the fixed-batch graph that converts to the fused TFLite LSTM op;
     weights are interchangeable between batch sizes (same layer names and shapes). ``unroll=True``
@@ -32,20 +111,32 @@ def build_model(
     _, keras = import_tf()
     layers = keras.layers
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
-    x = inp
+    x = _representation(cfg, inp, window_samples, n_channels, keras)
     if cfg.conv_filters > 0:
         for i in range(cfg.conv_layers):
             x = layers.Conv1D(
                 cfg.conv_filters,
                 cfg.conv_kernel,
-                strides=cfg.conv_stride,
+                strides=cfg.conv_stride if i == 0 else 1,
+                dilation_rate=cfg.conv_dilation**i if i > 0 else 1,
                 padding="same",
                 activation="relu",
                 name=f"conv_{i}",
             )(x)
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
-        x = layers.LSTM(units, return_sequences=not last, unroll=unroll, name=f"lstm_{i}")(x)
+        seq = not last or cfg.pooling != "last"
+        x = layers.LSTM(units, return_sequences=seq, unroll=unroll, name=f"lstm_{i}")(x)
+    if cfg.pooling == "mean":
+        x = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    elif cfg.pooling == "attention":
+        steps = int(x.shape[1])
+        score = layers.Dense(1, use_bias=False, name="attention_score")(x)  # (b, t, 1)
+        score = layers.Reshape((steps,), name="attention_flat")(score)
+        weight = layers.Softmax(name="attention_weight")(score)
+        weight = layers.Reshape((steps, 1), name="attention_col")(weight)
+        x = layers.Multiply(name="attention_apply")([x, weight])
+        x = layers.GlobalAveragePooling1D(name="attention_sum")(x)  # mean = sum / steps: a fixed scale
     if cfg.dropout > 0:
         x = layers.Dropout(cfg.dropout, name="dropout")(x)
     if cfg.dense_units > 0:

@@ -22,8 +22,8 @@ PREDICT_BATCH = 256
 def keras_predictor(path: str | os.PathLike[str], meta: ModelMetadata | None = None) -> Predictor:
     """A predictor (raw windows in g -> probabilities) for the model directory ``path``.
     The model is built and its weights loaded once, here."""
+    from har.artifacts.layout import WEIGHTS_FILE
     from har.training.model import build_model
-    from har.training.train import WEIGHTS_FILE, normalize
 
     p = Path(path)
     meta = meta if meta is not None else load_metadata(p)
@@ -38,7 +38,7 @@ def keras_predictor(path: str | os.PathLike[str], meta: ModelMetadata | None = N
     norm = meta.normalization
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(normalize(x, norm), batch_size=PREDICT_BATCH, verbose=0))
+        return np.asarray(model.predict(norm.apply(x), batch_size=PREDICT_BATCH, verbose=0))
 
     return predict
 

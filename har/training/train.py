@@ -11,10 +11,9 @@ TensorFlow is imported only through :func:`har.training._tf.import_tf`, inside :
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,24 +23,37 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
+from har.artifacts.layout import (  # noqa: F401 - file names re-exported for callers of this module
+    CONFUSION_PNG,
+    CURVES_PNG,
+    DEPLOY_WINDOWS_FILE,
+    F1_PNG,
+    REPORT_JSON,
+    REPORT_TXT,
+    WEIGHTS_FILE,
+)
+from har.artifacts.metadata import ModelMetadata, save_metadata
 from har.config import TrainConfig
 from har.dataset import Split, fingerprint, load_recordings, split_recordings, windows_for
 from har.errors import TrainingError
 from har.recording.format import Recording, utc_now_iso
 from har.scoring.metrics import compute_metrics, format_report, group_accuracy, subject_spread
 from har.signal import Windows
+from har.training.cv import format_cv, run_cv
+from har.training.fit import (  # noqa: F401  (re-exported: the public names lived here before fit.py)
+    MIN_STD,
+    class_weights,
+    encode,
+    fit_model,
+    fit_normalization,
+    holdout_recordings,
+    holdout_windows,
+    lr_callbacks,
+    normalize,
+)
 
-WEIGHTS_FILE = "model.weights.h5"
-DEPLOY_WINDOWS_FILE = "deploy_windows.npz"
-REPORT_TXT = "report.txt"
-REPORT_JSON = "report.json"
-CONFUSION_PNG = "confusion.png"
-CURVES_PNG = "training_curves.png"
-F1_PNG = "per_class_f1.png"
 MAX_CALIB_WINDOWS = 500
 MAX_HELDOUT_WINDOWS = 1000
-MIN_STD = 1e-6  # g; axes flatter than this are not scaled
 
 
 @dataclass
@@ -53,40 +65,16 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def fit_normalization(x: np.ndarray) -> Normalization:
-    """Per-axis mean and standard deviation (g) over windows x (n, window, channels)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
-    std = np.where(std < MIN_STD, 1.0, std)
-    return Normalization(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
-
-
-def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
-    """``(x - mean) / std`` per axis, float32."""
-    mean = np.asarray(norm.mean, dtype=np.float32)
-    std = np.asarray(norm.std, dtype=np.float32)
-    return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
-
-
-def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Balanced weights ``n / (n_classes * count_k)`` for class indices ``y``."""
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    n = float(counts.sum())
-    return {k: (n / (n_classes * counts[k]) if counts[k] > 0 else 0.0) for k in range(n_classes)}
-
-
-def _encode(y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-    index = {c: i for i, c in enumerate(classes)}
-    return np.array([index[v] for v in y.tolist()], dtype=np.int64)
-
-
 def _per_class_counts(w: Windows) -> dict[str, int]:
     return {k: int(v) for k, v in sorted(Counter(w.y.tolist()).items())}
 
 
 def _session_key(rec: Recording) -> str:
     return rec.meta.session_id or (rec.path.stem if rec.path else "")
+
+
+def _recording_key(rec: Recording) -> str:
+    return str(rec.path) if rec.path else f"{rec.subject}/{rec.meta.session_id}"
 
 
 def _no_windows_message(what: str, config: TrainConfig) -> str:
@@ -120,6 +108,26 @@ def _data_summary(recs: Sequence[Recording], split: Split, tr: Windows, va: Wind
         },
         "files": {"train": files(split.train), "val": files(split.val), "test": files(split.test)},
     }
+
+
+def _validation_without_subjects(
+    recs: Sequence[Recording], split: Split, tr: Windows, config: TrainConfig, echo: Callable[[str], None]
+) -> tuple[Windows, Windows, Split]:
+    """No validation subjects (one training subject, or ``--test`` data from one subject): hold
+    out a label-stratified fraction of the training recordings, or with a single recording the
+    tail of each label's windows (:func:`har.training.fit.holdout_windows`)."""
+    fraction = config.val_fraction if config.val_fraction > 0 else 0.2
+    keep, val = holdout_recordings(recs, split.train, fraction, config.seed + 1)
+    wc = config.window
+    if val:
+        echo(f"validation: {len(val)} of {len(split.train)} training recordings held out (stratified by label)")
+        split = dataclasses.replace(split, train=keep, val=val)
+        return windows_for(recs, keep, wc), windows_for(recs, val, wc), split
+    mt, mv = holdout_windows(tr, fraction, wc.window_s)
+    if mv.any() and mt.any():
+        echo(f"validation: the last {fraction:g} of each label's windows (overlapping training windows dropped)")
+        return tr.select(mt), tr.select(mv), split
+    return tr, Windows.empty(wc.window_samples, tr.x.shape[-1]), split
 
 
 def train(
@@ -180,8 +188,11 @@ def train(
         echo(f"warning: validation class(es) {', '.join(extra_val)} not in training: those windows are ignored")
         va = va.select(np.isin(va.y, classes))
 
-    ytr, yte = _encode(tr.y, classes), _encode(te.y, classes)
-    yva = _encode(va.y, classes)
+    if len(va) == 0:
+        tr, va, split = _validation_without_subjects(all_recs, split, tr, config, echo)
+        va = va.select(np.isin(va.y, classes))
+    ytr, yte = encode(tr.y, classes), encode(te.y, classes)
+    yva = encode(va.y, classes)
     norm = fit_normalization(tr.x)
     echo(
         f"data: {len(all_recs)} recording(s); split by {split.by}; windows train {len(tr)} "
@@ -189,19 +200,19 @@ def train(
         f"test {len(te)} ({', '.join(split.test_subjects)}); classes: {', '.join(classes)}"
     )
     if len(va) == 0:
-        echo("warning: no validation windows: early stopping watches the training loss")
+        echo("warning: no validation windows: training runs its full length without early stopping")
 
     cv_result: dict[str, Any] | None = None
     if config.cv_folds:
-        from har.training.cv import run_cv
-
         dev = split.train + split.val
         key = (lambda r: r.subject) if split.by != "session" else _session_key
-        echo(f"cross-validation: {config.cv_folds} folds over {len({key(all_recs[i]) for i in dev})} subject(s)")
-        cv_result = run_cv(all_recs, dev, classes, config, key=key, echo=echo)
+        grouped_by = "subject"
+        if len({key(all_recs[i]) for i in dev}) < config.cv_folds:  # no subject ids: stratified recordings
+            key, grouped_by = _recording_key, "recording"
+        echo(f"cross-validation: {config.cv_folds} folds over {len({key(all_recs[i]) for i in dev})} {grouped_by}(s)")
+        cv_result = run_cv(all_recs, dev, classes, config, key=key, echo=echo, grouped_by=grouped_by)
         echo("final model: training on all training subjects")
-    history = _fit(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo)
-    model, hist = history
+    model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo)
     probs = model.predict(normalize(te.x, norm), batch_size=256, verbose=0)
     pred = np.asarray(probs).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
@@ -229,6 +240,10 @@ def train(
         heldout_y=yte[hi].astype(np.int32),
     )
     summary = _data_summary(all_recs, split, tr, va, te)
+    # what the "auto" settings resolved to (the stored train_config keeps "auto")
+    summary["resolved"] = {"epochs_planned": int(hist.get("epochs_planned", [0])[0])}
+    if "rotation_z_deg" in hist:
+        summary["resolved"]["rotation_z_deg"] = float(hist["rotation_z_deg"][0])
     if cv_result is not None:
         cv_keys = ("k", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")
         summary["cv"] = {k: cv_result[k] for k in cv_keys}
@@ -244,17 +259,17 @@ def train(
     )
     save_metadata(out, meta)
     epochs_run = len(hist.get("loss", []))
-    monitor = hist.get("val_loss") or hist.get("loss") or [0.0]
-    best_epoch = int(np.argmin(monitor)) + 1
+    best_epoch = int(np.argmin(hist["val_loss"])) + 1 if hist.get("val_loss") else epochs_run
     title = f"har model {out.name}: test set ({split.by} split)"
     text = format_report(metrics, title=title, per_group=per_subject, group_name="subject")
     text += (
         f"\ntrain subjects: {', '.join(split.train_subjects)}\nval subjects:   {', '.join(split.val_subjects) or '-'}\n"
-        f"test subjects:  {', '.join(split.test_subjects)}\nepochs run:     {epochs_run} (best {best_epoch})\n"
+        f"test subjects:  {', '.join(split.test_subjects)}\nepochs run:     {epochs_run} (best {best_epoch}, "
+        f"at most {summary['resolved']['epochs_planned']})\n"
     )
+    if "rotation_z_deg" in summary["resolved"]:
+        text += f"z rotation:     {summary['resolved']['rotation_z_deg']:g} degrees (auto, by validation accuracy)\n"
     if cv_result is not None:
-        from har.training.cv import format_cv
-
         text += format_cv(cv_result)
     if ref is not None:
         from har.training.reference import format_reference
@@ -280,131 +295,3 @@ def train(
     plot_training_curves(hist, out / CURVES_PNG)
     plot_per_class_f1(metrics, out / F1_PNG)
     return TrainResult(out_dir=out, metadata=meta, metrics=report)
-
-
-def lr_callbacks(config: TrainConfig, keras: Any, monitor: str) -> list[Any]:
-    """Keras callbacks for ``config.lr_schedule``: "plateau" = ReduceLROnPlateau on ``monitor``
-    (factor ``lr_factor`` after ``lr_patience`` epochs, floor ``min_lr``); "cosine" = per-epoch
-    cosine decay from ``learning_rate`` to ``min_lr`` over ``epochs``; "constant" = none."""
-    if config.lr_schedule == "plateau":
-        return [
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor,
-                factor=config.lr_factor,
-                patience=config.lr_patience,
-                min_lr=config.min_lr,
-                verbose=0,
-            )
-        ]
-    if config.lr_schedule == "cosine":
-        lr0, lr_min, n = config.learning_rate, min(config.min_lr, config.learning_rate), max(1, config.epochs)
-
-        def cosine(epoch: int, lr: float) -> float:
-            return float(lr_min + 0.5 * (lr0 - lr_min) * (1.0 + math.cos(math.pi * min(epoch, n) / n)))
-
-        return [keras.callbacks.LearningRateScheduler(cosine, verbose=0)]
-    return []
-
-
-def _fit(
-    config: TrainConfig,
-    norm: Normalization,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    n_classes: int,
-    progress: bool,
-    echo: Callable[[str], None],
-) -> tuple[Any, dict[str, list[float]]]:
-    """Seeded, deterministic Keras training. Returns ``(model, history as plain floats)``."""
-    from har.training._tf import import_tf
-    from har.training.model import build_model
-
-    tf, keras = import_tf()
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    wc = config.window
-    model = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    has_val = x_val.shape[0] > 0
-    epochs = config.epochs
-    steps = -(-x_train.shape[0] // config.batch_size)
-
-    tty = progress and sys.stdout.isatty()
-
-    class EpochLine(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
-        """One line per epoch through ``echo``; on a terminal also a live batch counter."""
-
-        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            self._t = self._shown = time.monotonic()
-            self._epoch = epoch
-
-        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
-            now = time.monotonic()
-            if tty and now - self._shown > 0.5:
-                self._shown = now
-                loss = (logs or {}).get("loss", float("nan"))
-                sys.stdout.write(f"\repoch {self._epoch + 1}/{epochs}  batch {batch + 1}/{steps}  loss {loss:.4f}")
-                sys.stdout.flush()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            logs = logs or {}
-            if tty:
-                sys.stdout.write("\r\033[K")
-                sys.stdout.flush()
-            parts = [f"epoch {epoch + 1}/{epochs}", f"loss {logs.get('loss', float('nan')):.4f}"]
-            parts.append(f"acc {logs.get('accuracy', float('nan')):.3f}")
-            if "val_loss" in logs:
-                parts.append(f"val_loss {logs['val_loss']:.4f}")
-                parts.append(f"val_acc {logs.get('val_accuracy', float('nan')):.3f}")
-            parts.append(f"{time.monotonic() - self._t:.1f}s")
-            echo("  ".join(parts))
-
-    monitor = "val_loss" if has_val else "loss"
-    callbacks: list[Any] = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
-    ]
-    callbacks += lr_callbacks(config, keras, monitor)
-    if progress:
-        callbacks.append(EpochLine())
-    weights = class_weights(y_train, n_classes) if config.class_weights else None
-    val = (normalize(x_val, norm), y_val) if has_val else None
-    if config.augment.active:
-        from har.training.augment import make_batches
-
-        sw = None
-        if weights is not None:
-            sw = np.array([weights[int(k)] for k in range(n_classes)], dtype=np.float32)[y_train]
-        batches = make_batches(
-            x_train,
-            y_train,
-            config.batch_size,
-            config.augment,
-            config.seed,
-            np.asarray(norm.mean, dtype=np.float32),
-            np.asarray(norm.std, dtype=np.float32),
-            sample_weight=sw,
-        )
-        hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
-    else:
-        hist = model.fit(
-            normalize(x_train, norm),
-            y_train,
-            validation_data=val,
-            epochs=epochs,
-            batch_size=config.batch_size,
-            class_weight=weights,
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
-        )
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return model, history

@@ -30,6 +30,7 @@ from har.recording.format import (
     utc_now_iso,
     write_recording,
 )
+from har.signal import BREAK_PERIODS
 
 STANDARD_GRAVITY = 9.80665  # m/s^2 per g
 # Accepted spellings of the input units -> factor that converts to g.
@@ -149,7 +150,7 @@ def seq_with_breaks(n: int, jumps: Mapping[int, int] | Iterable[int], rate_hz: f
     return np.cumsum(inc)
 
 
-def time_breaks(t_s: np.ndarray, rate_hz: float, tolerance: float = 2.5) -> dict[int, int]:
+def time_breaks(t_s: np.ndarray, rate_hz: float, tolerance: float = BREAK_PERIODS) -> dict[int, int]:
     """Rows where timestamps (s) go backwards, stand still or jump by more than ``tolerance``
     sample periods -> seq increments (forward jumps: the samples the jump spans)."""
     out: dict[int, int] = {}

@@ -1,0 +1,273 @@
+"""Choose har's default model by cross-validation inside TRAINING data only, over several data sets.
+
+No test subject is ever loaded: WISDM 2019 uses only subjects 1600-1635 (a fixed every-third
+subset of them, for CPU time), seglearn's watch set only its training subjects (1-7, the
+generality benchmark tests on 8-10), aeon's BasicMotions only its TRAIN split, and the simulator
+only training seeds. Each candidate configuration is scored by ``har.training.cv.run_cv``
+(leave-subjects-out folds; BasicMotions has no subject ids: folds over recordings stratified by
+label), with the same validation / early-stopping / ``epochs="auto"`` procedure as `har train`.
+
+Stage 1 compares input representation x z-rotation augmentation; stage 2 varies the stage-1
+winner (pooling, magnitude channel, label smoothing, dilated second conv layer, z rotation
+chosen automatically). The winner is the candidate with the best mean CV accuracy averaged over
+the data sets (each data set weighs the same). Results are appended to a JSONL file, so an
+interrupted run resumes; ``--table`` prints the markdown table of docs/training.md.
+
+    nice -n 10 python bench/select_defaults.py --stage 1 [--data wisdm,watch,basic,sim] [--folds 3]
+    nice -n 10 python bench/select_defaults.py --stage 2
+    python bench/select_defaults.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from har.config import AugmentConfig, ModelConfig, TrainConfig  # noqa: E402
+from har.recording.format import Recording, RecordingMeta  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "select_defaults.jsonl"
+WISDM_SUBJECTS = [str(s) for s in range(1600, 1636, 3)]  # 12 of the 36 training subjects
+WATCH_TRAIN_SUBJECTS = (1, 2, 3, 4, 5, 6, 7)  # bench/generality.py tests on 8-10
+SIM_SUBJECTS, SIM_SECONDS = 6, 30.0  # subject seeds 1-6, seed 0 (models/default and tests use others)
+
+
+@dataclasses.dataclass
+class DataSet:
+    name: str
+    recordings: list[Recording]
+    rate_hz: float
+    grouped_by: str  # "subject" | "recording"
+
+
+def _rec(xyz: np.ndarray, label: str | np.ndarray, subject: str, session: str, rate: float) -> Recording:
+    n = xyz.shape[0]
+    labels = np.full(n, label) if isinstance(label, str) else np.asarray(label)
+    meta = RecordingMeta(session_id=session, subject=subject, rate_hz=rate, complete=True)
+    return Recording(np.arange(n) / rate, np.ascontiguousarray(xyz, dtype=np.float32), labels, np.arange(n), meta)
+
+
+def load_wisdm() -> DataSet:
+    import wisdm
+
+    if not wisdm.WISDM_DIR.is_dir():  # a git worktree sits deeper than the main checkout
+        for p in Path(__file__).resolve().parents:
+            if (p / "shared" / "data" / wisdm.WISDM_DIR.name).is_dir():
+                wisdm.WISDM_DIR = p / "shared" / "data" / wisdm.WISDM_DIR.name
+                break
+    return DataSet("wisdm", wisdm.load_wisdm(WISDM_SUBJECTS), wisdm.RATE_HZ, "subject")
+
+
+def load_watch() -> DataSet:
+    from seglearn.datasets import load_watch as _load
+
+    d = _load()
+    names = ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+    recs = [
+        _rec(x[:, :3], names[int(y)], f"w{int(s):02d}", f"watch{i:03d}", 50.0)
+        for i, (x, y, s) in enumerate(zip(d["X"], d["y"], d["subject"], strict=True))
+        if int(s) in WATCH_TRAIN_SUBJECTS
+    ]
+    return DataSet("watch", recs, 50.0, "subject")
+
+
+def load_basic() -> DataSet:
+    from aeon.datasets import load_basic_motions
+
+    x, y = load_basic_motions(split="train")  # the TRAIN split only
+    recs = [_rec(x[i, :3].T, str(y[i]), "unknown", f"bm{i:02d}", 10.0) for i in range(x.shape[0])]
+    return DataSet("basic", recs, 10.0, "recording")
+
+
+def load_sim() -> DataSet:
+    from har.recording.simulate import ACTIVITIES, simulate_recording
+
+    recs = []
+    for s in range(1, SIM_SUBJECTS + 1):
+        order = [ACTIVITIES[(i + s) % len(ACTIVITIES)] for i in range(len(ACTIVITIES))]
+        recs.append(simulate_recording([(a, SIM_SECONDS) for a in order], f"sim{s:02d}", s, 50.0, seed=0))
+    return DataSet("sim", recs, 50.0, "subject")
+
+
+LOADERS: dict[str, Callable[[], DataSet]] = {
+    "wisdm": load_wisdm,
+    "watch": load_watch,
+    "basic": load_basic,
+    "sim": load_sim,
+}
+
+
+def _with(
+    cfg: TrainConfig, model: dict[str, Any] | None = None, augment: dict[str, Any] | None = None, **top: Any
+) -> TrainConfig:
+    return dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, **(model or {})),
+        augment=dataclasses.replace(cfg.augment, **(augment or {})),
+        **top,
+    )
+
+
+# the defaults before this selection: raw input, last state, z rotation +-180 degrees
+PREVIOUS = TrainConfig(
+    model=ModelConfig(representation="raw", pooling="last"),
+    augment=AugmentConfig(rotation_z_deg=180.0),
+)
+
+
+def stage1() -> dict[str, TrainConfig]:
+    return {
+        "raw, rotz 180 (previous)": PREVIOUS,
+        "gravity_body, rotz 0": _with(
+            PREVIOUS, model={"representation": "gravity_body"}, augment={"rotation_z_deg": 0.0}
+        ),
+        "raw, rotz 0": _with(PREVIOUS, augment={"rotation_z_deg": 0.0}),
+        "gravity_body, rotz 180": _with(PREVIOUS, model={"representation": "gravity_body"}),
+    }
+
+
+def stage2(base_name: str, base: TrainConfig) -> dict[str, TrainConfig]:
+    rep = base.model.representation
+    mag = "gravity_body_magnitude" if rep.startswith("gravity_body") else "raw_magnitude"
+    return {
+        f"{base_name} + mean pooling": _with(base, model={"pooling": "mean"}),
+        f"{base_name}, rotz auto": _with(base, augment={"rotation_z_deg": "auto"}),
+        f"{base_name} + attention pooling": _with(base, model={"pooling": "attention"}),
+        f"{base_name} + magnitude": _with(base, model={"representation": mag}),
+        f"{base_name} + label smoothing 0.1": _with(base, label_smoothing=0.1),
+        f"{base_name} + 2nd conv, dilation 2": _with(base, model={"conv_layers": 2, "conv_dilation": 2}),
+        # added after the magnitude and rotz-auto rows: the two best variations combined
+        f"{base_name} + magnitude, rotz auto": _with(
+            base, model={"representation": mag}, augment={"rotation_z_deg": "auto"}
+        ),
+    }
+
+
+def _done(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, stage: int) -> None:
+    from har.config import config_to_dict
+    from har.training.cv import run_cv
+
+    have = {(r["data"], r["candidate"]) for r in _done(path)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, DataSet] = {}
+    for cname in cands:  # candidates outer: the first ones complete on every data set first
+        for dname in data:
+            if (dname, cname) in have:
+                continue
+            if dname not in cache:
+                cache[dname] = LOADERS[dname]()
+            ds = cache[dname]
+            cfg = cands[cname]
+            cfg = dataclasses.replace(cfg, window=dataclasses.replace(cfg.window, rate_hz=ds.rate_hz))
+            key = (lambda r: r.meta.session_id) if ds.grouped_by == "recording" else (lambda r: r.subject)
+            idx = list(range(len(ds.recordings)))
+            classes = sorted({v for r in ds.recordings for v in np.asarray(r.labels).tolist() if v})
+            t0 = time.monotonic()
+
+            def fold_line(i: int, f: dict[str, Any], d: str = dname, c: str = cname) -> None:
+                print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}", flush=True)
+
+            res = run_cv(
+                ds.recordings,
+                idx,
+                classes,
+                cfg,
+                key=key,
+                echo=lambda s: None,
+                grouped_by=ds.grouped_by,
+                folds=folds,
+                on_fold=fold_line,
+            )
+            row = {
+                "stage": stage,
+                "data": dname,
+                "candidate": cname,
+                "folds": folds,
+                "accuracy_mean": round(res["accuracy_mean"], 4),
+                "accuracy_std": round(res["accuracy_std"], 4),
+                "macro_f1_mean": round(res["macro_f1_mean"], 4),
+                "macro_f1_std": round(res["macro_f1_std"], 4),
+                "fold_accuracy": [round(f["accuracy"], 4) for f in res["folds"]],
+                "epochs": [f["epochs_run"] for f in res["folds"]],
+                "rotation_z_chosen": [f.get("rotation_z_deg") for f in res["folds"]],
+                "seconds": round(time.monotonic() - t0, 1),
+                "config": config_to_dict(cfg),
+            }
+            with path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(
+                f"{dname:6s} {cname:45s} acc {row['accuracy_mean']:.4f} +- {row['accuracy_std']:.4f}  "
+                f"F1 {row['macro_f1_mean']:.4f}  epochs {row['epochs']}  {row['seconds']:.0f}s",
+                flush=True,
+            )
+
+
+def ranking(rows: list[dict[str, Any]], data: list[str]) -> list[tuple[str, float, dict[str, dict[str, Any]]]]:
+    """Candidates with results on every data set in ``data``, best mean accuracy first."""
+    by: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["candidate"], {})[r["data"]] = r
+    out = [
+        (c, float(np.mean([d[k]["accuracy_mean"] for k in data])), d)
+        for c, d in by.items()
+        if all(k in d for k in data)
+    ]
+    return sorted(out, key=lambda t: -t[1])
+
+
+def table(rows: list[dict[str, Any]], data: list[str]) -> str:
+    head = "| candidate | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |"
+    lines = [head, "|" + "---|" * (len(data) + 2)]
+    for c, mean, d in ranking(rows, data):
+        cells = [
+            f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})" for k in data
+        ]
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {mean:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stage", type=int, default=0)
+    ap.add_argument("--data", default="basic,watch,sim,wisdm")
+    ap.add_argument("--folds", type=int, default=2)
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--table", action="store_true")
+    a = ap.parse_args()
+    data = a.data.split(",")
+    rows = _done(a.results)
+    if a.stage == 1:
+        run(stage1(), data, a.folds, a.results, 1)
+    elif a.stage == 2:
+        s1 = [r for r in rows if r["stage"] == 1]
+        best = ranking(s1, data)
+        if not best:
+            sys.exit("stage 2 needs complete stage-1 results")
+        name = best[0][0]
+        run(stage2(name.replace(" (previous)", ""), stage1()[name]), data, a.folds, a.results, 2)
+    print(table(_done(a.results), data))
+    best = ranking(_done(a.results), data)
+    if best:
+        print(f"\nbest by mean CV accuracy over {', '.join(data)}: {best[0][0]} ({best[0][1]:.4f})")
+
+
+if __name__ == "__main__":
+    main()

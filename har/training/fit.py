@@ -1,0 +1,358 @@
+"""Fitting one model, shared by `har train` (har.training.train) and cross-validation (har.training.cv).
+
+* Normalisation: per-axis mean / std fitted on training windows only.
+* Validation is never the training data: held-out subjects when the data has two or more
+  (``har.dataset.carve_validation``), else a label-stratified held-out fraction of the training
+  recordings (:func:`holdout_recordings`), else (a single recording) a per-class tail of its
+  windows with the overlapping training windows dropped (:func:`holdout_windows`). Early stopping
+  and the plateau learning-rate schedule watch the validation loss.
+* ``epochs="auto"`` (:func:`resolve_schedule`): the number of epochs follows the number of
+  optimizer steps per epoch, so 140 short cases get hundreds of cheap epochs and 20,000 windows
+  tens; ``patience="auto"`` and ``lr_patience="auto"`` scale with it.
+* ``augment.rotation_z_deg="auto"`` (:func:`fit_model`): 0 and 180 degrees are both fitted and
+  the one with the better validation accuracy is kept (the z rotation helps watches worn at any
+  strap position and hurts where the movement direction relative to the forearm is the class).
+
+TensorFlow is imported inside :func:`fit_model` only."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from har.artifacts.metadata import MIN_STD, Normalization  # noqa: F401 (MIN_STD re-exported)
+from har.config import AUTO, TrainConfig
+from har.recording.format import Recording
+from har.signal import Windows
+
+TARGET_STEPS = 2000  # epochs="auto": about this many optimizer steps at most ...
+MIN_EPOCHS, MAX_EPOCHS = 20, 300  # ... within these bounds
+MIN_DELTA = 1e-3  # early stopping: smaller validation-loss improvements do not count
+ROTATION_CHOICES = (0.0, 180.0)  # rotation_z_deg="auto" picks one of these
+AUTO_ROTATION_MAX_WINDOWS = 6000  # above this, the z-rotation choice is made on a stratified subsample
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """The resolved training length: epochs, early-stopping patience, plateau patience."""
+
+    epochs: int
+    patience: int
+    lr_patience: int
+    steps_per_epoch: int
+
+
+def fit_normalization(x: np.ndarray) -> Normalization:
+    """Per-axis mean and standard deviation (g) over windows x (n, window, channels)."""
+    return Normalization.fit(x)
+
+
+def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
+    """``(x - mean) / std`` per axis, float32."""
+    return norm.apply(x)
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Balanced weights ``n / (n_classes * count_k)`` for class indices ``y``."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    n = float(counts.sum())
+    return {k: (n / (n_classes * counts[k]) if counts[k] > 0 else 0.0) for k in range(n_classes)}
+
+
+def encode(y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """Labels -> class indices into ``classes``."""
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[v] for v in y.tolist()], dtype=np.int64)
+
+
+def resolve_schedule(config: TrainConfig, n_train: int) -> Schedule:
+    """Epochs, patience and plateau patience for ``n_train`` training windows.
+
+    ``epochs="auto"``: ``ceil(TARGET_STEPS / steps per epoch)`` within [MIN_EPOCHS, MAX_EPOCHS]
+    (25,000 windows at batch 64: 20 epochs; 240 windows: 300). ``patience="auto"``: a fifth of
+    the epochs, 5 to 30. ``lr_patience="auto"``: half the patience, at least 2."""
+    steps = max(1, -(-int(n_train) // config.batch_size))
+    if config.epochs == AUTO:
+        epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps))))
+    else:
+        epochs = int(config.epochs)
+    patience = int(min(30, max(5, round(epochs / 5)))) if config.patience == AUTO else int(config.patience)
+    lr_pat = max(2, patience // 2) if config.lr_patience == AUTO else int(config.lr_patience)
+    return Schedule(epochs=epochs, patience=patience, lr_patience=lr_pat, steps_per_epoch=steps)
+
+
+def _majority_label(rec: Recording) -> str:
+    labels = [v for v in np.asarray(rec.labels).tolist() if v]
+    return Counter(labels).most_common(1)[0][0] if labels else ""
+
+
+def holdout_recordings(
+    recordings: Sequence[Recording], indices: Sequence[int], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Split recordings (``indices``) into ``(train, validation)`` stratified by each recording's
+    majority label: from every label with two or more recordings a seeded ``fraction`` (at least
+    one) is held out. Used when there are no distinct subjects to hold out."""
+    by_label: dict[str, list[int]] = {}
+    for i in indices:
+        by_label.setdefault(_majority_label(recordings[i]), []).append(i)
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        if len(group) < 2 or fraction <= 0:
+            continue
+        k = min(len(group) - 1, max(1, int(round(fraction * len(group)))))
+        val += [group[j] for j in rng.permutation(len(group))[:k]]
+    vs = set(val)
+    return [i for i in indices if i not in vs], sorted(val)
+
+
+def holdout_windows(w: Windows, fraction: float, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """For a single recording: boolean masks ``(train, validation)`` over ``w``. The last
+    ``fraction`` of each label's windows (in time) is validation; training windows overlapping a
+    validation window in time are dropped (no sample in both)."""
+    n = len(w)
+    val = np.zeros(n, dtype=bool)
+    for label in np.unique(w.y):
+        idx = np.flatnonzero(w.y == label)
+        idx = idx[np.argsort(w.start_s[idx], kind="stable")]
+        k = int(round(fraction * idx.size))
+        if idx.size >= 2 and k >= 1:
+            val[idx[-k:]] = True
+    train = ~val
+    for f in np.unique(w.file_index[val]):
+        vs = w.start_s[val & (w.file_index == f)]
+        same = train & (w.file_index == f)
+        near = np.abs(w.start_s[same][:, None] - vs[None, :]).min(axis=1) < window_s
+        train[np.flatnonzero(same)[near]] = False
+    return train, val
+
+
+def lr_callbacks(config: TrainConfig, keras: Any, monitor: str, schedule: Schedule | None = None) -> list[Any]:
+    """Keras callbacks for ``config.lr_schedule``: "plateau" = ReduceLROnPlateau on ``monitor``
+    (factor ``lr_factor`` after the plateau patience, floor ``min_lr``); "cosine" = per-epoch
+    cosine decay from ``learning_rate`` to ``min_lr`` over the epochs; "constant" = none."""
+    sched = schedule or resolve_schedule(config, config.batch_size)
+    if config.lr_schedule == "plateau":
+        return [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=config.lr_factor,
+                patience=sched.lr_patience,
+                min_lr=config.min_lr,
+                verbose=0,
+            )
+        ]
+    if config.lr_schedule == "cosine":
+        lr0, lr_min, n = config.learning_rate, min(config.min_lr, config.learning_rate), max(1, sched.epochs)
+
+        def cosine(epoch: int, lr: float) -> float:
+            return float(lr_min + 0.5 * (lr0 - lr_min) * (1.0 + math.cos(math.pi * min(epoch, n) / n)))
+
+        return [keras.callbacks.LearningRateScheduler(cosine, verbose=0)]
+    return []
+
+
+def _stratified_subset(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    if y.size <= k:
+        return np.arange(y.size)
+    rng = np.random.default_rng(seed)
+    keep = rng.random(y.size) < k / y.size
+    return np.flatnonzero(keep)
+
+
+def fit_model(
+    config: TrainConfig,
+    norm: Normalization,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Seeded, deterministic Keras training on raw windows (g) with integer labels.
+
+    Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``
+    and, when the z rotation was chosen here, ``"rotation_z_deg"`` (one value each)."""
+    aug = config.augment
+    if aug.enabled and aug.rotation_z_deg == AUTO:
+        return _fit_auto_rotation(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+    return _fit_once(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+
+
+def _best_val_accuracy(hist: dict[str, list[float]]) -> float:
+    if hist.get("val_loss"):
+        best = int(np.argmin(hist["val_loss"]))
+        return float(hist.get("val_accuracy", [0.0] * (best + 1))[best])
+    return 0.0
+
+
+def _fit_auto_rotation(
+    config: TrainConfig,
+    norm: Normalization,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[Any, dict[str, list[float]]]:
+    """rotation_z_deg="auto": fit with each of ROTATION_CHOICES and keep the better one by
+    validation accuracy at the best validation-loss epoch (ties: no rotation). With more than
+    AUTO_ROTATION_MAX_WINDOWS training windows the choice is made on a stratified subsample and
+    the chosen configuration is then fitted on all windows."""
+    if x_val.shape[0] == 0:
+        echo("z rotation auto: no validation windows, using 0 degrees")
+        cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=0.0))
+        model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+        hist["rotation_z_deg"] = [0.0]
+        return model, hist
+    sub = _stratified_subset(y_train, AUTO_ROTATION_MAX_WINDOWS, config.seed)
+    full = sub.size == y_train.size
+    results = []
+    for deg in ROTATION_CHOICES:
+        cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=deg))
+        if progress:
+            echo(f"z rotation auto: fitting with {deg:g} degrees" + ("" if full else f" ({sub.size} windows)"))
+        model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, progress, echo)
+        acc = _best_val_accuracy(hist)
+        echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {acc:.4f}")
+        results.append((acc, deg, model, hist, cfg))
+    best = max(results, key=lambda r: (r[0], -r[1]))
+    acc, deg, model, hist, cfg = best
+    echo(f"z rotation auto: chose {deg:g} degrees")
+    if not full:
+        model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+    hist["rotation_z_deg"] = [float(deg)]
+    hist["rotation_z_val_accuracy"] = [float(r[0]) for r in results]
+    return model, hist
+
+
+def _fit_once(
+    config: TrainConfig,
+    norm: Normalization,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[Any, dict[str, list[float]]]:
+    from har.training._tf import import_tf
+    from har.training.model import build_model, set_normalization
+
+    tf, keras = import_tf()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    wc = config.window
+    model = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
+    set_normalization(model, norm.mean, norm.std)
+    smoothing = float(config.label_smoothing)
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
+        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=smoothing)
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
+        ),
+        loss=loss if smoothing > 0 else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    has_val = x_val.shape[0] > 0
+    sched = resolve_schedule(config, x_train.shape[0])
+    epochs, steps = sched.epochs, sched.steps_per_epoch
+    if progress:
+        echo(
+            f"schedule: {epochs} epochs max ({steps} steps each), early-stopping patience {sched.patience}, "
+            f"plateau patience {sched.lr_patience}"
+        )
+    tty = progress and sys.stdout.isatty()
+
+    class EpochLine(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+        """One line per epoch through ``echo``; on a terminal also a live batch counter."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self._t = self._shown = time.monotonic()
+            self._epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+            now = time.monotonic()
+            if tty and now - self._shown > 0.5:
+                self._shown = now
+                loss = (logs or {}).get("loss", float("nan"))
+                sys.stdout.write(f"\repoch {self._epoch + 1}/{epochs}  batch {batch + 1}/{steps}  loss {loss:.4f}")
+                sys.stdout.flush()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs or {}
+            if tty:
+                sys.stdout.write("\r\033[K")
+                sys.stdout.flush()
+            parts = [f"epoch {epoch + 1}/{epochs}", f"loss {logs.get('loss', float('nan')):.4f}"]
+            parts.append(f"acc {logs.get('accuracy', float('nan')):.3f}")
+            if "val_loss" in logs:
+                parts.append(f"val_loss {logs['val_loss']:.4f}")
+                parts.append(f"val_acc {logs.get('val_accuracy', float('nan')):.3f}")
+            parts.append(f"{time.monotonic() - self._t:.1f}s")
+            echo("  ".join(parts))
+
+    callbacks: list[Any] = []
+    if has_val:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=sched.patience, min_delta=MIN_DELTA, restore_best_weights=True
+            )
+        )
+        callbacks += lr_callbacks(config, keras, "val_loss", sched)
+    elif config.lr_schedule == "cosine":  # no validation data: fixed length, never the training loss
+        callbacks += lr_callbacks(config, keras, "val_loss", sched)
+    if progress:
+        callbacks.append(EpochLine())
+    weights = class_weights(y_train, n_classes) if config.class_weights else None
+    val = (normalize(x_val, norm), y_val) if has_val else None
+    if config.augment.active:
+        from har.training.augment import make_batches
+
+        sw = None
+        if weights is not None:
+            sw = np.array([weights[int(k)] for k in range(n_classes)], dtype=np.float32)[y_train]
+        batches = make_batches(
+            x_train,
+            y_train,
+            config.batch_size,
+            config.augment,
+            config.seed,
+            np.asarray(norm.mean, dtype=np.float32),
+            np.asarray(norm.std, dtype=np.float32),
+            sample_weight=sw,
+        )
+        hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
+    else:
+        hist = model.fit(
+            normalize(x_train, norm),
+            y_train,
+            validation_data=val,
+            epochs=epochs,
+            batch_size=config.batch_size,
+            class_weight=weights,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history["epochs_planned"] = [float(epochs)]
+    return model, history

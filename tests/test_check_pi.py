@@ -1,0 +1,35 @@
+"""scripts/check_pi.sh: har installed over ssh into a Debian bookworm arm64 root under qemu-user (a
+Pi-like device), with both runtimes. Skips with the script's own reason where it cannot run (not
+root, binfmt_misc cannot be mounted, the packages cannot be fetched). The root is cached in
+/var/cache/har-pi (keyed by its inputs), so only the first run builds it.
+
+HAR_CHECK_PI=0 skips it (e.g. on a machine where the minutes of a cold build are not wanted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_check_pi() -> None:
+    if os.environ.get("HAR_CHECK_PI", "1") == "0":
+        pytest.skip("HAR_CHECK_PI=0")
+    env = dict(os.environ, HAR_PYTHON=sys.executable)
+    env.pop("HAR_RUNTIME", None)
+    p = subprocess.run(["bash", str(ROOT / "scripts" / "check_pi.sh")], capture_output=True, text=True,
+                       timeout=3600, env=env, cwd=ROOT)
+    out = p.stdout + p.stderr
+    if p.returncode == 77:
+        reason = next((ln for ln in out.splitlines() if ln.startswith("SKIP:")), "SKIP: ?")
+        pytest.skip(reason)
+    assert p.returncode == 0, out[-4000:]
+    assert "check_pi: all checks passed" in out
+    for rt in ("ai-edge-litert", "tflite-runtime"):
+        assert f"[{rt}] replay" in out and f"[{rt}] live on" in out and f"[{rt}] venv size on arm64" in out
