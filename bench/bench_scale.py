@@ -54,7 +54,7 @@ if args["mode"] == "cache":
     idx = np.arange(len(cache))
     mean, std = cache.normalization_stats(idx)
     n_cls = len(cache.classes)
-    ds = cache.tf_dataset(idx, 64, seed=0, augment=AugmentConfig(), mean=mean, std=std)
+    ds = cache.tf_dataset(idx, 64, seed=0, augment=AugmentConfig(rotation_z_deg=180.0), mean=mean, std=std)
     n = len(cache)
 else:
     from har.recording.format import find_recordings, read_recording
@@ -69,7 +69,7 @@ else:
     flat = ws.x.reshape(-1, 3).astype(np.float64)
     mean, std = flat.mean(axis=0).astype(np.float32), flat.std(axis=0).astype(np.float32)
     n_cls = len(classes)
-    ds = make_batches(ws.x, y, 64, AugmentConfig(), 0, mean, std)
+    ds = make_batches(ws.x, y, 64, AugmentConfig(rotation_z_deg=180.0), 0, mean, std)
     n = len(ws)
     out["windows_mb"] = ws.x.nbytes / 1e6
 model = build_model(ModelConfig(), win.window_samples, 3, n_cls)

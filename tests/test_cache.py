@@ -159,7 +159,7 @@ def test_batches_shuffle_shard_augment_and_weights(recs: Path, tmp_path: Path) -
     assert sum(len(h) for h in halves) == len(got)
     ys2 = np.concatenate([b[1] for h in halves for b in h])
     assert sorted(ys2.tolist()) == sorted(ys.tolist())
-    aug = next(cache.batches(idx, 16, seed=3, epoch=0, augment=AugmentConfig(p=1.0)))
+    aug = next(cache.batches(idx, 16, seed=3, epoch=0, augment=AugmentConfig(p=1.0, rotation_z_deg=180.0)))
     plain = next(cache.batches(idx, 16, seed=3, epoch=0))
     assert aug[0].shape == plain[0].shape and not np.array_equal(aug[0], plain[0])
 

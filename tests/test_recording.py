@@ -146,6 +146,8 @@ def test_configs_are_strict() -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         config_from_dict(TrainConfig, {**config_to_dict(cfg), "lr": 1})
     with pytest.raises(ConfigError, match="expected an integer"):
+        config_from_dict(TrainConfig, {**config_to_dict(cfg), "batch_size": "ten"})
+    with pytest.raises(ConfigError, match="epochs must be an integer or 'auto'"):
         config_from_dict(TrainConfig, {**config_to_dict(cfg), "epochs": "ten"})
     with pytest.raises(ConfigError):
         WindowConfig(rate_hz=50, window_s=0.01)

@@ -81,9 +81,9 @@ def replay_cmd(
     if smooth is not None:
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
     clf = open_replay_classifier(bundle, num_threads=threads, exact=exact)
-    if clf.runtime_choice is not None:
-        click.echo(clf.runtime_choice.line, err=True)
     rec = check_for_model(recording, clf.metadata, force=force, warn=_warn)
+    if clf.runtime_choice is not None:  # after the input checks: a bad input stays a one-line error
+        click.echo(clf.runtime_choice.line, err=True)
     with _progress_bar() as progress:
         res = replay(clf, recording, exact=exact, progress=progress)
     if res.windows == 0:

@@ -79,8 +79,6 @@ def run_cmd(
         parse_spec(smooth)  # a bad spec fails before the bundle is loaded
     # the runtime is proven in a child process first: a runtime that crashes never takes this one down
     clf = open_live_classifier(bundle, num_threads=threads)
-    if clf.runtime_choice is not None:
-        click.echo(clf.runtime_choice.line, err=True)
     smoothing = resolve_smoothing(clf.metadata.smoothing, smooth, min_duration)
     # a stalled device is waited for (run_live reports it); NaN/inf samples are dropped by the classifier
     source = open_source(port=port, file=file, baud=baud, speed=(speed or None) if file else None,
@@ -118,6 +116,8 @@ def run_cmd(
             old[sig] = signal.signal(sig, on_signal)
         except ValueError:  # not the main thread (e.g. some test runners)
             pass
+    if clf.runtime_choice is not None:  # after every input check: a bad input stays a one-line error
+        click.echo(clf.runtime_choice.line, err=True)
     desc = source.info.description or (port or file or "")
     smooth_desc = f", smoothing {smoothing.spec}" if smoothing.active else ""
     click.echo(f"Running {bundle} on {desc} ({clf.runtime_name}, {threads} thread(s){smooth_desc}); Ctrl-C to stop",
