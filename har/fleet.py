@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from har.errors import OutputError
-from har.runtime.outputs import import_paho, parse_mqtt_address, refuse_foreign_file
+from har.runtime.mqtt import connect_and_wait, import_paho, parse_mqtt_address
+from har.runtime.outputs import refuse_foreign_file
 
 DEFAULT_PREFIX = "har"
 DEFAULT_STALE_S = 30.0
@@ -329,20 +330,8 @@ class FleetMonitor:
         self._client = client
 
     def start(self) -> None:
-        h, p = self.host, self.port
-        try:
-            self._client.connect(h, p, keepalive=self.config.keepalive_s)
-        except (OSError, ValueError) as e:
-            why = getattr(e, "strerror", None) or str(e) or type(e).__name__
-            raise OutputError(f"--mqtt: cannot connect to the MQTT broker at {h}:{p}: {why}") from e
-        self._client.loop_start()
-        ok = self._connected.wait(self.config.connect_timeout_s)
-        if not ok or self._refused is not None:
-            self.stop()
-            if not ok:
-                raise OutputError(f"--mqtt: the MQTT broker at {h}:{p} did not answer within "
-                                  f"{self.config.connect_timeout_s:g} s")
-            raise OutputError(f"--mqtt: the MQTT broker at {h}:{p} refused the connection: {self._refused}")
+        connect_and_wait(self._client, self.host, self.port, self.config.keepalive_s, self.config.connect_timeout_s,
+                         self._connected, lambda: self._refused, self.stop)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:

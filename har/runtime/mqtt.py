@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from har.errors import MissingDependencyError, OutputError
@@ -66,6 +66,28 @@ def import_paho() -> Any:
     return mqtt
 
 
+def connect_and_wait(
+    client: Any, host: str, port: int, keepalive_s: int, timeout_s: float,
+    connected: threading.Event, refused: Callable[[], str | None], on_fail: Callable[[], None],
+) -> None:
+    """Connect ``client`` and start its network loop, then wait until its on_connect callback set
+    ``connected``. A connection error, no answer within ``timeout_s`` or a refusal (``refused()``
+    not None) calls ``on_fail`` (stop the client) and raises :class:`OutputError` naming the broker."""
+    try:
+        client.connect(host, port, keepalive=keepalive_s)
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise OutputError(f"--mqtt: cannot connect to the MQTT broker at {host}:{port}: {why}") from e
+    client.loop_start()
+    ok = connected.wait(timeout_s)
+    why = refused()
+    if not ok or why is not None:
+        on_fail()
+        if not ok:
+            raise OutputError(f"--mqtt: the MQTT broker at {host}:{port} did not answer within {timeout_s:g} s")
+        raise OutputError(f"--mqtt: the MQTT broker at {host}:{port} refused the connection: {why}")
+
+
 class MqttSink(OutputSink):
     """``--mqtt HOST[:PORT]``: publish activity changes (``every``: all predictions) to ``topic``,
     retained (a dashboard that subscribes later gets the current activity at once); changes at QoS
@@ -107,24 +129,16 @@ class MqttSink(OutputSink):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._client = client
-        h, p = self.broker
+        connect_and_wait(client, *self.broker, keepalive_s, connect_timeout_s, self._connected,
+                         lambda: self._refused, self._abandon)
+
+    def _abandon(self) -> None:
+        self._closing = True
+        self._client.loop_stop()
         try:
-            client.connect(h, p, keepalive=keepalive_s)
-        except (OSError, ValueError) as e:
-            why = getattr(e, "strerror", None) or str(e) or type(e).__name__
-            raise OutputError(f"--mqtt: cannot connect to the MQTT broker at {h}:{p}: {why}") from e
-        client.loop_start()
-        ok = self._connected.wait(connect_timeout_s)
-        if not ok or self._refused is not None:
-            self._closing = True
-            client.loop_stop()
-            try:
-                client.disconnect()
-            except Exception:  # noqa: BLE001
-                pass
-            if not ok:
-                raise OutputError(f"--mqtt: the MQTT broker at {h}:{p} did not answer within {connect_timeout_s:g} s")
-            raise OutputError(f"--mqtt: the MQTT broker at {h}:{p} refused the connection: {self._refused}")
+            self._client.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
 
     def describe(self) -> str:
         return f"{self.what} (topic {self.topic}{', every prediction' if self.every else ''})"
