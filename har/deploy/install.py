@@ -36,7 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from har.deploy.push import _local_bundle_files, _Remote, last_error_line, normalize_ssh_options, parse_target
+from har.deploy.push import (
+    _local_bundle_files,
+    _Remote,
+    device_dir_prelude,
+    last_error_line,
+    normalize_ssh_options,
+    parse_kv,
+    parse_target,
+)
 from har.errors import DeployError
 
 # What each runtime needs beside har's own dependencies (keep in step with pyproject's extras).
@@ -128,18 +136,7 @@ print("PYJSON=" + json.dumps(out))
 
 
 def _device_script(path: str, python: str) -> str:
-    rel = path[2:] if path.startswith("~/") else ("." if path == "~" else path)
-    return f"""
-cd || exit 3
-p={shlex.quote(rel)}
-if [ -e "$p" ] && [ ! -d "$p" ]; then echo "not a directory: $p" >&2; exit 4; fi
-mkdir -p -- "$p" || exit 5
-cd -- "$p" || exit 6
-echo "path=$(pwd -P)"
-echo "home=$HOME"
-echo "user=$(id -un)"
-echo "arch=$(uname -m)"
-echo "free_kb=$(df -Pk . | awk 'NR==2 {{print $4}}')"
+    return device_dir_prelude(path) + f"""echo "free_kb=$(df -Pk . | awk 'NR==2 {{print $4}}')"
 [ -d /run/systemd/system ] && echo "systemd=1"
 if [ "$(id -u)" = 0 ] || sudo -n true >/dev/null 2>&1; then echo "root_or_sudo=1"; fi
 command -v rsync >/dev/null 2>&1 && echo "rsync=1"
@@ -152,19 +149,10 @@ if command -v "$py" >/dev/null 2>&1; then "$py" -c {shlex.quote(_PY_PROBE)}; els
 """
 
 
-def _kv(out: str) -> dict[str, str]:
-    kv: dict[str, str] = {}
-    for line in out.splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            kv[k.strip()] = v.strip()
-    return kv
-
-
 def probe_device(remote: _Remote, path: str, python: str = "python3") -> DeviceInfo:
     """Ask the device about itself (one ssh round trip). DeployError with one line when the
     directory cannot be made or python3 is missing; ``venv_ok`` False when python3-venv is."""
-    kv = _kv(remote.sh(_device_script(path, python), what="probing the device"))
+    kv = parse_kv(remote.sh(_device_script(path, python), what="probing the device"))
     host = remote.target.host
     rpath = kv.get("path", "")
     if not rpath.startswith("/"):
@@ -414,8 +402,8 @@ def _make_venv(
     Returns ``(venv path, the har wheel it held before an in-place upgrade or None)``."""
     final = f"{dev.path}/venvs/{key}"
     q = shlex.quote(final)
-    state = _kv(remote.sh(f"[ -e {q}/.complete ] && echo complete=1; [ -f {q}/.har-wheel ] && cat {q}/.har-wheel; true",
-                          what="checking venvs"))
+    check = f"[ -e {q}/.complete ] && echo complete=1; [ -f {q}/.har-wheel ] && cat {q}/.har-wheel; true"
+    state = parse_kv(remote.sh(check, what="checking venvs"))
     py = f"{final}/bin/python"
     src = ["--no-index", "--find-links", f"{dev.path}/wheels"] if offline else []
     if state.get("complete"):

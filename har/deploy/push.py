@@ -194,13 +194,11 @@ class _Remote:
             raise DeployError(f"scp to {self.target.host} failed: {last_error_line(p.stderr)}")
 
 
-def _probe_script(path: str, remote_har: str | None) -> str:
+def device_dir_prelude(path: str) -> str:
+    """Shell lines that make and enter ``path`` on the device (relative to the home directory unless
+    absolute; exit 3-6 when that fails) and report ``path``, ``home``, ``user`` and ``arch`` as
+    ``key=value`` lines (read with :func:`parse_kv`)."""
     rel = path[2:] if path.startswith("~/") else ("." if path == "~" else path)
-    if remote_har:
-        har_loop = '"$HOME"/' + shlex.quote(remote_har[2:]) if remote_har.startswith("~/") else shlex.quote(remote_har)
-    else:
-        har_loop = 'har "$HOME/.local/bin/har" /usr/local/bin/har'
-
     return f"""
 cd || exit 3
 p={shlex.quote(rel)}
@@ -211,7 +209,16 @@ echo "path=$(pwd -P)"
 echo "home=$HOME"
 echo "user=$(id -un)"
 echo "arch=$(uname -m)"
-if [ -n "$(ls -A . 2>/dev/null)" ]; then echo "nonempty=1"; fi
+"""
+
+
+def _probe_script(path: str, remote_har: str | None) -> str:
+    if remote_har:
+        har_loop = '"$HOME"/' + shlex.quote(remote_har[2:]) if remote_har.startswith("~/") else shlex.quote(remote_har)
+    else:
+        har_loop = 'har "$HOME/.local/bin/har" /usr/local/bin/har'
+
+    return device_dir_prelude(path) + f"""if [ -n "$(ls -A . 2>/dev/null)" ]; then echo "nonempty=1"; fi
 if [ -f {MANIFEST_FILE} ]; then echo "bundle=1"; fi
 if [ -d bundles ] && [ -L current ]; then echo "harhome=1"; fi
 if command -v rsync >/dev/null 2>&1; then echo "rsync=1"; fi
@@ -223,7 +230,8 @@ done
 """
 
 
-def _parse_kv(out: str) -> dict[str, str]:
+def parse_kv(out: str) -> dict[str, str]:
+    """``key=value`` lines of a device script's output as a dict."""
     kv: dict[str, str] = {}
     for line in out.splitlines():
         k, sep, v = line.partition("=")
@@ -276,7 +284,7 @@ def push_bundle(
     files, manifest = _local_bundle_files(bundle)
     remote = _Remote(tgt, normalize_ssh_options(ssh_options))
 
-    info = _parse_kv(remote.sh(_probe_script(tgt.path, remote_har), what="preparing the directory"))
+    info = parse_kv(remote.sh(_probe_script(tgt.path, remote_har), what="preparing the directory"))
     rpath = info.get("path", "")
     if not rpath.startswith("/"):
         raise DeployError(f"could not resolve {tgt.path} on {tgt.host} (got {rpath!r})")
