@@ -169,7 +169,14 @@ def _bundle_row(model: str, bundle: Path, te: Any, y: np.ndarray, classes: list[
     pred = np.asarray(fn(te.x)).argmax(1)
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(te))
     size = (bundle / "model.tflite").stat().st_size / 1024
-    return _row(model, y, pred, te.subject, classes, train_s, round(size, 1), round(ms, 3), note)
+    row = _row(model, y, pred, te.subject, classes, train_s, round(size, 1), round(ms, 3), note)
+    # The same graph in float32 (the bundle's replay model, model_batch.tflite): what int8 costs.
+    if (bundle / "model_batch.tflite").is_file():
+        ffn, _ = bundle_predictor(bundle, "replay")
+        fpred = np.asarray(ffn(te.x)).argmax(1)
+        row["float_accuracy"] = float(np.mean(fpred == y))
+        row["int8_float_agreement"] = float(np.mean(fpred == pred))
+    return row
 
 
 def har_default(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -257,15 +264,15 @@ def _fmt(v: Any, f: str) -> str:
 
 
 def table(name: str, rows: list[dict[str, Any]], skipped: list[str]) -> str:
-    lines = [f"| {name} | accuracy | macro-F1 | worst subject | train s | size KB | ms/window | note |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [f"| {name} | accuracy | float acc. | macro-F1 | worst subject | train s | size KB | ms/window | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {_fmt(r['accuracy'], '.3f')} | {_fmt(r['macro_f1'], '.3f')} | "
-            f"{_fmt(r['worst_accuracy'], '.3f')} | {_fmt(r['train_s'], '.0f')} | {_fmt(r['size_kb'], '.1f')} | "
-            f"{_fmt(r['ms_per_window'], '.3f')} | {r['note']} |"
+            f"| {r['model']} | {_fmt(r['accuracy'], '.3f')} | {_fmt(r.get('float_accuracy'), '.3f')} | "
+            f"{_fmt(r['macro_f1'], '.3f')} | {_fmt(r['worst_accuracy'], '.3f')} | {_fmt(r['train_s'], '.0f')} | "
+            f"{_fmt(r['size_kb'], '.1f')} | {_fmt(r['ms_per_window'], '.3f')} | {r['note']} |"
         )
-    lines += [f"| {s} | | | | | | | |" for s in skipped]
+    lines += [f"| {s} | | | | | | | | |" for s in skipped]
     return "\n".join(lines)
 
 
@@ -326,6 +333,21 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
             "table": table(title, rows, skipped)}
 
 
+def _run_meta() -> dict[str, Any]:
+    """When, on what code and under what load the numbers were taken (timings are ranges on a shared machine)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = None, False
+    return {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "commit": commit, "dirty": dirty,
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "cpus": os.cpu_count(),
+            "load_average_start": [round(v, 2) for v in os.getloadavg()]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(DATASETS), help=f"comma separated subset of {', '.join(DATASETS)}")
@@ -345,6 +367,7 @@ def main() -> None:
     if bad:
         ap.error(f"unknown data set(s) {', '.join(bad)} (choose from {', '.join(DATASETS)})")
     t_all = time.monotonic()
+    meta = _run_meta()
     results = []
     with tempfile.TemporaryDirectory(prefix="har-bench-acc-") as tmp:
         work = a.keep or Path(tmp)
@@ -359,9 +382,12 @@ def main() -> None:
         if h and mr:
             print(f"har defaults (int8) - MiniRocket: {100 * (h['accuracy'] - mr['accuracy']):+.1f} accuracy points, "
                   f"{h['macro_f1'] - mr['macro_f1']:+.3f} macro-F1\n")
-    print(f"total {time.monotonic() - t_all:.0f} s")
+    meta["total_s"] = round(time.monotonic() - t_all)
+    meta["load_average_end"] = list(os.getloadavg())
+    print(f"total {meta['total_s']} s; load average {meta['load_average_start']} at start, "
+          f"{[round(v, 2) for v in meta['load_average_end']]} at the end")
     if a.json:
-        a.json.write_text(json.dumps(results, indent=2) + "\n")
+        a.json.write_text(json.dumps({"run": meta, "datasets": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
