@@ -7,8 +7,8 @@ Data sets (nothing is copied into the repository; recordings go to a temporary d
 
 * ``wisdm``: WISDM 2019 smartwatch accelerometer (../shared/data/wisdm2019-watch-accel, 20 Hz,
   6 activities), subjects 1600-1635 train, 1636-1650 test (skipped when ../shared is absent).
-* ``watch``: seglearn's watch exercises (``seglearn==1.2.5``; 50 Hz, 7 exercises, 10 subjects),
-  subjects w01-w07 train, w08-w10 test.
+* ``watch``: seglearn's watch exercises (``seglearn==1.2.5``, a benchmark-only dependency:
+  ``pip install -e '.[bench]'``; 50 Hz, 7 exercises, 10 subjects), subjects w01-w07 train, w08-w10 test.
 * ``basic``: aeon's BasicMotions (10 Hz; accelerometer channels only; 4 activities), the
   archive's train/test split; no subject ids are published, so each case is its own subject.
 
@@ -25,10 +25,13 @@ Models (rows):
   windows, Adam 1e-3, batch 64, 30 epochs, float.
 * ``MiniRocket``: aeon's MiniRocketClassifier (10,000 kernels, ridge) on the same windows.
 
-Columns: accuracy, macro-F1, worst test subject's accuracy, train time (s, wall clock on this
-machine), model size (KB: int8 model.tflite; Keras float32 weights; MiniRocket's fitted arrays)
-and ms per window (har: live model, one window per invoke, 1 thread; Keras and MiniRocket:
-batched prediction over the test windows, per window).
+Columns: accuracy, float accuracy (har rows: the same bundle's float32 replay model,
+``model_batch.tflite``, on the same windows: what int8 costs), macro-F1, worst test subject's
+accuracy, train time (s, wall clock on this machine), model size (KB: int8 model.tflite; Keras
+float32 weights; MiniRocket's fitted arrays) and ms per window (har: live model, one window per
+invoke, 1 thread; Keras and MiniRocket: batched prediction over the test windows, per window).
+``--json`` also records the date, commit, command and the load average at start and end: the
+machine may be shared, so timings are ranges.
 
 ``--quick``: at most ``--quick-windows`` (default 3000) training windows per data set for the
 peers (stratified subset) and at most 8 training subjects for har / tune on WISDM, Keras 10
@@ -98,7 +101,7 @@ def load_basic(work: Path, quick: bool) -> DataSet | str:
     try:
         from aeon.datasets import load_basic_motions
     except ImportError:
-        return f"skipped: aeon not installed ({sys.executable} -m pip install aeon)"
+        return f"skipped: aeon not installed ({sys.executable} -m pip install aeon, or pip install -e '.[bench]')"
     out = []
     for split in ("train", "test"):
         x, y = load_basic_motions(split=split)
@@ -114,7 +117,8 @@ def load_watch(work: Path, quick: bool) -> DataSet | str:
     try:
         from seglearn.datasets import load_watch as seglearn_watch
     except ImportError:
-        return f"skipped: seglearn not installed ({sys.executable} -m pip install seglearn==1.2.5)"
+        return (f"skipped: seglearn not installed (a benchmark-only dependency: {sys.executable} -m pip install "
+                "seglearn==1.2.5, or pip install -e '.[bench]')")
     d = seglearn_watch()
     names = ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
     tr, te = [], []
@@ -130,7 +134,7 @@ def load_wisdm_set(work: Path, quick: bool) -> DataSet | str:
     from wisdm import RATE_HZ, TEST_SUBJECTS, TRAIN_SUBJECTS, WISDM_DIR, load_wisdm
 
     if not WISDM_DIR.is_dir():
-        return f"skipped: WISDM not found at {WISDM_DIR} (../shared/data)"
+        return f"skipped: WISDM not found at {WISDM_DIR} (../shared/data; set HAR_WISDM_DIR)"
     train_s = TRAIN_SUBJECTS[:8] if quick else TRAIN_SUBJECTS
     recs = load_wisdm(train_s + TEST_SUBJECTS)
     tr = [r for r in recs if r.subject in train_s]
