@@ -183,19 +183,41 @@ def _bundle_row(model: str, bundle: Path, te: Any, y: np.ndarray, classes: list[
     return row
 
 
-def har_default(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def _export_int8(model_dir: Path, bundle: Path) -> str:
+    """Export like `har deploy --quantize int8`; when its agreement check refuses the int8 model, export
+    it anyway (check off) so the row still shows what int8 scores, and say so in the note."""
+    from har.errors import ExportError
     from har.training.convert import export_bundle
+
+    try:
+        export_bundle(model_dir, bundle, ExportConfig(quantize="int8"), echo=lambda s: None)
+        return ""
+    except ExportError as e:
+        shutil.rmtree(bundle, ignore_errors=True)
+        export_bundle(model_dir, bundle, ExportConfig(quantize="int8"), echo=lambda s: None, min_agreement=0.0)
+        return f"; har deploy refuses it: {e}".split(": try")[0]
+
+
+def har_default(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str],
+                reuse: bool = False) -> dict[str, Any]:
     from har.training.train import train
 
     d = TrainConfig()
     cfg = dataclasses.replace(d, window=dataclasses.replace(d.window, rate_hz=ds.rate_hz))
-    t0 = time.monotonic()
-    res = train([ds.train_dir], work / "har_model", cfg, test_data=[ds.test_dir], progress=False,
-                echo=lambda s: None, force=ds.force)
-    t_train = time.monotonic() - t0
-    export_bundle(work / "har_model", work / "har_bundle", ExportConfig(quantize="int8"), echo=lambda s: None)
+    model_dir = work / "har_model"
+    report = model_dir / "report.json"
+    if reuse and report.is_file():  # --reuse: the model an earlier --keep run trained with the same code
+        rep = json.loads(report.read_text())
+        t_train, epochs, how = float(rep["train_seconds"]), rep["epochs_run"], " (model reused from an earlier run)"
+    else:
+        t0 = time.monotonic()
+        res = train([ds.train_dir], model_dir, cfg, test_data=[ds.test_dir], progress=False,
+                    echo=lambda s: None, force=ds.force)
+        t_train, epochs, how = time.monotonic() - t0, res.metrics["epochs_run"], ""
+    shutil.rmtree(work / "har_bundle", ignore_errors=True)
+    refused = _export_int8(model_dir, work / "har_bundle")
     return _bundle_row("har defaults (int8)", work / "har_bundle", te, y, classes, t_train,
-                       f"{res.metrics['epochs_run']} epochs")
+                       f"{epochs} epochs{how}{refused}")
 
 
 def har_tuned(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str], wc: WindowConfig,
@@ -216,11 +238,10 @@ def har_tuned(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str
     if r.returncode != 0 or not (out / "best").is_dir():
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return f"skipped: har tune failed ({last})"
-    from har.training.convert import export_bundle
-
-    export_bundle(out / "best", work / "tune_bundle", ExportConfig(quantize="int8"), echo=lambda s: None)
+    shutil.rmtree(work / "tune_bundle", ignore_errors=True)
+    refused = _export_int8(out / "best", work / "tune_bundle")
     return _bundle_row("har tune winner (int8)", work / "tune_bundle", te, y, classes, t_tune,
-                       f"budget {minutes:g} min, {max_kb:g} KB, {max_ms:g} ms")
+                       f"budget {minutes:g} min, {max_kb:g} KB, {max_ms:g} ms{refused}")
 
 
 def keras_baseline(tr: Any, ytr: np.ndarray, te: Any, y: np.ndarray, classes: list[str], epochs: int,
@@ -311,7 +332,12 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
     def add(name: str, fn: Callable[[], dict[str, Any] | str]) -> None:
         print(f"  {name} ...", flush=True)
         t0 = time.monotonic()
-        r = fn()
+        try:
+            r = fn()
+        except Exception as e:  # one failing row must not lose the others
+            if os.environ.get("HAR_DEBUG"):
+                raise
+            r = f"failed: {type(e).__name__}: {(str(e).strip().splitlines() or ['?'])[0]}"
         if isinstance(r, str):
             skipped.append(f"{name}: {r}")
             print(f"  {name}: {r}", flush=True)
@@ -320,7 +346,7 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
             print(f"  {json.dumps(r)}  ({time.monotonic() - t0:.0f} s)", flush=True)
 
     if "har" in a.models:
-        add("har defaults (int8)", lambda: har_default(ds, work / key, te, y, classes))
+        add("har defaults (int8)", lambda: har_default(ds, work / key, te, y, classes, a.reuse))
     if "tune" in a.models:
         mins = 3.0 if a.quick else a.tune_minutes
         add("har tune winner (int8)",
@@ -364,6 +390,8 @@ def main() -> None:
     ap.add_argument("--max-ms", type=float, default=5.0, help="har tune budget: ms per window")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temp dir)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: reuse the har defaults model an earlier run left there (same code only)")
     a = ap.parse_args()
     a.models = [m for m in MODELS if not getattr(a, f"skip_{m}")]
     keys = [k.strip() for k in a.datasets.split(",") if k.strip()]
@@ -377,6 +405,8 @@ def main() -> None:
         work = a.keep or Path(tmp)
         for k in keys:
             results.append(run_dataset(k, work, a))
+            if a.json:  # after every data set: a later failure loses nothing
+                a.json.write_text(json.dumps({"run": meta, "datasets": results}, indent=2) + "\n")
     print()
     for r in results:
         print(r.get("table") or f"{r['dataset']}: {r['skipped']}")
