@@ -286,3 +286,17 @@ def test_replace_dir_swaps_a_complete_directory(tmp_path: Path) -> None:
     replace_dir(tmp_path / "new", tmp_path / "out")
     assert (tmp_path / "out" / "a").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_stale_staging_of_a_killed_chief_is_removed(tmp_path: Path) -> None:
+    from har.training.distributed import _staging_prefix, remove_stale_staging
+
+    out = tmp_path / "model"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    prefix = _staging_prefix(out)
+    dead, alive = tmp_path / f"{prefix}{gone.pid}-x1", tmp_path / f"{prefix}{os.getppid()}-x2"
+    for d in (dead, alive):
+        (d / "model").mkdir(parents=True)
+    assert remove_stale_staging(out) == [dead]
+    assert not dead.exists() and alive.exists()

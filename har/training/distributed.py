@@ -33,6 +33,7 @@ TensorFlow is imported inside functions only (training side)."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -151,8 +152,16 @@ def steps_per_epoch(n_windows: int, global_batch: int, n_workers: int) -> int:
     return (-(-int(n_windows) // local)) // n_workers
 
 
+def gather(x: Any, sel: np.ndarray) -> np.ndarray:
+    """Windows ``sel`` of ``x``: an array, or windows read through the cache (``x[sel]`` has
+    ``.materialize()``)."""
+    if isinstance(x, np.ndarray):
+        return x[sel]
+    return np.asarray(x[sel].materialize())
+
+
 def shard_batches(
-    x: np.ndarray,
+    x: Any,
     y: np.ndarray,
     global_batch: int,
     n_workers: int,
@@ -180,7 +189,7 @@ def shard_batches(
         for k in range(steps):
             j = worker + n_workers * k
             sel = order[j * local:(j + 1) * local]
-            xb = x[sel]
+            xb = gather(x, sel)
             if augment is not None and augment.active:
                 xb = do_augment(xb, augment, np.random.default_rng([seed, epoch, j]))
             xb = ((xb - mean32) / std32).astype(np.float32)
@@ -269,14 +278,14 @@ class Distributed:
 
         return self.strategy.distribute_datasets_from_function(fn)
 
-    def fit_in_memory(
+    def fit_windows(
         self,
         model: Any,
         *,
-        x_train: np.ndarray,
+        x_train: Any,
         y_train: np.ndarray,
         sample_weight: np.ndarray | None,
-        x_val: np.ndarray,
+        x_val: Any,
         y_val: np.ndarray,
         global_batch: int,
         seed: int,
@@ -286,20 +295,24 @@ class Distributed:
         epochs: int,
         callbacks: Sequence[Any],
     ) -> Any:
-        """``model.fit`` on in-memory windows (raw g), each worker reading its shard; validation
-        windows ``x_val`` are already normalised. Returns Keras's History."""
+        """``model.fit`` on windows in raw g (training and validation), each worker reading only
+        its shard by index: arrays (n, window, channels), or anything with ``.shape`` whose
+        ``[index array]`` has ``.materialize()`` (windows read through the cache). Returns
+        Keras's History."""
         import tensorflow as tf
 
         self.check_batch(global_batch)
-        w = x_train.shape[1:]
+        w = tuple(x_train.shape[1:])
         f32, i32 = tf.float32, tf.int32
         sig = (tf.TensorSpec((None, *w), f32), tf.TensorSpec((None,), i32), tf.TensorSpec((None,), f32))
-        steps = steps_per_epoch(x_train.shape[0], global_batch, self.n_workers)
+        n_train, n_val = int(x_train.shape[0]), int(x_val.shape[0])
+        steps = steps_per_epoch(n_train, global_batch, self.n_workers)
         if steps < 1:
             raise DistributedError(
-                f"{x_train.shape[0]} training windows are fewer than the global batch {global_batch}: "
+                f"{n_train} training windows are fewer than the global batch {global_batch}: "
                 "train on one machine or lower --batch-size"
             )
+        mean32, std32 = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
         def train_factory(_: int, n: int, i: int) -> Any:
             def gen() -> Iterator[tuple[np.ndarray, ...]]:
@@ -308,17 +321,21 @@ class Distributed:
 
             return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
 
-        val = None
-        val_steps = None
-        if x_val.shape[0]:
-            val_steps = shard_validation(x_val.shape[0], global_batch, self.n_workers, 0)[2]
+        def val_factory(_: int, n: int, i: int) -> Any:
+            idx, vw, v_steps, batch = shard_validation(n_val, global_batch, n, i)
 
-            def val_factory(_: int, n: int, i: int) -> Any:
-                idx, vw, _s, batch = shard_validation(x_val.shape[0], global_batch, n, i)
-                xs = x_val[idx].astype(np.float32)
-                ds = tf.data.Dataset.from_tensor_slices((xs, y_val[idx].astype(np.int32), vw))
-                return ds.batch(batch).repeat()
+            def gen() -> Iterator[tuple[np.ndarray, ...]]:
+                while True:
+                    for k in range(v_steps):
+                        sel = idx[k * batch:(k + 1) * batch]
+                        xb = ((gather(x_val, sel) - mean32) / std32).astype(np.float32)
+                        yield xb, y_val[sel].astype(np.int32), vw[k * batch:(k + 1) * batch]
 
+            return tf.data.Dataset.from_generator(gen, output_signature=sig)
+
+        val, val_steps = None, None
+        if n_val:
+            val_steps = shard_validation(n_val, global_batch, self.n_workers, 0)[2]
             val = self.distribute(val_factory, global_batch)
         return self.fit(model, self.distribute(train_factory, global_batch), steps, epochs, callbacks, val, val_steps)
 
@@ -418,6 +435,28 @@ def start(text: str | None = None) -> Distributed:
     return _ACTIVE
 
 
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-{socket.gethostname()}-"
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove staging directories left next to ``out`` by a chief on this host that was killed
+    (its process id no longer runs); returns them."""
+    prefix, gone = _staging_prefix(out), []
+    for p in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = p.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+        except OSError:
+            pass
+    return gone
+
+
 def train_distributed(
     data: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -443,7 +482,8 @@ def train_distributed(
          f"({config.batch_size // cluster.n_workers} per worker)")
     if cluster.is_chief:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        remove_stale_staging(out)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(out)}{os.getpid()}-", dir=out.parent))
     else:
         staging = Path(tempfile.mkdtemp(prefix="har-worker-"))
     try:

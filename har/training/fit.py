@@ -337,8 +337,8 @@ def _fit_once(
     val = (normalize(x_val, norm), y_val) if has_val else None
     if dist is not None:
         cw = None if weights is None else np.array([weights[k] for k in range(n_classes)], np.float32)
-        hist = dist.fit_in_memory(
-            model, x_train=x_train, y_train=y_train, x_val=normalize(x_val, norm), y_val=y_val,
+        hist = dist.fit_windows(
+            model, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
             sample_weight=None if cw is None else cw[y_train],
             global_batch=config.batch_size, seed=config.seed, augment=config.augment, mean=norm.mean, std=norm.std,
             epochs=epochs, callbacks=callbacks,
