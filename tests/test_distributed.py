@@ -1,10 +1,10 @@
 """`har train --distributed`: real worker processes on 127.0.0.1 under MultiWorkerMirroredStrategy.
 
 One module fixture starts, at once (they spend most of their time importing TensorFlow), two
-workers that train to the end and two workers of which one is killed with SIGKILL in its second
-epoch, and meanwhile trains in this process the single-process run with the same options (seed,
-global batch). The tests then check what each left behind. Plus the TF_CONFIG checks and the
-shard arithmetic, without TensorFlow."""
+workers that train to the end and two pairs of workers of which one is killed with SIGKILL in its
+second epoch (once the chief, once the other worker), and meanwhile trains in this process the
+single-process run with the same options (seed, global batch). The tests then check what each left
+behind. Plus the TF_CONFIG checks and the shard arithmetic, without TensorFlow."""
 
 from __future__ import annotations
 
@@ -92,11 +92,11 @@ class Run:
         return self.stderr.read_text(encoding="utf-8", errors="replace")
 
 
-def _kill_in_second_epoch(chief: Run, victim: Run, stop: threading.Event, out: dict[str, float]) -> None:
-    while not stop.is_set() and chief.proc.poll() is None:
-        if "epoch 2/" in chief.out() and victim.proc.poll() is None:
+def _kill_in_second_epoch(watch: Run, victim: Run, stop: threading.Event, out: dict[str, float], key: str) -> None:
+    while not stop.is_set() and watch.proc.poll() is None:
+        if "epoch 2/" in watch.out() and victim.proc.poll() is None:
             victim.proc.send_signal(signal.SIGKILL)
-            out["killed_at"] = time.monotonic()
+            out[key] = time.monotonic()
             return
         time.sleep(0.1)
 
@@ -108,20 +108,26 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("dist")
     generate_dataset(tmp / "sim", subjects=6, seconds_per_activity=12.0, rate_hz=25.0, seed=0)
     common = ["sim", *ARGS]
-    pa, pk = _free_ports(2), _free_ports(2)
+    pa, pk, pc = _free_ports(2), _free_ports(2), _free_ports(2)
     dist_args = [*common, "--out", "dist", "--epochs", str(EPOCHS), "--distributed"]
     # long enough that the kill lands mid-training
-    kill_args = [*common, "--out", "killed", "--epochs", "300", "--patience", "300", "--distributed"]
+    def kill_args(out: str) -> list[str]:
+        return [*common, "--out", out, "--epochs", "300", "--patience", "300", "--distributed"]
+
     procs = {
         "chief": Run("chief", tmp, dist_args, _tf_config(pa, 0)),
         "worker": Run("worker", tmp, dist_args, _tf_config(pa, 1)),
-        "k_chief": Run("k_chief", tmp, kill_args, _tf_config(pk, 0)),
-        "k_worker": Run("k_worker", tmp, kill_args, _tf_config(pk, 1)),
+        "k_chief": Run("k_chief", tmp, kill_args("killed"), _tf_config(pk, 0)),
+        "k_worker": Run("k_worker", tmp, kill_args("killed"), _tf_config(pk, 1)),
+        "c_chief": Run("c_chief", tmp, kill_args("chief_killed"), _tf_config(pc, 0)),
+        "c_worker": Run("c_worker", tmp, kill_args("chief_killed"), _tf_config(pc, 1)),
     }
     killed: dict[str, float] = {}
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_in_second_epoch, args=(procs["k_chief"], procs["k_worker"], stop, killed))
-    killer.start()
+    killers = [threading.Thread(target=_kill_in_second_epoch, args=(procs[a], procs[b], stop, killed, key))
+               for a, b, key in (("k_chief", "k_worker", "worker"), ("c_worker", "c_chief", "chief"))]
+    for k in killers:
+        k.start()
     try:
         # meanwhile, in this process: the single-process run with the same options
         from har.cli.cmd_train import build_config, train_cmd
@@ -138,12 +144,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             time.sleep(0.2)
     finally:
         stop.set()
-        killer.join()
+        for k in killers:
+            k.join()
         for r in procs.values():
             if r.proc.poll() is None:
                 r.proc.kill()
                 r.proc.wait()
-    return {"tmp": tmp, "procs": procs, "killed_at": killed.get("killed_at", 0.0), "ports": {"a": pa, "k": pk},
+    return {"tmp": tmp, "procs": procs, "killed": killed, "ports": {"a": pa, "k": pk, "c": pc},
             "single_accuracy": single.metadata.metrics["accuracy"], "single": single}
 
 
@@ -166,7 +173,7 @@ def test_two_workers_train_one_model_within_noise_of_one_process(runs: dict[str,
     for f in ("metadata.json", "model.weights.h5", "deploy_windows.npz", "report.txt", "report.json",
               "confusion.png", "training_curves.png"):
         assert (model / f).is_file(), f
-    assert not [q.name for q in tmp.iterdir() if ".partial-" in q.name or ".old-" in q.name]
+    assert not [q.name for q in tmp.iterdir() if q.name.startswith(".dist.")]
     assert not list((tmp / "tmp-worker").glob("har-worker-*"))
     # the model loads and scores what training reported on the test subjects
     from har.scoring.evaluate import evaluate
@@ -181,20 +188,27 @@ def test_two_workers_train_one_model_within_noise_of_one_process(runs: dict[str,
     assert _metadata(model)["train_config"] == _metadata(tmp / "single")["train_config"]  # same options
 
 
-def test_a_killed_worker_stops_the_other_with_one_line(runs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("victim", "survivor", "pair", "index", "out"),
+                         [("worker", "k_chief", "k", 1, "killed"), ("chief", "c_worker", "c", 0, "chief_killed")])
+def test_a_killed_worker_stops_the_other_with_one_line(
+    runs: dict[str, Any], victim: str, survivor: str, pair: str, index: int, out: str
+) -> None:
     tmp, p = runs["tmp"], runs["procs"]
-    assert runs["killed_at"], f"worker never reached epoch 2: {p['k_chief'].err()[-2000:]}"
-    assert p["k_worker"].code == -signal.SIGKILL
-    chief = p["k_chief"]
-    assert chief.code not in (0, None)
-    lines = [ln for ln in chief.err().splitlines() if ln.strip()]
-    dead = f"worker 1 (127.0.0.1:{runs['ports']['k'][1]})"
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and dead in lines[0], chief.err()
-    assert "stopped responding" in lines[0]
-    assert chief.ended_at - runs["killed_at"] < 60  # noticed by the heartbeat, not a hang
-    # the model directory was never created, and no staging copy is left behind
-    assert not (tmp / "killed").exists()
-    assert not [q.name for q in tmp.iterdir() if q.name.startswith(".killed")]
+    killed_at = runs["killed"].get(victim)
+    assert killed_at, f"the {victim} was not killed in epoch 2: {p[survivor].err()[-2000:]}"
+    assert p[f"{pair}_{victim}"].code == -signal.SIGKILL
+    other = p[survivor]
+    assert other.code not in (0, None)
+    lines = [ln for ln in other.err().splitlines() if ln.strip()]
+    dead = f"worker {index} (127.0.0.1:{runs['ports'][pair][index]})"
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and dead in lines[0], other.err()
+    assert "stopped responding" in lines[0] and "not written" in lines[0]
+    assert other.ended_at - killed_at < 60  # noticed by the heartbeat, not a hang
+    # the model directory was never created (a killed chief leaves only its hidden staging copy,
+    # which the next chief on this host removes)
+    assert not (tmp / out).exists()
+    left = [q.name for q in tmp.iterdir() if q.name.startswith(f".{out}.")]
+    assert len(left) == (1 if victim == "chief" else 0), left
 
 
 # --- without TensorFlow ------------------------------------------------------------------------
