@@ -219,12 +219,6 @@ def shard_validation(
     return idx, w, steps, batch
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def reachable(address: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """True when something accepts TCP connections at ``host:port``."""
     host, _, port = address.rpartition(":")
@@ -235,6 +229,7 @@ def reachable(address: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
         return False
 
 
+_WEIGHTED_ACC = "weighted_accuracy"
 _TASK_RE = re.compile(r"/job:(chief|worker)/replica:\d+/task:(\d+)")
 
 
@@ -256,6 +251,14 @@ class Distributed:
     def scope(self) -> Any:
         """The strategy scope: build and compile the model inside it."""
         return self.strategy.scope()
+
+    def compile_kwargs(self) -> dict[str, Any]:
+        """Extra ``model.compile`` arguments (inside :meth:`scope`): an accuracy that honours the
+        validation weights (Keras's plain ``metrics`` ignore sample weights, so the padding of
+        :func:`shard_validation` would count); :meth:`fit` reports it as ``val_accuracy``."""
+        import tf_keras
+
+        return {"weighted_metrics": [tf_keras.metrics.SparseCategoricalAccuracy(name=_WEIGHTED_ACC)]}
 
     def check_batch(self, global_batch: int) -> None:
         if global_batch % self.n_workers:
@@ -351,10 +354,22 @@ class Distributed:
     ) -> Any:
         """``model.fit`` on distributed datasets (:meth:`distribute`); a dead peer becomes one
         :class:`DistributedError` naming it."""
+        import tf_keras
+
+        class WeightedValAccuracy(tf_keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+            """First callback: ``val_accuracy`` is the weighted one (padding excluded), for every
+            later callback and the history."""
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                if logs is not None:
+                    logs.pop(_WEIGHTED_ACC, None)
+                    if f"val_{_WEIGHTED_ACC}" in logs:
+                        logs["val_accuracy"] = logs.pop(f"val_{_WEIGHTED_ACC}")
+
         try:
             return model.fit(
                 train, steps_per_epoch=steps, epochs=epochs, validation_data=val, validation_steps=val_steps,
-                verbose=0, callbacks=list(callbacks),
+                verbose=0, callbacks=[WeightedValAccuracy(), *callbacks],
             )
         except Exception as e:
             err = self.peer_error(e)

@@ -282,6 +282,7 @@ def _fit_once(
             ),
             loss=loss if smoothing > 0 else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            **(dist.compile_kwargs() if dist is not None else {}),
         )
     has_val = x_val.shape[0] > 0
     sched = resolve_schedule(config, x_train.shape[0])
