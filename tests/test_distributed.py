@@ -180,7 +180,8 @@ def test_two_workers_train_one_model_within_noise_of_one_process(runs: dict[str,
     from har.training.predict import keras_predictor
 
     test_files = [tmp / "sim" / f"{s}.csv" for s in TEST_SUBJECTS.split(",")]
-    res = evaluate(model, test_files, echo=lambda _: None, progress=False, predictor=keras_predictor(model))
+    predictor = keras_predictor(model)
+    res = evaluate(model, test_files, echo=lambda _: None, progress=False, predictor=predictor)
     dist_acc = _metadata(model)["metrics"]["accuracy"]
     assert res["accuracy"] == pytest.approx(dist_acc, abs=1e-6)
     # the validation accuracy the two workers computed from their shards (summed) is what one process
@@ -188,7 +189,7 @@ def test_two_workers_train_one_model_within_noise_of_one_process(runs: dict[str,
     report = json.loads((model / "report.json").read_text(encoding="utf-8"))
     hist, (val_subject,) = report["history"], report["data_summary"]["val_subjects"]
     val = evaluate(model, [tmp / "sim" / f"{val_subject}.csv"], echo=lambda _: None, progress=False,
-                   predictor=keras_predictor(model))
+                   predictor=predictor)
     best = int(np.argmin(hist["val_loss"]))
     assert min(abs(val["accuracy"] - hist["val_accuracy"][k]) for k in (best, -1)) < 1e-6, (val["accuracy"], hist)
     single_acc = runs["single_accuracy"]
