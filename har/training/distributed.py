@@ -33,12 +33,15 @@ TensorFlow is imported inside functions only (training side)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,7 +57,8 @@ ENV = "TF_CONFIG"
 JOBS = ("chief", "worker")
 COLLECTIVE_TIMEOUT_S = 60  # one all-reduce (one training step) waiting longer than this fails
 HEARTBEAT_TIMEOUT_S = 10  # a peer silent this long is declared dead by the coordination service
-REGISTER_TIMEOUT_S = 300  # how long a worker waits for the others to start
+JOIN_TIMEOUT_S = 300  # how long a worker waits for the others to start (HAR_DISTRIBUTED_JOIN_TIMEOUT)
+JOIN_TIMEOUT_ENV = "HAR_DISTRIBUTED_JOIN_TIMEOUT"
 PROBE_TIMEOUT_S = 2.0
 
 _ACTIVE: Distributed | None = None
@@ -403,20 +407,69 @@ class Distributed:
         return copy
 
 
+def join_timeout_s() -> float:
+    """Seconds a worker waits for the others to start: ``HAR_DISTRIBUTED_JOIN_TIMEOUT`` or
+    ``JOIN_TIMEOUT_S``."""
+    text = os.environ.get(JOIN_TIMEOUT_ENV, "").strip()
+    if not text:
+        return float(JOIN_TIMEOUT_S)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DistributedError(f"{JOIN_TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+_WATCHDOG = r"""
+import json, os, select, signal, socket, sys
+timeout, me, tasks, pid = json.loads(sys.argv[1])
+if select.select([sys.stdin], [], [], timeout)[0]:
+    sys.exit(0)  # the parent joined (or exited): nothing to do
+
+def up(addr):
+    host, _, port = addr.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+missing = [f"{j} {i} ({a})" for j, i, a in tasks if f"{j} {i} ({a})" != me and not up(a)]
+why = (", ".join(missing) + " not started (nothing listens there)" if missing else
+       'the workers did not form one cluster (does every worker have the same "cluster" in TF_CONFIG?)')
+sys.stderr.write(f"Error: {me} waited {timeout:g} s for the other workers: {why}\n")
+sys.stderr.flush()
+os.kill(pid, signal.SIGKILL)
+"""
+
+
+def _join_watchdog(cluster: Cluster, timeout: float) -> subprocess.Popen[bytes]:
+    """A small process that ends this one with one line naming the missing workers if
+    :func:`start` has not returned after ``timeout`` seconds. TensorFlow waits for the others
+    inside a C++ call that holds the GIL, so no thread of this process could; closing the
+    watchdog's stdin (or exiting) dismisses it."""
+    arg = json.dumps([timeout, cluster.me, [list(t) for t in cluster.tasks], os.getpid()])
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, arg], stdin=subprocess.PIPE)
+
+
 def start(text: str | None = None) -> Distributed:
     """Create the MultiWorkerMirroredStrategy from ``TF_CONFIG`` (``text``, default the
     environment) and make it :func:`active`. Call before any other TensorFlow op in the process:
-    waits (up to ``REGISTER_TIMEOUT_S``) for every worker to start."""
+    waits (up to :func:`join_timeout_s`) for every worker to start."""
     global _ACTIVE
     cluster = parse_tf_config(os.environ.get(ENV) if text is None else text)
     if _ACTIVE is not None:
         return _ACTIVE
+    join_timeout = join_timeout_s()
     from har.training._tf import import_tf
 
     tf, _ = import_tf()
     from tensorflow.python.eager import context
 
     jobs = [j for j in JOBS if any(t[0] == j for t in cluster.tasks)]
+    watchdog = _join_watchdog(cluster, join_timeout)  # TensorFlow waits for the others without a deadline
     try:
         if context.context().coordination_service is None:
             from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
@@ -426,7 +479,7 @@ def start(text: str | None = None) -> Distributed:
                 service_leader=f"/job:{cluster.tasks[0][0]}/replica:0/task:0",
                 heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
                 shutdown_barrier_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
-                cluster_register_timeout_in_ms=REGISTER_TIMEOUT_S * 1000,
+                cluster_register_timeout_in_ms=int(join_timeout * 1000),
                 coordinated_jobs=[
                     coordination_config_pb2.CoordinatedJob(name=j, num_tasks=sum(t[0] == j for t in cluster.tasks))
                     for j in jobs
@@ -446,6 +499,10 @@ def start(text: str | None = None) -> Distributed:
     except (RuntimeError, ValueError, tf.errors.OpError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DistributedError(f"cannot join the cluster as {cluster.me}: {first}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            watchdog.stdin.close()  # type: ignore[union-attr]
+        watchdog.wait()
     _ACTIVE = Distributed(cluster, strategy)
     return _ACTIVE
 
