@@ -64,12 +64,14 @@ def _tf_config(ports: list[int], index: int) -> str:
 class Run:
     """One `har train` process with its output in files."""
 
-    def __init__(self, name: str, tmp: Path, args: list[str], tf_config: str | None = None) -> None:
+    def __init__(self, name: str, tmp: Path, args: list[str], tf_config: str | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.stdout, self.stderr = tmp / f"{name}.out", tmp / f"{name}.err"
         env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
         env.pop("TF_CONFIG", None)
         env.pop("HAR_DEBUG", None)
+        env.update(extra_env or {})
         if tf_config is not None:
             env["TF_CONFIG"] = tf_config
             env["TMPDIR"] = str(tmp / f"tmp-{name}")  # where a non-chief worker's scratch copy goes
@@ -79,10 +81,14 @@ class Run:
                                          env=env, stdout=out, stderr=err)
         self.code: int | None = None
         self.ended_at = 0.0
+        threading.Thread(target=self._wait, daemon=True).start()  # the exit time, even while the test is busy
+
+    def _wait(self) -> None:
+        code = self.proc.wait()
+        self.ended_at = time.monotonic()
+        self.code = code
 
     def poll(self) -> bool:
-        if self.code is None and self.proc.poll() is not None:
-            self.code, self.ended_at = self.proc.returncode, time.monotonic()
         return self.code is not None
 
     def out(self) -> str:
@@ -108,7 +114,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("dist")
     generate_dataset(tmp / "sim", subjects=6, seconds_per_activity=12.0, rate_hz=25.0, seed=0)
     common = ["sim", *ARGS]
-    pa, pk, pc = _free_ports(2), _free_ports(2), _free_ports(2)
+    pa, pk, pc, pl = _free_ports(2), _free_ports(2), _free_ports(2), _free_ports(2)
     dist_args = [*common, "--out", "dist", "--epochs", str(EPOCHS), "--distributed"]
     # long enough that the kill lands mid-training
     def kill_args(out: str) -> list[str]:
@@ -121,6 +127,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "k_worker": Run("k_worker", tmp, kill_args("killed"), _tf_config(pk, 1)),
         "c_chief": Run("c_chief", tmp, kill_args("chief_killed"), _tf_config(pc, 0)),
         "c_worker": Run("c_worker", tmp, kill_args("chief_killed"), _tf_config(pc, 1)),
+        # its peer never starts
+        "lonely": Run("lonely", tmp, [*common, "--out", "lonely", "--distributed"], _tf_config(pl, 0),
+                      {"HAR_DISTRIBUTED_JOIN_TIMEOUT": "3"}),
     }
     killed: dict[str, float] = {}
     stop = threading.Event()
@@ -150,7 +159,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             if r.proc.poll() is None:
                 r.proc.kill()
                 r.proc.wait()
-    return {"tmp": tmp, "procs": procs, "killed": killed, "ports": {"a": pa, "k": pk, "c": pc},
+    return {"tmp": tmp, "procs": procs, "killed": killed, "ports": {"a": pa, "k": pk, "c": pc, "l": pl},
             "single_accuracy": single.metadata.metrics["accuracy"], "single": single}
 
 
@@ -218,6 +227,16 @@ def test_a_killed_worker_stops_the_other_with_one_line(
     assert not (tmp / out).exists()
     left = [q.name for q in tmp.iterdir() if q.name.startswith(f".{out}.")]
     assert len(left) == (1 if victim == "chief" else 0), left
+
+
+def test_a_worker_whose_peer_never_starts_gives_up_with_one_line(runs: dict[str, Any]) -> None:
+    r = runs["procs"]["lonely"]
+    assert r.code not in (0, None)
+    lines = [ln for ln in r.err().splitlines() if ln.strip()]
+    peer = f"worker 1 (127.0.0.1:{runs['ports']['l'][1]})"
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and f"{peer} not started" in lines[0], r.err()
+    assert "waited 3 s" in lines[0]
+    assert not (runs["tmp"] / "lonely").exists()
 
 
 # --- without TensorFlow ------------------------------------------------------------------------
