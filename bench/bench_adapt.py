@@ -57,18 +57,22 @@ STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 # --- base model ---------------------------------------------------------------------------------
-def base_bundle(epochs: int) -> tuple[Path, list[str]]:
-    """Train (niced) and deploy int8 once per config; return (bundle, validation subjects)."""
+def base_bundle(epochs: int, test_subjects: list[str] | None = None, data_subjects: list[str] | None = None,
+                what: str = "subjects 1600-1635") -> tuple[Path, list[str]]:
+    """Train (niced) and deploy int8 once per config; return (bundle, validation subjects).
+    ``data_subjects`` (default all) are written, ``test_subjects`` (default 1636-1650) are held out."""
     from har.config import ExportConfig, TrainConfig, WindowConfig
 
     d = TrainConfig()
     cfg = TrainConfig(
         window=WindowConfig(rate_hz=wisdm.RATE_HZ, window_s=d.window.window_s, hop_s=d.window.hop_s,
                             purity=d.window.purity),
-        test_subjects=tuple(wisdm.TEST_SUBJECTS),
+        test_subjects=tuple(test_subjects or wisdm.TEST_SUBJECTS),
         epochs=epochs,
     )
-    key = hashlib.sha256(json.dumps(cfg.__repr__()).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps(cfg.__repr__() + repr(data_subjects or "")).encode()).hexdigest()[:12]
+    if data_subjects is None:
+        key = hashlib.sha256(json.dumps(cfg.__repr__()).encode()).hexdigest()[:12]  # as before: reuse caches
     root = CACHE / key
     model, bundle = root / "model", root / "bundle_int8"
     if not (bundle / "manifest.json").is_file() or not (bundle / "head.npz").is_file():
@@ -80,15 +84,16 @@ def base_bundle(epochs: int) -> tuple[Path, list[str]]:
         except OSError:
             pass
         if not (model / "model.weights.h5").is_file():
-            data = wisdm.write_wisdm(root / "data")
-            print(f"training the base model (epochs {epochs}, subjects 1600-1635) -> {model} ...", flush=True)
+            recs = wisdm.load_wisdm(data_subjects) if data_subjects else None
+            data = wisdm.write_wisdm(root / "data", recs)
+            print(f"training the base model (epochs {epochs}, {what}) -> {model} ...", flush=True)
             t0 = time.monotonic()
             train([data], model, cfg, progress=False, echo=lambda s: print("  " + s[:160], flush=True))
             print(f"  trained in {time.monotonic() - t0:.0f} s", flush=True)
         export_bundle(model, bundle, ExportConfig(quantize="int8"), echo=lambda s: print("  " + s, flush=True),
                       overwrite=True)
     meta = json.loads((model / "metadata.json").read_text())
-    print(f"base model: {model} (cached; config {key}: default TrainConfig, 20 Hz, epochs {epochs})")
+    print(f"base model: {model} (cached; config {key}: default TrainConfig, 20 Hz, epochs {epochs}, {what})")
     return bundle, list(meta["data_summary"]["val_subjects"])
 
 
