@@ -11,8 +11,9 @@ Data: WISDM 2019 watch accelerometer (../shared/data, or $HAR_SHARED_DATA). Two 
 
 For every development subject: calibration = the first 30 s of each activity, scored on the rest
 (as in the bench). The cross-validated probabilities for a grid of strengths x blends and the test
-accuracy of each final head are computed once; each policy (candidate subsets, fold count, margin,
-one activity skipped or not) is then scored by the mean gain, the smallest gain and the number of
+accuracy of each final head are computed once per anchor weight (rehearsal of the base
+model's training windows stored in head.npz); each policy (candidate subsets, fold count, margin,
+anchor weight, one activity skipped or not) is then scored by the mean gain, the smallest gain and the number of
 subjects more than 1 point worse, and for skipped activities the accuracy on the skipped one.
 
     nice -n 10 python bench/select_adapt.py [--epochs 12]
@@ -40,13 +41,15 @@ import wisdm  # noqa: E402
 
 STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 BLENDS = (0.25, 0.5, 0.75, 1.0)
-FOLDS = (3, 5)
-MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05)
+ANCHOR_WEIGHTS = (0.0, 1.0, 3.0, 10.0)
+FOLDS = (5,)
+MARGINS = (0.0, 0.02, 0.05)
 DEV_TRAIN = [str(s) for s in range(1600, 1618)]
 DEV_SUBJECTS = [str(s) for s in range(1618, 1636)]
 
 
-def subject_grid(clf: Any, meta: Any, rec: Any, base: Any, skip: str | None, folds: int) -> dict[str, Any]:
+def subject_grid(clf: Any, meta: Any, rec: Any, base: Any, skip: str | None, folds: int,
+                 anchor_weight: float) -> dict[str, Any]:
     """Cross-validated and test scores of every (strength, blend) for one subject."""
     import dataclasses
 
@@ -67,13 +70,13 @@ def subject_grid(clf: Any, meta: Any, rec: Any, base: Any, skip: str | None, fol
     tpb, temb = clf.predict_with_embedding(tx)
     calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
     t0 = time.process_time()
-    oof = cross_validate(emb, cal, base, calibrated, STRENGTHS, BLENDS)
+    oof = cross_validate(emb, cal, base, calibrated, STRENGTHS, BLENDS, anchor_weight=anchor_weight)
     cv_s = time.process_time() - t0
     ztb = base.logits(temb).astype(np.float64)
     tpb = _softmax(ztb.copy())
     test = {}
     for s in STRENGTHS:
-        h = fit_calibrated(emb, cal.y, base, calibrated, s)
+        h = fit_calibrated(emb, cal.y, base, calibrated, s, anchor_weight=anchor_weight)
         zp = h.logits(temb).astype(np.float64)
         for a in BLENDS:
             test[(s, a)] = blend_probs(tpb, ztb + a * (zp - ztb), calibrated).argmax(1) == ty
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if not wisdm.WISDM_DIR.is_dir():
         print(f"SKIP: WISDM 2019 not found at {wisdm.WISDM_DIR} (../shared/data absent; set HAR_SHARED_DATA)")
         return 0
-    from har.runtime.adapt import LinearHead, load_head
+    from har.runtime.adapt import load_head
     from har.runtime.classifier import WindowClassifier
 
     sets = []
@@ -127,31 +130,26 @@ def main(argv: list[str] | None = None) -> int:
         else:
             bundle, val = bench_adapt.base_bundle(args.epochs)
             sets.append((f"val (bench model, its validation subjects {', '.join(val)})", bundle, val))
+    cands_s = [(0.003,), (0.03,), (0.003, 0.03, 0.3), STRENGTHS[:-1]]
+    cands_a = [(1.0,), (0.5, 1.0), (0.25, 0.5, 0.75, 1.0)]
     for name, bundle, subjects in sets:
         clf = WindowClassifier.from_bundle(bundle)
         meta = clf.metadata
-        h = load_head(Path(bundle) / "head.npz")
-        base = LinearHead(h.w, h.b)
+        base = load_head(Path(bundle) / "head.npz")  # with its anchors
         recs = wisdm.load_wisdm(subjects)
         print(f"\n## {name}: {len(recs)} subjects")
-        for folds in FOLDS:
-            for skipping in (False, True):
+        for folds, skipping in itertools.product(FOLDS, (False, True)):
+            print(f"\n### folds {folds}, {'one activity skipped per subject' if skipping else 'all calibrated'}")
+            print("| anchor weight | strengths | blends | margin | mean gain | smallest gain | subjects < -1 | kept |"
+                  + (" skipped activity base -> adapted (worst change) |" if skipping else ""))
+            for aw in ANCHOR_WEIGHTS:
                 rows = []
                 for i, rec in enumerate(recs):
                     skip = meta.classes[i % len(meta.classes)] if skipping else None
-                    rows.append(subject_grid(clf, meta, rec, base, skip, folds))
-                cpu = np.array([r["cv_cpu_s"] for r in rows])
-                print(f"\n### folds {folds}, {'one activity skipped per subject' if skipping else 'all calibrated'} "
-                      f"(CV over the {len(STRENGTHS)}x{len(BLENDS)} grid: median {np.median(cpu):.2f} s CPU)")
-                base_acc = 100 * np.mean([r["base_test"].mean() for r in rows])
-                print(f"base accuracy on the rest: mean {base_acc:.1f}%")
-                print("| strengths | blends | margin | mean gain | smallest gain | subjects < -1 | kept |"
-                      + (" skipped activity base -> adapted (worst change) |" if skipping else ""))
-                cands_s = [(0.003,), (0.03,), (0.3,), (0.003, 0.03, 0.3), (0.001, 0.01, 0.1, 1.0), STRENGTHS]
-                cands_a = [(1.0,), (0.5,), (0.25, 0.5, 0.75, 1.0), (0.5, 1.0)]
+                    rows.append(subject_grid(clf, meta, rec, base, skip, folds, aw))
                 for ss, aa, m in itertools.product(cands_s, cands_a, MARGINS):
                     p = policy(rows, ss, aa, m)
-                    line = (f"| {','.join(f'{x:g}' for x in ss)} | {','.join(f'{x:g}' for x in aa)} | {m:g} | "
+                    line = (f"| {aw:g} | {','.join(f'{x:g}' for x in ss)} | {','.join(f'{x:g}' for x in aa)} | {m:g} | "
                             f"{p['mean']:+.1f} | {p['min']:+.1f} | {p['worse1']} | {p['kept']}/{p['n']} |")
                     if skipping:
                         line += f" {p['skip_base']:.1f} -> {p['skip_adapted']:.1f} ({p['skip_worst']:+.1f}) |"

@@ -54,10 +54,11 @@ from har.config import WindowConfig
 from har.errors import AdaptError, BundleError, DataError, HarError
 
 # Set once for all users, chosen on development subjects (bench/select_adapt.py), never test subjects:
-STRENGTHS = (0.003, 0.03, 0.3)  # candidate pulls towards the base head (L2), chosen per person by CV
-BLENDS = (0.25, 0.5, 0.75, 1.0)  # candidate weights of the personal head against the base, likewise
+STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # candidate pulls towards the base head (L2), chosen per person by CV
+BLENDS = (1.0,)  # candidate weights of the personal head against the base (CV among 0.25-1 lost on validation)
 DEFAULT_FOLDS = 5  # cross-validation folds over each activity's calibration (blocks in time)
 DEFAULT_MARGIN = 0.0  # the personal head must beat the base by more than this (CV accuracy) to be kept
+ANCHOR_WEIGHT = 3.0  # rehearsal of the base model's training windows (head.npz anchors) vs the calibration
 DEFAULT_STRENGTH = 0.003  # --strength: the pull for split_calibration users (`--full`'s rule) and tests
 DEFAULT_HOLDOUT = 0.3  # `--full`: last fraction of each activity held out to judge the fine-tuned model
 DEFAULT_HOP_S = 0.5  # calibration window hop (s): more windows from 30 s than the model's hop
@@ -195,6 +196,8 @@ def fit_head(
     tol: float = 1e-7,
     class_weight: dict[int, float] | None = None,
     init: LinearHead | None = None,
+    anchors: tuple[np.ndarray, np.ndarray] | None = None,
+    anchor_weight: float = 0.0,
 ) -> LinearHead:
     """Multinomial logistic regression on ``emb`` (n, d) with labels ``y`` (n,) (class indices),
     minimising ``mean_c(mean CE over class c's windows) + strength/2 * |theta - theta_base|^2``
@@ -202,7 +205,9 @@ def fit_head(
 
     Only the columns of ``classes`` (default: the classes present in ``y``) move; the others keep
     the base head's weights. ``strength`` > 0 makes the problem strictly convex. ``class_weight``
-    multiplies the weight of a class (default 1 each); ``init`` starts Newton there (same solution)."""
+    multiplies the weight of a class (default 1 each); ``init`` starts Newton there (same solution).
+    ``anchors`` ``(embeddings, labels)`` add ``anchor_weight * mean CE over the anchors`` to the loss
+    (rehearsal of the base model's own training windows, so the head keeps fitting them)."""
     if strength <= 0:
         raise AdaptError(f"strength must be positive, got {strength}")
     x = np.asarray(emb, dtype=np.float64)
@@ -221,6 +226,14 @@ def fit_head(
         mult[int(c)] = float(v)
     sw = mult[y] / counts[y]
     sw /= sw.sum()  # per-window weights: each class weighs the same (times its multiplier); sum 1
+    if anchors is not None and anchor_weight > 0 and len(anchors[1]):
+        ax = np.asarray(anchors[0], dtype=np.float64)
+        ay = np.asarray(anchors[1], dtype=np.int64)
+        xb = np.concatenate([xb, np.concatenate([ax, np.ones((ay.size, 1))], axis=1)])
+        oh = np.zeros((ay.size, k))
+        oh[np.arange(ay.size), ay] = 1.0
+        onehot = np.concatenate([onehot, oh])
+        sw = np.concatenate([sw, np.full(ay.size, anchor_weight / ay.size)])
     m = free.size
     p_dim = (d + 1) * m
 
@@ -266,17 +279,22 @@ def fit_head(
 
 def fit_calibrated(
     emb: np.ndarray, y: np.ndarray, base: LinearHead, calibrated: np.ndarray, strength: float,
-    init: LinearHead | None = None,
+    init: LinearHead | None = None, anchor_weight: float = 0.0,
 ) -> LinearHead:
     """:func:`fit_head` with the softmax over the ``calibrated`` classes only (bool mask): the
-    uncalibrated columns are the base head's, untouched, and do not enter the fit."""
+    uncalibrated columns are the base head's, untouched, and do not enter the fit. With
+    ``anchor_weight`` > 0 and anchors in ``base``, the anchors of calibrated classes are rehearsed."""
     cols = np.flatnonzero(calibrated)
     pos = np.full(calibrated.size, -1, dtype=np.int64)
     pos[cols] = np.arange(cols.size)
     sub = LinearHead(base.w[:, cols], base.b[cols])
     sub_init = None if init is None else LinearHead(init.w[:, cols], init.b[cols])
+    anchors = None
+    if anchor_weight > 0 and base.anchors is not None and base.anchor_y is not None:
+        keep = calibrated[base.anchor_y]
+        anchors = (base.anchors[keep], pos[base.anchor_y[keep]])
     h = fit_head(emb, pos[np.asarray(y, dtype=np.int64)], sub, strength=strength, classes=range(cols.size),
-                 init=sub_init)
+                 init=sub_init, anchors=anchors, anchor_weight=anchor_weight)
     w, b = base.w.copy(), base.b.copy()
     w[:, cols], b[cols] = h.w, h.b
     return LinearHead(w, b)
@@ -480,7 +498,7 @@ def calibration_windows(
 
 def cross_validate(
     emb: np.ndarray, cal: Calibration, base: LinearHead, calibrated: np.ndarray,
-    strengths: Sequence[float] = STRENGTHS, blends: Sequence[float] = BLENDS,
+    strengths: Sequence[float] = STRENGTHS, blends: Sequence[float] = BLENDS, anchor_weight: float = 0.0,
 ) -> dict[tuple[float, float], np.ndarray]:
     """Out-of-fold probabilities (n, classes) of the personal head for every (strength, blend):
     window i is scored by a head fitted on ``cal.train[cal.fold[i]]`` only."""
@@ -491,7 +509,7 @@ def cross_validate(
         te = cal.fold == f
         prev = None
         for s in sorted(strengths, reverse=True):  # strong to weak: each fit starts at the last
-            h = fit_calibrated(emb[tr], cal.y[tr], base, calibrated, s, init=prev)
+            h = fit_calibrated(emb[tr], cal.y[tr], base, calibrated, s, init=prev, anchor_weight=anchor_weight)
             prev = h
             zp = h.logits(emb[te]).astype(np.float64)
             for a in blends:
@@ -561,6 +579,7 @@ def adapt_bundle(
     hop_s: float = DEFAULT_HOP_S,
     strengths: Sequence[float] = STRENGTHS,
     blends: Sequence[float] = BLENDS,
+    anchor_weight: float = ANCHOR_WEIGHT,
 ) -> AdaptResult:
     """Adapt ``bundle`` to ``person`` with labelled calibration ``recordings``; write ``out_dir``.
 
@@ -586,17 +605,17 @@ def adapt_bundle(
     base = load_head(src / HEAD_FILE, clf.embedding_dim, len(clf.classes))
     if isinstance(base, PersonalHead):
         raise BundleError(f"{src}/{HEAD_FILE} is a personal head, not the base head")
-    base = LinearHead(base.w, base.b)
     calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
     t_fit = time.monotonic()
     clf.set_head(None)
     pb, emb = clf.predict_with_embedding(cal.x)
     grid_s = tuple(strengths) if strength is None else (float(strength),)
-    oof = cross_validate(emb, cal, base, calibrated, grid_s, blends)
+    oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight)
     (s_best, a_best), s_new, s_base, kept = choose(oof, cal.y, pb, margin)
     head: LinearHead | PersonalHead | None = None
     if kept:
-        head = personal_head(base, fit_calibrated(emb, cal.y, base, calibrated, s_best), calibrated, a_best)
+        fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight)
+        head = personal_head(base, fitted, calibrated, a_best)
     fit_s = time.monotonic() - t_fit
     skipped = [c for c in meta.classes if c not in cal.activities]
     files = [Path(p).name for p in recordings]
@@ -606,11 +625,12 @@ def adapt_bundle(
         "created": utc_now_iso(),
         "kept": kept,
         "method": "classifier head refit for the calibrated activities: multinomial logistic regression on the "
-        "embedding, L2 towards the base head (Newton, numpy), blended with the base head; skipped activities "
-        "keep the base model's behaviour",
+        "embedding, L2 towards the base head and rehearsing the base model's own training windows (Newton, "
+        "numpy), blended with the base head; skipped activities keep the base model's behaviour",
         "strength": s_best,
         "blend": a_best,
         "candidates": {"strengths": list(grid_s), "blends": list(blends), "margin": margin},
+        "anchor_weight": anchor_weight if base.anchors is not None else 0.0,
         "base_bundle": {"path": str(src.resolve()), "sha256": base_sha},
         "calibration": {
             "fingerprint": fingerprint(recordings),
