@@ -6,6 +6,7 @@ Data: WISDM 2019 watch accelerometer (../shared/data, or $HAR_SHARED_DATA). Two 
 * ``dev``: a base model trained (default TrainConfig, 20 Hz, ``--epochs``) on subjects 1600-1617
   only (har carves its validation subjects from them); the development subjects are 1618-1635,
   people that model never saw. The test subjects are not even written to its data directory.
+* ``dev2``: the halves swapped (a model on 1618-1635, development subjects 1600-1617).
 * ``val``: the bench's base model (subjects 1600-1635, bench/bench_adapt.py) on its own validation
   subjects (used only for its early stopping).
 
@@ -112,7 +113,7 @@ def policy(rows: list[dict[str, Any]], strengths: tuple[float, ...], blends: tup
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--sets", default="dev,val")
+    ap.add_argument("--sets", default="dev,dev2,val")
     args = ap.parse_args(argv)
     if not wisdm.WISDM_DIR.is_dir():
         print(f"SKIP: WISDM 2019 not found at {wisdm.WISDM_DIR} (../shared/data absent; set HAR_SHARED_DATA)")
@@ -127,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
                                                 data_subjects=DEV_TRAIN + DEV_SUBJECTS,
                                                 what="subjects 1600-1617 (development model)")
             sets.append(("dev (model on 1600-1617, subjects 1618-1635)", bundle, DEV_SUBJECTS))
+        elif name == "dev2":  # the halves swapped
+            bundle, _ = bench_adapt.base_bundle(args.epochs, test_subjects=DEV_TRAIN,
+                                                data_subjects=DEV_TRAIN + DEV_SUBJECTS,
+                                                what="subjects 1618-1635 (development model 2)")
+            sets.append(("dev2 (model on 1618-1635, subjects 1600-1617)", bundle, DEV_TRAIN))
         else:
             bundle, val = bench_adapt.base_bundle(args.epochs)
             sets.append((f"val (bench model, its validation subjects {', '.join(val)})", bundle, val))
