@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
+
+# The head refit multiplies matrices of a few hundred rows: a multi-threaded BLAS only waits for its
+# threads (on a busy machine, 30x longer). Set before numpy is first imported (har.cli imports none).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:

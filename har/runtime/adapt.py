@@ -28,6 +28,7 @@ No TensorFlow, no scipy."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -528,6 +529,17 @@ def choose(
     return best, sc[best], s_base, beats(sc[best], s_base, margin)
 
 
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """Numpy's BLAS limited to one thread while it is entered (threadpoolctl, when installed). The
+    refit's matrices are small (a few hundred rows): on a busy machine a multi-threaded BLAS spends
+    far longer waiting for its threads than computing (a 1.7 s refit took 58 s here at load 20)."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 # --- the whole adaptation -----------------------------------------------------------------------
 @dataclass
 class AdaptResult:
@@ -610,12 +622,13 @@ def adapt_bundle(
     clf.set_head(None)
     pb, emb = clf.predict_with_embedding(cal.x)
     grid_s = tuple(strengths) if strength is None else (float(strength),)
-    oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight)
-    (s_best, a_best), s_new, s_base, kept = choose(oof, cal.y, pb, margin)
     head: LinearHead | PersonalHead | None = None
-    if kept:
-        fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight)
-        head = personal_head(base, fitted, calibrated, a_best)
+    with one_blas_thread():
+        oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight)
+        (s_best, a_best), s_new, s_base, kept = choose(oof, cal.y, pb, margin)
+        if kept:
+            fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight)
+            head = personal_head(base, fitted, calibrated, a_best)
     fit_s = time.monotonic() - t_fit
     skipped = [c for c in meta.classes if c not in cal.activities]
     files = [Path(p).name for p in recordings]
