@@ -632,7 +632,7 @@ def adapt_bundle(
     fit_s = time.monotonic() - t_fit
     skipped = [c for c in meta.classes if c not in cal.activities]
     files = [Path(p).name for p in recordings]
-    scheme = f"{folds}-fold cross-validation over each activity (blocks in time, overlapping windows purged)"
+    scheme = f"{folds}-fold cross-validation in time blocks of each activity"
     adaptation = {
         "person": person,
         "created": utc_now_iso(),
