@@ -56,10 +56,10 @@ from har.errors import AdaptError, BundleError, DataError, HarError
 
 # Set once for all users, chosen on development subjects (bench/select_adapt.py), never test subjects:
 STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # candidate pulls towards the base head (L2), chosen per person by CV
-BLENDS = (1.0,)  # candidate weights of the personal head against the base (CV among 0.25-1 lost on validation)
+BLENDS = (0.25, 0.5, 0.75, 1.0)  # candidate weights of the personal head against the base head, likewise
 DEFAULT_FOLDS = 5  # cross-validation folds over each activity's calibration (blocks in time)
-DEFAULT_MARGIN = 0.0  # the personal head must beat the base by more than this (CV accuracy) to be kept
-ANCHOR_WEIGHT = 3.0  # rehearsal of the base model's training windows (head.npz anchors) vs the calibration
+DEFAULT_MARGIN = 0.05  # the personal head must beat the base by more than this (CV accuracy) to be kept
+ANCHOR_WEIGHT = 1.0  # rehearsal of the base model's training windows (head.npz anchors) vs the calibration
 DEFAULT_STRENGTH = 0.003  # --strength: the pull for split_calibration users (`--full`'s rule) and tests
 DEFAULT_HOLDOUT = 0.3  # `--full`: last fraction of each activity held out to judge the fine-tuned model
 DEFAULT_HOP_S = 0.5  # calibration window hop (s): more windows from 30 s than the model's hop
