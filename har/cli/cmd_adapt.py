@@ -66,7 +66,8 @@ def adapt_cmd(
     Only the classifier head is refit for the calibrated activities (numpy, on the device, in
     about a second), pulled towards the base model's head and blended with it; the pull and the
     blend are chosen by 5-fold cross-validation over the calibration, and the personal head is
-    kept only if its cross-validated accuracy beats the base model's (both numbers are printed).
+    kept only if its cross-validated accuracy beats the base model's by more than 5 points (both
+    numbers are printed).
     --full --model MODEL_DIR (a workstation with TensorFlow) fine-tunes every layer instead and
     re-exports the bundle, judged on the last 30% of each activity. Adapting again always starts
     from the base model.
