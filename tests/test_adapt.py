@@ -238,6 +238,40 @@ def test_adapt_from_recordings_then_run_info_replay_evaluate(tmp_path: Path, fp3
 
 
 @pytest.mark.slow
+def test_a_skipped_activity_keeps_the_base_behaviour_in_the_bundle(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811,E501
+    from har.runtime.classifier import WindowClassifier
+    from har.signal import make_windows
+
+    rec = read_recording(_other_person(tmp_path / "cal_all.csv"))
+    test = read_recording(_other_person(tmp_path / "test.csv", seed=8))
+    base = WindowClassifier.from_bundle(fp32_bundle)
+    x = make_windows(test, base.metadata.window).x
+    pb = base.predict_proba(x)
+    kept = []
+    for skip in TINY_CLASSES:  # whichever activities the personal head is kept for
+        cal = write_recording(tmp_path / f"cal_{skip}.csv", Recording(rec.time, rec.xyz, np.where(
+            rec.labels == skip, "", rec.labels), rec.seq, rec.meta))
+        out = tmp_path / f"skip_{skip}"
+        r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out)])
+        assert r.exit_code == 0, r.output + r.stderr
+        a = json.loads((out / "metadata.json").read_text())["adaptation"]
+        assert a["calibration"]["skipped"] == [skip]
+        if not a["kept"]:
+            continue
+        kept.append(skip)
+        assert isinstance(load_head(out / "head_adapted.npz"), PersonalHead)
+        adapted = WindowClassifier.from_bundle(out)
+        assert adapted.head is not None
+        pa = adapted.predict_proba(x)
+        k = list(base.metadata.classes).index(skip)
+        assert np.allclose(pa[:, k], pb[:, k], atol=1e-5)  # its probability is the base model's
+        said = pb.argmax(1) == k
+        assert np.all(pa[said].argmax(1) == k)  # windows the base model gives to it keep it
+        assert not np.allclose(pa, pb, atol=1e-4)  # the personal head is in use for the calibrated ones
+    assert kept, "no personal head kept with any one activity skipped"
+
+
+@pytest.mark.slow
 def test_adapt_bad_inputs(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811
     cal = _other_person(tmp_path / "cal.csv")
     rec = read_recording(cal)
