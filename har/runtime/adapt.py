@@ -8,8 +8,9 @@ embedding that feeds the classifier head (``model.tflite``), and the head's weig
    for embeddings and the base model's probabilities;
 2. a personal head for the CALIBRATED activities only: a multinomial logistic regression over those
    classes on the embeddings, L2-regularised TOWARDS the base head (``strength``: 30 s per activity
-   cannot pull it far), by Newton's method, blended with the base head (``blend``: logits
-   ``base + blend * (personal - base)``). Activities the calibration skips keep the base model's
+   cannot pull it far) and rehearsing the base model's anchors (embeddings of its training windows
+   stored in ``head.npz``, weight ``ANCHOR_WEIGHT``), by Newton's method, blended with the base
+   head (``blend``: logits ``base + blend * (personal - base)``). Activities the calibration skips keep the base model's
    behaviour exactly: their probabilities are the base model's, and a window the base model gives
    to one of them keeps the base output (:class:`PersonalHead`);
 3. strength and blend are chosen per person by k-fold cross-validation over the calibration (each
