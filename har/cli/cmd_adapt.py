@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 # The head refit multiplies matrices of a few hundred rows: a multi-threaded BLAS only waits for its
-# threads (on a busy machine, 30x longer). Set before numpy is first imported (har.cli imports none).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# threads (on a busy machine, 30x longer). Set before numpy is first imported (har.cli imports none);
+# numpy's wheels use OpenBLAS (TensorFlow for --full has its own thread pools).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:
