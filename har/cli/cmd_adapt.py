@@ -73,7 +73,7 @@ def adapt_cmd(
     from the base model.
     """
     from har.errors import AdaptError
-    from har.runtime.adapt import adapt_bundle, base_bundle_of, min_seconds, report_lines
+    from har.runtime.adapt import adapt_bundle, base_bundle_of, min_seconds, not_better, report_lines
 
     meta, _ = base_bundle_of(bundle)  # a bad bundle fails before anyone starts walking
     if full and model_dir is None:
@@ -150,7 +150,7 @@ def adapt_cmd(
         f"held-out accuracy ({res.holdout_scheme}, {res.n_holdout} windows): base {100 * res.base_accuracy:.1f}% "
         f"-> adapted {100 * res.adapted_accuracy:.1f}%: "
         + (("fine-tuned model kept" if full else "personal head kept") if res.kept
-           else "base model kept (the adapted one was not better)")
+           else f"base model kept (the adapted one was {not_better(res.margin)})")
     )
     from har.artifacts.metadata import load_metadata
 

@@ -560,6 +560,14 @@ class AdaptResult:
     strength: float | None = None  # chosen by cross-validation (head refit only)
     blend: float | None = None
     holdout_scheme: str = "last 30% of each activity"
+    margin: float = 0.0  # the kept head had to beat the base by more than this
+
+
+def not_better(margin: float) -> str:
+    """Why the base model was kept."""
+    if margin > 0:
+        return f"not better by more than {100 * margin:g} points"
+    return "not better"
 
 
 def base_bundle_of(bundle: str | os.PathLike[str]) -> tuple[ModelMetadata, str]:
@@ -684,7 +692,7 @@ def adapt_bundle(
         out_dir=out, person=person, kept=kept, base_accuracy=s_base[0], adapted_accuracy=s_new[0],
         base_log_loss=s_base[1], adapted_log_loss=s_new[1], n_fit=int(cal.y.size),
         n_holdout=int(cal.y.size), activities=cal.activities, skipped=skipped, fit_seconds=fit_s,
-        seconds=time.monotonic() - t0, strength=s_best, blend=a_best, holdout_scheme=scheme,
+        seconds=time.monotonic() - t0, strength=s_best, blend=a_best, holdout_scheme=scheme, margin=margin,
     )
 
 
@@ -702,7 +710,8 @@ def report_lines(adaptation: dict[str, Any]) -> list[str]:
     """The adaptation section of ``report.txt`` (and of `har adapt`'s summary)."""
     h = adaptation.get("holdout", {})
     cal = adaptation.get("calibration", {})
-    verdict = "personal head kept" if adaptation.get("kept") else "base head kept (the personal head was not better)"
+    why = not_better(float(adaptation.get("candidates", {}).get("margin", 0.0)))
+    verdict = "personal head kept" if adaptation.get("kept") else f"base head kept (the personal head was {why})"
     return [
         f"adapted for {adaptation.get('person')} ({adaptation.get('created', '')[:10]}): {verdict}",
         f"  held-out accuracy base {100 * h.get('base_accuracy', 0):.1f}% -> adapted "
@@ -723,4 +732,5 @@ def adapted_line(meta: ModelMetadata) -> str | None:
     date = str(a.get("created", ""))[:10]
     if a.get("kept"):
         return f"adapted for {a.get('person')} ({date})"
-    return f"calibrated for {a.get('person')} ({date}): base model kept (the personal head was not better)"
+    why = not_better(float(a.get("candidates", {}).get("margin", 0.0)))
+    return f"calibrated for {a.get('person')} ({date}): base model kept (the personal head was {why})"
