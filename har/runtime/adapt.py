@@ -10,9 +10,9 @@ embedding that feeds the classifier head (``model.tflite``), and the head's weig
    classes on the embeddings, L2-regularised TOWARDS the base head (``strength``: 30 s per activity
    cannot pull it far) and rehearsing the base model's anchors (embeddings of its training windows
    stored in ``head.npz``, weight ``ANCHOR_WEIGHT``), by Newton's method, blended with the base
-   head (``blend``: logits ``base + blend * (personal - base)``). Activities the calibration skips keep the base model's
-   behaviour exactly: their probabilities are the base model's, and a window the base model gives
-   to one of them keeps the base output (:class:`PersonalHead`);
+   head (``blend``: logits ``base + blend * (personal - base)``). Activities the calibration skips
+   keep the base model's behaviour exactly: their probabilities are the base model's, and a window
+   the base model gives to one of them keeps the base output (:class:`PersonalHead`);
 3. strength and blend are chosen per person by k-fold cross-validation over the calibration (each
    activity cut in time into ``folds`` blocks; a window is scored by heads fitted without any
    window that overlaps it), and the personal head is kept only if its cross-validated accuracy
