@@ -382,17 +382,21 @@ class Distributed:
             raise err from None
 
     def peer_error(self, e: BaseException) -> DistributedError | None:
-        """The one-line error for a collective that failed because a peer is gone, else None."""
+        """The one-line error for a TensorFlow error caused by a lost peer, else None (an error of
+        this worker's own, re-raised as it is). The peers are named by probing their addresses
+        (the one that died no longer accepts connections), else from the error text."""
         import tensorflow as tf
 
         if not isinstance(e, tf.errors.OpError):
             return None
-        text = str(e)
         me = (self.cluster.job, self.cluster.index)
-        named = [(m.group(1), int(m.group(2))) for m in _TASK_RE.finditer(text)]
-        gone = [t for t in dict.fromkeys(named) if t != me]
         probed = [(j, i) for j, i, a in self.cluster.tasks if (j, i) != me and not reachable(a)]
-        dead = probed or gone
+        lost = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                tf.errors.AbortedError, tf.errors.InternalError)
+        if not probed and not isinstance(e, lost):
+            return None
+        named = [(m.group(1), int(m.group(2))) for m in _TASK_RE.finditer(str(e))]
+        dead = probed or [t for t in dict.fromkeys(named) if t != me]
         who = ", ".join(self.cluster.describe(j, i) for j, i in dead) if dead else "a peer"
         return DistributedError(
             f"{who} stopped responding during training ({type(e).__name__}): {self.cluster.me} stops; "
@@ -559,7 +563,13 @@ def train_distributed(
     else:
         staging = Path(tempfile.mkdtemp(prefix="har-worker-"))
     try:
-        result = train(data, staging / out.name, config, echo=echo, **train_kwargs)
+        try:
+            result = train(data, staging / out.name, config, echo=echo, **train_kwargs)
+        except Exception as e:  # a peer lost outside model.fit (variable broadcast, prediction, ...)
+            err = dist.peer_error(e)
+            if err is None:
+                raise
+            raise err from None
         if cluster.is_chief:
             replace_dir(staging / out.name, out)
             result.out_dir = out

@@ -335,8 +335,7 @@ def _fit_once(
     if progress:
         callbacks.append(EpochLine())
     weights = class_weights(y_train, n_classes) if config.class_weights else None
-    val = (normalize(x_val, norm), y_val) if has_val else None
-    if dist is not None:
+    if dist is not None:  # `har train --distributed` (har.training.distributed): arrays or cached windows
         cw = None if weights is None else np.array([weights[k] for k in range(n_classes)], np.float32)
         hist = dist.fit_windows(
             model, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
@@ -361,8 +360,10 @@ def _fit_once(
             np.asarray(norm.std, dtype=np.float32),
             sample_weight=sw,
         )
+        val = (normalize(x_val, norm), y_val) if has_val else None
         hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
+        val = (normalize(x_val, norm), y_val) if has_val else None
         hist = model.fit(
             normalize(x_train, norm),
             y_train,
