@@ -488,7 +488,7 @@ def _service_start(
     home = dev.path
     har = f"{home}/venv/bin/har"
     if dev.systemd and dev.root_or_sudo:
-        unit = None if restore else render_unit(f"{home}/current", port, dev.user, har, cache_dir=True)
+        unit = None if restore else render_unit(f"{home}/current", port, dev.user, har, baud=baud, cache_dir=True)
         _write_keeping_previous(remote, f"{home}/{UNIT_NAME}", unit)
         cmds = install_commands(f"{home}/{UNIT_NAME}", sudo=dev.user != "root")
         script = " && ".join(c.replace("sudo ", "sudo -n ", 1) for c in cmds)
@@ -497,8 +497,14 @@ def _service_start(
         return "systemd"
     if not restore:
         why = "systemd is not running" if not dev.systemd else "no root or password-less sudo for systemctl"
+        # the unit is still written beside the supervisor (not installed): what `sudo install` takes
+        # once the device runs systemd, and what `systemd-analyze verify` can check
+        _write_keeping_previous(remote, f"{home}/{UNIT_NAME}",
+                                render_unit(f"{home}/current", port, dev.user, har, baud=baud, cache_dir=True))
         echo(f"{why} on {remote.target.host}: running `har run` under a small supervisor (har-supervise.sh, restart "
-             "on failure, not started at boot)")
+             f"on failure, not started at boot); the systemd unit is written, not installed: {home}/{UNIT_NAME}")
+    else:
+        _write_keeping_previous(remote, f"{home}/{UNIT_NAME}", None)
     cmd = shlex.join([har, "run", f"{home}/current", "--port", port, "--baud", str(baud), "--json"])
     script = None if restore else _SUPERVISE.format(home=shlex.quote(home), cmd=cmd,
                                                     log=shlex.quote(home + "/har-run.log"))
