@@ -270,6 +270,8 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
     done.append(f"{rt}: `har deploy MODEL_DIR --to pi@127.0.0.1:{home} --install --service` {how}"
                 + (" (runtime chosen by the default order)" if rt == RUNTIMES[0] else ""))
 
+    stages = {"deploy": time.monotonic() - t0}
+    t1 = time.monotonic()
     # har doctor there
     r = ssh(cfg, f"{home}/venv/bin/har doctor --bundle {home}/current --port {pty} --json")
     try:
@@ -284,6 +286,7 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
     if not runtime_detail.startswith(rt):
         fails.append(f"{rt}: the device runs {runtime_detail}")
 
+    stages["doctor"], t1 = time.monotonic() - t1, time.monotonic()
     # the service: the unit written (not installed: no systemd) and verified; the supervisor running it
     ok, detail = verify_unit(cfg, root, home)
     say(f"[{rt}] systemd unit {home}/har.service written; systemd-analyze verify: {detail}")
@@ -305,6 +308,7 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
     else:
         done.append(f"{rt}: the service ran under har-supervise.sh ({n_service} predictions from the host's pty)")
 
+    stages["service"], t1 = time.monotonic() - t1, time.monotonic()
     # live: a fresh emulator, paused (SIGSTOP) right after it made its pty and resumed once `har run`
     # there has the pty open (a pty nobody reads fills up and the emulator drops lines, like a UART
     # FIFO: that loss would be the check's, not har's; after a pause it does not burst). Read for
@@ -346,6 +350,7 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
         if streamed >= live_s and not lost and preds:
             done.append(f"{rt}: `har run --port` there read {streamed:.0f} s from `har emulate` here, 0 lost")
 
+    stages["live"], t1 = time.monotonic() - t1, time.monotonic()
     # replay of a recording there, against the same replay (same bundle) on the host
     host = host_replay(bundle)
     rec_inside = f"{home}/{RECORDING.name}"
@@ -365,11 +370,14 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
         else:
             done.append(f"{rt}: `har replay` there = the host's ({dev['accuracy']:.4f}, {dev['windows']} windows)")
 
+    stages["replay"] = time.monotonic() - t1
     r = ssh(cfg, f"du -sm $(readlink -f {home}/venv) | cut -f1")
     size = float(r.stdout.strip() or "nan")
     say(f"[{rt}] venv size on arm64: {size:.0f} MB (target <= {limit_mb:.0f} MB)")
     if not size <= limit_mb:
         fails.append(f"{rt}: venv is {size:.0f} MB > {limit_mb:.0f} MB")
+    say(f"[{rt}] wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items())
+        + f"; total {time.monotonic() - t0:.0f} s (under qemu, on a shared machine)")
     return fails, done
 
 
@@ -403,7 +411,9 @@ def main() -> int:
         root_sshd(a.root, Path(tmp)) as cfg,
     ):
         work = Path(tmp)
+        t_model = time.monotonic()
         model = make_model(work)
+        say(f"host: simulate + train took {time.monotonic() - t_model:.0f} s")
         r = ssh(cfg, "uname -m; python3 --version")
         say(f"device over ssh: {' '.join(r.stdout.split())}")
         online = a.online if a.online in runtimes else ""
