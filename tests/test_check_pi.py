@@ -28,6 +28,7 @@ def test_check_pi() -> None:
     p = subprocess.run(["bash", str(ROOT / "scripts" / "check_pi.sh")], capture_output=True, text=True,
                        timeout=3600, env=env, cwd=ROOT)
     out = p.stdout + p.stderr
+    print(out)  # the check's own account (what was exercised, times): shown with -s / -rP
     if p.returncode == 77:
         reason = next((ln for ln in out.splitlines() if ln.startswith("SKIP:")), "SKIP: ?")
         pytest.skip(reason)
