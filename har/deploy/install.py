@@ -601,6 +601,7 @@ def install(
     chosen_runtime = ""
     reused = True
     restore: tuple[str, str | None] = ("", None)  # (venv, har wheel to put back if this install fails)
+    chosen_doc: dict[str, Any] | None = None
     if install_har:
         with tempfile.TemporaryDirectory(prefix="har-install-") as tmp:
             wheel = build_wheel(Path(tmp) / "har", echo)
@@ -638,13 +639,14 @@ def install(
                     echo(f"{rt} does not run the bundle on {host}: {rt_check.get('detail', '?')}")
                     _restore_har(remote, cand, upgraded_from, echo)
                     continue
-                venv, chosen_runtime, reused = cand, rt, cand == old_venv
+                venv, chosen_runtime, reused, chosen_doc = cand, rt, cand == old_venv, doc
                 restore = (cand, upgraded_from)
                 break
             if venv is None or not chosen_runtime:
                 raise DeployError(f"no TFLite runtime runs on {host}: {' | '.join(reasons)}")
     # the new bundle under the venv that will run it: must pass doctor before it becomes active
-    doc = _doctor(remote, f"{venv}/bin/har", new_bundle)
+    # (with install_har the runtime choice above already ran exactly this doctor)
+    doc = chosen_doc if chosen_doc is not None else _doctor(remote, f"{venv}/bin/har", new_bundle)
     if not doc.get("ok"):
         _restore_har(remote, restore[0], restore[1], echo)
         raise DeployError(f"the new bundle fails har doctor on {host}: {_failures(doc)}"
