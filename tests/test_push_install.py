@@ -303,6 +303,24 @@ def test_no_wheel_for_the_platform(sshd: SshServer, home: Path, bundles: dict[st
     assert _active(home) == before
 
 
+def test_online_install_without_a_matching_wheel(
+    sshd: SshServer, bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online (pip on the device resolves from its index): a runtime the index has no wheel of (here a
+    version that does not exist) is one line, and the fresh directory keeps nothing active or half-made."""
+    from har.deploy import install as install_mod
+
+    monkeypatch.setitem(install_mod.RUNTIME_SETS, "ai-edge-litert", ("ai-edge-litert==0.0.0.1",))
+    dest = tmp_path / "fresh" / "har"
+    code, out = _push(sshd, str(bundles["a"]), "--to", sshd.target(dest), "--install", "--runtime", "ai-edge-litert",
+                      "--remote-python", SYSTEM_PY)
+    assert code != 0
+    line = _one_error_line(out)
+    assert "no TFLite runtime runs on hartest" in line and "ai-edge-litert==0.0.0.1" in line, line
+    assert not (dest / "current").exists() and not (dest / "venv").exists()
+    assert not list((dest / "venvs").glob("*")) if (dest / "venvs").exists() else True
+
+
 def test_no_wheel_on_the_index_for_32bit_arm(tmp_path: Path) -> None:
     """What a 32-bit Raspberry Pi OS (armv7l, Python 3.11) gets from the package index."""
     dev = DeviceInfo(path="/h", home="/home/pi", user="pi", machine="armv7l", python="3.11.2", glibc="2.36",

@@ -418,7 +418,11 @@ def _make_venv(
     echo(f"Creating a venv with har and {runtime} on {remote.target.host} ({'offline' if offline else 'online'}) ...")
     remote.sh(f"rm -rf -- {q} && mkdir -p -- {shlex.quote(dev.path + '/venvs')} && "
               f"{shlex.quote(python)} -m venv -- {q}", what="python3 -m venv")
-    _pip(remote, py, [*src, wheel_remote, *RUNTIME_SETS[runtime]], f"installing har with {runtime}")
+    try:
+        _pip(remote, py, [*src, wheel_remote, *RUNTIME_SETS[runtime]], f"installing har with {runtime}")
+    except DeployError:
+        remote.sh(f"rm -rf -- {q}", what="removing the incomplete venv", allow=(0, 1))  # nothing half-made stays
+        raise
     _mark_wheel(remote, final, wheel_sha, wheel_remote)
     remote.sh(f"echo {shlex.quote(runtime)} > {q}/.complete", what="marking the venv")
     return final, None
