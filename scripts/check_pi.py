@@ -3,8 +3,9 @@ qemu-user, reached over ssh like a fresh Raspberry Pi.
 
 On the host: `har simulate` a little data and `har train` a tiny model from it (seconds). Then for
 each runtime (ai-edge-litert + numpy 2; tflite-runtime 2.14 + numpy<2): `har deploy MODEL_DIR --to
-pi@127.0.0.1:HOME --install --service --port PTY` (one runtime --offline into a cached har home,
-the other online, from PyPI on the device, into a fresh one), `har doctor` there, the systemd unit
+pi@127.0.0.1:HOME --install --service --port PTY` for the first (conversion once), `har push BUNDLE
+--to ... --install --service` of that bundle for the second (one runtime --offline into a cached har
+home, the other online, from PyPI on the device, into a fresh one), `har doctor` there, the systemd unit
 that --service wrote checked with `systemd-analyze verify`, the supervisor that runs the service
 where systemd does not (a chroot) restarting a killed `har run`, `har replay` of a recording there
 against the same replay on the host, `har run --port` there on a pty from `har emulate` on the host
@@ -241,19 +242,26 @@ def supervisor_restarts(cfg: Path, root: Path, home: str, timeout: float = 180) 
 
 
 def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, work: Path, pty: str, live_s: float,
-                  limit_mb: float, kill_test: bool) -> tuple[list[str], list[str]]:
-    """Everything for one runtime; returns (failures, what was exercised)."""
+                  limit_mb: float, kill_test: bool, built: Path | None = None) -> tuple[list[str], list[str]]:
+    """Everything for one runtime; returns (failures, what was exercised).
+
+    ``built``: a bundle an earlier runtime's `har deploy` wrote; this runtime then installs it with
+    `har push BUNDLE --install` (the other half of issue 13's point 1) instead of converting again.
+    """
     fails: list[str] = []
     done: list[str] = []
     home = f"/home/pi/har-{'online-' if online else ''}{rt}"
     if online:  # a fresh device directory each run: venv made and filled from PyPI on the device
         shutil.rmtree(root / home.lstrip("/"), ignore_errors=True)
-    bundle = work / f"bundle-{rt}"
-    argv = [*HAR, "deploy", str(model), "--out", str(bundle), "--overwrite", "--batch", "0",
-            "--to", f"pi@127.0.0.1:{home}", "--ssh-option", f"-F {cfg}", "--install", "--service", "--port", pty]
+    bundle = built or work / f"bundle-{rt}"
+    command = "push" if built else "deploy"
+    argv = ([*HAR, "push", str(bundle)] if built else
+            [*HAR, "deploy", str(model), "--out", str(bundle), "--overwrite", "--batch", "0"])
+    argv += ["--to", f"pi@127.0.0.1:{home}", "--ssh-option", f"-F {cfg}", "--install", "--service", "--port", pty]
     argv += [] if online else ["--offline"]
     argv += ["--runtime", rt] if rt != RUNTIMES[0] else []  # the first: the default choice, no --runtime
-    shown = " ".join(a if a != str(model) else "MODEL_DIR" for a in argv[3:]).replace(str(work) + "/", "")
+    shown = " ".join({str(model): "MODEL_DIR", str(bundle): "BUNDLE"}.get(a, a) for a in argv[3:])
+    shown = shown.replace(str(work) + "/", "")
     say(f"[{rt}] har {shown}")
     t0 = time.monotonic()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=3600, cwd=HERE)
@@ -263,11 +271,12 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
                           "Bundle written", "Error:")) or "does not run the bundle" in ln:
             say(f"  [{rt}] {ln}")
     if r.returncode != 0:
-        return [f"{rt}: har deploy --install failed: {_tail(r.stderr + r.stdout)}"], done
-    say(f"[{rt}] har deploy (conversion + install{' from PyPI on the device' if online else ' --offline'} + service) "
-        f"took {time.monotonic() - t0:.0f} s")
+        return [f"{rt}: har {command} --install failed: {_tail(r.stderr + r.stdout)}"], done
+    steps = ("" if built else "conversion + ") + "install" + (" from PyPI on the device" if online else " --offline")
+    say(f"[{rt}] har {command} ({steps} + service) took {time.monotonic() - t0:.0f} s")
     how = "(online: pip on the device from PyPI, fresh directory)" if online else "--offline (wheels from here)"
-    done.append(f"{rt}: `har deploy MODEL_DIR --to pi@127.0.0.1:{home} --install --service` {how}"
+    what = "har push BUNDLE" if built else "har deploy MODEL_DIR"
+    done.append(f"{rt}: `{what} --to pi@127.0.0.1:{home} --install --service` {how}"
                 + (" (runtime chosen by the default order)" if rt == RUNTIMES[0] else ""))
 
     stages = {"deploy": time.monotonic() - t0}
@@ -427,8 +436,10 @@ def main() -> int:
                 say("the device reaches PyPI (python3 there fetched https://pypi.org/simple/ai-edge-litert/: 200)")
         for i, rt in enumerate(runtimes):
             with emulator() as (pty, _):  # the service's stream
+                built = work / f"bundle-{runtimes[0]}" if i > 0 else None  # converted once, pushed after
                 f, d = check_runtime(rt, rt == online, cfg, a.root, model, work, pty, a.live_seconds,
-                                     a.venv_limit_mb, kill_test=i == 0)
+                                     a.venv_limit_mb, kill_test=i == 0,
+                                     built=built if built is not None and built.is_dir() else None)
                 fails += f
                 done += d
     say(f"done in {time.monotonic() - t0:.0f} s")

@@ -34,9 +34,10 @@ def test_check_pi() -> None:
         pytest.skip(reason)
     assert p.returncode == 0, out[-4000:]
     assert "check_pi: all checks passed" in out
-    for rt in ("ai-edge-litert", "tflite-runtime"):
-        assert f"[{rt}] har deploy MODEL_DIR" in out and "--install --service" in out
-        assert f"+ {rt}: `har deploy MODEL_DIR --to pi@127.0.0.1:" in out
+    # the first runtime converts and installs with `har deploy`, the second installs that bundle with `har push`
+    for rt, how in (("ai-edge-litert", "har deploy MODEL_DIR"), ("tflite-runtime", "har push BUNDLE")):
+        assert f"[{rt}] {how}" in out and "--install --service" in out
+        assert f"+ {rt}: `{how} --to pi@127.0.0.1:" in out
         assert f"+ {rt}: unit file verified" in out and f"+ {rt}: the service ran under har-supervise.sh" in out
         assert f"+ {rt}: `har run --port` there read" in out and f"+ {rt}: `har replay` there = the host's" in out
         assert f"[{rt}] venv size on arm64" in out
