@@ -48,11 +48,11 @@ from har import __version__
 from har.atomic import write_json_atomic
 from har.config import AugmentConfig, WindowConfig, config_to_dict
 from har.errors import CacheError
-from har.recording.format import find_recordings, read_recording
+from har.recording.format import Recording, find_recordings, read_recording
 from har.signal import runs, window_labels, window_starts
 
 CACHE_FORMAT = "har-window-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries carry the session and the majority label (splits from the index)
 MANIFEST = "manifest.json"
 KEY_HEX = 24
 HASH_CHUNK = 1 << 22
@@ -91,6 +91,8 @@ class CacheEntry:
     samples: int
     windows: int
     files: dict[str, str]  # array file name -> sha256
+    session: str = ""  # the sidecar's session id, else the file stem (session splits)
+    majority: str = ""  # the most frequent non-empty sample label (stratified recording hold-outs)
 
     @property
     def key(self) -> str:
@@ -99,13 +101,13 @@ class CacheEntry:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "stat": list(self.stat), "sha256": self.sha256, "subject": self.subject,
                 "labels": list(self.labels), "samples": self.samples, "windows": self.windows,
-                "files": dict(self.files)}
+                "files": dict(self.files), "session": self.session, "majority": self.majority}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CacheEntry:
         return cls(str(d["source"]), (int(d["stat"][0]), int(d["stat"][1])), str(d["sha256"]), str(d["subject"]),
                    tuple(str(v) for v in d["labels"]), int(d["samples"]), int(d["windows"]),
-                   {str(k): str(v) for k, v in d["files"].items()})
+                   {str(k): str(v) for k, v in d["files"].items()}, str(d["session"]), str(d["majority"]))
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> str:
@@ -129,8 +131,22 @@ def _save_npy(path: Path, arr: np.ndarray) -> str:
         raise CacheError(f"window cache {path.parent}: cannot write {path.name}: {e.strerror or e}") from e
 
 
-def _convert(csv_path: Path, sha: str, cache_dir: Path, window: WindowConfig) -> CacheEntry:
+def _majority(labels: np.ndarray) -> str:
+    """The most frequent non-empty label; ties: the one seen first (as har.training.fit._majority_label)."""
+    names, first, counts = np.unique(np.asarray(labels).astype(str), return_index=True, return_counts=True)
+    keep = names != ""
+    if not keep.any():
+        return ""
+    names, first, counts = names[keep], first[keep], counts[keep]
+    top = np.flatnonzero(counts == counts.max())
+    return str(names[top[np.argmin(first[top])]])
+
+
+def _convert(csv_path: Path, sha: str, cache_dir: Path, window: WindowConfig,
+             inspect: Callable[[Recording], None] | None = None) -> CacheEntry:
     rec = read_recording(csv_path)
+    if inspect is not None:
+        inspect(rec)
     names = sorted({str(v) for v in np.unique(rec.labels.astype(str))} - {""})
     code_of = {n: i for i, n in enumerate(names)}
     xs, starts, labs = [], [], []
@@ -160,7 +176,7 @@ def _convert(csv_path: Path, sha: str, cache_dir: Path, window: WindowConfig) ->
             p.unlink(missing_ok=True)
         raise
     return CacheEntry(str(csv_path), tuple(_stat_key(csv_path)), sha, rec.subject, tuple(names), int(x.shape[0]),
-                      int(win.shape[0]), files)
+                      int(win.shape[0]), files, rec.meta.session_id or csv_path.stem, _majority(rec.labels))
 
 
 def _read_manifest(cache_dir: Path, window: WindowConfig) -> dict[str, CacheEntry]:
@@ -193,10 +209,12 @@ def build_cache(
     *,
     verify: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    inspect: Callable[[Recording], None] | None = None,
 ) -> WindowCache:
     """Convert the recordings found in ``paths`` into the cache at ``cache_dir`` (created), reusing
     what is already there and unchanged, and open it. ``progress(done, total, name)`` is called per
-    recording. ``verify`` checks every reused array file against its sha256."""
+    recording. ``verify`` checks every reused array file against its sha256. ``inspect(recording)``
+    is called on every recording read for conversion (e.g. plausibility checks; may raise)."""
     recs = find_recordings(paths)
     if not recs:
         raise CacheError("no recordings (*.csv) found in " + ", ".join(str(p) for p in paths))
@@ -228,9 +246,9 @@ def build_cache(
         same = old.get(key)
         if same is not None and _entry_ok(cdir, same, verify):  # touched, same bytes
             entries[key] = CacheEntry(str(csv_path), stat, sha, same.subject, same.labels, same.samples,
-                                      same.windows, same.files)
+                                      same.windows, same.files, same.session, same.majority)
             continue
-        entries[key] = _convert(csv_path, sha, cdir, window)
+        entries[key] = _convert(csv_path, sha, cdir, window, inspect)
         converted.append(csv_path.name)
     if progress is not None:
         progress(len(recs), len(recs), "")
@@ -345,28 +363,31 @@ class WindowCache:
     def batches(
         self, idx: np.ndarray, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True,
         augment: AugmentConfig | None = None, mean: np.ndarray | None = None, std: np.ndarray | None = None,
-        class_weight: np.ndarray | None = None, shard: tuple[int, int] = (1, 0),
+        class_weight: np.ndarray | None = None, shard: tuple[int, int] = (1, 0), y: np.ndarray | None = None,
     ) -> Iterator[tuple[np.ndarray, ...]]:
         """One epoch of batches ``(x, y[, sample_weight])`` over the windows ``idx``: a permutation
         seeded by ``(seed, epoch)`` (the whole index is shuffled: it is small), each batch augmented
         (seeded by ``(seed, epoch, batch)``, raw g, as the in-memory path) and normalised.
-        ``shard=(n, i)``: only every n-th batch starting at i (one worker's share)."""
+        ``shard=(n, i)``: only every n-th batch starting at i (one worker's share). ``y``: the label
+        (int) of each window of ``idx`` (default: the cache's class index, ``self.label[idx]``)."""
         from har.training.augment import augment as do_augment
 
         idx = np.asarray(idx, dtype=np.int64)
+        labels = (self.label[idx] if y is None else np.asarray(y)).astype(np.int32)
         order = np.random.default_rng([seed, epoch]).permutation(idx.shape[0]) if shuffle else np.arange(idx.shape[0])
         n_batches = -(-idx.shape[0] // batch_size)
         n_shards, shard_i = shard
         for k, b in enumerate(range(shard_i, n_batches, n_shards)):
             if k and k % REMAP_EVERY == 0:
                 self.remap()
-            sel = idx[order[b * batch_size:(b + 1) * batch_size]]
+            pos = order[b * batch_size:(b + 1) * batch_size]
+            sel = idx[pos]
             xb = self.windows(sel)
             if augment is not None and augment.active:
                 xb = do_augment(xb, augment, np.random.default_rng([seed, epoch, b]))
             if mean is not None and std is not None:
                 xb = ((xb - mean) / std).astype(np.float32)
-            yb = self.label[sel].astype(np.int32)
+            yb = labels[pos]
             if class_weight is None:
                 yield xb, yb
             else:
@@ -375,7 +396,7 @@ class WindowCache:
     def tf_dataset(
         self, idx: np.ndarray, batch_size: int, *, seed: int, augment: AugmentConfig | None = None,
         mean: np.ndarray | None = None, std: np.ndarray | None = None, class_weight: np.ndarray | None = None,
-        shuffle: bool = True, shard: tuple[int, int] = (1, 0), prefetch: int = 2,
+        shuffle: bool = True, shard: tuple[int, int] = (1, 0), prefetch: int = 2, y: np.ndarray | None = None,
     ) -> Any:
         """A ``tf.data.Dataset`` of :meth:`batches`, a new permutation every epoch (every time it is
         iterated), prefetched; never holds more than ``prefetch + 1`` batches of windows."""
@@ -389,12 +410,15 @@ class WindowCache:
             epoch = counter["epoch"]
             counter["epoch"] += 1
             yield from self.batches(idx, batch_size, seed=seed, epoch=epoch, shuffle=shuffle, augment=augment,
-                                    mean=mean, std=std, class_weight=class_weight, shard=shard)
+                                    mean=mean, std=std, class_weight=class_weight, shard=shard, y=y)
 
         sig: tuple[Any, ...] = (tf.TensorSpec((None, w, 3), tf.float32), tf.TensorSpec((None,), tf.int32))
         if class_weight is not None:
             sig = (*sig, tf.TensorSpec((None,), tf.float32))
         ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+        n_batches = -(-len(idx) // batch_size)
+        n_shards, shard_i = shard
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(range(shard_i, n_batches, n_shards))))
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return ds.with_options(opts).prefetch(prefetch)

@@ -323,8 +323,12 @@ def _fit_once(
     if progress:
         callbacks.append(EpochLine())
     weights = class_weights(y_train, n_classes) if config.class_weights else None
-    val = (normalize(x_val, norm), y_val) if has_val else None
-    if config.augment.active:
+    if not isinstance(x_train, np.ndarray):  # windows read through the cache (har.training.stream)
+        from har.training.stream import fit_datasets
+
+        train_ds, val_ds = fit_datasets(config, norm, x_train, y_train, x_val, y_val, weights)
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
+    elif config.augment.active:
         from har.training.augment import make_batches
 
         sw = None
@@ -340,8 +344,10 @@ def _fit_once(
             np.asarray(norm.std, dtype=np.float32),
             sample_weight=sw,
         )
+        val = (normalize(x_val, norm), y_val) if has_val else None
         hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
+        val = (normalize(x_val, norm), y_val) if has_val else None
         hist = model.fit(
             normalize(x_train, norm),
             y_train,
