@@ -43,7 +43,7 @@ from har.recording.format import Recording, find_recordings
 from har.signal import Windows
 from har.training.cache import WindowCache, build_cache
 
-PREDICT_CHUNK = 4096  # windows gathered per prediction call
+CHUNK = 4096  # windows gathered at once outside training batches (normalisation, prediction)
 EVAL_BATCH = 256
 
 
@@ -94,7 +94,7 @@ class CachedWindows:
 
     def normalization(self) -> Normalization:
         """Per-axis mean / std over these windows' samples, streamed (as Normalization.fit)."""
-        mean, std = self.cache.normalization_stats(self.idx)
+        mean, std = self.cache.normalization_stats(self.idx, CHUNK)
         std = np.where(std < MIN_STD, 1.0, std)
         return Normalization(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
 
@@ -105,7 +105,7 @@ class CachedWindows:
     def predict(self, model: Any, norm: Normalization, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Class probabilities, predicted chunk by chunk."""
         out = [np.asarray(model.predict(norm.apply(xb), batch_size=batch_size, verbose=0))
-               for xb in self.cache.iter_chunks(self.idx, PREDICT_CHUNK)]
+               for xb in self.cache.iter_chunks(self.idx, CHUNK)]
         return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), np.float32)
 
 
@@ -153,7 +153,7 @@ def fit_datasets(config: TrainConfig, norm: Normalization, x_train: CachedWindow
         if isinstance(x_val, np.ndarray):
             val_ds = (norm.apply(x_val), y_val)
         else:
-            val_ds = evaluation_dataset(x_val, y_val, norm)
+            val_ds = evaluation_dataset(x_val, y_val, norm, config.batch_size)  # Keras' default for arrays
     return train_ds, val_ds
 
 
@@ -225,6 +225,9 @@ def train_streaming(
     t_start = time.monotonic()
     if reference:
         raise TrainingError("--reference fits MiniRocket on windows held in memory: it cannot run with --cache")
+    if config.cv_folds:
+        raise TrainingError("--cv with --cache is not supported yet: cross-validate without --cache, "
+                            "or train the final model with --cache and --cv 0")
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
@@ -240,21 +243,23 @@ def train_streaming(
     def inspect(rec: Recording) -> None:
         enforce(check_recording(rec), force=force, warn=warn)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(own) + len(test_files), desc="window cache", unit="recording", leave=False)
+    bars: list[Any] = []
 
     def tick(done: int, total: int, name: str) -> None:
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
+        if progress and not bars:  # first called once the cache directory is known to be writable
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=total, desc="window cache", unit="recording", leave=False))
+        if bars:
+            bars[0].n = done
+            bars[0].refresh()
 
     t0 = time.monotonic()
-    cache = build_cache(own + test_files, cdir, wc, progress=tick, inspect=inspect)
-    if bar is not None:
-        bar.close()
+    try:
+        cache = build_cache(own + test_files, cdir, wc, progress=tick, inspect=inspect)
+    finally:
+        if bars:
+            bars[0].close()
     echo(f"window cache {cdir}: {len(cache.entries)} recording(s), {len(cache)} windows, "
          f"{cache.nbytes_on_disk() / 1e6:.0f} MB, {len(cache.converted)} converted in {time.monotonic() - t0:.1f} s")
     rec_of = {e.source: r for r, e in enumerate(cache.entries)}
@@ -313,9 +318,6 @@ def train_streaming(
     if len(va) == 0:
         echo("warning: no validation windows: training runs its full length without early stopping")
     cv_result: dict[str, Any] | None = None
-    if config.cv_folds:
-        raise TrainingError("--cv with --cache is not supported yet: cross-validate without --cache, "
-                            "or train the final model with --cache and --cv 0")
     model, hist = fit_model(config, norm, x_tr, ytr, x_va, yva, len(classes), progress, echo)  # type: ignore[arg-type]
     pred = x_te.predict(model, norm).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
