@@ -1,5 +1,5 @@
-"""A window cache for data larger than memory: recordings converted once into memory-mapped arrays,
-windows read through an index, fed to Keras by tf.data. TensorFlow is imported only by
+"""A window cache for data larger than memory: recordings converted once into .npy arrays, windows
+read through an index (pread, no memory map), fed to Keras by tf.data. TensorFlow is imported only by
 :meth:`WindowCache.tf_dataset`.
 
 Layout of a cache directory (one per window configuration)::
@@ -14,8 +14,11 @@ Layout of a cache directory (one per window configuration)::
 changes gets a new key and is converted again; unchanged recordings (same size and mtime, or
 the same bytes) are reused. Why .npy and not Arrow/Parquet: windows overlap (a 5 s window with a
 1 s hop holds each sample five times), so the cache stores samples once and cuts windows at read
-time, which needs random access to rows by offset: a memory-mapped .npy gives that with numpy alone
-and zero copies; Parquet would decode whole row groups per access.
+time, which needs random access to rows by offset: a .npy gives that with numpy alone (a window is
+one ``pread`` at a computed offset); Parquet would decode whole row groups per access. The samples
+are read with pread, not memory-mapped: pages of a memory map that were touched count in the
+process's RSS until unmapped (peak RSS grew with the data, 1.1-1.6 GB at 400 h), pages read with
+pread stay in the OS page cache, outside RSS, so RSS does not grow with the data.
 
 A cache written by another har version or cache format is rebuilt; every array file carries its
 sha256 in the manifest and is verified when the cache is opened (a flipped bit or a truncated file
@@ -24,10 +27,9 @@ is written last. A disk that fills up while building is one clear :class:`CacheE
 partial file is left behind.
 
 The index (recording, window start, label, subject per window) is small (~15 bytes per window:
-1.4 M windows for 400 h at a 1 s hop is ~22 MB) and lives in memory; the samples stay on disk and
-the OS pages them in. :meth:`WindowCache.windows` gathers any set of windows; :meth:`tf_dataset`
-streams shuffled (and augmented, normalised) batches; subject splits, purity and class weights
-come from the index alone.
+1.4 M windows for 400 h at a 1 s hop is ~22 MB) and lives in memory; the samples stay on disk.
+:meth:`WindowCache.windows` gathers any set of windows; :meth:`tf_dataset` streams shuffled (and
+augmented, normalised) batches; subject splits, purity and class weights come from the index alone.
 """
 
 from __future__ import annotations
@@ -56,8 +58,7 @@ CACHE_VERSION = 2  # 2: entries carry the session and the majority label (splits
 MANIFEST = "manifest.json"
 KEY_HEX = 24
 HASH_CHUNK = 1 << 22
-REMAP_EVERY = 64  # batches between two remaps in an epoch
-REMAP_BYTES = 64 << 20  # iter_chunks: window bytes between two remaps
+SPAN_FACTOR = 4  # windows() reads a recording's whole span in one call when it is at most this x their bytes
 
 
 def _sha256_file(path: Path) -> str:
@@ -267,8 +268,20 @@ def build_cache(
     return cache
 
 
+def _data_offset(path: Path) -> tuple[int, int]:
+    """``(byte offset of the data, rows)`` of a float32 (n, 3) C-order .npy file written by :func:`_save_npy`."""
+    with path.open("rb") as f:
+        fmt = np.lib.format
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if dtype != np.dtype("<f4") or fortran or len(shape) != 2 or shape[1] != 3:
+            raise CacheError(f"window cache {path.parent}: {path.name} is not float32 (n, 3)")
+        return f.tell(), int(shape[0])
+
+
 class WindowCache:
-    """An opened cache: the window index in memory, the samples memory-mapped."""
+    """An opened cache: the window index in memory, the samples on disk, read with pread."""
 
     def __init__(self, cache_dir: Path, window: WindowConfig, entries: Sequence[CacheEntry]) -> None:
         self.dir = cache_dir
@@ -279,11 +292,11 @@ class WindowCache:
         self.subjects = tuple(sorted({e.subject for e in self.entries}))
         cls_code = {c: i for i, c in enumerate(self.classes)}
         sub_code = {s: i for i, s in enumerate(self.subjects)}
-        self._x: list[np.ndarray] = []
+        self._x: list[tuple[Path, int]] = []  # per recording: sample file, byte offset of its data
         rec, start, label, subject = [], [], [], []
         for r, e in enumerate(self.entries):
             key = e.key
-            self._x.append(np.load(cache_dir / f"{key}.x.npy", mmap_mode="r", allow_pickle=False))
+            self._x.append((cache_dir / f"{key}.x.npy", _data_offset(cache_dir / f"{key}.x.npy")[0]))
             win = np.load(cache_dir / f"{key}.win.npy", allow_pickle=False)
             lab = np.load(cache_dir / f"{key}.lab.npy", allow_pickle=False)
             remap = np.array([cls_code[v] for v in e.labels] or [0], dtype=np.int16)
@@ -300,10 +313,8 @@ class WindowCache:
         return int(self.rec.shape[0])
 
     def remap(self) -> None:
-        """Map the sample arrays afresh. Pages of a memory map that were read count in the process's
-        RSS until it is unmapped; epochs remap every REMAP_EVERY batches so RSS stays flat however
-        large the data (the pages stay in the OS page cache)."""
-        self._x = [np.load(self.dir / f"{e.key}.x.npy", mmap_mode="r", allow_pickle=False) for e in self.entries]
+        """Nothing to do: samples are read with pread into fresh buffers (kept for callers of the
+        memory-mapped version: mapped pages counted in RSS until unmapped; read pages do not)."""
 
     @property
     def window_samples(self) -> int:
@@ -325,24 +336,44 @@ class WindowCache:
         return np.bincount(lab.astype(np.int64), minlength=len(self.classes))
 
     def windows(self, idx: np.ndarray) -> np.ndarray:
-        """float32 (len(idx), window_samples, 3) raw g, in the order of ``idx`` (gathered from disk)."""
+        """float32 (len(idx), window_samples, 3) raw g, in the order of ``idx``, read from disk.
+
+        Samples are read with ``os.pread`` (one call per window, or one per recording when its
+        windows here are close together, as in index order), never memory-mapped: what was read
+        is garbage once the batch is, and the process's RSS does not grow with the data (the OS
+        keeps the pages in its page cache, outside RSS)."""
         idx = np.asarray(idx, dtype=np.int64)
         w = self.window_samples
+        row = 3 * 4
         out = np.empty((idx.shape[0], w, 3), dtype=np.float32)
-        offs = np.arange(w)
         recs = self.rec[idx]
         for r in np.unique(recs):
             sel = np.flatnonzero(recs == r)
-            out[sel] = self._x[int(r)][self.start[idx[sel]][:, None] + offs[None, :]]
+            st = self.start[idx[sel]]
+            path, off = self._x[int(r)]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                lo, hi = int(st.min()), int(st.max()) + w
+                if hi - lo <= SPAN_FACTOR * w * sel.size:
+                    span = self._pread(fd, (hi - lo) * row, off + lo * row, path).reshape(hi - lo, 3)
+                    out[sel] = span[(st - lo)[:, None] + np.arange(w)[None, :]]
+                else:
+                    for j, s0 in zip(sel.tolist(), st.tolist(), strict=True):
+                        out[j] = self._pread(fd, w * row, off + s0 * row, path).reshape(w, 3)
+            finally:
+                os.close(fd)
         return out
 
+    @staticmethod
+    def _pread(fd: int, n: int, offset: int, path: Path) -> np.ndarray:
+        buf = os.pread(fd, n, offset)
+        if len(buf) != n:
+            raise CacheError(f"window cache {path.parent}: {path.name} is shorter than its index (rebuild the cache)")
+        return np.frombuffer(buf, dtype="<f4")
+
     def iter_chunks(self, idx: np.ndarray, chunk: int = 4096) -> Iterator[np.ndarray]:
-        """The windows of ``idx`` in chunks (bounded memory: the arrays are mapped afresh after
-        about REMAP_BYTES of windows, see :meth:`remap`)."""
-        every = max(1, REMAP_BYTES // max(1, chunk * self.window_samples * 12))
-        for k, i in enumerate(range(0, len(idx), chunk)):
-            if k and k % every == 0:
-                self.remap()
+        """The windows of ``idx`` in chunks of ``chunk`` (bounded memory)."""
+        for i in range(0, len(idx), chunk):
             yield self.windows(idx[i:i + chunk])
 
     def normalization_stats(self, idx: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -377,9 +408,7 @@ class WindowCache:
         order = np.random.default_rng([seed, epoch]).permutation(idx.shape[0]) if shuffle else np.arange(idx.shape[0])
         n_batches = -(-idx.shape[0] // batch_size)
         n_shards, shard_i = shard
-        for k, b in enumerate(range(shard_i, n_batches, n_shards)):
-            if k and k % REMAP_EVERY == 0:
-                self.remap()
+        for b in range(shard_i, n_batches, n_shards):
             pos = order[b * batch_size:(b + 1) * batch_size]
             sel = idx[pos]
             xb = self.windows(sel)
