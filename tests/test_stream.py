@@ -116,3 +116,40 @@ def test_memory_warning_names_the_cache_option(data_dir: Path, monkeypatch: pyte
     assert "--cache DIR" in (stream.memory_warning([data_dir], win) or "")
     monkeypatch.setattr(stream, "available_memory", lambda: 100 * need)
     assert stream.memory_warning([data_dir], win) is None
+
+
+@pytest.mark.slow
+def test_cv_through_the_cache(data_dir: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c"),
+                                 "--cv", "2", *ARGS[:-2], "--rotation-z", "0", "--epochs", "1"])
+    assert r.exit_code == 0, r.output + (r.stderr or "")
+    rep = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert rep["cv"]["k"] == 2 and len(rep["cv"]["folds"]) == 2
+    assert all(f["windows"]["test"] > 0 for f in rep["cv"]["folds"])
+    assert "cv 2-fold: accuracy" in r.output
+
+
+@pytest.mark.slow
+def test_tune_through_the_cache_scores_like_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_tune import TINY_ARGS, _space_file, make_sim_data
+
+    import har.training.tune as tune_mod
+
+    sim = make_sim_data(tmp_path / "sim")
+    space = _space_file(tmp_path, lstm_units=[8], augment=["light"])
+    common = [str(sim), "--trials", "1", "--space", str(space), *TINY_ARGS]
+    mem = CliRunner().invoke(cli, ["tune", *common, "--out", str(tmp_path / "mem"), "--search-only"])
+    assert mem.exit_code == 0, mem.output + (mem.stderr or "")
+
+    def forbidden(*a: object, **k: object) -> None:
+        raise AssertionError("har tune --cache loaded recordings or cut windows in memory")
+
+    monkeypatch.setattr(tune_mod, "load_recordings", forbidden)
+    monkeypatch.setattr(tune_mod, "windows_for", forbidden)
+    r = CliRunner().invoke(cli, ["tune", *common, "--out", str(tmp_path / "c"), "--cache", str(tmp_path / "cache")])
+    assert r.exit_code == 0, r.output + (r.stderr or "")
+    assert (tmp_path / "c" / "best" / "metadata.json").is_file()
+    a = json.loads((tmp_path / "mem" / "leaderboard.json").read_text())[0]
+    b = json.loads((tmp_path / "c" / "leaderboard.json").read_text())[0]
+    assert a["config"] == b["config"] and len(b["fold_accuracy"]) == 2
+    assert abs(a["accuracy_mean"] - b["accuracy_mean"]) <= 0.1

@@ -19,7 +19,8 @@ batches of windows are ever in memory:
   function as the in-memory path (har.training.train.write_model_dir), so `har deploy` takes it.
 
 A distributed worker takes its share with ``training_dataset(..., shard=(n_workers, worker))``.
-Not with ``--cache`` (one clear error): ``--reference`` (MiniRocket needs the windows in memory).
+``--cv K`` cross-validates from the same cache. Not with ``--cache`` (one clear error):
+``--reference`` (MiniRocket needs the windows in memory).
 The plausibility checks run on each recording when it is converted (a recording already in the
 cache was checked when it was converted)."""
 
@@ -102,11 +103,76 @@ class CachedWindows:
         """The windows as an array (only for small selections: deploy calibration, held-out)."""
         return self.cache.windows(self.idx)
 
+    def astype(self, dtype: Any) -> np.ndarray:
+        """``materialize()`` as ``dtype`` (so small selections read like numpy windows)."""
+        return self.materialize().astype(dtype)
+
     def predict(self, model: Any, norm: Normalization, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Class probabilities, predicted chunk by chunk."""
         out = [np.asarray(model.predict(norm.apply(xb), batch_size=batch_size, verbose=0))
                for xb in self.cache.iter_chunks(self.idx, CHUNK)]
         return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), np.float32)
+
+
+class CachedWindowSet:
+    """har.signal.Windows for windows of a cache: ``x`` is a :class:`CachedWindows`, ``y`` and
+    ``subject`` are the index's names; what har.training.cv and har.training.tune_final read."""
+
+    def __init__(self, cache: WindowCache, idx: np.ndarray) -> None:
+        self.cache = cache
+        self.idx = np.asarray(idx, dtype=np.int64)
+        self.x = CachedWindows(cache, self.idx)
+        self.y = cache.label_names(self.idx)
+        self.subject = cache.subject_names(self.idx)
+
+    def __len__(self) -> int:
+        return int(self.idx.shape[0])
+
+    def select(self, mask: np.ndarray) -> CachedWindowSet:
+        return CachedWindowSet(self.cache, self.idx[mask])
+
+
+class CachedWindowsFor:
+    """A drop-in for har.dataset.windows_for over :class:`IndexedRecording` (or any recording with a
+    ``path``): the windows come from the cache of the asked window configuration under ``root``
+    (built on first use: a run over several windows, `har tune`, converts the data once per window)."""
+
+    def __init__(self, root: str | os.PathLike[str], sources: Sequence[str],
+                 echo: Callable[[str], None] | None = None, inspect: Callable[[Recording], None] | None = None,
+                 first: WindowCache | None = None) -> None:
+        self.root = Path(root)
+        self.sources = list(sources)
+        self.echo = echo
+        self.inspect = inspect
+        self._caches: dict[WindowConfig, tuple[WindowCache, dict[str, int], _Index]] = {}
+        if first is not None:
+            self._add(first)
+
+    def _add(self, cache: WindowCache) -> tuple[WindowCache, dict[str, int], _Index]:
+        got = (cache, {e.source: r for r, e in enumerate(cache.entries)}, _Index(cache))
+        self._caches[cache.window] = got
+        return got
+
+    def cache(self, window: WindowConfig) -> tuple[WindowCache, dict[str, int], _Index]:
+        if window not in self._caches:
+            t0 = time.monotonic()
+            c = build_cache(self.sources, cache_dir_for(self.root, window), window, inspect=self.inspect)
+            if self.echo is not None and c.converted:
+                self.echo(f"window cache {c.dir}: {len(c.converted)} recording(s) converted in "
+                          f"{time.monotonic() - t0:.1f} s")
+            self._add(c)
+        return self._caches[window]
+
+    def __call__(self, recordings: Sequence[Any], indices: Sequence[int], cfg: WindowConfig,
+                 labelled_only: bool = True) -> CachedWindowSet:
+        cache, rec_of, index = self.cache(cfg)
+        return CachedWindowSet(cache, index.of([rec_of[str(recordings[i].path)] for i in indices]))
+
+
+def indexed_recordings(cache: WindowCache, sources: Sequence[str]) -> list[IndexedRecording]:
+    """The cache's recordings as :class:`IndexedRecording`, in the order of ``sources``."""
+    rec_of = {e.source: r for r, e in enumerate(cache.entries)}
+    return [IndexedRecording.of(cache, rec_of[s]) for s in sources]
 
 
 def training_dataset(
@@ -225,9 +291,6 @@ def train_streaming(
     t_start = time.monotonic()
     if reference:
         raise TrainingError("--reference fits MiniRocket on windows held in memory: it cannot run with --cache")
-    if config.cv_folds:
-        raise TrainingError("--cv with --cache is not supported yet: cross-validate without --cache, "
-                            "or train the final model with --cache and --cv 0")
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
@@ -318,6 +381,20 @@ def train_streaming(
     if len(va) == 0:
         echo("warning: no validation windows: training runs its full length without early stopping")
     cv_result: dict[str, Any] | None = None
+    if config.cv_folds:  # as har.training.train, the folds' windows from the same cache
+        from har.training.cv import run_cv
+        from har.training.train import _recording_key, _session_key
+
+        dev = split.train + split.val
+        key = (lambda r: r.subject) if split.by != "session" else _session_key
+        grouped_by = "subject"
+        if len({key(recs[i]) for i in dev}) < config.cv_folds:  # no subject ids: stratified recordings
+            key, grouped_by = _recording_key, "recording"
+        echo(f"cross-validation: {config.cv_folds} folds over {len({key(recs[i]) for i in dev})} {grouped_by}(s)")
+        provider = CachedWindowsFor(cache_root, own + test_files, first=cache)
+        cv_result = run_cv(recs, dev, classes, config, key=key, echo=echo,  # type: ignore[arg-type]
+                           grouped_by=grouped_by, windows=provider)
+        echo("final model: training on all training subjects")
     model, hist = fit_model(config, norm, x_tr, ytr, x_va, yva, len(classes), progress, echo)  # type: ignore[arg-type]
     pred = x_te.predict(model, norm).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
