@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,9 @@ def main() -> None:
     ap.add_argument("--hop", type=float, default=5.0, help="window hop, s")
     ap.add_argument("--workdir", type=Path, default=None, help="keep data and caches here (default: a temp dir)")
     ap.add_argument("--rebuild", action="store_true", help="delete existing caches first (build time of a first build)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the smallest size in memory and through the cache this many times, alternately; "
+                    "the throughput ratio is the median of the pairs (the machine's load varies)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="har-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -124,10 +128,15 @@ def main() -> None:
     make_base(base, base_h)
     rows = []
     common = {"window_s": args.window, "hop_s": args.hop}
+    pairs = []
+    for k in range(max(1, args.repeat) - 1):  # extra pairs at the smallest size (cache built on the first)
+        m = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
+        c = run_child({**common, "data": str(base), "cache": str(work / f"cache{base_h:g}h"),
+                       "out": str(work / f"model-cache{base_h:g}h")})
+        pairs.append(c["windows_per_s"] / m["windows_per_s"])
+        print(f"pair {k + 1}: in-memory {m['windows_per_s']:.0f} windows/s (load {m['load']:.1f}), cache "
+              f"{c['windows_per_s']:.0f} windows/s (load {c['load']:.1f}): x{pairs[-1]:.2f}", flush=True)
     mem = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
-    print(f"in-memory {base_h:g} h: {mem['windows']} windows ({mem['train_windows']} training), epoch "
-          f"{mem['epoch_s']:.1f} s = {mem['windows_per_s']:.0f} windows/s, train() {mem['train_s']:.1f} s, "
-          f"peak RSS {mem['peak_rss_mb']:.0f} MB, accuracy {mem['accuracy']:.3f}, load {mem['load']:.1f}", flush=True)
     for h in hours:
         copies = max(1, round(h / base_h))
         data = base if copies == 1 else work / f"data{h:g}h"
@@ -139,6 +148,8 @@ def main() -> None:
         r = run_child({**common, "data": str(data), "cache": str(cache), "out": str(work / f"model-cache{h:g}h")})
         r["hours"] = base_h * copies
         rows.append(r)
+        if h == base_h:
+            pairs.append(r["windows_per_s"] / mem["windows_per_s"])
         print(f"cache {r['hours']:g} h: build {r['build_s']:.1f} s ({r['converted']} recordings converted), "
               f"{r['cache_mb']:.0f} MB on disk, {r['windows']} windows ({r['train_windows']} training), epoch "
               f"{r['epoch_s']:.1f} s = {r['windows_per_s']:.0f} windows/s, train() {r['train_s']:.1f} s, "
@@ -155,6 +166,9 @@ def main() -> None:
               f"({r['train_windows']}) | {r['windows_per_s']:.0f} | x{r['windows_per_s'] / mem['windows_per_s']:.2f} "
               f"| {r['train_s']:.0f} | {r['peak_rss_mb']:.0f} | x{r['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f} | "
               f"{r['load']:.1f} |")
+    if pairs:
+        print(f"\nthroughput cache / in-memory at {base_h:g} h: median x{statistics.median(pairs):.2f} over "
+              f"{len(pairs)} pair(s) ({', '.join(f'x{p:.2f}' for p in pairs)})")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 
