@@ -394,7 +394,7 @@ class _Objective:
                 key=self.plan.key,
                 echo=lambda _s: None,
                 on_fold=on_fold,
-                windows=self.plan.windows,
+                **({} if self.plan.windows is windows_for else {"windows": self.plan.windows}),
             )
         except optuna.TrialPruned:
             trial.set_user_attr("note", f"pruned after fold {len(accs)}")
