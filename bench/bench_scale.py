@@ -8,8 +8,9 @@ For each size, in a fresh child process (so peak RSS is its own): `har train`'s 
 validation, test prediction and the whole model directory written. Reported: cache build time and
 size (from the run's own "window cache" line, first build), training windows per second over the
 epoch (its own "epoch 1/1 ... Ns" line, validation included, the same measure for both paths),
-the whole train() wall time and peak RSS (VmHWM), with the load average of the machine beside
-them (it is shared).
+training windows per CPU-second of the process over the same epoch (less sensitive to the other
+jobs on the machine), the whole train() wall time and peak RSS (VmHWM), with the load average of
+the machine beside them (it is shared).
 
 Data: 10 h of distinct simulated recordings (`har simulate`, 20 subjects x 6 activities x 300 s);
 larger sizes add hard-linked copies of those CSVs under other names and subjects (distinct
@@ -46,23 +47,27 @@ def vmhwm_mb():
 
 cfg = TrainConfig(window=WindowConfig(rate_hz=50.0, window_s=args["window_s"], hop_s=args["hop_s"]), epochs=1,
                   augment=AugmentConfig(rotation_z_deg=180.0), seed=0)
-lines = []
+lines, cpu = [], []  # echoed lines and the process CPU time (all threads) when each came
 t0 = time.monotonic()
-res = train([args["data"]], args["out"], cfg, progress=True, echo=lines.append,
-            cache_dir=args.get("cache"))
+res = train([args["data"]], args["out"], cfg, progress=True,
+            echo=lambda ln: (lines.append(ln), cpu.append(time.process_time())), cache_dir=args.get("cache"))
 out = {"train_s": time.monotonic() - t0, "peak_rss_mb": vmhwm_mb(), "load": os.getloadavg()[0]}
 s = res.metadata.data_summary
 out["windows"] = sum(s["windows"].values())
 out["train_windows"] = s["windows"]["train"]
 out["accuracy"] = res.metadata.metrics["accuracy"]
-for ln in lines:
+for i, ln in enumerate(lines):
+    if ln.startswith("schedule:"):  # echoed right before model.fit
+        cpu0 = cpu[i]
     m = re.match(r"epoch 1/1 .* ([0-9.]+)s$", ln)
     if m:
         out["epoch_s"] = float(m.group(1))
+        out["epoch_cpu_s"] = cpu[i] - cpu0
     m = re.match(r"window cache .*: (\d+) recording\(s\), (\d+) windows, (\d+) MB, (\d+) converted in ([0-9.]+) s", ln)
     if m:
         out["cache_mb"], out["converted"], out["build_s"] = float(m.group(3)), int(m.group(4)), float(m.group(5))
 out["windows_per_s"] = out["train_windows"] / out["epoch_s"]
+out["windows_per_cpu_s"] = out["train_windows"] / out["epoch_cpu_s"]
 print(json.dumps(out))
 """
 
@@ -128,14 +133,16 @@ def main() -> None:
     make_base(base, base_h)
     rows = []
     common = {"window_s": args.window, "hop_s": args.hop}
-    pairs = []
+    pairs, cpu_pairs = [], []
     for k in range(max(1, args.repeat) - 1):  # extra pairs at the smallest size (cache built on the first)
         m = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
         c = run_child({**common, "data": str(base), "cache": str(work / f"cache{base_h:g}h"),
                        "out": str(work / f"model-cache{base_h:g}h")})
         pairs.append(c["windows_per_s"] / m["windows_per_s"])
-        print(f"pair {k + 1}: in-memory {m['windows_per_s']:.0f} windows/s (load {m['load']:.1f}), cache "
-              f"{c['windows_per_s']:.0f} windows/s (load {c['load']:.1f}): x{pairs[-1]:.2f}", flush=True)
+        cpu_pairs.append(c["windows_per_cpu_s"] / m["windows_per_cpu_s"])
+        print(f"pair {k + 1}: in-memory {m['windows_per_s']:.0f} windows/s, {m['windows_per_cpu_s']:.0f} per CPU-s "
+              f"(load {m['load']:.1f}); cache {c['windows_per_s']:.0f} windows/s, {c['windows_per_cpu_s']:.0f} per "
+              f"CPU-s (load {c['load']:.1f}): x{pairs[-1]:.2f} wall, x{cpu_pairs[-1]:.2f} CPU", flush=True)
     mem = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
     for h in hours:
         copies = max(1, round(h / base_h))
@@ -150,25 +157,30 @@ def main() -> None:
         rows.append(r)
         if h == base_h:
             pairs.append(r["windows_per_s"] / mem["windows_per_s"])
+            cpu_pairs.append(r["windows_per_cpu_s"] / mem["windows_per_cpu_s"])
         print(f"cache {r['hours']:g} h: build {r['build_s']:.1f} s ({r['converted']} recordings converted), "
               f"{r['cache_mb']:.0f} MB on disk, {r['windows']} windows ({r['train_windows']} training), epoch "
               f"{r['epoch_s']:.1f} s = {r['windows_per_s']:.0f} windows/s, train() {r['train_s']:.1f} s, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB, accuracy {r['accuracy']:.3f}, load {r['load']:.1f}", flush=True)
     print()
     print("| data | cache build (s) | cache size (MB) | windows (train) | epoch windows/s | vs in-memory "
-          "| train() (s) | peak RSS (MB) | RSS vs smallest | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| windows per CPU-s | train() (s) | peak RSS (MB) | RSS vs smallest | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {base_h:g} h, in memory (`har train`) | - | - | {mem['windows']} ({mem['train_windows']}) | "
-          f"{mem['windows_per_s']:.0f} | x1.00 | {mem['train_s']:.0f} | {mem['peak_rss_mb']:.0f} | - | "
+          f"{mem['windows_per_s']:.0f} | x1.00 | {mem['windows_per_cpu_s']:.0f} | "
+          f"{mem['train_s']:.0f} | {mem['peak_rss_mb']:.0f} | - | "
           f"{mem['load']:.1f} |")
     for r in rows:
         print(f"| {r['hours']:g} h, `har train --cache` | {r['build_s']:.1f} | {r['cache_mb']:.0f} | {r['windows']} "
               f"({r['train_windows']}) | {r['windows_per_s']:.0f} | x{r['windows_per_s'] / mem['windows_per_s']:.2f} "
-              f"| {r['train_s']:.0f} | {r['peak_rss_mb']:.0f} | x{r['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f} | "
+              f"| {r['windows_per_cpu_s']:.0f} | {r['train_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+              f"x{r['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f} | "
               f"{r['load']:.1f} |")
     if pairs:
         print(f"\nthroughput cache / in-memory at {base_h:g} h: median x{statistics.median(pairs):.2f} over "
-              f"{len(pairs)} pair(s) ({', '.join(f'x{p:.2f}' for p in pairs)})")
+              f"{len(pairs)} pair(s) ({', '.join(f'x{p:.2f}' for p in pairs)}); per CPU-second (less sensitive "
+              f"to the load): median x{statistics.median(cpu_pairs):.2f} "
+              f"({', '.join(f'x{p:.2f}' for p in cpu_pairs)})")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 
