@@ -150,3 +150,58 @@ def test_tune_through_the_cache_scores_like_in_memory(tmp_path: Path, monkeypatc
     b = json.loads((tmp_path / "c" / "leaderboard.json").read_text())[0]
     assert a["config"] == b["config"] and len(b["fold_accuracy"]) == 2
     assert abs(a["accuracy_mean"] - b["accuracy_mean"]) <= 0.1
+
+
+def test_split_and_holdouts_from_the_index_equal_the_in_memory_ones(tmp_path: Path) -> None:
+    """One subject, several sessions (a session split), recordings with different majority labels
+    (stratified recording hold-out), one recording (window hold-out): decided from the index alone
+    exactly as from the loaded recordings."""
+    import dataclasses
+
+    from har.config import TrainConfig
+    from har.dataset import load_recordings, split_recordings, windows_for
+    from har.recording.format import write_recording
+    from har.recording.simulate import simulate_recording
+    from har.training.cache import build_cache
+    from har.training.fit import holdout_recordings, holdout_windows
+    from har.training.stream import IndexedRecording, _holdout_windows_from_index, _Index
+
+    d = tmp_path / "one"
+    d.mkdir()
+    for i, acts in enumerate([("walking", "sitting"), ("sitting", "walking"), ("walking", "lying"),
+                              ("lying", "sitting"), ("sitting", "lying")]):
+        rec = simulate_recording([(acts[0], 14.0), (acts[1], 8.0)], subject="solo", rate_hz=25, seed=i)
+        rec.meta = dataclasses.replace(rec.meta, session_id=f"sess{i}")
+        write_recording(d / f"r{i}.csv", rec)
+    win = WindowConfig(rate_hz=25.0, window_s=2.0, hop_s=0.5)
+    cfg = TrainConfig(window=win, val_fraction=0.0)
+    recs = load_recordings([d], progress=False)
+    cache = build_cache([d], tmp_path / "c", win)
+    rec_of = {e.source: r for r, e in enumerate(cache.entries)}
+    stubs = [IndexedRecording.of(cache, rec_of[str(r.path)]) for r in recs]
+    lines: list[str] = []
+    want = split_recordings(recs, cfg, echo=lines.append)
+    got = split_recordings(stubs, cfg, echo=lines.append)  # type: ignore[arg-type]
+    assert want.by == got.by == "session" and want == got
+    assert holdout_recordings(recs, want.train, 0.3, 5) == holdout_recordings(stubs, want.train, 0.3, 5)  # type: ignore[arg-type]
+    w = windows_for(recs, [0], win)
+    idx = _Index(cache).of([rec_of[str(recs[0].path)]])
+    assert np.array_equal(cache.windows(idx), w.x)
+    mt, mv = holdout_windows(w, 0.2, win.window_s)
+    gt, gv = _holdout_windows_from_index(cache, idx, 0.2, win.window_s)
+    assert mv.any() and np.array_equal(mt, gt) and np.array_equal(mv, gv)
+
+
+def test_a_cache_file_shorter_than_its_index_is_an_error_not_garbage(tmp_path: Path, data_dir: Path) -> None:
+    from har.errors import CacheError
+    from har.training.cache import WindowCache, build_cache
+
+    win = WindowConfig(rate_hz=25.0, window_s=1.0, hop_s=0.5)
+    cache = build_cache([data_dir], tmp_path / "c", win)
+    x = tmp_path / "c" / f"{cache.entries[0].key}.x.npy"
+    x.write_bytes(x.read_bytes()[:-600])  # the last windows' samples are gone (after the sha check)
+    opened = WindowCache(cache.dir, win, cache.entries)
+    last = np.flatnonzero(opened.rec == 0)[-1:]
+    with pytest.raises(CacheError, match="shorter than its index"):
+        opened.windows(last)
+    assert len(build_cache([data_dir], tmp_path / "c", win).converted) == 1  # the next build repairs it
