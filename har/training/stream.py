@@ -18,7 +18,11 @@ batches of windows are ever in memory:
 * validation and test prediction stream in chunks; the model directory is written by the same
   function as the in-memory path (har.training.train.write_model_dir), so `har deploy` takes it.
 
-A distributed worker takes its share with ``training_dataset(..., shard=(n_workers, worker))``.
+:func:`prepare_streaming` is everything before the fit (cache, split, classes, validation,
+normalisation); a distributed worker takes its share of the training batches with
+``training_dataset(d.train, d.y_train, batch, seed=..., norm=d.norm, shard=(n_workers, worker))``.
+Several processes building one cache directory at once is not supported (build it first, or give
+each machine its own --cache).
 ``--cv K`` cross-validates from the same cache. Not with ``--cache`` (one clear error):
 ``--reference`` (MiniRocket needs the windows in memory).
 The plausibility checks run on each recording when it is converted (a recording already in the
@@ -39,6 +43,7 @@ import numpy as np
 
 from har.artifacts.metadata import MIN_STD, Normalization
 from har.config import AugmentConfig, TrainConfig, WindowConfig
+from har.dataset import Split
 from har.errors import DataError, TrainingError
 from har.recording.format import Recording, find_recordings
 from har.signal import Windows
@@ -275,26 +280,102 @@ def train_streaming(
 ) -> Any:
     """har.training.train.train with the windows read through the cache under ``cache_root``
     (see the module docstring); returns its TrainResult and writes the same model directory."""
-    from har.dataset import split_recordings
-    from har.recording.checks import check_recording, enforce
     from har.scoring.metrics import compute_metrics, group_accuracy
     from har.training import preflight
-    from har.training.fit import fit_model, holdout_recordings
-    from har.training.train import (
-        MAX_CALIB_WINDOWS,
-        MAX_HELDOUT_WINDOWS,
-        _no_windows_message,
-        _subset,
-        write_model_dir,
-    )
+    from har.training.fit import fit_model
+    from har.training.train import MAX_CALIB_WINDOWS, MAX_HELDOUT_WINDOWS, _subset, write_model_dir
 
     t_start = time.monotonic()
     if reference:
         raise TrainingError("--reference fits MiniRocket on windows held in memory: it cannot run with --cache")
-    data = list(data)
-    if not data:
+    if not list(data):
         raise TrainingError("no training data given")
     preflight.check_out_dir(out_dir)
+    d = prepare_streaming(data, config, cache_root, test_data=test_data, progress=progress, echo=echo, force=force)
+    cache, split, recs, classes, norm = d.cache, d.split, d.recordings, d.classes, d.norm
+    x_tr, x_te, yte = d.train, d.test, d.y_test
+    tr, va, te = d.train.idx, d.val.idx, d.test.idx
+    names = cache.classes
+    cv_result: dict[str, Any] | None = None
+    if config.cv_folds:  # as har.training.train, the folds' windows from the same cache
+        from har.training.cv import run_cv
+        from har.training.train import _recording_key, _session_key
+
+        dev = split.train + split.val
+        key = (lambda r: r.subject) if split.by != "session" else _session_key
+        grouped_by = "subject"
+        if len({key(recs[i]) for i in dev}) < config.cv_folds:  # no subject ids: stratified recordings
+            key, grouped_by = _recording_key, "recording"
+        echo(f"cross-validation: {config.cv_folds} folds over {len({key(recs[i]) for i in dev})} {grouped_by}(s)")
+        provider = CachedWindowsFor(cache_root, d.sources, first=cache)
+        cv_result = run_cv(recs, dev, classes, config, key=key, echo=echo,  # type: ignore[arg-type]
+                           grouped_by=grouped_by, windows=provider)
+        echo("final model: training on all training subjects")
+    model, hist = fit_model(config, norm, x_tr, d.y_train, d.val, d.y_val, len(classes), progress,  # type: ignore[arg-type]
+                            echo)
+    pred = x_te.predict(model, norm).argmax(axis=1)
+    metrics = compute_metrics(yte, pred, classes)
+    per_subject = group_accuracy(yte, pred, cache.subject_names(te))
+    rng = np.random.default_rng(config.seed)
+    ci = _subset(len(tr), MAX_CALIB_WINDOWS, rng)
+    hi = _subset(len(te), MAX_HELDOUT_WINDOWS, rng)
+    summary = {
+        "split_by": split.by,
+        "train_subjects": list(split.train_subjects),
+        "val_subjects": list(split.val_subjects),
+        "test_subjects": list(split.test_subjects),
+        "windows": {"train": len(tr), "val": len(va), "test": len(te)},
+        "windows_per_class": {k: _counts(names, cache.label[i]) for k, i in (("train", tr), ("val", va), ("test", te))},
+        "files": {k: [str(recs[i].path) for i in idx]
+                  for k, idx in (("train", split.train), ("val", split.val), ("test", split.test))},
+        "window_cache": str(cache.dir),
+    }
+    return write_model_dir(
+        out_dir, model, hist, config, classes, norm, split,
+        summary=summary,
+        data_fingerprint=fingerprint_of(cache, d.sources),
+        deploy_windows=(x_tr[ci].materialize(), x_te[hi].materialize(), yte[hi]),
+        metrics=metrics, per_subject=per_subject, n_test=len(te), cv_result=cv_result, ref=None, t_start=t_start,
+    )
+
+
+@dataclass
+class StreamData:
+    """Everything training needs, decided from the cache's index (:func:`prepare_streaming`)."""
+
+    cache: WindowCache
+    sources: list[str]  # the recordings' CSV paths: DATA's, then --test's
+    recordings: list[IndexedRecording]  # in the order of ``sources`` (what ``split`` indexes)
+    split: Split
+    classes: list[str]
+    train: CachedWindows
+    val: CachedWindows
+    test: CachedWindows
+    y_train: np.ndarray  # class index per window
+    y_val: np.ndarray
+    y_test: np.ndarray
+    norm: Normalization  # fitted on the training windows
+
+
+def prepare_streaming(
+    data: Sequence[str | os.PathLike[str]],
+    config: TrainConfig,
+    cache_root: str | os.PathLike[str],
+    test_data: Sequence[str | os.PathLike[str]] | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    force: bool = False,
+) -> StreamData:
+    """Build (or reuse) the cache, split by subject, check the classes, choose validation and fit
+    the normalisation, as har.training.train.train does before fitting, from the index alone.
+    A distributed worker calls this and feeds ``training_dataset(d.train, d.y_train, ...,
+    shard=(n, i))``."""
+    from har.dataset import split_recordings
+    from har.recording.checks import check_recording, enforce
+    from har.training import preflight
+    from har.training.fit import holdout_recordings
+    from har.training.train import _no_windows_message
+
     wc = config.window
     own = [str(p) for p in find_recordings(data)]
     test_files = [str(p) for p in find_recordings(list(test_data))] if test_data else []
@@ -380,46 +461,7 @@ def train_streaming(
     )
     if len(va) == 0:
         echo("warning: no validation windows: training runs its full length without early stopping")
-    cv_result: dict[str, Any] | None = None
-    if config.cv_folds:  # as har.training.train, the folds' windows from the same cache
-        from har.training.cv import run_cv
-        from har.training.train import _recording_key, _session_key
-
-        dev = split.train + split.val
-        key = (lambda r: r.subject) if split.by != "session" else _session_key
-        grouped_by = "subject"
-        if len({key(recs[i]) for i in dev}) < config.cv_folds:  # no subject ids: stratified recordings
-            key, grouped_by = _recording_key, "recording"
-        echo(f"cross-validation: {config.cv_folds} folds over {len({key(recs[i]) for i in dev})} {grouped_by}(s)")
-        provider = CachedWindowsFor(cache_root, own + test_files, first=cache)
-        cv_result = run_cv(recs, dev, classes, config, key=key, echo=echo,  # type: ignore[arg-type]
-                           grouped_by=grouped_by, windows=provider)
-        echo("final model: training on all training subjects")
-    model, hist = fit_model(config, norm, x_tr, ytr, x_va, yva, len(classes), progress, echo)  # type: ignore[arg-type]
-    pred = x_te.predict(model, norm).argmax(axis=1)
-    metrics = compute_metrics(yte, pred, classes)
-    per_subject = group_accuracy(yte, pred, cache.subject_names(te))
-    rng = np.random.default_rng(config.seed)
-    ci = _subset(len(tr), MAX_CALIB_WINDOWS, rng)
-    hi = _subset(len(te), MAX_HELDOUT_WINDOWS, rng)
-    summary = {
-        "split_by": split.by,
-        "train_subjects": list(split.train_subjects),
-        "val_subjects": list(split.val_subjects),
-        "test_subjects": list(split.test_subjects),
-        "windows": {"train": len(tr), "val": len(va), "test": len(te)},
-        "windows_per_class": {k: _counts(names, cache.label[i]) for k, i in (("train", tr), ("val", va), ("test", te))},
-        "files": {k: [str(recs[i].path) for i in idx]
-                  for k, idx in (("train", split.train), ("val", split.val), ("test", split.test))},
-        "window_cache": str(cdir),
-    }
-    return write_model_dir(
-        out_dir, model, hist, config, classes, norm, split,
-        summary=summary,
-        data_fingerprint=fingerprint_of(cache, own + test_files),
-        deploy_windows=(x_tr[ci].materialize(), x_te[hi].materialize(), yte[hi]),
-        metrics=metrics, per_subject=per_subject, n_test=len(te), cv_result=cv_result, ref=None, t_start=t_start,
-    )
+    return StreamData(cache, own + test_files, recs, split, classes, x_tr, x_va, x_te, ytr, yva, yte, norm)
 
 
 CSV_BYTES_PER_SAMPLE = 40  # a recording CSV row: time, x, y, z, label, seq
