@@ -23,8 +23,9 @@ pread stay in the OS page cache, outside RSS, so RSS does not grow with the data
 A cache written by another har version or cache format is rebuilt; every array file carries its
 sha256 in the manifest and is verified when the cache is opened (a flipped bit or a truncated file
 is rebuilt, never read wrong). Files are written under temporary names and renamed; the manifest
-is written last. A disk that fills up while building is one clear :class:`CacheError`, and no
-partial file is left behind.
+is written last; one process builds at a time (an flock on ``.lock``; a second one waits, then
+finds the recordings converted). A disk that fills up while building is one clear
+:class:`CacheError`, and no partial file is left behind.
 
 The index (recording, window start, label, subject per window) is small (~15 bytes per window:
 1.4 M windows for 400 h at a 1 s hop is ~22 MB) and lives in memory; the samples stay on disk.
@@ -35,6 +36,7 @@ augmented, normalised) batches; subject splits, purity and class weights come fr
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -56,6 +58,7 @@ from har.signal import runs, window_labels, window_starts
 CACHE_FORMAT = "har-window-cache"
 CACHE_VERSION = 2  # 2: entries carry the session and the majority label (splits from the index)
 MANIFEST = "manifest.json"
+LOCK = ".lock"  # flock'ed while a process builds the cache
 KEY_HEX = 24
 HASH_CHUNK = 1 << 22
 SPAN_FACTOR = 4  # windows() reads a recording's whole span in one call when it is at most this x their bytes
@@ -222,11 +225,18 @@ def build_cache(
     cdir = Path(cache_dir)
     try:
         cdir.mkdir(parents=True, exist_ok=True)
-        probe = cdir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        lock = (cdir / LOCK).open("a")  # also the test that the directory is writable
     except OSError as e:
         raise CacheError(f"window cache {cdir}: not a writable directory ({e.strerror or e})") from e
+    with lock:  # one builder at a time (e.g. workers of a distributed run on one machine); closing unlocks
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        return _build_locked(recs, cdir, window, verify, progress, inspect)
+
+
+def _build_locked(
+    recs: list[Path], cdir: Path, window: WindowConfig, verify: bool,
+    progress: Callable[[int, int, str], None] | None, inspect: Callable[[Recording], None] | None,
+) -> WindowCache:
     old = _read_manifest(cdir, window)
     if not old:  # another har version, format or window: start afresh
         for p in cdir.glob("*.npy"):
