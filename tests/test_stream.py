@@ -205,3 +205,21 @@ def test_a_cache_file_shorter_than_its_index_is_an_error_not_garbage(tmp_path: P
     with pytest.raises(CacheError, match="shorter than its index"):
         opened.windows(last)
     assert len(build_cache([data_dir], tmp_path / "c", win).converted) == 1  # the next build repairs it
+
+
+def test_implausible_data_is_refused_the_same_way_with_the_cache(tmp_path: Path) -> None:
+    """The plausibility checks run on every --cache run (from the entries), with the same one line."""
+    from har.recording.format import read_recording, write_recording
+
+    d = tmp_path / "data"
+    make_tiny_recordings(d, subjects=4, seconds_per_class=6.0)
+    rec = read_recording(d / "s1.csv")
+    rec.xyz *= 9.81  # m/s2 written as g
+    write_recording(d / "s1.csv", rec, overwrite=True)
+    base = ["train", str(d), *ARGS]
+    mem = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "m")])
+    _one_line_error(mem, "s1.csv")
+    for _ in range(2):  # converting, then from the cache
+        r = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c")])
+        _one_line_error(r)
+        assert r.stderr.strip().splitlines()[-1] == mem.stderr.strip().splitlines()[-1]

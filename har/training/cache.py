@@ -42,7 +42,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ class CacheEntry:
     files: dict[str, str]  # array file name -> sha256
     session: str = ""  # the sidecar's session id, else the file stem (session splits)
     majority: str = ""  # the most frequent non-empty sample label (stratified recording hold-outs)
+    info: dict[str, Any] = field(default_factory=dict)  # what build_cache's ``inspect`` returned (JSON)
 
     @property
     def key(self) -> str:
@@ -105,13 +106,15 @@ class CacheEntry:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "stat": list(self.stat), "sha256": self.sha256, "subject": self.subject,
                 "labels": list(self.labels), "samples": self.samples, "windows": self.windows,
-                "files": dict(self.files), "session": self.session, "majority": self.majority}
+                "files": dict(self.files), "session": self.session, "majority": self.majority,
+                "info": self.info}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CacheEntry:
         return cls(str(d["source"]), (int(d["stat"][0]), int(d["stat"][1])), str(d["sha256"]), str(d["subject"]),
                    tuple(str(v) for v in d["labels"]), int(d["samples"]), int(d["windows"]),
-                   {str(k): str(v) for k, v in d["files"].items()}, str(d["session"]), str(d["majority"]))
+                   {str(k): str(v) for k, v in d["files"].items()}, str(d["session"]), str(d["majority"]),
+                   dict(d.get("info") or {}))
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> str:
@@ -147,10 +150,9 @@ def _majority(labels: np.ndarray) -> str:
 
 
 def _convert(csv_path: Path, sha: str, cache_dir: Path, window: WindowConfig,
-             inspect: Callable[[Recording], None] | None = None) -> CacheEntry:
+             inspect: Callable[[Recording], dict[str, Any]] | None = None) -> CacheEntry:
     rec = read_recording(csv_path)
-    if inspect is not None:
-        inspect(rec)
+    info = inspect(rec) if inspect is not None else {}
     names = sorted({str(v) for v in np.unique(rec.labels.astype(str))} - {""})
     code_of = {n: i for i, n in enumerate(names)}
     xs, starts, labs = [], [], []
@@ -180,7 +182,7 @@ def _convert(csv_path: Path, sha: str, cache_dir: Path, window: WindowConfig,
             p.unlink(missing_ok=True)
         raise
     return CacheEntry(str(csv_path), tuple(_stat_key(csv_path)), sha, rec.subject, tuple(names), int(x.shape[0]),
-                      int(win.shape[0]), files, rec.meta.session_id or csv_path.stem, _majority(rec.labels))
+                      int(win.shape[0]), files, rec.meta.session_id or csv_path.stem, _majority(rec.labels), info)
 
 
 def _read_manifest(cache_dir: Path, window: WindowConfig) -> dict[str, CacheEntry]:
@@ -213,12 +215,13 @@ def build_cache(
     *,
     verify: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
-    inspect: Callable[[Recording], None] | None = None,
+    inspect: Callable[[Recording], dict[str, Any]] | None = None,
 ) -> WindowCache:
     """Convert the recordings found in ``paths`` into the cache at ``cache_dir`` (created), reusing
     what is already there and unchanged, and open it. ``progress(done, total, name)`` is called per
     recording. ``verify`` checks every reused array file against its sha256. ``inspect(recording)``
-    is called on every recording read for conversion (e.g. plausibility checks; may raise)."""
+    is called on every recording read for conversion; what it returns (a JSON-able dict, e.g.
+    plausibility findings) is kept in the entry's ``info`` and reused with the entry."""
     recs = find_recordings(paths)
     if not recs:
         raise CacheError("no recordings (*.csv) found in " + ", ".join(str(p) for p in paths))
@@ -235,7 +238,7 @@ def build_cache(
 
 def _build_locked(
     recs: list[Path], cdir: Path, window: WindowConfig, verify: bool,
-    progress: Callable[[int, int, str], None] | None, inspect: Callable[[Recording], None] | None,
+    progress: Callable[[int, int, str], None] | None, inspect: Callable[[Recording], dict[str, Any]] | None,
 ) -> WindowCache:
     old = _read_manifest(cdir, window)
     if not old:  # another har version, format or window: start afresh
@@ -257,7 +260,7 @@ def _build_locked(
         same = old.get(key)
         if same is not None and _entry_ok(cdir, same, verify):  # touched, same bytes
             entries[key] = CacheEntry(str(csv_path), stat, sha, same.subject, same.labels, same.samples,
-                                      same.windows, same.files, same.session, same.majority)
+                                      same.windows, same.files, same.session, same.majority, same.info)
             continue
         entries[key] = _convert(csv_path, sha, cdir, window, inspect)
         converted.append(csv_path.name)

@@ -25,8 +25,8 @@ Several processes building one cache directory at once is not supported (build i
 each machine its own --cache).
 ``--cv K`` cross-validates from the same cache. Not with ``--cache`` (one clear error):
 ``--reference`` (MiniRocket needs the windows in memory).
-The plausibility checks run on each recording when it is converted (a recording already in the
-cache was checked when it was converted)."""
+The plausibility checks (har.training.preflight.check_data) run on every run from what each
+cache entry keeps of its recording (findings, gravity per static activity, longest stretch)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from har.artifacts.metadata import MIN_STD, Normalization
 from har.config import AugmentConfig, TrainConfig, WindowConfig
-from har.dataset import Split
+from har.dataset import PROGRESS_MIN_FILES, Split
 from har.errors import DataError, TrainingError
 from har.recording.format import Recording, find_recordings
 from har.signal import Windows
@@ -371,7 +371,6 @@ def prepare_streaming(
     A distributed worker calls this and feeds ``training_dataset(d.train, d.y_train, ...,
     shard=(n, i))``."""
     from har.dataset import split_recordings
-    from har.recording.checks import check_recording, enforce
     from har.training import preflight
     from har.training.fit import holdout_recordings
     from har.training.train import _no_windows_message
@@ -381,16 +380,11 @@ def prepare_streaming(
     test_files = [str(p) for p in find_recordings(list(test_data))] if test_data else []
     cdir = cache_dir_for(cache_root, wc)
 
-    def warn(message: str) -> None:
-        echo(f"Warning: {message}")
-
-    def inspect(rec: Recording) -> None:
-        enforce(check_recording(rec), force=force, warn=warn)
-
     bars: list[Any] = []
 
     def tick(done: int, total: int, name: str) -> None:
-        if progress and not bars:  # first called once the cache directory is known to be writable
+        if progress and not bars and total >= PROGRESS_MIN_FILES:  # as loading recordings shows one; first
+            # called once the cache directory is known to be writable
             from tqdm import tqdm
 
             bars.append(tqdm(total=total, desc="window cache", unit="recording", leave=False))
@@ -400,7 +394,7 @@ def prepare_streaming(
 
     t0 = time.monotonic()
     try:
-        cache = build_cache(own + test_files, cdir, wc, progress=tick, inspect=inspect)
+        cache = build_cache(own + test_files, cdir, wc, progress=tick, inspect=recording_info)
     finally:
         if bars:
             bars[0].close()
@@ -408,6 +402,7 @@ def prepare_streaming(
          f"{cache.nbytes_on_disk() / 1e6:.0f} MB, {len(cache.converted)} converted in {time.monotonic() - t0:.1f} s")
     rec_of = {e.source: r for r, e in enumerate(cache.entries)}
     order = [rec_of[s] for s in own] + [rec_of[s] for s in test_files]  # the in-memory path's recording order
+    check_cached_data(cache, order, config, force=force, echo=echo)
     recs = [IndexedRecording.of(cache, r) for r in order]
     split = split_recordings(recs, config, n_test_recordings=len(test_files), echo=echo)  # type: ignore[arg-type]
     index = _Index(cache)
@@ -462,6 +457,58 @@ def prepare_streaming(
     if len(va) == 0:
         echo("warning: no validation windows: training runs its full length without early stopping")
     return StreamData(cache, own + test_files, recs, split, classes, x_tr, x_va, x_te, ytr, yva, yte, norm)
+
+
+def recording_info(rec: Recording) -> dict[str, Any]:
+    """What the plausibility checks need of a recording, kept in its cache entry (JSON): the
+    single-recording findings, gravity per static activity, the longest stretch without a gap."""
+    from har.recording.checks import check_recording, longest_stretch_s, static_gravity
+
+    return {"findings": [[f.level, f.check, f.message] for f in check_recording(rec)],
+            "gravity": {k: [float(x) for x in v] for k, v in static_gravity(rec).items()},
+            "stretch_s": float(longest_stretch_s(rec))}
+
+
+def check_cached_data(cache: WindowCache, order: Sequence[int], config: TrainConfig, force: bool = False,
+                      echo: Callable[[str], None] = print) -> None:
+    """har.training.preflight.check_data from the cache entries (recordings ``order``): the same
+    findings, gravity consensus and window-length check, without loading the recordings (an entry
+    cached without its info is read once more)."""
+    from har.recording.checks import Finding, axes_findings, enforce
+    from har.recording.format import read_recording
+
+    infos = []
+    for r in order:
+        e = cache.entries[r]
+        info = e.info if {"findings", "gravity", "stretch_s"} <= set(e.info) else recording_info(
+            read_recording(Path(e.source)))
+        infos.append((e.source, info))
+    findings = [Finding(str(a), str(b), str(c)) for _, i in infos for a, b, c in i["findings"]]
+    per: dict[str, list[tuple[str, np.ndarray]]] = {}  # as har.recording.checks.gravity_consensus_findings
+    for src, i in infos:
+        for lab, v in i["gravity"].items():
+            per.setdefault(lab, []).append((src, np.asarray(v, dtype=np.float64)))
+    for lab, items in per.items():
+        if len(items) < 3:
+            continue
+        dirs = np.array([v / max(float(np.linalg.norm(v)), 1e-9) for _, v in items])
+        ref = np.median(dirs, axis=0)
+        for src, v in items:
+            findings += axes_findings(src, v, ref, f"in '{lab}'", f"the other {len(items) - 1} recordings")
+    enforce(findings, force=force, warn=lambda m: echo(f"Warning: {m}"))
+    window_s = config.window.window_s
+    if not infos:
+        return
+    longest, src = max(((float(i["stretch_s"]), s) for s, i in infos), key=lambda t: t[0])
+    if longest < window_s:
+        raise TrainingError(
+            f"--window {window_s:g} s is longer than the longest stretch without a gap or break in any recording "
+            f"({longest:.1f} s in {src}): choose a --window of at most {longest:.1f} s"
+        )
+    short = [s for s, i in infos if float(i["stretch_s"]) < window_s]
+    if short:
+        echo(f"Warning: {len(short)} of {len(infos)} recording(s) have no stretch of {window_s:g} s without a gap "
+             f"and give no windows (e.g. {short[0]})")
 
 
 CSV_BYTES_PER_SAMPLE = 40  # a recording CSV row: time, x, y, z, label, seq
