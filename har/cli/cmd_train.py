@@ -374,9 +374,9 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help="Read windows through a window cache in this directory (data larger than memory): recordings are "
-    "converted once into memory-mapped arrays (again only when one changes) and training, validation and "
-    "test stream from it; never all windows in memory. Not with --reference or --cv.  [default: in memory; "
-    "a warning suggests it when the windows would not fit]",
+    "converted once into arrays on disk (again only when one changes) and training, validation, --cv and "
+    "test stream from it; never all windows in memory; the same split, seeds and model directory. Not with "
+    "--reference.  [default: in memory; a warning suggests it when the windows would not fit]",
 )
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
 @click.option(
