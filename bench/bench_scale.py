@@ -144,6 +144,10 @@ def main() -> None:
               f"(load {m['load']:.1f}); cache {c['windows_per_s']:.0f} windows/s, {c['windows_per_cpu_s']:.0f} per "
               f"CPU-s (load {c['load']:.1f}): x{pairs[-1]:.2f} wall, x{cpu_pairs[-1]:.2f} CPU", flush=True)
     mem = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
+    print(f"in-memory {base_h:g} h: {mem['windows']} windows ({mem['train_windows']} training), epoch "
+          f"{mem['epoch_s']:.1f} s = {mem['windows_per_s']:.0f} windows/s, {mem['windows_per_cpu_s']:.0f} per CPU-s, "
+          f"train() {mem['train_s']:.1f} s, peak RSS {mem['peak_rss_mb']:.0f} MB, accuracy {mem['accuracy']:.3f}, "
+          f"load {mem['load']:.1f}", flush=True)
     for h in hours:
         copies = max(1, round(h / base_h))
         data = base if copies == 1 else work / f"data{h:g}h"
