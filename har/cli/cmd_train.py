@@ -385,6 +385,13 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
     "with classes that have no test windows, with warnings  [default: refuse before training].",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Train on several machines (tf.distribute.MultiWorkerMirroredStrategy): run this same command on "
+    "every worker, each with its TF_CONFIG; --batch-size is the global batch; only the chief writes --out. "
+    "See README, 'Training on several machines'.  [default: off]",
+)
 def train_cmd(**params: Any) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
 
@@ -415,10 +422,14 @@ def train_cmd(**params: Any) -> None:
         warning = memory_warning(list(params["data"]) + (test or []), config.window)
         if warning:
             click.echo(f"warning: {warning}", err=True)
-    result = train(
-        list(params["data"]), out, config, test_data=test, progress=True, echo=click.echo, force=params["force"],
-        reference=params["reference"], cache_dir=params["cache_dir"],
-    )
+    kwargs: dict[str, Any] = {"test_data": test, "progress": True, "echo": click.echo, "force": params["force"],
+                              "reference": params["reference"], "cache_dir": params["cache_dir"]}
+    if params["distributed"]:
+        from har.training.distributed import train_distributed
+
+        result = train_distributed(list(params["data"]), out, config, **kwargs)
+    else:
+        result = train(list(params["data"]), out, config, **kwargs)
     m = result.metadata.metrics
     click.echo(f"accuracy: {m['accuracy']:.4f}")
     from har.scoring.metrics import macro_f1_note

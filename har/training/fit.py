@@ -17,6 +17,7 @@ TensorFlow is imported inside :func:`fit_model` only."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -268,21 +269,32 @@ def _fit_once(
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     wc = config.window
-    model = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
-    set_normalization(model, norm.mean, norm.std)
+    from har.training import distributed
+
+    dist = distributed.active()  # `har train --distributed`: build and compile inside the strategy's scope
+    scope = dist.scope() if dist is not None else contextlib.nullcontext()
+
+    def build() -> Any:
+        m = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
+        set_normalization(m, norm.mean, norm.std)
+        return m
+
     smoothing = float(config.label_smoothing)
 
     def loss(y_true: Any, y_pred: Any) -> Any:
         onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
         return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=smoothing)
 
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
-        ),
-        loss=loss if smoothing > 0 else "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    with scope:
+        model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
+            ),
+            loss=loss if smoothing > 0 else "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            **(dist.compile_kwargs() if dist is not None else {}),
+        )
     has_val = x_val.shape[0] > 0
     sched = resolve_schedule(config, x_train.shape[0])
     epochs, steps = sched.epochs, sched.steps_per_epoch
@@ -334,7 +346,16 @@ def _fit_once(
     if progress:
         callbacks.append(EpochLine())
     weights = class_weights(y_train, n_classes) if config.class_weights else None
-    if not isinstance(x_train, np.ndarray):  # windows read through the cache (har.training.stream)
+    if dist is not None:  # `har train --distributed` (har.training.distributed): arrays or cached windows
+        cw = None if weights is None else np.array([weights[k] for k in range(n_classes)], np.float32)
+        hist = dist.fit_windows(
+            model, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+            sample_weight=None if cw is None else cw[y_train],
+            global_batch=config.batch_size, seed=config.seed, augment=config.augment, mean=norm.mean, std=norm.std,
+            epochs=epochs, callbacks=callbacks,
+        )
+        model = dist.local_model(model, build)
+    elif not isinstance(x_train, np.ndarray):  # windows read through the cache (har.training.stream)
         from har.training.stream import fit_datasets
 
         train_ds, val_ds = fit_datasets(config, norm, x_train, y_train, x_val, y_val, weights)
