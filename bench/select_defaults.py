@@ -9,12 +9,16 @@ label), with the same validation / early-stopping / ``epochs="auto"`` procedure 
 
 Stage 1 compares input representation x z-rotation augmentation; stage 2 varies the stage-1
 winner (pooling, magnitude channel, label smoothing, dilated second conv layer, z rotation
-chosen automatically). The winner is the candidate with the best mean CV accuracy averaged over
-the data sets (each data set weighs the same). Results are appended to a JSONL file, so an
-interrupted run resumes; ``--table`` prints the markdown table of docs/training.md.
+chosen automatically); stage 3 tries, on the stage-2 winner (today's default), knowledge
+distillation from MiniRocket (the teacher is fitted inside each fold on the student's training
+windows only) and an ensemble of small LSTMs exported as one model. The winner is the candidate
+with the best mean CV accuracy averaged over the data sets (each data set weighs the same).
+Results are appended to a JSONL file, so an interrupted run resumes; ``--table`` prints the
+markdown table of docs/training.md.
 
     nice -n 10 python bench/select_defaults.py --stage 1 [--data wisdm,watch,basic,sim] [--folds 3]
     nice -n 10 python bench/select_defaults.py --stage 2
+    nice -n 10 python bench/select_defaults.py --stage 3 --data watch,wisdm,basic,sim [--only "ensemble 2"]
     python bench/select_defaults.py --table
 """
 
@@ -155,6 +159,22 @@ def stage2(base_name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     }
 
 
+# stage 3 starts from today's default (= stage 2's "gravity_body, rotz 0 + magnitude, rotz auto" row)
+DEFAULT_NAME = "gravity_body, rotz 0 + magnitude, rotz auto"
+
+
+def stage3() -> dict[str, TrainConfig]:
+    """Distillation from MiniRocket (fitted inside each fold on the student's training windows only)
+    and ensembles of small LSTMs in one model, on today's defaults."""
+    base = TrainConfig()
+    d = DEFAULT_NAME
+    return {
+        f"{d} + distill minirocket a0.5 T0.5": _with(base, distill="minirocket"),
+        f"{d} + ensemble 2": _with(base, model={"ensemble": 2}),
+        f"{d} + distill minirocket a0.5 T0.5, ensemble 2": _with(base, model={"ensemble": 2}, distill="minirocket"),
+    }
+
+
 def _done(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -251,6 +271,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--only", default="", help="stage 3: only names containing one of these (;-separated)")
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
@@ -263,6 +284,11 @@ def main() -> None:
             sys.exit("stage 2 needs complete stage-1 results")
         name = best[0][0]
         run(stage2(name.replace(" (previous)", ""), stage1()[name]), data, a.folds, a.results, 2)
+    elif a.stage == 3:
+        cands = stage3()
+        if a.only:
+            cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
+        run(cands, data, a.folds, a.results, 3)
     print(table(_done(a.results), data))
     best = ranking(_done(a.results), data)
     if best:
