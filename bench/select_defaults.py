@@ -171,8 +171,8 @@ def stage3() -> dict[str, TrainConfig]:
     return {
         f"{d} + distill minirocket a0.5 T0.5": _with(base, distill="minirocket"),
         REFERENCE: base,  # not har: MiniRocket itself on the same folds (the bar to beat)
-        f"{d} + distill minirocket a0.5 T0.5, ensemble 2": _with(base, model={"ensemble": 2}, distill="minirocket"),
         f"{d} + ensemble 2": _with(base, model={"ensemble": 2}),
+        f"{d} + distill minirocket a0.5 T0.5, ensemble 2": _with(base, model={"ensemble": 2}, distill="minirocket"),
     }
 
 
