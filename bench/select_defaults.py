@@ -166,7 +166,7 @@ DEFAULT_NAME = "gravity_body, rotz 0 + magnitude, rotz auto"
 def stage3() -> dict[str, TrainConfig]:
     """Distillation from MiniRocket (fitted inside each fold on the student's training windows only)
     and ensembles of small LSTMs in one model, on today's defaults."""
-    base = TrainConfig()
+    base = _with(TrainConfig(), model={"ensemble": 1})  # the stage-2 winner: one model
     d = DEFAULT_NAME
     return {
         f"{d} + distill minirocket a0.5 T0.5": _with(base, distill="minirocket"),

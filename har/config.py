@@ -160,7 +160,8 @@ class ModelConfig:
     pooling: str = "last"  # many-to-one head over the last LSTM's outputs (POOLINGS)
     # members of an ensemble in ONE model: each a conv + LSTM branch trained alone (seed + i), their
     # embeddings concatenated into one softmax head = the average of the members' logits
-    # (har.training.ensemble); 1 = a single model
+    # (har.training.ensemble); 1 = a single model. A bare ModelConfig is one model; `har train`'s
+    # default (TrainConfig.model) is DEFAULT_ENSEMBLE members, chosen by CV (docs/training.md)
     ensemble: int = 1
 
     def __post_init__(self) -> None:
@@ -185,6 +186,7 @@ class ModelConfig:
             )
 
 
+DEFAULT_ENSEMBLE = 2  # members of `har train`'s default model (TrainConfig.model)
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 DISTILL = ("none", "minirocket")  # training-time-only teacher (har.training.distill)
 
@@ -249,7 +251,9 @@ class TrainConfig:
     LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {"distill": "none"}
 
     window: WindowConfig = field(default_factory=WindowConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # the default model: DEFAULT_ENSEMBLE members of the default ModelConfig (chosen by subject-wise CV
+    # on the training data of four sets, docs/training.md "Training defaults", stage 3)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(ensemble=DEFAULT_ENSEMBLE))
     # "auto": from the number of optimizer steps (har.training.fit.resolve_schedule): hundreds of
     # cheap epochs for a few hundred windows, tens for tens of thousands
     epochs: int | str = AUTO

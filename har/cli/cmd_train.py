@@ -247,7 +247,7 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
 @click.option(
     "--ensemble",
     type=click.IntRange(1, 8),
-    default=_M.ensemble,
+    default=_T.model.ensemble,
     show_default=True,
     help="Train this many models (seeds seed, seed+1, ...) and export them as ONE model whose output "
     "averages their logits (1 = a single model; training takes that many times longer).",
