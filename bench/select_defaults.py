@@ -300,14 +300,16 @@ def ranking(rows: list[dict[str, Any]], data: list[str]) -> list[tuple[str, floa
     return sorted(out, key=lambda t: -t[1])
 
 
-def table(rows: list[dict[str, Any]], data: list[str]) -> str:
+def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False) -> str:
+    """The markdown table; ``seconds``: a column with the summed wall-clock seconds of the CV runs."""
     head = "| candidate | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |"
-    lines = [head, "|" + "---|" * (len(data) + 2)]
+    lines = [head + (" CV seconds (sum) |" if seconds else ""), "|" + "---|" * (len(data) + 2 + seconds)]
     for c, mean, d in ranking(rows, data):
         cells = [
             f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})" for k in data
         ]
-        lines.append(f"| {c} | " + " | ".join(cells) + f" | {mean:.3f} |")
+        tail = f" {sum(d[k]['seconds'] for k in data):.0f} |" if seconds else ""
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {mean:.3f} |" + tail)
     return "\n".join(lines)
 
 
@@ -322,6 +324,10 @@ def main() -> None:
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
+    if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
+        keep = [r for r in rows if r["stage"] == a.stage or (a.stage == 3 and r["candidate"] == DEFAULT_NAME)]
+        print(table(keep, data, seconds=a.stage == 3))
+        return
     if a.stage == 1:
         run(stage1(), data, a.folds, a.results, 1)
     elif a.stage == 2:
