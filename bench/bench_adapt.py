@@ -8,11 +8,11 @@ recordings go to a temporary directory. Skips with a clear reason when the data 
    from them), the default TrainConfig with the rate set to 20 Hz and ``--epochs`` (default 12: a
    short run), deployed int8 with the embedding output (`har.training.convert.export_bundle`).
    Trained under ``nice -n 10`` and cached in /tmp/har-bench-adapt/<config hash>/ so reruns are cheap.
-2. The strength of the pull towards the base head is chosen on the base model's VALIDATION
-   subjects only (same protocol, a grid), never on test subjects; the bench prints the grid.
+2. `har adapt`'s settings (candidate strengths and blends, folds, keep margin) are the library's
+   defaults, chosen on development subjects by bench/select_adapt.py, never on these test subjects.
 3. For each test subject 1636-1650: the first 30 s of each activity are the calibration (written as
    a har recording and adapted with `har.runtime.adapt.adapt_bundle`, the code `har adapt` runs,
-   holdout rule included); the rest of that subject's data (90 s per activity) is scored with
+   never-worse rule included); the rest of that subject's data (90 s per activity) is scored with
    the base bundle and the adapted bundle (`WindowClassifier.from_bundle`, personal head applied).
    Baselines trained from scratch on the same 30 s: (a) logistic regression on the base model's
    embedding (no pull towards the base head: L2 towards 0), (b) logistic regression on 24
@@ -53,22 +53,25 @@ if os.environ.get("HAR_SHARED_DATA"):
 
 CALIB_S = 30.0
 CACHE = Path(tempfile.gettempdir()) / "har-bench-adapt"
-STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 # --- base model ---------------------------------------------------------------------------------
-def base_bundle(epochs: int) -> tuple[Path, list[str]]:
-    """Train (niced) and deploy int8 once per config; return (bundle, validation subjects)."""
+def base_bundle(epochs: int, test_subjects: list[str] | None = None, data_subjects: list[str] | None = None,
+                what: str = "subjects 1600-1635") -> tuple[Path, list[str]]:
+    """Train (niced) and deploy int8 once per config; return (bundle, validation subjects).
+    ``data_subjects`` (default all) are written, ``test_subjects`` (default 1636-1650) are held out."""
     from har.config import ExportConfig, TrainConfig, WindowConfig
 
     d = TrainConfig()
     cfg = TrainConfig(
         window=WindowConfig(rate_hz=wisdm.RATE_HZ, window_s=d.window.window_s, hop_s=d.window.hop_s,
                             purity=d.window.purity),
-        test_subjects=tuple(wisdm.TEST_SUBJECTS),
+        test_subjects=tuple(test_subjects or wisdm.TEST_SUBJECTS),
         epochs=epochs,
     )
-    key = hashlib.sha256(json.dumps(cfg.__repr__()).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps(cfg.__repr__() + repr(data_subjects or "")).encode()).hexdigest()[:12]
+    if data_subjects is None:
+        key = hashlib.sha256(json.dumps(cfg.__repr__()).encode()).hexdigest()[:12]  # as before: reuse caches
     root = CACHE / key
     model, bundle = root / "model", root / "bundle_int8"
     if not (bundle / "manifest.json").is_file() or not (bundle / "head.npz").is_file():
@@ -80,15 +83,16 @@ def base_bundle(epochs: int) -> tuple[Path, list[str]]:
         except OSError:
             pass
         if not (model / "model.weights.h5").is_file():
-            data = wisdm.write_wisdm(root / "data")
-            print(f"training the base model (epochs {epochs}, subjects 1600-1635) -> {model} ...", flush=True)
+            recs = wisdm.load_wisdm(data_subjects) if data_subjects else None
+            data = wisdm.write_wisdm(root / "data", recs)
+            print(f"training the base model (epochs {epochs}, {what}) -> {model} ...", flush=True)
             t0 = time.monotonic()
             train([data], model, cfg, progress=False, echo=lambda s: print("  " + s[:160], flush=True))
             print(f"  trained in {time.monotonic() - t0:.0f} s", flush=True)
         export_bundle(model, bundle, ExportConfig(quantize="int8"), echo=lambda s: print("  " + s, flush=True),
                       overwrite=True)
     meta = json.loads((model / "metadata.json").read_text())
-    print(f"base model: {model} (cached; config {key}: default TrainConfig, 20 Hz, epochs {epochs})")
+    print(f"base model: {model} (cached; config {key}: default TrainConfig, 20 Hz, epochs {epochs}, {what})")
     return bundle, list(meta["data_summary"]["val_subjects"])
 
 
@@ -143,36 +147,6 @@ def scratch_lr(xf: np.ndarray, yf: np.ndarray, xt: np.ndarray, k: int, strength:
 
 
 # --- the protocol -------------------------------------------------------------------------------
-def choose_strength(clf: Any, meta: Any, recs: list[Any]) -> tuple[float, dict[float, float]]:
-    """Mean accuracy gain on the validation subjects for each strength; the best one."""
-    from har.runtime.adapt import LinearHead, beats, fit_head, load_head, scores, split_calibration, with_anchors
-
-    gains: dict[tuple[float, bool], list[float]] = {(s, r): [] for s in STRENGTHS for r in (False, True)}
-    base_head = None
-    for rec in recs:
-        c, t = split_subject(rec)
-        sp = split_calibration([c], meta)
-        tx, ty = test_windows(t, meta)
-        _, fe = clf.predict_with_embedding(sp.fit_x)
-        hp, he = clf.predict_with_embedding(sp.hold_x)
-        tp, te = clf.predict_with_embedding(tx)
-        base_head = base_head or load_head(bundle_dir(clf) / "head.npz")
-        acc0 = float(np.mean(tp.argmax(1) == ty))
-        for s in STRENGTHS:
-            ax, ay, aw = with_anchors(fe, sp.fit_y, base_head)
-            h: LinearHead = fit_head(ax, ay, base_head, strength=s, class_weight=aw)
-            keep = beats(scores(h(he), sp.hold_y), scores(hp, sp.hold_y))
-            acc = float(np.mean(h(te).argmax(1) == ty)) if keep else acc0
-            gains[(s, False)].append(acc - acc0)
-            if keep:
-                ax, ay, aw = with_anchors(np.concatenate([fe, he]), np.concatenate([sp.fit_y, sp.hold_y]), base_head)
-                h = fit_head(ax, ay, base_head, strength=s, class_weight=aw)
-                acc = float(np.mean(h(te).argmax(1) == ty))
-            gains[(s, True)].append(acc - acc0)
-    mean = {key: float(np.mean(v)) for key, v in gains.items()}
-    return max(mean, key=lambda key: mean[key]), mean
-
-
 def bundle_dir(clf: Any) -> Path:
     return Path(clf._single.path).parent
 
@@ -220,22 +194,25 @@ def main(argv: list[str] | None = None) -> int:
     if not wisdm.WISDM_DIR.is_dir():
         print(f"SKIP: WISDM 2019 not found at {wisdm.WISDM_DIR} (../shared/data absent; set HAR_SHARED_DATA)")
         return 0
-    from har.dataset import fingerprint  # noqa: F401 - imported for the side effect of failing early
     from har.recording.format import write_recording
-    from har.runtime.adapt import adapt_bundle, load_head, split_calibration
+    from har.runtime.adapt import (
+        BLENDS,
+        DEFAULT_FOLDS,
+        DEFAULT_MARGIN,
+        STRENGTHS,
+        adapt_bundle,
+        calibration_windows,
+        load_head,
+    )
     from har.runtime.classifier import WindowClassifier
 
-    bundle, val_subjects = base_bundle(args.epochs)
+    bundle, _ = base_bundle(args.epochs)
     clf = WindowClassifier.from_bundle(bundle)
     meta = clf.metadata
     k = len(meta.classes)
-
-    print(f"choosing the strength on the validation subjects {', '.join(val_subjects)} ...", flush=True)
-    (strength, refit_all), grid = choose_strength(clf, meta, wisdm.load_wisdm(val_subjects))
-    for r in (False, True):
-        print(f"  mean accuracy gain on validation subjects, refit on all 30 s {'yes' if r else 'no '}: "
-              + ", ".join(f"{s:g}: {100 * grid[(s, r)]:+.1f}" for s in STRENGTHS))
-    print(f"  -> strength {strength:g}, refit on all {refit_all}")
+    print(f"har adapt settings (chosen on development subjects, bench/select_adapt.py): strengths "
+          f"{', '.join(f'{x:g}' for x in STRENGTHS)}, blends {', '.join(f'{x:g}' for x in BLENDS)}, "
+          f"{DEFAULT_FOLDS}-fold CV, margin {DEFAULT_MARGIN:g}")
 
     rows = []
     skip_rows = []
@@ -247,30 +224,31 @@ def main(argv: list[str] | None = None) -> int:
             c, t = split_subject(rec)
             cal = write_recording(work / f"{s}_calibration.csv", c, overwrite=True)
             out = work / f"adapted_{s}"
-            res = adapt_bundle(bundle, [cal], out, person=s, strength=strength, overwrite=True, echo=lambda _: None,
-                               refit_all=refit_all)
+            res = adapt_bundle(bundle, [cal], out, person=s, overwrite=True, echo=lambda _: None)
             fit_times.append(res.fit_seconds)
             tx, ty = test_windows(t, meta)
-            base_acc = float(np.mean(clf.predict_proba(tx).argmax(1) == ty))
+            pbase = clf.predict_proba(tx)
+            base_acc = float(np.mean(pbase.argmax(1) == ty))
             ad = WindowClassifier.from_bundle(out)
             ad_acc = float(np.mean(ad.predict_proba(tx).argmax(1) == ty))
-            # from-scratch baselines on the same calibration windows (all 30 s: fit + held-out part)
-            sp = split_calibration([c], meta)
-            cx = np.concatenate([sp.fit_x, sp.hold_x])
-            cy = np.concatenate([sp.fit_y, sp.hold_y])
-            _, ce = clf.predict_with_embedding(cx)
+            # from-scratch baselines on the same calibration windows (all 30 s)
+            cw = calibration_windows([c], meta)
+            _, ce = clf.predict_with_embedding(cw.x)
             _, te = clf.predict_with_embedding(tx)
-            emb_acc = float(np.mean(scratch_lr(ce, cy, te, k) == ty))
-            feat_acc = float(np.mean(scratch_lr(features(cx), cy, features(tx), k) == ty))
+            emb_acc = float(np.mean(scratch_lr(ce, cw.y, te, k) == ty))
+            feat_acc = float(np.mean(scratch_lr(features(cw.x), cw.y, features(tx), k) == ty))
             rows.append({"subject": s, "base": base_acc, "adapted": ad_acc, "kept": res.kept,
-                         "holdout_base": res.base_accuracy, "holdout_adapted": res.adapted_accuracy,
+                         "strength": res.strength, "blend": res.blend,
+                         "cv_base": res.base_accuracy, "cv_adapted": res.adapted_accuracy,
                          "scratch_embedding_lr": emb_acc, "scratch_features_lr": feat_acc,
                          "test_windows": int(ty.size), "fit_s": res.fit_seconds})
             print(f"  {s}: base {100 * base_acc:5.1f}%  adapted {100 * ad_acc:5.1f}% "
                   f"({100 * (ad_acc - base_acc):+5.1f})"
-                  f"  {'kept' if res.kept else 'base kept'} (held-out {100 * res.base_accuracy:.0f}% -> "
-                  f"{100 * res.adapted_accuracy:.0f}%)  scratch: embedding-LR {100 * emb_acc:5.1f}%, "
-                  f"features-LR {100 * feat_acc:5.1f}%  fit {res.fit_seconds:.2f} s", flush=True)
+                  f"  {'kept' if res.kept else 'base kept'} (CV {100 * res.base_accuracy:.0f}% -> "
+                  f"{100 * res.adapted_accuracy:.0f}%, strength {res.strength:g}, blend {res.blend:g})  scratch: "
+                  f"embedding-LR {100 * emb_acc:5.1f}%, features-LR {100 * feat_acc:5.1f}%  "
+                  f"fit {res.fit_seconds:.2f} s",
+                  flush=True)
             # one activity skipped: does it keep the base behaviour?
             present = [a for a in meta.classes if a in set(c.labels.tolist())]
             skip = present[si % len(present)]
@@ -278,16 +256,20 @@ def main(argv: list[str] | None = None) -> int:
                          meta=c.meta)
             cal2 = write_recording(work / f"{s}_calibration_skip.csv", c2, overwrite=True)
             out2 = work / f"adapted_skip_{s}"
-            res2 = adapt_bundle(bundle, [cal2], out2, person=s, strength=strength, overwrite=True,
-                                refit_all=refit_all)
+            res2 = adapt_bundle(bundle, [cal2], out2, person=s, overwrite=True, echo=lambda _: None)
             ad2 = WindowClassifier.from_bundle(out2)
-            m = ty == meta.classes.index(skip)
+            p2 = ad2.predict_proba(tx)
+            si_ = meta.classes.index(skip)
+            m = ty == si_
+            gate = pbase.argmax(1) == si_
             if m.any():
                 skip_rows.append({"subject": s, "skipped": skip, "kept": res2.kept,
-                                  "base": float(np.mean(clf.predict_proba(tx[m]).argmax(1) == ty[m])),
-                                  "adapted": float(np.mean(ad2.predict_proba(tx[m]).argmax(1) == ty[m])),
+                                  "base": float(np.mean(pbase[m].argmax(1) == ty[m])),
+                                  "adapted": float(np.mean(p2[m].argmax(1) == ty[m])),
                                   "all_base": base_acc,
-                                  "all_adapted": float(np.mean(ad2.predict_proba(tx).argmax(1) == ty))})
+                                  "all_adapted": float(np.mean(p2.argmax(1) == ty)),
+                                  "same_prob": bool(np.allclose(p2[:, si_], pbase[:, si_], atol=1e-5)),
+                                  "same_when_base_says_skipped": bool(np.all(p2[gate].argmax(1) == si_))})
         kept_rows = [r for r in rows if r["kept"]]
         head = load_head(work / f"adapted_{kept_rows[0]['subject']}" / "head_adapted.npz") if kept_rows else \
             load_head(bundle / "head.npz")
@@ -301,19 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     base = np.array([r["base"] for r in rows])
     worst = int(np.argmin(base))
     print()
-    print("| subject | base | adapted | change | scratch: LR on embedding | scratch: LR on features |")
-    print("|---|---|---|---|---|---|")
+    print("| subject | base | adapted | change | CV on the 30 s: base -> personal (strength, blend) "
+          "| scratch: LR on embedding | scratch: LR on features |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['subject']} | {100 * r['base']:.1f} | {100 * r['adapted']:.1f} | "
               f"{100 * (r['adapted'] - r['base']):+.1f}{'' if r['kept'] else ' (base kept)'} | "
+              f"{100 * r['cv_base']:.0f} -> {100 * r['cv_adapted']:.0f} ({r['strength']:g}, {r['blend']:g}) | "
               f"{100 * r['scratch_embedding_lr']:.1f} | {100 * r['scratch_features_lr']:.1f} |")
     mean = {key: 100 * float(np.mean([r[key] for r in rows]))
             for key in ("base", "adapted", "scratch_embedding_lr", "scratch_features_lr")}
-    print(f"| **mean** | {mean['base']:.1f} | {mean['adapted']:.1f} | {100 * d.mean():+.1f} | "
+    print(f"| **mean** | {mean['base']:.1f} | {mean['adapted']:.1f} | {100 * d.mean():+.1f} | | "
           f"{mean['scratch_embedding_lr']:.1f} | {mean['scratch_features_lr']:.1f} |")
     wr = rows[worst]
     print(f"| **worst subject ({wr['subject']})** | {100 * wr['base']:.1f} | {100 * wr['adapted']:.1f} | "
-          f"{100 * d[worst]:+.1f} | {100 * wr['scratch_embedding_lr']:.1f} | {100 * wr['scratch_features_lr']:.1f} |")
+          f"{100 * d[worst]:+.1f} | | {100 * wr['scratch_embedding_lr']:.1f} | "
+          f"{100 * wr['scratch_features_lr']:.1f} |")
     print()
     print(f"mean change {100 * d.mean():+.1f} points (target +5); worst subject {wr['subject']} "
           f"{100 * d[worst]:+.1f} (target +15); largest loss {100 * d.min():+.1f} (target >= -1); "
@@ -323,8 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         sa = np.mean([r["adapted"] for r in skip_rows])
         print(f"skipped activity (one per subject, not calibrated): accuracy on it {100 * sb:.1f}% base -> "
               f"{100 * sa:.1f}% adapted; all activities {100 * np.mean([r['all_base'] for r in skip_rows]):.1f}% -> "
-              f"{100 * np.mean([r['all_adapted'] for r in skip_rows]):.1f}%")
-    print(f"refit (embeddings of ~{rows[0]['test_windows'] and ''}6 x 30 s + Newton fit), one core: median "
+              f"{100 * np.mean([r['all_adapted'] for r in skip_rows]):.1f}%; per subject "
+              + ", ".join(f"{r['subject']} {r['skipped']} {100 * r['base']:.0f}->{100 * r['adapted']:.0f}"
+                          for r in skip_rows))
+        print(f"  skipped activity's probability equal to the base model's on every test window: "
+              f"{sum(r['same_prob'] for r in skip_rows)}/{len(skip_rows)} subjects; windows the base model gives "
+              f"to it keep it: {sum(r['same_when_base_says_skipped'] for r in skip_rows)}/{len(skip_rows)}")
+    print(f"refit (embeddings of 6 x 30 s + cross-validation + Newton fit), one core: median "
           f"{np.median(fit_times):.2f} s, max {np.max(fit_times):.2f} s (target <= 5 s)")
     print(f"live path per window (predict_one, median of 5 x 300 alternating, same process): {us_base:.1f} us base "
           f"model, {us_head:.1f} us with the personal head ({us_head - us_base:+.1f} us, "
@@ -332,9 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"start-up (from_bundle with checksums, median of 15 interleaved): base {1e3 * t_base:.1f} ms, adapted "
           f"{1e3 * t_adapted:.1f} ms (ratio {t_adapted / t_base:.3f})")
     if args.json:
-        grid_json = {f"{k[0]}/{k[1]}": v for k, v in grid.items()}
-        args.json.write_text(json.dumps({"strength": strength, "refit_all": refit_all, "grid": grid_json,
-                                         "rows": rows, "skip": skip_rows, "fit_s": fit_times,
+        args.json.write_text(json.dumps({"strengths": STRENGTHS, "blends": BLENDS, "folds": DEFAULT_FOLDS,
+                                         "margin": DEFAULT_MARGIN, "rows": rows, "skip": skip_rows, "fit_s": fit_times,
                                          "us_base": us_base, "us_head": us_head, "us_head_alone": us_alone,
                                          "startup_base_s": t_base, "startup_adapted_s": t_adapted}, indent=1))
     return 0

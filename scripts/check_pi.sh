@@ -10,12 +10,18 @@
 #    registered with binfmt_misc under its own name): bookworm's qemu-user 7.2 segfaults in
 #    ai-edge-litert's Interpreter().
 # 2. Starts the root's own sshd on 127.0.0.1 (free port, throw-away host and user keys).
-# 3. From the host, for each runtime (ai-edge-litert + numpy 2; tflite-runtime 2.14 + numpy<2):
-#    `har push --install --offline --service` of models/default into the root (wheels downloaded
-#    on the host for the platform the device reports), `har doctor` there, `har replay` of a
-#    recording there (accuracy compared with the same replay on the host), `har run --port` there
-#    on a pty made by `har emulate` on the host for CHECK_PI_LIVE_S (default 20) seconds with zero
-#    lost samples, and the venv's size (target <= 150 MB).
+# 3. From the host: `har simulate` + `har train` of a tiny model (seconds), then for each runtime
+#    (ai-edge-litert + numpy 2; tflite-runtime 2.14 + numpy<2) `har deploy MODEL_DIR --to
+#    pi@127.0.0.1:HOME --install --service --port PTY` into the root: ai-edge-litert --offline
+#    (wheels downloaded here for the platform the device reports) into a cached har home, chosen by
+#    the default runtime order; tflite-runtime online (pip on the device from PyPI; the check first
+#    verifies the device reaches it, CHECK_PI_ONLINE= turns it off) into a fresh directory. Then
+#    `har doctor` there, `systemd-analyze verify` of the unit --service wrote (not installed: no
+#    systemd as PID 1 in a chroot), the har-supervise.sh fallback running the service and restarting
+#    a killed `har run`, `har replay` of a recording there against the same bundle's replay here,
+#    `har run --port` there on a pty made by `har emulate` here for CHECK_PI_LIVE_S (default 20)
+#    seconds with zero lost samples, and the venv's size (target <= 150 MB). It ends with what was
+#    exercised and what was not.
 #
 # Timings under qemu are NOT device timings: this is a correctness check.
 # Exit 0: all passed; 1: a check failed; 77: skipped (the reason is printed on one line starting

@@ -24,7 +24,21 @@ from har.cli import cli
 from har.config import TrainConfig
 from har.errors import AdaptError, BundleError
 from har.recording.format import Recording, read_recording, write_recording
-from har.runtime.adapt import LinearHead, beats, fit_head, load_head, save_head, split_calibration, with_anchors
+from har.runtime.adapt import (
+    LinearHead,
+    PersonalHead,
+    beats,
+    blend_probs,
+    calibration_windows,
+    choose,
+    cross_validate,
+    fit_calibrated,
+    fit_head,
+    load_head,
+    personal_head,
+    save_head,
+    split_calibration,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,18 +75,77 @@ def test_fit_head_regularisation_pulls_towards_the_base() -> None:
         fit_head(x, y, base, strength=0)
 
 
-def test_anchors_cover_only_skipped_classes() -> None:
+def test_uncalibrated_classes_keep_the_base_behaviour(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    anchors = rng.normal(0, 1, (8, 16)).astype(np.float32)
-    base = LinearHead(np.zeros((16, 4), np.float32), np.zeros(4, np.float32), anchors, np.array([0, 1, 2, 3] * 2))
-    x, y = _person(rng, n_per=3)
-    ex, ey, cw = with_anchors(x[y < 3], y[y < 3], base)
-    assert ey.tolist()[-2:] == [3, 3] and ex.shape[0] == 9 + 2 and set(cw) == {3}
-    assert with_anchors(x, y, base)[2] == {}
+    x, y = _person(rng)
+    base = LinearHead(rng.normal(0, 1, (16, 4)).astype(np.float32), rng.normal(0, 1, 4).astype(np.float32))
+    cal = np.array([True, True, True, False])  # class 3 skipped
+    fitted = fit_calibrated(x[y < 3], y[y < 3], base, cal, strength=1e-2)
+    assert np.array_equal(fitted.w[:, 3], base.w[:, 3]) and fitted.b[3] == base.b[3]
+    assert not np.allclose(fitted.w[:, :3], base.w[:, :3])
+    head = personal_head(base, fitted, cal, blend=1.0)
+    assert isinstance(head, PersonalHead)
+    probe = rng.normal(0, 2, (500, 16)).astype(np.float32)
+    pb, pa = base(probe), head(probe)
+    assert np.allclose(pa.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(pa[:, 3], pb[:, 3], atol=1e-6)  # the skipped class's probability is the base's
+    gate = pb.argmax(1) == 3
+    assert gate.any() and np.array_equal(pa[gate].argmax(1), pb[gate].argmax(1))  # its windows stay its own
+    assert np.allclose(pa[gate], pb[gate])
+    assert np.mean(pa[~gate].argmax(1) != pb[~gate].argmax(1)) > 0.05  # the calibrated classes did move
+    # round trip through the bundle file; an all-calibrated head is a plain linear head
+    loaded = load_head(save_head(tmp_path / "p.npz", head), 16, 4)
+    assert isinstance(loaded, PersonalHead) and np.allclose(loaded(probe), pa, atol=1e-6)
+    full = personal_head(base, fit_calibrated(x, y, base, np.ones(4, bool), 1e-2), np.ones(4, bool), 0.5)
+    assert isinstance(load_head(save_head(tmp_path / "f.npz", full), 16, 4), LinearHead)
+    # blend 0 is the base model exactly
+    assert np.allclose(personal_head(base, fitted, cal, blend=0.0)(probe), pb, atol=1e-6)
+    assert np.allclose(blend_probs(pb, base.logits(probe), np.ones(4, bool)), pb, atol=1e-5)
+
+
+def test_cross_validation_never_fits_on_what_it_scores(tmp_path: Path) -> None:
+    rec = read_recording(make_tiny_recordings(tmp_path, subjects=1, seconds_per_class=8.0)[0])
+    cal = calibration_windows([rec], _meta(), folds=4, hop_s=0.5)
+    assert cal.activities == list(TINY_CLASSES) and cal.x.shape == (cal.y.size, 25, 3)
+    for f, tr in enumerate(cal.train):
+        te = cal.fold == f
+        assert not (tr & te).any()
+        for c in range(3):  # every fold scores and is fitted on windows of every activity
+            assert np.any(te & (cal.y == c)) and np.sum(tr & (cal.y == c)) >= 2
+    # windows overlapping a scored window (1 s windows, hop 0.5 s) are not fitted on
+    assert all(tr.sum() + (cal.fold == f).sum() < cal.y.size for f, tr in enumerate(cal.train))
+    short = Recording(rec.time[:240], rec.xyz[:240], rec.labels[:240], rec.seq[:240], rec.meta)
+    with pytest.raises(AdaptError, match="too little usable calibration"):
+        calibration_windows([short], _meta(), folds=4)
+
+
+def test_the_personal_head_is_kept_only_when_it_beats_the_base_out_of_fold() -> None:
+    rng = np.random.default_rng(2)
+    means = rng.normal(0, 1.5, (4, 16))
+    y = np.repeat(np.arange(4), 40)
+    x = (means[y] + rng.normal(0, 0.5, (y.size, 16))).astype(np.float32)
+    fold = np.tile(np.repeat(np.arange(4), 10), 4)
+    from har.runtime.adapt import Calibration
+
+    cal = Calibration(x, y, fold, [fold != f for f in range(4)], ["a", "b", "c", "d"])
+    everyone = np.ones(4, bool)
+    # a base head that already fits this person: nothing to gain, the base is kept
+    good = fit_head(x, y, LinearHead(np.zeros((16, 4), np.float32), np.zeros(4, np.float32)), strength=1e-2)
+    oof = cross_validate(x, cal, good, everyone, (0.01, 1.0), (0.5, 1.0))
+    assert set(oof) == {(0.01, 0.5), (0.01, 1.0), (1.0, 0.5), (1.0, 1.0)}
+    *_, kept = choose(oof, y, good(x))
+    assert not kept
+    # a base head that does not: the personal head wins out of fold and is kept
+    bad = LinearHead(rng.normal(0, 1, (16, 4)).astype(np.float32), np.zeros(4, np.float32))
+    oof = cross_validate(x, cal, bad, everyone, (0.01, 1.0), (0.5, 1.0))
+    key, s_new, s_base, kept = choose(oof, y, bad(x))
+    assert kept and s_new[0] > s_base[0] + 0.2
+    assert not choose(oof, y, bad(x), margin=1.0)[3]  # a margin no head can beat keeps the base
 
 
 def test_never_worse_rule() -> None:
     assert beats((0.9, 0.5), (0.8, 0.1))
+    assert not beats((0.9, 0.5), (0.8, 0.1), margin=0.1)
     assert not beats((0.8, 0.01), (0.8, 0.5))  # a tie keeps the base model
     assert not beats((0.7, 0.01), (0.8, 0.5))
 
@@ -162,6 +235,40 @@ def test_adapt_from_recordings_then_run_info_replay_evaluate(tmp_path: Path, fp3
     assert a2["base_bundle"]["sha256"] == a["base_bundle"]["sha256"] and a2["person"] == "bob"
     assert (out2 / "head.npz").read_bytes() == (fp32_bundle / "head.npz").read_bytes()
     assert a2["holdout"]["base_accuracy"] == a["holdout"]["base_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_skipped_activity_keeps_the_base_behaviour_in_the_bundle(tmp_path: Path, fp32_bundle: Path) -> None:  # noqa: F811,E501
+    from har.runtime.classifier import WindowClassifier
+    from har.signal import make_windows
+
+    rec = read_recording(_other_person(tmp_path / "cal_all.csv"))
+    test = read_recording(_other_person(tmp_path / "test.csv", seed=8))
+    base = WindowClassifier.from_bundle(fp32_bundle)
+    x = make_windows(test, base.metadata.window).x
+    pb = base.predict_proba(x)
+    kept = []
+    for skip in TINY_CLASSES:  # whichever activities the personal head is kept for
+        cal = write_recording(tmp_path / f"cal_{skip}.csv", Recording(rec.time, rec.xyz, np.where(
+            rec.labels == skip, "", rec.labels), rec.seq, rec.meta))
+        out = tmp_path / f"skip_{skip}"
+        r = _runner().invoke(cli, ["adapt", str(fp32_bundle), str(cal), "--out", str(out)])
+        assert r.exit_code == 0, r.output + r.stderr
+        a = json.loads((out / "metadata.json").read_text())["adaptation"]
+        assert a["calibration"]["skipped"] == [skip]
+        if not a["kept"]:
+            continue
+        kept.append(skip)
+        assert isinstance(load_head(out / "head_adapted.npz"), PersonalHead)
+        adapted = WindowClassifier.from_bundle(out)
+        assert adapted.head is not None
+        pa = adapted.predict_proba(x)
+        k = list(base.metadata.classes).index(skip)
+        assert np.allclose(pa[:, k], pb[:, k], atol=1e-5)  # its probability is the base model's
+        said = pb.argmax(1) == k
+        assert np.all(pa[said].argmax(1) == k)  # windows the base model gives to it keep it
+        assert not np.allclose(pa, pb, atol=1e-4)  # the personal head is in use for the calibrated ones
+    assert kept, "no personal head kept with any one activity skipped"
 
 
 @pytest.mark.slow

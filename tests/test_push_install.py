@@ -175,6 +175,21 @@ def test_update_failed_update_and_rollback(sshd: SshServer, home: Path, bundles:
     assert f"active {a}" in bundles_line and f"previous {b}" in bundles_line
 
 
+def test_failing_bundle_with_install_keeps_the_active_one(
+    sshd: SshServer, home: Path, bundles: dict[str, Path], wheelhouse: Path
+) -> None:
+    """`--install` with a bundle that fails on the device: one line, the active bundle and venv stay."""
+    before, venv_before = _active(home), (home / "venv").resolve()
+    previous_before = (home / "previous").resolve() if (home / "previous").exists() else None
+    code, out = _push(sshd, str(bundles["bad"]), "--to", sshd.target(home), "--install", "--offline",
+                      "--wheelhouse", str(wheelhouse), "--remote-python", SYSTEM_PY)
+    assert code != 0
+    line = _one_error_line(out)
+    assert "fails har doctor on hartest" in line and f"still active: {before}" in line
+    assert _active(home) == before and (home / "venv").resolve() == venv_before
+    assert ((home / "previous").resolve() if (home / "previous").exists() else None) == previous_before
+
+
 def test_doctor_shows_active_and_previous(home: Path) -> None:
     r = subprocess.run([str(home / "venv" / "bin" / "har"), "doctor", "--bundle", str(home / "current")],
                        capture_output=True, text=True, timeout=120)
@@ -198,6 +213,8 @@ def test_service_supervisor_and_a_service_that_does_not_come_up(
                       echo=lines.append)
         assert res.service == "supervisor" and any("supervisor" in ln for ln in lines)
         good = _active(home)
+        unit = (home / "har.service").read_text()  # written beside the supervisor, not installed
+        assert f"--port {pty}" in unit and f"{home}/current" in unit and any("har.service" in ln for ln in lines)
         log = (home / "har-run.log").read_text()
         assert any(ln.startswith("{") for ln in log.splitlines()), log
         # the next update's service cannot come up (no such port): the previous bundle is put back
@@ -207,6 +224,7 @@ def test_service_supervisor_and_a_service_that_does_not_come_up(
         assert "\n" not in str(e.value)
         assert _active(home) == good
         assert pty in (home / "har-supervise.sh").read_text()  # restarted as it ran before, on its port
+        assert (home / "har.service").read_text() == unit  # and its unit file put back too
     finally:
         pid = int((home / "har-supervise.pid").read_text()) if (home / "har-supervise.pid").exists() else None
         stop_service(sshd.target(home), sshd.ssh_options)
@@ -283,6 +301,24 @@ def test_no_wheel_for_the_platform(sshd: SshServer, home: Path, bundles: dict[st
     line = _one_error_line(out)
     assert "no TFLite runtime runs on hartest" in line and "no wheel of tflite-runtime" in line
     assert _active(home) == before
+
+
+def test_online_install_without_a_matching_wheel(
+    sshd: SshServer, bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online (pip on the device resolves from its index): a runtime the index has no wheel of (here a
+    version that does not exist) is one line, and the fresh directory keeps nothing active or half-made."""
+    from har.deploy import install as install_mod
+
+    monkeypatch.setitem(install_mod.RUNTIME_SETS, "ai-edge-litert", ("ai-edge-litert==0.0.0.1",))
+    dest = tmp_path / "fresh" / "har"
+    code, out = _push(sshd, str(bundles["a"]), "--to", sshd.target(dest), "--install", "--runtime", "ai-edge-litert",
+                      "--remote-python", SYSTEM_PY)
+    assert code != 0
+    line = _one_error_line(out)
+    assert "no TFLite runtime runs on hartest" in line and "ai-edge-litert==0.0.0.1" in line, line
+    assert not (dest / "current").exists() and not (dest / "venv").exists()
+    assert not list((dest / "venvs").glob("*")) if (dest / "venvs").exists() else True
 
 
 def test_no_wheel_on_the_index_for_32bit_arm(tmp_path: Path) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
+
+# The head refit multiplies matrices of a few hundred rows: a multi-threaded BLAS only waits for its
+# threads (on a busy machine, 30x longer). Set before numpy is first imported (har.cli imports none);
+# numpy's wheels use OpenBLAS (TensorFlow for --full has its own thread pools).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:
@@ -36,7 +42,7 @@ def _labels(labels_opt: str | None, classes: tuple[str, ...]) -> list[str]:
 @click.option("--person", default=None,
               help="Who is wearing the sensor [default: the recordings' subject, or 'wearer'].")
 @click.option("--strength", type=click.FloatRange(0, min_open=True), default=None,
-              help="Pull towards the base head (L2) [default: 0.003, chosen on validation subjects].")
+              help="Pull towards the base head (L2) [default: chosen per person by cross-validation].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out [default: refuse].")
 @click.option("--full", is_flag=True,
               help="Workstation mode (TensorFlow): fine-tune every layer and re-export; needs --model [default: off].")
@@ -57,14 +63,17 @@ def adapt_cmd(
     <out>-calibration/ next to the new bundle. With RECORDINGS (files or directories of labelled
     recordings) instead: the same adaptation from those.
 
-    Only the classifier head is refit (numpy, on the device, in well under a second), pulled
-    towards the base model's head. --full --model MODEL_DIR (a workstation with TensorFlow)
-    fine-tunes every layer instead and re-exports the bundle. The last 30% of each activity is
-    held out: the new head (or model) is kept only if it beats the base model there; both numbers
-    are printed. Adapting again always starts from the base model.
+    Only the classifier head is refit for the calibrated activities (numpy, on the device, in
+    about a second), pulled towards the base model's head and blended with it; the pull and the
+    blend are chosen by 5-fold cross-validation over the calibration, and the personal head is
+    kept only if its cross-validated accuracy beats the base model's by more than 5 points (both
+    numbers are printed).
+    --full --model MODEL_DIR (a workstation with TensorFlow) fine-tunes every layer instead and
+    re-exports the bundle, judged on the last 30% of each activity. Adapting again always starts
+    from the base model.
     """
     from har.errors import AdaptError
-    from har.runtime.adapt import DEFAULT_STRENGTH, adapt_bundle, base_bundle_of, min_seconds, report_lines
+    from har.runtime.adapt import adapt_bundle, base_bundle_of, min_seconds, not_better, report_lines
 
     meta, _ = base_bundle_of(bundle)  # a bad bundle fails before anyone starts walking
     if full and model_dir is None:
@@ -135,13 +144,13 @@ def adapt_cmd(
         res = finetune_bundle(bundle, str(model_dir), files, out_dir, who, epochs=epochs, overwrite=overwrite,
                               echo=lambda s: click.echo(s, err=True))
     else:
-        res = adapt_bundle(bundle, files, out_dir, who, strength=strength or DEFAULT_STRENGTH, overwrite=overwrite,
+        res = adapt_bundle(bundle, files, out_dir, who, strength=strength, overwrite=overwrite,
                            echo=lambda s: click.echo(s, err=True))
     click.echo(
-        f"held-out accuracy (last 30% of each activity, {res.n_holdout} windows): base {100 * res.base_accuracy:.1f}% "
+        f"held-out accuracy ({res.holdout_scheme}, {res.n_holdout} windows): base {100 * res.base_accuracy:.1f}% "
         f"-> adapted {100 * res.adapted_accuracy:.1f}%: "
         + (("fine-tuned model kept" if full else "personal head kept") if res.kept
-           else "base model kept (the adapted one was not better)")
+           else f"base model kept (the adapted one was {not_better(res.margin)})")
     )
     from har.artifacts.metadata import load_metadata
 

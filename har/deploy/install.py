@@ -418,7 +418,11 @@ def _make_venv(
     echo(f"Creating a venv with har and {runtime} on {remote.target.host} ({'offline' if offline else 'online'}) ...")
     remote.sh(f"rm -rf -- {q} && mkdir -p -- {shlex.quote(dev.path + '/venvs')} && "
               f"{shlex.quote(python)} -m venv -- {q}", what="python3 -m venv")
-    _pip(remote, py, [*src, wheel_remote, *RUNTIME_SETS[runtime]], f"installing har with {runtime}")
+    try:
+        _pip(remote, py, [*src, wheel_remote, *RUNTIME_SETS[runtime]], f"installing har with {runtime}")
+    except DeployError:
+        remote.sh(f"rm -rf -- {q}", what="removing the incomplete venv", allow=(0, 1))  # nothing half-made stays
+        raise
     _mark_wheel(remote, final, wheel_sha, wheel_remote)
     remote.sh(f"echo {shlex.quote(runtime)} > {q}/.complete", what="marking the venv")
     return final, None
@@ -488,7 +492,7 @@ def _service_start(
     home = dev.path
     har = f"{home}/venv/bin/har"
     if dev.systemd and dev.root_or_sudo:
-        unit = None if restore else render_unit(f"{home}/current", port, dev.user, har, cache_dir=True)
+        unit = None if restore else render_unit(f"{home}/current", port, dev.user, har, baud=baud, cache_dir=True)
         _write_keeping_previous(remote, f"{home}/{UNIT_NAME}", unit)
         cmds = install_commands(f"{home}/{UNIT_NAME}", sudo=dev.user != "root")
         script = " && ".join(c.replace("sudo ", "sudo -n ", 1) for c in cmds)
@@ -497,8 +501,14 @@ def _service_start(
         return "systemd"
     if not restore:
         why = "systemd is not running" if not dev.systemd else "no root or password-less sudo for systemctl"
+        # the unit is still written beside the supervisor (not installed): what `sudo install` takes
+        # once the device runs systemd, and what `systemd-analyze verify` can check
+        _write_keeping_previous(remote, f"{home}/{UNIT_NAME}",
+                                render_unit(f"{home}/current", port, dev.user, har, baud=baud, cache_dir=True))
         echo(f"{why} on {remote.target.host}: running `har run` under a small supervisor (har-supervise.sh, restart "
-             "on failure, not started at boot)")
+             f"on failure, not started at boot); the systemd unit is written, not installed: {home}/{UNIT_NAME}")
+    else:
+        _write_keeping_previous(remote, f"{home}/{UNIT_NAME}", None)
     cmd = shlex.join([har, "run", f"{home}/current", "--port", port, "--baud", str(baud), "--json"])
     script = None if restore else _SUPERVISE.format(home=shlex.quote(home), cmd=cmd,
                                                     log=shlex.quote(home + "/har-run.log"))
@@ -595,6 +605,7 @@ def install(
     chosen_runtime = ""
     reused = True
     restore: tuple[str, str | None] = ("", None)  # (venv, har wheel to put back if this install fails)
+    chosen_doc: dict[str, Any] | None = None
     if install_har:
         with tempfile.TemporaryDirectory(prefix="har-install-") as tmp:
             wheel = build_wheel(Path(tmp) / "har", echo)
@@ -632,13 +643,14 @@ def install(
                     echo(f"{rt} does not run the bundle on {host}: {rt_check.get('detail', '?')}")
                     _restore_har(remote, cand, upgraded_from, echo)
                     continue
-                venv, chosen_runtime, reused = cand, rt, cand == old_venv
+                venv, chosen_runtime, reused, chosen_doc = cand, rt, cand == old_venv, doc
                 restore = (cand, upgraded_from)
                 break
             if venv is None or not chosen_runtime:
                 raise DeployError(f"no TFLite runtime runs on {host}: {' | '.join(reasons)}")
     # the new bundle under the venv that will run it: must pass doctor before it becomes active
-    doc = _doctor(remote, f"{venv}/bin/har", new_bundle)
+    # (with install_har the runtime choice above already ran exactly this doctor)
+    doc = chosen_doc if chosen_doc is not None else _doctor(remote, f"{venv}/bin/har", new_bundle)
     if not doc.get("ok"):
         _restore_har(remote, restore[0], restore[1], echo)
         raise DeployError(f"the new bundle fails har doctor on {host}: {_failures(doc)}"

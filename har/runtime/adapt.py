@@ -4,23 +4,32 @@ A bundle written by `har deploy` carries what this needs: the live model's secon
 embedding that feeds the classifier head (``model.tflite``), and the head's weights
 (``head.npz``: ``W`` (d, classes), ``b`` (classes), float32). Adaptation:
 
-1. cut the calibration recordings into windows and split each activity in time: the first
-   ``1 - holdout`` of its samples fit the head, the last ``holdout`` only judge it (a window
-   never spans both parts);
-2. run the interpreter once over all windows for embeddings and the base model's probabilities;
-3. fit a multinomial logistic regression on the embeddings, L2-regularised TOWARDS the base head
-   (``strength``: 30 s per activity cannot pull it far), by Newton's method; activities without
-   calibration keep their base weights;
-4. keep the new head only if it beats the base model on the held-out windows (accuracy; a tie
-   keeps the base), and write a new bundle: the base files, ``head_adapted.npz`` when kept,
-   ``metadata.adaptation`` (person, base bundle sha256, calibration fingerprint, held-out scores)
-   and a manifest over every file. It is assembled in a temporary directory and renamed into place.
+1. cut the calibration recordings into windows (hop 0.5 s) and run the interpreter once over them
+   for embeddings and the base model's probabilities;
+2. a personal head for the CALIBRATED activities only: a multinomial logistic regression over those
+   classes on the embeddings, L2-regularised TOWARDS the base head (``strength``: 30 s per activity
+   cannot pull it far) and rehearsing the base model's anchors (embeddings of its training windows
+   stored in ``head.npz``, weight ``ANCHOR_WEIGHT``), by Newton's method, blended with the base
+   head (``blend``: logits ``base + blend * (personal - base)``). Activities the calibration skips
+   keep the base model's behaviour exactly: their probabilities are the base model's, and a window
+   the base model gives to one of them keeps the base output (:class:`PersonalHead`);
+3. strength and blend are chosen per person by k-fold cross-validation over the calibration (each
+   activity cut in time into ``folds`` blocks; a window is scored by heads fitted without any
+   window that overlaps it), and the personal head is kept only if its cross-validated accuracy
+   beats the base model's on the same windows by more than ``margin`` (the never-worse rule); it is
+   then refit on all of the calibration;
+4. a new bundle: the base files, ``head_adapted.npz`` when kept, ``metadata.adaptation`` (person,
+   base bundle sha256, calibration fingerprint, held-out scores) and a manifest over every file,
+   assembled in a temporary directory and renamed into place.
 
+The grids, folds and margin are set once for all users, chosen on development subjects that are
+neither the base model's training nor its test subjects (``bench/select_adapt.py``).
 ``head.npz`` always holds the BASE head, so adapting an adapted bundle starts from the base model.
 No TensorFlow, no scipy."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -46,11 +55,15 @@ from har.artifacts.metadata import ModelMetadata, save_metadata
 from har.config import WindowConfig
 from har.errors import AdaptError, BundleError, DataError, HarError
 
-DEFAULT_STRENGTH = 0.003  # L2 towards the base head; chosen on validation subjects (bench/bench_adapt.py)
-ANCHOR_WEIGHT = 10.0  # weight of a skipped activity's anchors vs a calibrated activity (chosen likewise)
-DEFAULT_HOLDOUT = 0.3  # last fraction of each activity held out to judge the new head
+# Set once for all users, chosen on development subjects (bench/select_adapt.py), never test subjects:
+STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # candidate pulls towards the base head (L2), chosen per person by CV
+BLENDS = (0.25, 0.5, 0.75, 1.0)  # candidate weights of the personal head against the base head, likewise
+DEFAULT_FOLDS = 5  # cross-validation folds over each activity's calibration (blocks in time)
+DEFAULT_MARGIN = 0.05  # the personal head must beat the base by more than this (CV accuracy) to be kept
+ANCHOR_WEIGHT = 1.0  # rehearsal of the base model's training windows (head.npz anchors) vs the calibration
+DEFAULT_STRENGTH = 0.003  # --strength: the pull for split_calibration users (`--full`'s rule) and tests
+DEFAULT_HOLDOUT = 0.3  # `--full`: last fraction of each activity held out to judge the fine-tuned model
 DEFAULT_HOP_S = 0.5  # calibration window hop (s): more windows from 30 s than the model's hop
-REFIT_ALL = True  # a kept head is refit on all calibration windows (chosen on training subjects)
 MIN_FIT_WINDOWS = 2  # per activity
 MIN_HOLDOUT_WINDOWS = 1  # per activity
 
@@ -82,8 +95,54 @@ class LinearHead:
         return z
 
 
-def load_head(path: str | os.PathLike[str], dim: int | None = None, n_classes: int | None = None) -> LinearHead:
-    """Read ``W``, ``b`` from an ``.npz`` (no pickle); BundleError when missing or the wrong shape."""
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def blend_probs(base_probs: np.ndarray, logits: np.ndarray, calibrated: np.ndarray) -> np.ndarray:
+    """Probabilities of a personal head that knows only the ``calibrated`` classes (bool mask, k):
+    a window the base model gives to an uncalibrated class keeps ``base_probs``; otherwise the
+    uncalibrated classes keep their base probabilities exactly and the calibrated classes share the
+    rest by the softmax of ``logits`` over them. With every class calibrated: ``softmax(logits)``."""
+    if calibrated.all():
+        return _softmax(np.array(logits))
+    out = np.array(base_probs, copy=True)
+    q = _softmax(np.array(logits[:, calibrated]))
+    out[:, calibrated] = q * base_probs[:, calibrated].sum(axis=1, keepdims=True)
+    gate = ~calibrated[np.argmax(base_probs, axis=1)]
+    out[gate] = base_probs[gate]
+    return out
+
+
+@dataclass(frozen=True)
+class PersonalHead:
+    """A personal head for some classes only (`har adapt` with skipped activities): ``w``, ``b``
+    (already blended with the base) score the ``calibrated`` classes, the base head (``base_w``,
+    ``base_b``) keeps the others' behaviour (:func:`blend_probs`)."""
+
+    w: np.ndarray  # float32 (d, classes); uncalibrated columns equal the base's
+    b: np.ndarray  # float32 (classes,)
+    calibrated: np.ndarray  # bool (classes,)
+    base_w: np.ndarray  # float32 (d, classes)
+    base_b: np.ndarray  # float32 (classes,)
+
+    def logits(self, emb: np.ndarray) -> np.ndarray:
+        return np.asarray(emb, dtype=np.float32) @ self.w + self.b
+
+    def __call__(self, emb: np.ndarray) -> np.ndarray:
+        e = np.asarray(emb, dtype=np.float32)
+        base = _softmax(e @ self.base_w + self.base_b)
+        return blend_probs(base, e @ self.w + self.b, self.calibrated)
+
+
+def load_head(
+    path: str | os.PathLike[str], dim: int | None = None, n_classes: int | None = None
+) -> LinearHead | PersonalHead:
+    """Read ``W``, ``b`` from an ``.npz`` (no pickle); BundleError when missing or the wrong shape.
+    A personal head for some classes only (``calibrated``, ``base_W``, ``base_b``) is a :class:`PersonalHead`."""
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as z:
@@ -91,6 +150,9 @@ def load_head(path: str | os.PathLike[str], dim: int | None = None, n_classes: i
             b = np.asarray(z["b"], dtype=np.float32)
             anchors = np.asarray(z["anchors"], dtype=np.float32) if "anchors" in z.files else None
             anchor_y = np.asarray(z["anchor_y"], dtype=np.int64) if "anchor_y" in z.files else None
+            cal = np.asarray(z["calibrated"], dtype=bool) if "calibrated" in z.files else None
+            bw = np.asarray(z["base_W"], dtype=np.float32) if "base_W" in z.files else None
+            bb = np.asarray(z["base_b"], dtype=np.float32) if "base_b" in z.files else None
     except (OSError, ValueError, KeyError) as e:
         raise BundleError(f"{p}: not a classifier head ({' '.join(str(e).split())[:120]})") from None
     if w.ndim != 2 or b.shape != (w.shape[1],):
@@ -99,6 +161,12 @@ def load_head(path: str | os.PathLike[str], dim: int | None = None, n_classes: i
         raise BundleError(f"{p}: head is {w.shape}, the model needs ({dim}, {n_classes})")
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
         raise BundleError(f"{p}: head has non-finite weights")
+    if cal is not None and not cal.all():
+        if cal.shape != b.shape or bw is None or bb is None or bw.shape != w.shape or bb.shape != b.shape:
+            raise BundleError(f"{p}: personal head without a matching base head / class mask")
+        if not (np.all(np.isfinite(bw)) and np.all(np.isfinite(bb))):
+            raise BundleError(f"{p}: head has non-finite weights")
+        return PersonalHead(w, b, cal, bw, bb)
     if anchors is not None and anchor_y is not None:
         bad = anchors.ndim != 2 or anchors.shape[1] != w.shape[0] or anchor_y.shape != (anchors.shape[0],)
         if bad or np.any((anchor_y < 0) | (anchor_y >= w.shape[1])):
@@ -107,11 +175,16 @@ def load_head(path: str | os.PathLike[str], dim: int | None = None, n_classes: i
     return LinearHead(w, b)
 
 
-def save_head(path: str | os.PathLike[str], head: LinearHead) -> Path:
-    """Write ``W``, ``b`` (float32) to an ``.npz`` (anchors are not written: a personal head has none)."""
+def save_head(path: str | os.PathLike[str], head: LinearHead | PersonalHead) -> Path:
+    """Write ``W``, ``b`` (float32) to an ``.npz``, plus ``calibrated``, ``base_W``, ``base_b`` for a
+    :class:`PersonalHead` (anchors are not written: a personal head has none)."""
     p = Path(path)
+    arrays = {"W": head.w.astype(np.float32), "b": head.b.astype(np.float32)}
+    if isinstance(head, PersonalHead):
+        arrays.update(calibrated=head.calibrated.astype(bool), base_W=head.base_w.astype(np.float32),
+                      base_b=head.base_b.astype(np.float32))
     with open(p, "wb") as f:
-        np.savez(f, W=head.w.astype(np.float32), b=head.b.astype(np.float32))
+        np.savez(f, **arrays)
     return p
 
 
@@ -124,6 +197,9 @@ def fit_head(
     max_iter: int = 30,
     tol: float = 1e-7,
     class_weight: dict[int, float] | None = None,
+    init: LinearHead | None = None,
+    anchors: tuple[np.ndarray, np.ndarray] | None = None,
+    anchor_weight: float = 0.0,
 ) -> LinearHead:
     """Multinomial logistic regression on ``emb`` (n, d) with labels ``y`` (n,) (class indices),
     minimising ``mean_c(mean CE over class c's windows) + strength/2 * |theta - theta_base|^2``
@@ -131,7 +207,9 @@ def fit_head(
 
     Only the columns of ``classes`` (default: the classes present in ``y``) move; the others keep
     the base head's weights. ``strength`` > 0 makes the problem strictly convex. ``class_weight``
-    multiplies the weight of a class (default 1 each)."""
+    multiplies the weight of a class (default 1 each); ``init`` starts Newton there (same solution).
+    ``anchors`` ``(embeddings, labels)`` add ``anchor_weight * mean CE over the anchors`` to the loss
+    (rehearsal of the base model's own training windows, so the head keeps fitting them)."""
     if strength <= 0:
         raise AdaptError(f"strength must be positive, got {strength}")
     x = np.asarray(emb, dtype=np.float64)
@@ -141,7 +219,7 @@ def fit_head(
     free = np.array(sorted(set(y.tolist()) if classes is None else set(classes)), dtype=np.int64)
     xb = np.concatenate([x, np.ones((n, 1))], axis=1)  # (n, d+1)
     theta0 = np.concatenate([base.w, base.b[None, :]], axis=0).astype(np.float64)  # (d+1, k)
-    theta = theta0.copy()
+    theta = theta0.copy() if init is None else np.concatenate([init.w, init.b[None, :]], axis=0).astype(np.float64)
     onehot = np.zeros((n, k))
     onehot[np.arange(n), y] = 1.0
     counts = np.bincount(y, minlength=k).astype(np.float64)
@@ -150,6 +228,14 @@ def fit_head(
         mult[int(c)] = float(v)
     sw = mult[y] / counts[y]
     sw /= sw.sum()  # per-window weights: each class weighs the same (times its multiplier); sum 1
+    if anchors is not None and anchor_weight > 0 and len(anchors[1]):
+        ax = np.asarray(anchors[0], dtype=np.float64)
+        ay = np.asarray(anchors[1], dtype=np.int64)
+        xb = np.concatenate([xb, np.concatenate([ax, np.ones((ay.size, 1))], axis=1)])
+        oh = np.zeros((ay.size, k))
+        oh[np.arange(ay.size), ay] = 1.0
+        onehot = np.concatenate([onehot, oh])
+        sw = np.concatenate([sw, np.full(ay.size, anchor_weight / ay.size)])
     m = free.size
     p_dim = (d + 1) * m
 
@@ -193,21 +279,39 @@ def fit_head(
     return LinearHead(theta[:-1].astype(np.float32), theta[-1].astype(np.float32))
 
 
-def with_anchors(
-    emb: np.ndarray, y: np.ndarray, base: LinearHead, weight: float = ANCHOR_WEIGHT
-) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
-    """``(embeddings, labels, class_weight)`` for :func:`fit_head`: the calibration plus the base
-    head's anchors of every class the calibration lacks (labelled with the base model's own
-    prediction, each such class weighing ``weight``), so a skipped activity keeps the base
-    behaviour (on WISDM validation subjects: weight 1 lost 4 points on the skipped activity, 10 none)."""
-    if base.anchors is None or base.anchor_y is None:
-        return emb, y, {}
-    missing = np.isin(base.anchor_y, np.unique(y), invert=True)
-    if not missing.any():
-        return emb, y, {}
-    extra = base.anchor_y[missing]
-    return (np.concatenate([emb, base.anchors[missing]]), np.concatenate([y, extra]),
-            {int(c): weight for c in np.unique(extra)})
+def fit_calibrated(
+    emb: np.ndarray, y: np.ndarray, base: LinearHead, calibrated: np.ndarray, strength: float,
+    init: LinearHead | None = None, anchor_weight: float = 0.0,
+) -> LinearHead:
+    """:func:`fit_head` with the softmax over the ``calibrated`` classes only (bool mask): the
+    uncalibrated columns are the base head's, untouched, and do not enter the fit. With
+    ``anchor_weight`` > 0 and anchors in ``base``, the anchors of calibrated classes are rehearsed."""
+    cols = np.flatnonzero(calibrated)
+    pos = np.full(calibrated.size, -1, dtype=np.int64)
+    pos[cols] = np.arange(cols.size)
+    sub = LinearHead(base.w[:, cols], base.b[cols])
+    sub_init = None if init is None else LinearHead(init.w[:, cols], init.b[cols])
+    anchors = None
+    if anchor_weight > 0 and base.anchors is not None and base.anchor_y is not None:
+        keep = calibrated[base.anchor_y]
+        anchors = (base.anchors[keep], pos[base.anchor_y[keep]])
+    h = fit_head(emb, pos[np.asarray(y, dtype=np.int64)], sub, strength=strength, classes=range(cols.size),
+                 init=sub_init, anchors=anchors, anchor_weight=anchor_weight)
+    w, b = base.w.copy(), base.b.copy()
+    w[:, cols], b[cols] = h.w, h.b
+    return LinearHead(w, b)
+
+
+def personal_head(
+    base: LinearHead, fitted: LinearHead, calibrated: np.ndarray, blend: float
+) -> LinearHead | PersonalHead:
+    """The head written to the bundle: logits ``base + blend * (fitted - base)`` (a linear head
+    again), a :class:`PersonalHead` when some classes are not calibrated."""
+    w = (base.w + blend * (fitted.w - base.w)).astype(np.float32)
+    b = (base.b + blend * (fitted.b - base.b)).astype(np.float32)
+    if calibrated.all():
+        return LinearHead(w, b)
+    return PersonalHead(w, b, calibrated.copy(), base.w.astype(np.float32), base.b.astype(np.float32))
 
 
 def scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -219,10 +323,11 @@ def scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return acc, ll
 
 
-def beats(new: tuple[float, float], base: tuple[float, float]) -> bool:
-    """The never-worse rule: a strictly higher held-out accuracy (a tie keeps the base model: on
-    WISDM, heads kept on a lower log-loss at equal accuracy lost 1-2 points on the rest)."""
-    return new[0] > base[0] + 1e-9
+def beats(new: tuple[float, float], base: tuple[float, float], margin: float = 0.0) -> bool:
+    """The never-worse rule: a held-out accuracy higher than the base model's by more than
+    ``margin`` (a tie keeps the base model: on WISDM, heads kept on a lower log-loss at equal
+    accuracy lost 1-2 points on the rest)."""
+    return new[0] > base[0] + margin + 1e-9
 
 
 # --- calibration data ---------------------------------------------------------------------------
@@ -256,17 +361,9 @@ def min_seconds(meta: ModelMetadata, holdout: float = DEFAULT_HOLDOUT, hop_s: fl
     return max(w / holdout, (w + (MIN_FIT_WINDOWS - 1) * hop_s) / (1.0 - holdout)) + hop_s
 
 
-def split_calibration(
-    recordings: Sequence[Any], meta: ModelMetadata, holdout: float = DEFAULT_HOLDOUT, hop_s: float = DEFAULT_HOP_S
-) -> CalibrationSplit:
-    """Cut labelled recordings into fit / held-out windows: per activity, the last ``holdout`` of
-    its labelled samples (in recording order) are held out. AdaptError for unusable calibration:
-    labels the model does not know, fewer than two activities, too little of one."""
-    from har.signal import make_windows  # noqa: PLC0415
-
-    if not 0.0 < holdout < 1.0:
-        raise AdaptError(f"holdout must be in (0, 1), got {holdout}")
-    classes = list(meta.classes)
+def _labelled(recordings: Sequence[Any], classes: list[str]) -> tuple[dict[str, int], dict[str, float]]:
+    """Labelled samples and seconds per activity; AdaptError for labels the model does not know or
+    fewer than two activities."""
     seen: dict[str, int] = {}
     seconds: dict[str, float] = {}
     for r in recordings:
@@ -284,6 +381,21 @@ def split_calibration(
         raise AdaptError(
             f"calibration covers one activity ({what}): adapting needs at least two, or the head learns one answer"
         )
+    return seen, seconds
+
+
+def split_calibration(
+    recordings: Sequence[Any], meta: ModelMetadata, holdout: float = DEFAULT_HOLDOUT, hop_s: float = DEFAULT_HOP_S
+) -> CalibrationSplit:
+    """Cut labelled recordings into fit / held-out windows: per activity, the last ``holdout`` of
+    its labelled samples (in recording order) are held out. AdaptError for unusable calibration:
+    labels the model does not know, fewer than two activities, too little of one."""
+    from har.signal import make_windows  # noqa: PLC0415
+
+    if not 0.0 < holdout < 1.0:
+        raise AdaptError(f"holdout must be in (0, 1), got {holdout}")
+    classes = list(meta.classes)
+    seen, seconds = _labelled(recordings, classes)
     # per activity: the sample index (running over all recordings) where its held-out part begins
     cut = {lab: int(round(n * (1.0 - holdout))) for lab, n in seen.items()}
     done = dict.fromkeys(seen, 0)
@@ -327,6 +439,108 @@ def split_calibration(
     return CalibrationSplit(fx, fy, hx, hy, acts, secs)
 
 
+@dataclass
+class Calibration:
+    """All calibration windows (raw, g), their class indices and the cross-validation folds:
+    ``fold[i]`` is the fold that scores window i; ``train[f]`` (bool, n) the windows a head scoring
+    fold f may be fitted on (no window overlapping one of fold f's in time)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    fold: np.ndarray  # int64 (n,)
+    train: list[np.ndarray]  # per fold, bool (n,)
+    activities: list[str]  # calibrated, in class order
+    seconds: dict[str, float] = field(default_factory=dict)  # labelled seconds per activity
+
+
+def calibration_windows(
+    recordings: Sequence[Any], meta: ModelMetadata, folds: int = DEFAULT_FOLDS, hop_s: float = DEFAULT_HOP_S
+) -> Calibration:
+    """Cut labelled recordings into windows (``hop_s``) and ``folds`` folds: each activity's windows,
+    in recording order, in ``folds`` consecutive blocks. AdaptError for unusable calibration: labels
+    the model does not know, fewer than two activities, too little of one."""
+    from har.signal import make_windows  # noqa: PLC0415
+
+    if folds < 2:
+        raise AdaptError(f"folds must be at least 2, got {folds}")
+    classes = list(meta.classes)
+    seen, seconds = _labelled(recordings, classes)
+    wc = WindowConfig(rate_hz=meta.window.rate_hz, window_s=meta.window.window_s, hop_s=hop_s,
+                      purity=meta.window.purity)
+    parts = [make_windows(r, wc, labelled_only=True) for r in recordings]
+    lookup = {c: i for i, c in enumerate(classes)}
+    xs = [p.x for p in parts if len(p)]
+    if xs:
+        x = np.concatenate(xs)
+        y = np.array([lookup[v] for v in np.concatenate([p.y for p in parts if len(p)]).tolist()], dtype=np.int64)
+        start = np.concatenate([p.start_s for p in parts if len(p)])
+        rec = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts) if len(p)])
+    else:
+        x, y = np.zeros((0, wc.window_samples, 3), np.float32), np.zeros(0, np.int64)
+        start, rec = np.zeros(0), np.zeros(0, np.int64)
+    fold = np.zeros(y.size, dtype=np.int64)
+    for lab in seen:
+        idx = np.flatnonzero(y == lookup[lab])  # already in recording order, then time
+        fold[idx] = np.arange(idx.size) * folds // max(idx.size, 1)
+    overlap = (rec[:, None] == rec[None, :]) & (np.abs(start[:, None] - start[None, :]) < wc.window_s - 1e-9)
+    train = [~np.any(overlap[:, fold == f], axis=1) for f in range(folds)]
+    for lab in seen:  # every fold scores some windows of each activity and is fitted on a few others
+        i = lookup[lab]
+        n_scored = min(int(np.sum((y == i) & (fold == f))) for f in range(folds))
+        n_fit = min(int(np.sum((y == i) & tr)) for tr in train)
+        if n_scored < 1 or n_fit < MIN_FIT_WINDOWS:
+            raise AdaptError(
+                f"too little usable calibration for {lab} ({int(np.sum(y == i))} windows of "
+                f"{meta.window.window_s:g} s): record at least {min_seconds(meta, hop_s=hop_s):.0f} s of it "
+                "without gaps"
+            )
+    acts = [c for c in classes if c in seen]
+    return Calibration(x, y, fold, train, acts, {lab: round(seconds[lab], 1) for lab in acts})
+
+
+def cross_validate(
+    emb: np.ndarray, cal: Calibration, base: LinearHead, calibrated: np.ndarray,
+    strengths: Sequence[float] = STRENGTHS, blends: Sequence[float] = BLENDS, anchor_weight: float = 0.0,
+) -> dict[tuple[float, float], np.ndarray]:
+    """Out-of-fold probabilities (n, classes) of the personal head for every (strength, blend):
+    window i is scored by a head fitted on ``cal.train[cal.fold[i]]`` only."""
+    zb = base.logits(emb).astype(np.float64)
+    pb = _softmax(zb.copy())
+    out = {(s, a): np.zeros_like(pb) for s in strengths for a in blends}
+    for f, tr in enumerate(cal.train):
+        te = cal.fold == f
+        prev = None
+        for s in sorted(strengths, reverse=True):  # strong to weak: each fit starts at the last
+            h = fit_calibrated(emb[tr], cal.y[tr], base, calibrated, s, init=prev, anchor_weight=anchor_weight)
+            prev = h
+            zp = h.logits(emb[te]).astype(np.float64)
+            for a in blends:
+                out[(s, a)][te] = blend_probs(pb[te], zb[te] + a * (zp - zb[te]), calibrated)
+    return out
+
+
+def choose(
+    oof: dict[tuple[float, float], np.ndarray], y: np.ndarray, base_probs: np.ndarray, margin: float = DEFAULT_MARGIN
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float], bool]:
+    """``((strength, blend), adapted scores, base scores, kept)``: the candidate with the best
+    cross-validated accuracy (then log-loss, then the weaker blend), kept if it :func:`beats` the base."""
+    sc = {key: scores(p, y) for key, p in oof.items()}
+    best = max(sc, key=lambda key: (sc[key][0], -sc[key][1], -key[1]))
+    s_base = scores(base_probs, y)
+    return best, sc[best], s_base, beats(sc[best], s_base, margin)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """Numpy's BLAS limited to one thread while it is entered (threadpoolctl, when installed). The
+    refit's matrices are small (a few hundred rows): on a busy machine a multi-threaded BLAS spends
+    far longer waiting for its threads than computing (a 1.7 s refit took 58 s here at load 20)."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 # --- the whole adaptation -----------------------------------------------------------------------
 @dataclass
 class AdaptResult:
@@ -343,6 +557,17 @@ class AdaptResult:
     skipped: list[str]
     fit_seconds: float  # embeddings + head fit (what the device spends)
     seconds: float
+    strength: float | None = None  # chosen by cross-validation (head refit only)
+    blend: float | None = None
+    holdout_scheme: str = "last 30% of each activity"
+    margin: float = 0.0  # the kept head had to beat the base by more than this
+
+
+def not_better(margin: float) -> str:
+    """Why the base model was kept."""
+    if margin > 0:
+        return f"not better by more than {100 * margin:g} points"
+    return "not better"
 
 
 def base_bundle_of(bundle: str | os.PathLike[str]) -> tuple[ModelMetadata, str]:
@@ -367,17 +592,20 @@ def adapt_bundle(
     recordings: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     person: str,
-    strength: float = DEFAULT_STRENGTH,
-    holdout: float = DEFAULT_HOLDOUT,
-    hop_s: float = DEFAULT_HOP_S,
+    strength: float | None = None,
     overwrite: bool = False,
     echo: Callable[[str], Any] = print,
-    refit_all: bool = REFIT_ALL,
+    folds: int = DEFAULT_FOLDS,
+    margin: float = DEFAULT_MARGIN,
+    hop_s: float = DEFAULT_HOP_S,
+    strengths: Sequence[float] = STRENGTHS,
+    blends: Sequence[float] = BLENDS,
+    anchor_weight: float = ANCHOR_WEIGHT,
 ) -> AdaptResult:
     """Adapt ``bundle`` to ``person`` with labelled calibration ``recordings``; write ``out_dir``.
 
-    ``refit_all``: once the head fitted on the first part of each activity has beaten the base
-    model on the held-out part, the head written is refit (same strength) on all the windows."""
+    ``strength`` fixes the pull towards the base head (default: chosen per person among
+    ``strengths`` by ``folds``-fold cross-validation, with the blend among ``blends``)."""
     from har.dataset import fingerprint  # noqa: PLC0415
     from har.recording.format import utc_now_iso  # noqa: PLC0415
     from har.runtime.classifier import WindowClassifier  # noqa: PLC0415
@@ -391,48 +619,53 @@ def adapt_bundle(
     if not recordings:
         raise AdaptError("no calibration recordings")
     recs = _recordings(recordings)
-    split = split_calibration(recs, meta, holdout=holdout, hop_s=hop_s)
+    cal = calibration_windows(recs, meta, folds=folds, hop_s=hop_s)
     clf = WindowClassifier.from_bundle(src, verify=False)  # verified above
     if not clf.has_embedding:
         raise AdaptError(f"{src}/{MODEL_FILE} has no embedding output: redeploy with a har that writes it")
     base = load_head(src / HEAD_FILE, clf.embedding_dim, len(clf.classes))
+    if isinstance(base, PersonalHead):
+        raise BundleError(f"{src}/{HEAD_FILE} is a personal head, not the base head")
+    calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
     t_fit = time.monotonic()
-    _, fe = clf.predict_with_embedding(split.fit_x)
-    hp, he = clf.predict_with_embedding(split.hold_x)
-    ax, ay, aw = with_anchors(fe, split.fit_y, base)
-    head = fit_head(ax, ay, base, strength=strength, class_weight=aw)
+    clf.set_head(None)
+    pb, emb = clf.predict_with_embedding(cal.x)
+    grid_s = tuple(strengths) if strength is None else (float(strength),)
+    head: LinearHead | PersonalHead | None = None
+    with one_blas_thread():
+        oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight)
+        (s_best, a_best), s_new, s_base, kept = choose(oof, cal.y, pb, margin)
+        if kept:
+            fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight)
+            head = personal_head(base, fitted, calibrated, a_best)
     fit_s = time.monotonic() - t_fit
-    s_base = scores(hp, split.hold_y)
-    s_new = scores(head(he), split.hold_y)
-    kept = beats(s_new, s_base)
-    if kept and refit_all:
-        t1 = time.monotonic()
-        ax, ay, aw = with_anchors(np.concatenate([fe, he]), np.concatenate([split.fit_y, split.hold_y]), base)
-        head = fit_head(ax, ay, base, strength=strength, class_weight=aw)
-        fit_s += time.monotonic() - t1
-    skipped = [c for c in meta.classes if c not in split.activities]
+    skipped = [c for c in meta.classes if c not in cal.activities]
     files = [Path(p).name for p in recordings]
+    scheme = f"{folds}-fold cross-validation in time blocks of each activity"
     adaptation = {
         "person": person,
         "created": utc_now_iso(),
         "kept": kept,
-        "method": "classifier head refit: multinomial logistic regression on the embedding, L2 towards the base "
-        "head (Newton, numpy)",
-        "strength": strength,
-        "refit_all": refit_all,
+        "method": "classifier head refit for the calibrated activities: multinomial logistic regression on the "
+        "embedding, L2 towards the base head and rehearsing the base model's own training windows (Newton, "
+        "numpy), blended with the base head; skipped activities keep the base model's behaviour",
+        "strength": s_best,
+        "blend": a_best,
+        "candidates": {"strengths": list(grid_s), "blends": list(blends), "margin": margin},
+        "anchor_weight": anchor_weight if base.anchors is not None else 0.0,
         "base_bundle": {"path": str(src.resolve()), "sha256": base_sha},
         "calibration": {
             "fingerprint": fingerprint(recordings),
             "files": files,
-            "activities": split.activities,
+            "activities": cal.activities,
             "skipped": skipped,
-            "seconds": split.seconds,
-            "holdout_fraction": holdout,
+            "seconds": cal.seconds,
             "hop_s": hop_s,
         },
         "holdout": {
-            "windows": int(split.hold_y.size),
-            "fit_windows": int(split.fit_y.size),
+            "scheme": scheme,
+            "folds": folds,
+            "windows": int(cal.y.size),
             "base_accuracy": s_base[0],
             "adapted_accuracy": s_new[0],
             "base_log_loss": s_base[1],
@@ -446,7 +679,7 @@ def adapt_bundle(
         for name in (MODEL_FILE, BATCH_MODEL_FILE, HEAD_FILE, REPORT_FILE):
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
-        if kept:
+        if head is not None:
             save_head(stage / ADAPTED_HEAD_FILE, head)
         save_metadata(stage, dataclasses.replace(meta, adaptation=adaptation))
         with open(stage / REPORT_FILE, "a", encoding="utf-8") as f:
@@ -457,9 +690,9 @@ def adapt_bundle(
         os.replace(stage, out)
     return AdaptResult(
         out_dir=out, person=person, kept=kept, base_accuracy=s_base[0], adapted_accuracy=s_new[0],
-        base_log_loss=s_base[1], adapted_log_loss=s_new[1], n_fit=int(split.fit_y.size),
-        n_holdout=int(split.hold_y.size), activities=split.activities, skipped=skipped, fit_seconds=fit_s,
-        seconds=time.monotonic() - t0,
+        base_log_loss=s_base[1], adapted_log_loss=s_new[1], n_fit=int(cal.y.size),
+        n_holdout=int(cal.y.size), activities=cal.activities, skipped=skipped, fit_seconds=fit_s,
+        seconds=time.monotonic() - t0, strength=s_best, blend=a_best, holdout_scheme=scheme, margin=margin,
     )
 
 
@@ -477,7 +710,8 @@ def report_lines(adaptation: dict[str, Any]) -> list[str]:
     """The adaptation section of ``report.txt`` (and of `har adapt`'s summary)."""
     h = adaptation.get("holdout", {})
     cal = adaptation.get("calibration", {})
-    verdict = "personal head kept" if adaptation.get("kept") else "base head kept (the personal head was not better)"
+    why = not_better(float(adaptation.get("candidates", {}).get("margin", 0.0)))
+    verdict = "personal head kept" if adaptation.get("kept") else f"base head kept (the personal head was {why})"
     return [
         f"adapted for {adaptation.get('person')} ({adaptation.get('created', '')[:10]}): {verdict}",
         f"  held-out accuracy base {100 * h.get('base_accuracy', 0):.1f}% -> adapted "
@@ -498,4 +732,5 @@ def adapted_line(meta: ModelMetadata) -> str | None:
     date = str(a.get("created", ""))[:10]
     if a.get("kept"):
         return f"adapted for {a.get('person')} ({date})"
-    return f"calibrated for {a.get('person')} ({date}): base model kept (the personal head was not better)"
+    why = not_better(float(a.get("candidates", {}).get("margin", 0.0)))
+    return f"calibrated for {a.get('person')} ({date}): base model kept (the personal head was {why})"
