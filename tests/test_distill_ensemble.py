@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import make_tiny_recordings
 
 from har.cli import cli
-from har.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from har.config import DEFAULT_ENSEMBLE, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from har.errors import ConfigError
 
 TINY = ["--window", "1", "--hop", "0.5", "--rate", "25", "--lstm-units", "8", "--batch-size", "32"]
@@ -31,6 +31,11 @@ def test_config_knobs_validate_and_round_trip() -> None:
     del old["distill"], old["distill_alpha"], old["distill_temperature"], old["model"]["ensemble"]
     back = config_from_dict(TrainConfig, old)
     assert back.distill == "none" and back.model.ensemble == 1
+    # the default recipe is an ensemble (chosen by CV, docs/training.md); a bare ModelConfig is one model
+    assert TrainConfig().model.ensemble == DEFAULT_ENSEMBLE > 1 and ModelConfig().ensemble == 1
+    assert TrainConfig().distill == "none"
+    r = CliRunner().invoke(cli, ["train", "--help"])
+    assert f"[default: {DEFAULT_ENSEMBLE};" in " ".join(r.output.split())
 
 
 def test_distill_loss_is_plain_cross_entropy_on_validation_rows() -> None:

@@ -250,7 +250,7 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_T.model.ensemble,
     show_default=True,
     help="Train this many models (seeds seed, seed+1, ...) and export them as ONE model whose output "
-    "averages their logits (1 = a single model; training takes that many times longer).",
+    "averages their logits (1 = a single model; each member is one more training run).",
 )
 @click.option(
     "--distill",
