@@ -54,6 +54,10 @@ class TrainingError(ModelError):
     """Training could not run (no data, one class, no test subjects, ...)."""
 
 
+class DistributedError(TrainingError):
+    """Multi-worker training (`har train --distributed`) could not run: TF_CONFIG, a lost worker."""
+
+
 class TuneError(TrainingError):
     """A model search (`har tune`) could not run: unusable data, study database, budget."""
 

@@ -410,6 +410,13 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     help="Train on data that fails the plausibility checks (units, timestamps, sidecar vs CSV) or "
     "with classes that have no test windows, with warnings  [default: refuse before training].",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Train on several machines (tf.distribute.MultiWorkerMirroredStrategy): run this same command on "
+    "every worker, each with its TF_CONFIG; --batch-size is the global batch; only the chief writes --out. "
+    "See README, 'Training on several machines'.  [default: off]",
+)
 def train_cmd(**params: Any) -> None:
     """Train an LSTM on recordings DATA (files, or directories searched recursively).
 
@@ -434,10 +441,14 @@ def train_cmd(**params: Any) -> None:
     from har.training.train import REPORT_TXT, train
 
     test = list(params["test"]) or None
-    result = train(
-        list(params["data"]), out, config, test_data=test, progress=True, echo=click.echo, force=params["force"],
-        reference=params["reference"],
-    )
+    kwargs: dict[str, Any] = {"test_data": test, "progress": True, "echo": click.echo, "force": params["force"],
+                              "reference": params["reference"]}
+    if params["distributed"]:
+        from har.training.distributed import train_distributed
+
+        result = train_distributed(list(params["data"]), out, config, **kwargs)
+    else:
+        result = train(list(params["data"]), out, config, **kwargs)
     m = result.metadata.metrics
     click.echo(f"accuracy: {m['accuracy']:.4f}")
     from har.scoring.metrics import macro_f1_note

@@ -17,6 +17,7 @@ TensorFlow is imported inside :func:`fit_model` only."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -276,8 +277,16 @@ def _fit_once(
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     wc = config.window
-    model = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
-    set_normalization(model, norm.mean, norm.std)
+    from har.training import distributed
+
+    dist = distributed.active()  # `har train --distributed`: build and compile inside the strategy's scope
+    scope = dist.scope() if dist is not None else contextlib.nullcontext()
+
+    def build() -> Any:
+        m = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
+        set_normalization(m, norm.mean, norm.std)
+        return m
+
     smoothing = float(config.label_smoothing)
 
     def loss(y_true: Any, y_pred: Any) -> Any:
@@ -286,19 +295,27 @@ def _fit_once(
 
     loss_fn: Any = loss if smoothing > 0 else "sparse_categorical_crossentropy"
     metric: Any = "accuracy"
+    labels = y_train
     if soft is not None:  # distillation: packed [label, weight, soft...] targets (har.training.distill)
         from har.training.distill import accuracy_metric, make_loss, pack_targets
 
+        if dist is not None:
+            from har.errors import ConfigError
+
+            raise ConfigError("--distill does not work with --distributed yet: train without one of them")
         loss_fn = make_loss(tf, keras, n_classes, config.distill_alpha, smoothing)
         metric = accuracy_metric(tf)
         y_train, y_val = pack_targets(y_train, soft, n_classes), pack_targets(y_val, None, n_classes)
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
-        ),
-        loss=loss_fn,
-        metrics=[metric],
-    )
+    with scope:
+        model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
+            ),
+            loss=loss_fn,
+            metrics=[metric],
+            **(dist.compile_kwargs() if dist is not None else {}),
+        )
     has_val = x_val.shape[0] > 0
     sched = resolve_schedule(config, x_train.shape[0])
     epochs, steps = sched.epochs, sched.steps_per_epoch
@@ -349,10 +366,17 @@ def _fit_once(
         callbacks += lr_callbacks(config, keras, "val_loss", sched)
     if progress:
         callbacks.append(EpochLine())
-    labels = y_train[:, 0].astype(np.int64) if soft is not None else y_train
     weights = class_weights(labels, n_classes) if config.class_weights else None
-    val = (normalize(x_val, norm), y_val) if has_val else None
-    if config.augment.active:
+    if dist is not None:  # `har train --distributed` (har.training.distributed): arrays or cached windows
+        cw = None if weights is None else np.array([weights[k] for k in range(n_classes)], np.float32)
+        hist = dist.fit_windows(
+            model, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+            sample_weight=None if cw is None else cw[y_train],
+            global_batch=config.batch_size, seed=config.seed, augment=config.augment, mean=norm.mean, std=norm.std,
+            epochs=epochs, callbacks=callbacks,
+        )
+        model = dist.local_model(model, build)
+    elif config.augment.active:
         from har.training.augment import make_batches
 
         sw = None
@@ -368,18 +392,20 @@ def _fit_once(
             np.asarray(norm.std, dtype=np.float32),
             sample_weight=sw,
         )
+        val = (normalize(x_val, norm), y_val) if has_val else None
         hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
-        cw: dict[str, Any] = {"class_weight": weights}
+        val = (normalize(x_val, norm), y_val) if has_val else None
+        weight_kw: dict[str, Any] = {"class_weight": weights}
         if soft is not None and weights is not None:  # Keras reads class_weight off 1-D labels only
-            cw = {"sample_weight": np.array([weights[k] for k in range(n_classes)], dtype=np.float32)[labels]}
+            weight_kw = {"sample_weight": np.array([weights[k] for k in range(n_classes)], dtype=np.float32)[labels]}
         hist = model.fit(
             normalize(x_train, norm),
             y_train,
             validation_data=val,
             epochs=epochs,
             batch_size=config.batch_size,
-            **cw,
+            **weight_kw,
             shuffle=True,
             verbose=0,
             callbacks=callbacks,
