@@ -403,6 +403,16 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     help="Also fit MiniRocket (aeon; pip install 'har-edge[reference]') on the same windows and report its "
     "test score beside har's.  [default: off]",
 )
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Read windows through a window cache in this directory (data larger than memory): recordings are "
+    "converted once into arrays on disk (again only when one changes) and training, validation, --cv and "
+    "test stream from it; never all windows in memory; the same split, seeds and model directory. Not with "
+    "--reference.  [default: in memory; a warning suggests it when the windows would not fit]",
+)
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
 @click.option(
     "--force",
@@ -441,8 +451,14 @@ def train_cmd(**params: Any) -> None:
     from har.training.train import REPORT_TXT, train
 
     test = list(params["test"]) or None
+    if params["cache_dir"] is None:
+        from har.training.stream import memory_warning
+
+        warning = memory_warning(list(params["data"]) + (test or []), config.window)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     kwargs: dict[str, Any] = {"test_data": test, "progress": True, "echo": click.echo, "force": params["force"],
-                              "reference": params["reference"]}
+                              "reference": params["reference"], "cache_dir": params["cache_dir"]}
     if params["distributed"]:
         from har.training.distributed import train_distributed
 

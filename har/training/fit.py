@@ -51,8 +51,19 @@ class Schedule:
 
 
 def fit_normalization(x: np.ndarray) -> Normalization:
-    """Per-axis mean and standard deviation (g) over windows x (n, window, channels)."""
+    """Per-axis mean and standard deviation (g) over windows x (n, window, channels); windows of
+    the cache (har.training.stream.CachedWindows) are streamed."""
+    if not isinstance(x, np.ndarray):
+        return x.normalization()  # type: ignore[no-any-return]
     return Normalization.fit(x)
+
+
+def predict_proba(model: Any, x: np.ndarray, norm: Normalization, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of ``model`` for raw windows ``x`` (normalised here); windows of the
+    cache are predicted chunk by chunk."""
+    if not isinstance(x, np.ndarray):
+        return x.predict(model, norm, batch_size)  # type: ignore[no-any-return]
+    return np.asarray(model.predict(normalize(x, norm), batch_size=batch_size, verbose=0))
 
 
 def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
@@ -376,6 +387,11 @@ def _fit_once(
             epochs=epochs, callbacks=callbacks,
         )
         model = dist.local_model(model, build)
+    elif not isinstance(x_train, np.ndarray):  # windows read through the cache (har.training.stream)
+        from har.training.stream import fit_datasets
+
+        train_ds, val_ds = fit_datasets(config, norm, x_train, y_train, x_val, y_val, weights)
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
     elif config.augment.active:
         from har.training.augment import make_batches
 
