@@ -11,6 +11,7 @@ import click
 
 from har.config import (
     AUTO,
+    DISTILL,
     LR_SCHEDULES,
     POOLINGS,
     REPRESENTATIONS,
@@ -73,6 +74,10 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "conv_dilation": ("model", "conv_dilation"),
     "representation": ("model", "representation"),
     "pooling": ("model", "pooling"),
+    "ensemble": ("model", "ensemble"),
+    "distill": ("", "distill"),
+    "distill_alpha": ("", "distill_alpha"),
+    "distill_temperature": ("", "distill_temperature"),
     "augment": ("augment", "enabled"),
     "augment_p": ("augment", "p"),
     "rotation_deg": ("augment", "rotation_deg"),
@@ -238,6 +243,36 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_M.pooling,
     show_default=True,
     help="Many-to-one head over the LSTM outputs: last state, mean over time, or attention.",
+)
+@click.option(
+    "--ensemble",
+    type=click.IntRange(1, 8),
+    default=_T.model.ensemble,
+    show_default=True,
+    help="Train this many models (seeds seed, seed+1, ...) and export them as ONE model whose output "
+    "averages their logits (1 = a single model; each member is one more training run).",
+)
+@click.option(
+    "--distill",
+    type=click.Choice(DISTILL),
+    default=_T.distill,
+    show_default=True,
+    help="Knowledge distillation: minirocket fits MiniRocket (aeon, training time only) on the training "
+    "windows and trains the LSTM on its soft targets as well as the labels.",
+)
+@click.option(
+    "--distill-alpha",
+    type=click.FloatRange(0.0, 1.0),
+    default=_T.distill_alpha,
+    show_default=True,
+    help="Distillation: weight of the label loss; 1 - this weighs the teacher's soft targets.",
+)
+@click.option(
+    "--distill-temperature",
+    type=click.FloatRange(0.0, min_open=True),
+    default=_T.distill_temperature,
+    show_default=True,
+    help="Distillation: teacher soft targets are softmax(ridge decision / this); lower is sharper.",
 )
 @click.option(
     "--label-smoothing",

@@ -165,6 +165,10 @@ def train(
         from har.training.reference import require_aeon
 
         require_aeon()
+    if config.distill != "none":
+        from har.training.distill import require_teacher
+
+        require_teacher(config.distill)
     data = list(data)
     if not data:
         raise TrainingError("no training data given")

@@ -37,7 +37,7 @@ from har.config import TrainConfig, WindowConfig, config_to_dict
 from har.dataset import fingerprint, load_recordings, windows_for
 from har.errors import ConfigError, HarError, TuneError
 from har.recording.format import Recording, find_recordings
-from har.training.tune_space import SearchSpace, describe, suggest_config
+from har.training.tune_space import SearchSpace, available, describe, suggest_config
 
 STUDY_DB = "study.db"
 DEFAULT_STUDY = "har-tune"
@@ -539,7 +539,9 @@ def tune(
     meets (after the leaderboard is written), and TuneInterrupted on Ctrl-C."""
     from har.training import tune_final, tune_report
 
-    space = space or SearchSpace()
+    space, dropped = available(space or SearchSpace())
+    if dropped:
+        echo(f"[tune] {dropped}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TuneError(f"--out {out} exists and is not a directory")
