@@ -1,10 +1,16 @@
-"""Data larger than memory: one training epoch through the window cache (har.training.cache) at
-10, 100 and 400 hours of simulated 50 Hz data, against today's in-memory path at the smallest size.
+"""Data larger than memory: one epoch of `har train` through the window cache (`har train --cache`,
+har.training.stream) at 10, 100 and 400 hours of simulated 50 Hz data, against today's in-memory
+`har train` at the smallest size, in the same run.
 
-For each size, in a fresh child process (so peak RSS is its own): build the cache (time, size on
-disk), then train one epoch of the default model from the cache's tf.data pipeline (windows per
-second after the first 5 batches, peak RSS = VmHWM). Baseline, at the smallest size only: the same
-epoch from windows held in memory (har.signal.make_windows + the in-memory batch Sequence), as `har train` does today.
+For each size, in a fresh child process (so peak RSS is its own): `har train`'s library call
+(har.training.train.train) with one epoch of the default model, z rotation 180 degrees (one fit;
+"auto" would fit twice), the default subject split (test 25 %, validation 20 % of the rest),
+validation, test prediction and the whole model directory written. Reported: cache build time and
+size (from the run's own "window cache" line, first build), training windows per second over the
+epoch (its own "epoch 1/1 ... Ns" line, validation included, the same measure for both paths),
+training windows per CPU-second of the process over the same epoch (less sensitive to the other
+jobs on the machine), the whole train() wall time and peak RSS (VmHWM), with the load average of
+the machine beside them (it is shared).
 
 Data: 10 h of distinct simulated recordings (`har simulate`, 20 subjects x 6 activities x 300 s);
 larger sizes add hard-linked copies of those CSVs under other names and subjects (distinct
@@ -12,7 +18,7 @@ recordings to the cache, no extra disk for the CSVs). The windows use --hop (def
 window per 5 s) to keep an epoch at 400 h within minutes on 2 cores; the cache holds every sample
 once whatever the hop.
 
-    python bench/bench_scale.py [--hours 10 100 400] [--hop 5] [--steps N] [--workdir DIR]
+    nice -n 10 python bench/bench_scale.py [--hours 10 100 400] [--hop 5] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -21,17 +27,17 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys, time
-import numpy as np
+import json, os, re, resource, sys, time
 args = json.loads(sys.argv[1])
-from har.config import ModelConfig, WindowConfig, AugmentConfig
-win = WindowConfig(rate_hz=50.0, window_s=args["window_s"], hop_s=args["hop_s"])
+from har.config import AugmentConfig, TrainConfig, WindowConfig
+from har.training.train import train
 
 def vmhwm_mb():
     for ln in open("/proc/self/status"):
@@ -39,57 +45,29 @@ def vmhwm_mb():
             return int(ln.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-from har.training._tf import import_tf
-from har.training.model import build_model
-tf, keras = import_tf()
-tf.config.threading.set_inter_op_parallelism_threads(2)
-out = {}
-if args["mode"] == "cache":
-    from har.training.cache import build_cache
-    t0 = time.monotonic()
-    cache = build_cache([args["data"]], args["cache"], win, verify=False)
-    out["build_s"] = time.monotonic() - t0
-    out["converted"] = len(cache.converted)
-    out["cache_mb"] = cache.nbytes_on_disk() / 1e6
-    idx = np.arange(len(cache))
-    mean, std = cache.normalization_stats(idx)
-    n_cls = len(cache.classes)
-    ds = cache.tf_dataset(idx, 64, seed=0, augment=AugmentConfig(rotation_z_deg=180.0), mean=mean, std=std)
-    n = len(cache)
-else:
-    from har.recording.format import find_recordings, read_recording
-    from har.signal import concat_windows, make_windows
-    from har.training.augment import make_batches
-    t0 = time.monotonic()
-    ws = concat_windows([make_windows(read_recording(p), win) for p in find_recordings([args["data"]])],
-                        win.window_samples)
-    out["build_s"] = time.monotonic() - t0
-    classes = sorted(set(ws.y.tolist()))
-    y = np.array([classes.index(v) for v in ws.y.tolist()], dtype=np.int32)
-    flat = ws.x.reshape(-1, 3).astype(np.float64)
-    mean, std = flat.mean(axis=0).astype(np.float32), flat.std(axis=0).astype(np.float32)
-    n_cls = len(classes)
-    ds = make_batches(ws.x, y, 64, AugmentConfig(rotation_z_deg=180.0), 0, mean, std)
-    n = len(ws)
-    out["windows_mb"] = ws.x.nbytes / 1e6
-model = build_model(ModelConfig(), win.window_samples, 3, n_cls)
-model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
-WARM = 5  # batches before timing starts (graph tracing, pipeline start-up)
-marks = {}
-class Clock(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == WARM - 1:
-            marks["t"] = time.monotonic()
-        marks["last"] = batch
+cfg = TrainConfig(window=WindowConfig(rate_hz=50.0, window_s=args["window_s"], hop_s=args["hop_s"]), epochs=1,
+                  augment=AugmentConfig(rotation_z_deg=180.0), seed=0)
+lines, cpu = [], []  # echoed lines and the process CPU time (all threads) when each came
 t0 = time.monotonic()
-steps = args.get("steps") or None
-model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[Clock()])
-t1 = time.monotonic()
-out["epoch_s"] = t1 - t0
-out["windows"] = n
-timed = (marks["last"] + 1 - WARM) * 64 if steps else n - WARM * 64
-out["windows_per_s"] = timed / (t1 - marks["t"]) if "t" in marks and timed > 0 else n / out["epoch_s"]
-out["peak_rss_mb"] = vmhwm_mb()
+res = train([args["data"]], args["out"], cfg, progress=True,
+            echo=lambda ln: (lines.append(ln), cpu.append(time.process_time())), cache_dir=args.get("cache"))
+out = {"train_s": time.monotonic() - t0, "peak_rss_mb": vmhwm_mb(), "load": os.getloadavg()[0]}
+s = res.metadata.data_summary
+out["windows"] = sum(s["windows"].values())
+out["train_windows"] = s["windows"]["train"]
+out["accuracy"] = res.metadata.metrics["accuracy"]
+for i, ln in enumerate(lines):
+    if ln.startswith("schedule:"):  # echoed right before model.fit
+        cpu0 = cpu[i]
+    m = re.match(r"epoch 1/1 .* ([0-9.]+)s$", ln)
+    if m:
+        out["epoch_s"] = float(m.group(1))
+        out["epoch_cpu_s"] = cpu[i] - cpu0
+    m = re.match(r"window cache .*: (\d+) recording\(s\), (\d+) windows, (\d+) MB, (\d+) converted in ([0-9.]+) s", ln)
+    if m:
+        out["cache_mb"], out["converted"], out["build_s"] = float(m.group(3)), int(m.group(4)), float(m.group(5))
+out["windows_per_s"] = out["train_windows"] / out["epoch_s"]
+out["windows_per_cpu_s"] = out["train_windows"] / out["epoch_cpu_s"]
 print(json.dumps(out))
 """
 
@@ -125,10 +103,15 @@ def run_child(args: dict) -> dict:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    shutil.rmtree(args["out"], ignore_errors=True)
+    load0 = os.getloadavg()[0]
     p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, env=env)
     if p.returncode != 0:
-        raise SystemExit(f"child failed ({args['mode']}, {args['data']}):\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"child failed ({args['data']}):\n{p.stderr[-3000:]}")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["load"] = (load0 + r["load"]) / 2  # 1-min load average before and after
+    return r
 
 
 def main() -> None:
@@ -137,8 +120,10 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=5.0, help="window length, s")
     ap.add_argument("--hop", type=float, default=5.0, help="window hop, s")
     ap.add_argument("--workdir", type=Path, default=None, help="keep data and caches here (default: a temp dir)")
-    ap.add_argument("--steps", type=int, default=0,
-                    help="train this many batches of 64 instead of a whole epoch (0: the whole epoch)")
+    ap.add_argument("--rebuild", action="store_true", help="delete existing caches first (build time of a first build)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the smallest size in memory and through the cache this many times, alternately; "
+                    "the throughput ratio is the median of the pairs (the machine's load varies)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="har-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -147,32 +132,59 @@ def main() -> None:
     base = work / f"base{base_h:g}h"
     make_base(base, base_h)
     rows = []
-    common = {"window_s": args.window, "hop_s": args.hop, "steps": args.steps}
-    mem = run_child({**common, "mode": "memory", "data": str(base)})
-    print(f"in-memory {base_h:g} h: {mem['windows']} windows ({mem['windows_mb']:.0f} MB of windows), "
-          f"epoch {mem['epoch_s']:.1f} s = {mem['windows_per_s']:.0f} windows/s, peak RSS {mem['peak_rss_mb']:.0f} MB",
-          flush=True)
+    common = {"window_s": args.window, "hop_s": args.hop}
+    pairs, cpu_pairs = [], []
+    for k in range(max(1, args.repeat) - 1):  # extra pairs at the smallest size (cache built on the first)
+        m = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
+        c = run_child({**common, "data": str(base), "cache": str(work / f"cache{base_h:g}h"),
+                       "out": str(work / f"model-cache{base_h:g}h")})
+        pairs.append(c["windows_per_s"] / m["windows_per_s"])
+        cpu_pairs.append(c["windows_per_cpu_s"] / m["windows_per_cpu_s"])
+        print(f"pair {k + 1}: in-memory {m['windows_per_s']:.0f} windows/s, {m['windows_per_cpu_s']:.0f} per CPU-s "
+              f"(load {m['load']:.1f}); cache {c['windows_per_s']:.0f} windows/s, {c['windows_per_cpu_s']:.0f} per "
+              f"CPU-s (load {c['load']:.1f}): x{pairs[-1]:.2f} wall, x{cpu_pairs[-1]:.2f} CPU", flush=True)
+    mem = run_child({**common, "data": str(base), "out": str(work / "model-memory")})
+    print(f"in-memory {base_h:g} h: {mem['windows']} windows ({mem['train_windows']} training), epoch "
+          f"{mem['epoch_s']:.1f} s = {mem['windows_per_s']:.0f} windows/s, {mem['windows_per_cpu_s']:.0f} per CPU-s, "
+          f"train() {mem['train_s']:.1f} s, peak RSS {mem['peak_rss_mb']:.0f} MB, accuracy {mem['accuracy']:.3f}, "
+          f"load {mem['load']:.1f}", flush=True)
     for h in hours:
         copies = max(1, round(h / base_h))
         data = base if copies == 1 else work / f"data{h:g}h"
         if copies > 1:
             make_size(base, data, copies)
-        r = run_child({**common, "mode": "cache", "data": str(data), "cache": str(work / f"cache{h:g}h")})
+        cache = work / f"cache{h:g}h"
+        if args.rebuild:
+            shutil.rmtree(cache, ignore_errors=True)
+        r = run_child({**common, "data": str(data), "cache": str(cache), "out": str(work / f"model-cache{h:g}h")})
         r["hours"] = base_h * copies
         rows.append(r)
+        if h == base_h:
+            pairs.append(r["windows_per_s"] / mem["windows_per_s"])
+            cpu_pairs.append(r["windows_per_cpu_s"] / mem["windows_per_cpu_s"])
         print(f"cache {r['hours']:g} h: build {r['build_s']:.1f} s ({r['converted']} recordings converted), "
-              f"{r['cache_mb']:.0f} MB on disk, {r['windows']} windows, epoch {r['epoch_s']:.1f} s = "
-              f"{r['windows_per_s']:.0f} windows/s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+              f"{r['cache_mb']:.0f} MB on disk, {r['windows']} windows ({r['train_windows']} training), epoch "
+              f"{r['epoch_s']:.1f} s = {r['windows_per_s']:.0f} windows/s, train() {r['train_s']:.1f} s, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB, accuracy {r['accuracy']:.3f}, load {r['load']:.1f}", flush=True)
     print()
-    print("| data | cache build (s) | cache size (MB) | windows | windows/s | vs in-memory | peak RSS (MB) "
-          "| RSS vs smallest |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {base_h:g} h, in memory (today's path) | {mem['build_s']:.1f} (cut windows) | - | {mem['windows']} | "
-          f"{mem['windows_per_s']:.0f} | x1.00 | {mem['peak_rss_mb']:.0f} | - |")
+    print("| data | cache build (s) | cache size (MB) | windows (train) | epoch windows/s | vs in-memory "
+          "| windows per CPU-s | train() (s) | peak RSS (MB) | RSS vs smallest | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {base_h:g} h, in memory (`har train`) | - | - | {mem['windows']} ({mem['train_windows']}) | "
+          f"{mem['windows_per_s']:.0f} | x1.00 | {mem['windows_per_cpu_s']:.0f} | "
+          f"{mem['train_s']:.0f} | {mem['peak_rss_mb']:.0f} | - | "
+          f"{mem['load']:.1f} |")
     for r in rows:
-        print(f"| {r['hours']:g} h, cache | {r['build_s']:.1f} | {r['cache_mb']:.0f} | {r['windows']} | "
-              f"{r['windows_per_s']:.0f} | x{r['windows_per_s'] / mem['windows_per_s']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} | x{r['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f} |")
+        print(f"| {r['hours']:g} h, `har train --cache` | {r['build_s']:.1f} | {r['cache_mb']:.0f} | {r['windows']} "
+              f"({r['train_windows']}) | {r['windows_per_s']:.0f} | x{r['windows_per_s'] / mem['windows_per_s']:.2f} "
+              f"| {r['windows_per_cpu_s']:.0f} | {r['train_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+              f"x{r['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f} | "
+              f"{r['load']:.1f} |")
+    if pairs:
+        print(f"\nthroughput cache / in-memory at {base_h:g} h: median x{statistics.median(pairs):.2f} over "
+              f"{len(pairs)} pair(s) ({', '.join(f'x{p:.2f}' for p in pairs)}); per CPU-second (less sensitive "
+              f"to the load): median x{statistics.median(cpu_pairs):.2f} "
+              f"({', '.join(f'x{p:.2f}' for p in cpu_pairs)})")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

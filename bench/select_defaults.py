@@ -9,12 +9,16 @@ label), with the same validation / early-stopping / ``epochs="auto"`` procedure 
 
 Stage 1 compares input representation x z-rotation augmentation; stage 2 varies the stage-1
 winner (pooling, magnitude channel, label smoothing, dilated second conv layer, z rotation
-chosen automatically). The winner is the candidate with the best mean CV accuracy averaged over
-the data sets (each data set weighs the same). Results are appended to a JSONL file, so an
-interrupted run resumes; ``--table`` prints the markdown table of docs/training.md.
+chosen automatically); stage 3 tries, on the stage-2 winner (today's default), knowledge
+distillation from MiniRocket (the teacher is fitted inside each fold on the student's training
+windows only) and an ensemble of small LSTMs exported as one model. The winner is the candidate
+with the best mean CV accuracy averaged over the data sets (each data set weighs the same).
+Results are appended to a JSONL file, so an interrupted run resumes; ``--table`` prints the
+markdown table of docs/training.md.
 
     nice -n 10 python bench/select_defaults.py --stage 1 [--data wisdm,watch,basic,sim] [--folds 3]
     nice -n 10 python bench/select_defaults.py --stage 2
+    nice -n 10 python bench/select_defaults.py --stage 3 --data watch,wisdm,basic,sim [--only "ensemble 2"]
     python bench/select_defaults.py --table
 """
 
@@ -155,6 +159,61 @@ def stage2(base_name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     }
 
 
+# stage 3 starts from today's default (= stage 2's "gravity_body, rotz 0 + magnitude, rotz auto" row)
+DEFAULT_NAME = "gravity_body, rotz 0 + magnitude, rotz auto"
+
+
+def stage3() -> dict[str, TrainConfig]:
+    """Distillation from MiniRocket (fitted inside each fold on the student's training windows only)
+    and ensembles of small LSTMs in one model, on today's defaults."""
+    base = _with(TrainConfig(), model={"ensemble": 1})  # the stage-2 winner: one model
+    d = DEFAULT_NAME
+    return {
+        f"{d} + distill minirocket a0.5 T0.5": _with(base, distill="minirocket"),
+        REFERENCE: base,  # not har: MiniRocket itself on the same folds (the bar to beat)
+        f"{d} + ensemble 2": _with(base, model={"ensemble": 2}),
+        f"{d} + distill minirocket a0.5 T0.5, ensemble 2": _with(base, model={"ensemble": 2}, distill="minirocket"),
+    }
+
+
+REFERENCE = "MiniRocket (aeon; reference, same folds and windows)"
+
+
+def _minirocket_fit(
+    config: TrainConfig,
+    norm: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+    **_: Any,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Stands in for har.training.fit.fit_model in the REFERENCE row: MiniRocket fitted on the
+    fold's training + validation windows (as `har train --reference` does), normalised like har's."""
+    from aeon.classification.convolution_based import MiniRocketClassifier
+    from threadpoolctl import threadpool_limits
+
+    from har.training.reference import MAX_TRAIN_WINDOWS, stratified_subset
+
+    x = np.concatenate([norm.apply(x_train), norm.apply(x_val)])
+    y = np.concatenate([y_train, y_val])
+    sel = stratified_subset(y, MAX_TRAIN_WINDOWS, config.seed)
+    clf = MiniRocketClassifier(random_state=config.seed, n_jobs=1)
+    with threadpool_limits(1):
+        clf.fit(np.ascontiguousarray(np.transpose(x[sel], (0, 2, 1))), y[sel])
+
+    class Predictor:
+        def predict(self, xn: np.ndarray, **_: Any) -> np.ndarray:
+            with threadpool_limits(1):
+                pred = np.asarray(clf.predict(np.ascontiguousarray(np.transpose(xn, (0, 2, 1)))), dtype=np.int64)
+            return np.eye(n_classes, dtype=np.float32)[pred]
+
+    return Predictor(), {"loss": []}
+
+
 def _done(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -185,17 +244,25 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
             def fold_line(i: int, f: dict[str, Any], d: str = dname, c: str = cname) -> None:
                 print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}", flush=True)
 
-            res = run_cv(
-                ds.recordings,
-                idx,
-                classes,
-                cfg,
-                key=key,
-                echo=lambda s: None,
-                grouped_by=ds.grouped_by,
-                folds=folds,
-                on_fold=fold_line,
-            )
+            import har.training.fit as fit_mod
+
+            fit_orig = fit_mod.fit_model
+            if cname == REFERENCE:
+                fit_mod.fit_model = _minirocket_fit  # type: ignore[assignment]
+            try:
+                res = run_cv(
+                    ds.recordings,
+                    idx,
+                    classes,
+                    cfg,
+                    key=key,
+                    echo=lambda s: None,
+                    grouped_by=ds.grouped_by,
+                    folds=folds,
+                    on_fold=fold_line,
+                )
+            finally:
+                fit_mod.fit_model = fit_orig  # type: ignore[assignment]
             row = {
                 "stage": stage,
                 "data": dname,
@@ -233,14 +300,16 @@ def ranking(rows: list[dict[str, Any]], data: list[str]) -> list[tuple[str, floa
     return sorted(out, key=lambda t: -t[1])
 
 
-def table(rows: list[dict[str, Any]], data: list[str]) -> str:
+def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False) -> str:
+    """The markdown table; ``seconds``: a column with the summed wall-clock seconds of the CV runs."""
     head = "| candidate | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |"
-    lines = [head, "|" + "---|" * (len(data) + 2)]
+    lines = [head + (" CV seconds (sum) |" if seconds else ""), "|" + "---|" * (len(data) + 2 + seconds)]
     for c, mean, d in ranking(rows, data):
         cells = [
             f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})" for k in data
         ]
-        lines.append(f"| {c} | " + " | ".join(cells) + f" | {mean:.3f} |")
+        tail = f" {sum(d[k]['seconds'] for k in data):.0f} |" if seconds else ""
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {mean:.3f} |" + tail)
     return "\n".join(lines)
 
 
@@ -251,9 +320,14 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--only", default="", help="stage 3: only names containing one of these (;-separated)")
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
+    if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
+        keep = [r for r in rows if r["stage"] == a.stage or (a.stage == 3 and r["candidate"] == DEFAULT_NAME)]
+        print(table(keep, data, seconds=a.stage == 3))
+        return
     if a.stage == 1:
         run(stage1(), data, a.folds, a.results, 1)
     elif a.stage == 2:
@@ -263,6 +337,11 @@ def main() -> None:
             sys.exit("stage 2 needs complete stage-1 results")
         name = best[0][0]
         run(stage2(name.replace(" (previous)", ""), stage1()[name]), data, a.folds, a.results, 2)
+    elif a.stage == 3:
+        cands = stage3()
+        if a.only:
+            cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
+        run(cands, data, a.folds, a.results, 3)
     print(table(_done(a.results), data))
     best = ranking(_done(a.results), data)
     if best:

@@ -143,6 +143,7 @@ class ModelConfig:
         "representation": "raw",
         "conv_dilation": 1,
         "pooling": "last",
+        "ensemble": 1,
     }
 
     lstm_units: tuple[int, ...] = (64,)
@@ -157,6 +158,11 @@ class ModelConfig:
     # the training data of four sets (docs/training.md, "Training defaults")
     representation: str = "gravity_body_magnitude"
     pooling: str = "last"  # many-to-one head over the last LSTM's outputs (POOLINGS)
+    # members of an ensemble in ONE model: each a conv + LSTM branch trained alone (seed + i), their
+    # embeddings concatenated into one softmax head = the average of the members' logits
+    # (har.training.ensemble); 1 = a single model. A bare ModelConfig is one model; `har train`'s
+    # default (TrainConfig.model) is DEFAULT_ENSEMBLE members, chosen by CV (docs/training.md)
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:
@@ -167,6 +173,8 @@ class ModelConfig:
             raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.conv_dilation < 1:
             raise ConfigError(f"conv_dilation must be at least 1, got {self.conv_dilation}")
+        if not 1 <= self.ensemble <= 8:
+            raise ConfigError(f"ensemble must be 1 (a single model) to 8 members, got {self.ensemble}")
         if not self.lstm_units or any(u < 1 for u in self.lstm_units):
             raise ConfigError(f"lstm_units must be positive integers, got {self.lstm_units}")
         if not 0.0 <= self.dropout < 1.0:
@@ -178,7 +186,9 @@ class ModelConfig:
             )
 
 
+DEFAULT_ENSEMBLE = 2  # members of `har train`'s default model (TrainConfig.model)
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+DISTILL = ("none", "minirocket")  # training-time-only teacher (har.training.distill)
 
 
 @dataclass(frozen=True)
@@ -237,8 +247,13 @@ class AugmentConfig:
 class TrainConfig:
     """Everything `har train` used, stored in the model directory."""
 
+    # a stored config without the key predates distillation: it had none
+    LEGACY_DEFAULTS: typing.ClassVar[dict[str, Any]] = {"distill": "none"}
+
     window: WindowConfig = field(default_factory=WindowConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # the default model: DEFAULT_ENSEMBLE members of the default ModelConfig (chosen by subject-wise CV
+    # on the training data of four sets, docs/training.md "Training defaults", stage 3)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(ensemble=DEFAULT_ENSEMBLE))
     # "auto": from the number of optimizer steps (har.training.fit.resolve_schedule): hundreds of
     # cheap epochs for a few hundred windows, tens for tens of thousands
     epochs: int | str = AUTO
@@ -258,6 +273,11 @@ class TrainConfig:
     cv_folds: int = 0  # leave-subjects-out cross-validation folds before the final fit; 0 = off
     clipnorm: float = 1.0  # gradient-norm clipping (0 = off); keeps LSTM training from blowing up
     label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
+    # "minirocket": soft targets from MiniRocket fitted on the training windows only (needs aeon at
+    # training time only; har.training.distill); loss = alpha * CE(label) + (1 - alpha) * CE(soft)
+    distill: str = "none"
+    distill_alpha: float = 0.5
+    distill_temperature: float = 0.5  # teacher soft targets: softmax(ridge decision / temperature)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "patience", "lr_patience"):
@@ -268,6 +288,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {'at least 1' if name == 'epochs' else '>= 0'} or 'auto', got {v}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.distill not in DISTILL:
+            raise ConfigError(f"distill must be one of {', '.join(DISTILL)}, got {self.distill!r}")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise ConfigError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
+        if self.distill_temperature <= 0:
+            raise ConfigError(f"distill_temperature must be positive, got {self.distill_temperature}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 < self.lr_factor < 1.0:

@@ -183,3 +183,24 @@ def test_identical_files_at_two_paths_are_two_recordings(recs: Path, tmp_path: P
     one = build_cache([tmp_path / "a"], tmp_path / "c1", WIN)
     two = build_cache([tmp_path / "a", tmp_path / "b"], tmp_path / "c2", WIN)
     assert len(two) == 2 * len(one) and len(two.entries) == 2
+
+
+def test_two_processes_building_one_cache_take_turns(recs: Path, tmp_path: Path) -> None:
+    """Two processes (e.g. two workers of a distributed run on one machine) build the same cache at
+    once: both succeed, the recordings are converted once, and the windows are right."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from har.config import WindowConfig; from har.training.cache import build_cache; "
+            "c = build_cache([sys.argv[1]], sys.argv[2], WindowConfig(rate_hz=50.0, window_s=2.0, hop_s=0.5)); "
+            "print(json.dumps([len(c.converted), len(c)]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(recs), str(tmp_path / "c")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    got = sorted(json.loads(o[0].strip().splitlines()[-1]) for o in outs)
+    x, _, _ = _in_memory(sorted(recs.glob("*.csv")))
+    assert got == [[0, x.shape[0]], [6, x.shape[0]]]  # one converted all six, the other none
+    cache = build_cache([recs], tmp_path / "c", WIN)
+    assert cache.converted == [] and np.array_equal(cache.windows(np.arange(len(cache))), x)

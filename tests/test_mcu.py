@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sshd_fixture import CLASSES, tiny_bundle
 
 from har.cli import cli
-from har.deploy.mcu import c_string, export_mcu
+from har.deploy.mcu import c_string, export_mcu, tflm_add_method
 from har.errors import ExportError
 from har.runtime.interpreter import load_interpreter
 
@@ -53,6 +53,10 @@ def test_headers_compile_with_gxx(int8_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "mcu"
     export_mcu(int8_bundle, out)
     raw_len = (int8_bundle / "model.tflite").stat().st_size
+    adds = re.findall(r"\(resolver\)\.(Add\w+)\(\);", (out / "har_model_config.h").read_text())
+    assert "AddFullyConnected" in adds and "AddSoftmax" in adds
+    resolver_methods = " ".join(f"void {a}() {{}}" for a in adds)  # stands in for MicroMutableOpResolver
+    n_ops = len(adds)
     check = tmp_path / "check.cc"
     check.write_text(
         f"""#include "har_model_data.h"
@@ -66,7 +70,9 @@ static_assert(sizeof(kHarAxisOrder) == 4 && kHarAxisOrder[0] == 'x', "axes");
 static_assert(kHarSampleRateHz == 25.0f && kHarInputIsInt8 && kHarOutputIsInt8, "rate, types");
 static_assert(kHarInputScale > 0.0f && kHarOutputScale > 0.0f, "scales");
 static_assert(kHarTensorArenaSize >= 1024 && kHarTensorArenaSize % 1024 == 0, "arena");
-int main() {{ return g_har_model_len == HAR_MODEL_LEN ? 0 : 1; }}
+struct Resolver {{ {resolver_methods} }};
+static_assert(HAR_NUM_OPS == {n_ops}, "op count");
+int main() {{ Resolver r; HAR_ADD_OPS(r); return g_har_model_len == HAR_MODEL_LEN ? 0 : 1; }}
 """
     )
     for src in (check, out / "har_model_data.cc"):
@@ -97,3 +103,27 @@ def test_cli_export_mcu(int8_bundle: Path, tmp_path: Path) -> None:
 def test_c_string_escapes() -> None:
     assert c_string('a"b\\c') == '"a\\"b\\\\c"'
     assert c_string("é?") == '"\\303\\251\\077"'
+
+
+def test_tflm_add_method_names() -> None:
+    assert tflm_add_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
+    assert tflm_add_method("UNIDIRECTIONAL_SEQUENCE_LSTM") == "AddUnidirectionalSequenceLSTM"
+    assert tflm_add_method("STRIDED_SLICE") == "AddStridedSlice"
+    assert tflm_add_method("BATCH_MATMUL") == "AddBatchMatMul"
+    assert tflm_add_method("CONCATENATION") == "AddConcatenation"
+
+
+def test_default_bundle_lists_every_op_it_runs(tmp_path: Path) -> None:
+    """models/default (gravity/body split and magnitude inside the graph) needs more than the LSTM
+    ops on a microcontroller; the header registers exactly the ops the flatbuffer holds."""
+    from har.deploy.mcu import model_ops
+
+    bundle = Path(__file__).resolve().parents[1] / "models" / "default"
+    export_mcu(bundle, tmp_path / "mcu")
+    cfg = (tmp_path / "mcu" / "har_model_config.h").read_text()
+    interp, _ = load_interpreter(bundle / "model.tflite")
+    ops = model_ops(interp, (bundle / "model.tflite").read_bytes())
+    assert "DELEGATE" not in ops
+    assert {"UNIDIRECTIONAL_SEQUENCE_LSTM", "FULLY_CONNECTED", "SOFTMAX"} <= set(ops)
+    assert f"#define HAR_NUM_OPS {len(ops)}" in cfg
+    assert re.findall(r"\(resolver\)\.(Add\w+)\(\);", cfg) == [tflm_add_method(o) for o in ops]

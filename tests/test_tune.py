@@ -42,6 +42,8 @@ TINY_SPACE = {
     "representation": ["raw"],
     "pooling": ["last"],
     "label_smoothing": [0.0],
+    "ensemble": [1],
+    "distill": ["none"],
 }
 TINY_ARGS = ["--folds", "2", "--rate", "25", "--min-agreement", "0.9", "--epochs", "2"]
 
@@ -172,7 +174,8 @@ def test_space_suggests_valid_configs_and_only_existing_fields() -> None:
                 assert name not in trial.params  # searched once the model code has the field
         study.tell(trial, 0.5)
     assert set(searched_fields()) <= {
-        "ModelConfig.representation", "ModelConfig.conv_dilation", "ModelConfig.pooling", "TrainConfig.label_smoothing"
+        "ModelConfig.representation", "ModelConfig.conv_dilation", "ModelConfig.pooling", "TrainConfig.label_smoothing",
+        "ModelConfig.ensemble", "TrainConfig.distill",
     }
     with pytest.raises(ConfigError):
         SearchSpace.from_dict({"augment": ["sideways"]})

@@ -11,6 +11,7 @@ import click
 
 from har.config import (
     AUTO,
+    DISTILL,
     LR_SCHEDULES,
     POOLINGS,
     REPRESENTATIONS,
@@ -73,6 +74,10 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "conv_dilation": ("model", "conv_dilation"),
     "representation": ("model", "representation"),
     "pooling": ("model", "pooling"),
+    "ensemble": ("model", "ensemble"),
+    "distill": ("", "distill"),
+    "distill_alpha": ("", "distill_alpha"),
+    "distill_temperature": ("", "distill_temperature"),
     "augment": ("augment", "enabled"),
     "augment_p": ("augment", "p"),
     "rotation_deg": ("augment", "rotation_deg"),
@@ -240,6 +245,36 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     help="Many-to-one head over the LSTM outputs: last state, mean over time, or attention.",
 )
 @click.option(
+    "--ensemble",
+    type=click.IntRange(1, 8),
+    default=_T.model.ensemble,
+    show_default=True,
+    help="Train this many models (seeds seed, seed+1, ...) and export them as ONE model whose output "
+    "averages their logits (1 = a single model; each member is one more training run).",
+)
+@click.option(
+    "--distill",
+    type=click.Choice(DISTILL),
+    default=_T.distill,
+    show_default=True,
+    help="Knowledge distillation: minirocket fits MiniRocket (aeon, training time only) on the training "
+    "windows and trains the LSTM on its soft targets as well as the labels.",
+)
+@click.option(
+    "--distill-alpha",
+    type=click.FloatRange(0.0, 1.0),
+    default=_T.distill_alpha,
+    show_default=True,
+    help="Distillation: weight of the label loss; 1 - this weighs the teacher's soft targets.",
+)
+@click.option(
+    "--distill-temperature",
+    type=click.FloatRange(0.0, min_open=True),
+    default=_T.distill_temperature,
+    show_default=True,
+    help="Distillation: teacher soft targets are softmax(ridge decision / this); lower is sharper.",
+)
+@click.option(
     "--label-smoothing",
     type=click.FloatRange(0.0, 1.0, max_open=True),
     default=_T.label_smoothing,
@@ -368,6 +403,16 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     help="Also fit MiniRocket (aeon; pip install 'har-edge[reference]') on the same windows and report its "
     "test score beside har's.  [default: off]",
 )
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Read windows through a window cache in this directory (data larger than memory): recordings are "
+    "converted once into arrays on disk (again only when one changes) and training, validation, --cv and "
+    "test stream from it; never all windows in memory; the same split, seeds and model directory. Not with "
+    "--reference.  [default: in memory; a warning suggests it when the windows would not fit]",
+)
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out directory.  [default: off]")
 @click.option(
     "--force",
@@ -406,8 +451,14 @@ def train_cmd(**params: Any) -> None:
     from har.training.train import REPORT_TXT, train
 
     test = list(params["test"]) or None
+    if params["cache_dir"] is None:
+        from har.training.stream import memory_warning
+
+        warning = memory_warning(list(params["data"]) + (test or []), config.window)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     kwargs: dict[str, Any] = {"test_data": test, "progress": True, "echo": click.echo, "force": params["force"],
-                              "reference": params["reference"]}
+                              "reference": params["reference"], "cache_dir": params["cache_dir"]}
     if params["distributed"]:
         from har.training.distributed import train_distributed
 

@@ -44,10 +44,14 @@ _DEFAULT_TRIALS = 20
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=0.98, show_default=True,
               help="int8 export verification: minimum argmax agreement with Keras.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of folds, sampler and training.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Read windows through window caches in this directory (data larger than memory; one cache per "
+              "window length tried, each recording converted once per window). [default: in memory]")
 def tune_cmd(
     data: tuple[Path, ...], out: Path, trials: int | None, time_budget: float | None, max_kb: float | None,
     max_ms: float | None, storage: str | None, study: str, folds: int, rate_hz: float, epochs: int | None,
     finalists: int, space_file: Path | None, search_only: bool, min_agreement: float, seed: int,
+    cache_dir: Path | None,
 ) -> None:
     """Search model and training settings for recordings DATA, scored by cross-validation inside DATA.
 
@@ -69,7 +73,7 @@ def tune_cmd(
     opts = TuneOptions(
         trials=trials, time_budget_min=time_budget, max_kb=max_kb, max_ms=max_ms, storage=storage, study=study,
         folds=folds, rate_hz=rate_hz, epochs=epochs, seed=seed, finalists=finalists, search_only=search_only,
-        min_agreement=min_agreement,
+        min_agreement=min_agreement, cache=None if cache_dir is None else str(cache_dir),
     )
     result = tune(list(data), out, opts, space=space, echo=lambda s: click.echo(s, err=True))
     click.echo(f"leaderboard: {out / 'leaderboard.txt'}")

@@ -57,6 +57,7 @@ def run_cv(
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     grouped_by: str = "subject",
     folds: int | None = None,
+    windows: Callable[..., Any] = windows_for,
 ) -> dict[str, Any]:
     """Cross-validate ``config`` over the recordings at ``indices``, grouped by ``key`` (subject).
 
@@ -66,12 +67,20 @@ def run_cv(
     inside a fold: held-out subjects (``config.val_fraction``), or with a single remaining subject
     a label-stratified fraction of its recordings (har.training.fit). ``on_fold(fold_index,
     fold_dict)`` is called after each fold (0-based index; the dict as in ``folds`` below) and may
-    raise to stop early (e.g. an Optuna pruner).
+    raise to stop early (e.g. an Optuna pruner). ``windows``: how windows are cut for a list of
+    recordings (har.dataset.windows_for; har.training.stream.CachedWindowsFor reads a window cache).
 
     Returns a JSON-ready dict: ``folds`` (per fold: test subjects, accuracy, macro_f1, windows,
     per_subject, epochs), ``accuracy_mean``, ``accuracy_std``, ``macro_f1_mean``, ``macro_f1_std``
     (sample std over folds), ``k``, ``per_subject`` (accuracy of each subject when it was held out)."""
-    from har.training.fit import _majority_label, encode, fit_model, fit_normalization, holdout_recordings, normalize
+    from har.training.fit import (
+        _majority_label,
+        encode,
+        fit_model,
+        fit_normalization,
+        holdout_recordings,
+        predict_proba,
+    )
 
     k = folds if folds is not None else config.cv_folds
     keys = sorted({key(recordings[i]) for i in indices})
@@ -94,9 +103,9 @@ def run_cv(
             tr_idx, va_idx = pick(tr_keys), pick(va_keys)
             if not va_idx:
                 tr_idx, va_idx = holdout_recordings(recordings, tr_idx, vf, config.seed + 1 + fi)
-        tr = windows_for(recordings, tr_idx, wc)
-        va = windows_for(recordings, va_idx, wc)
-        te = windows_for(recordings, pick(fold), wc)
+        tr = windows(recordings, tr_idx, wc)
+        va = windows(recordings, va_idx, wc)
+        te = windows(recordings, pick(fold), wc)
         tr, va, te = (w.select(np.isin(w.y, list(classes))) for w in (tr, va, te))
         if len(tr) == 0 or len(te) == 0:
             raise TrainingError(f"cross-validation fold {fi + 1}: no labelled training or test windows")
@@ -113,7 +122,7 @@ def run_cv(
             echo,
         )
         yte = encode(te.y, classes)
-        pred = np.asarray(model.predict(normalize(te.x, norm), batch_size=256, verbose=0)).argmax(axis=1)
+        pred = predict_proba(model, te.x, norm).argmax(axis=1)
         m = compute_metrics(yte, pred, classes)
         subj = group_accuracy(yte, pred, te.subject)
         per_subject.update(subj)

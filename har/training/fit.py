@@ -51,8 +51,19 @@ class Schedule:
 
 
 def fit_normalization(x: np.ndarray) -> Normalization:
-    """Per-axis mean and standard deviation (g) over windows x (n, window, channels)."""
+    """Per-axis mean and standard deviation (g) over windows x (n, window, channels); windows of
+    the cache (har.training.stream.CachedWindows) are streamed."""
+    if not isinstance(x, np.ndarray):
+        return x.normalization()  # type: ignore[no-any-return]
     return Normalization.fit(x)
+
+
+def predict_proba(model: Any, x: np.ndarray, norm: Normalization, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of ``model`` for raw windows ``x`` (normalised here); windows of the
+    cache are predicted chunk by chunk."""
+    if not isinstance(x, np.ndarray):
+        return x.predict(model, norm, batch_size)  # type: ignore[no-any-return]
+    return np.asarray(model.predict(normalize(x, norm), batch_size=batch_size, verbose=0))
 
 
 def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
@@ -179,15 +190,31 @@ def fit_model(
     n_classes: int,
     progress: bool = False,
     echo: Callable[[str], None] = print,
+    soft: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Seeded, deterministic Keras training on raw windows (g) with integer labels.
 
+    ``config.distill`` (har.training.distill): the teacher's soft targets for ``x_train`` are
+    computed here once (or passed as ``soft``). ``config.model.ensemble > 1``: the members are
+    fitted and assembled by har.training.ensemble.
+
     Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``
     and, when the z rotation was chosen here, ``"rotation_z_deg"`` (one value each)."""
+    if config.distill != "none" and soft is None:
+        from har.training.distill import teacher_soft_targets
+
+        echo(f"distillation: fitting the {config.distill} teacher on the {len(y_train)} training windows")
+        soft = teacher_soft_targets(x_train, y_train, n_classes, config.distill_temperature, config.seed)
+    if config.model.ensemble > 1:
+        from har.training.ensemble import fit_ensemble
+
+        return fit_ensemble(
+            config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, fit_model, soft=soft
+        )
     aug = config.augment
     if aug.enabled and aug.rotation_z_deg == AUTO:
-        return _fit_auto_rotation(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
-    return _fit_once(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+        return _fit_auto_rotation(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
+    return _fit_once(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
 
 
 def _best_val_accuracy(hist: dict[str, list[float]]) -> float:
@@ -207,6 +234,7 @@ def _fit_auto_rotation(
     n_classes: int,
     progress: bool,
     echo: Callable[[str], None],
+    soft: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """rotation_z_deg="auto": fit with each of ROTATION_CHOICES and keep the better one by
     validation accuracy at the best validation-loss epoch (ties: no rotation). With more than
@@ -215,7 +243,7 @@ def _fit_auto_rotation(
     if x_val.shape[0] == 0:
         echo("z rotation auto: no validation windows, using 0 degrees")
         cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=0.0))
-        model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+        model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
         hist["rotation_z_deg"] = [0.0]
         return model, hist
     sub = _stratified_subset(y_train, AUTO_ROTATION_MAX_WINDOWS, config.seed)
@@ -225,7 +253,8 @@ def _fit_auto_rotation(
         cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=deg))
         if progress:
             echo(f"z rotation auto: fitting with {deg:g} degrees" + ("" if full else f" ({sub.size} windows)"))
-        model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, progress, echo)
+        s_sub = soft[sub] if soft is not None else None
+        model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, progress, echo, s_sub)
         acc = _best_val_accuracy(hist)
         echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {acc:.4f}")
         results.append((acc, deg, model, hist, cfg))
@@ -233,7 +262,7 @@ def _fit_auto_rotation(
     acc, deg, model, hist, cfg = best
     echo(f"z rotation auto: chose {deg:g} degrees")
     if not full:
-        model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo)
+        model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
     hist["rotation_z_deg"] = [float(deg)]
     hist["rotation_z_val_accuracy"] = [float(r[0]) for r in results]
     return model, hist
@@ -249,6 +278,7 @@ def _fit_once(
     n_classes: int,
     progress: bool,
     echo: Callable[[str], None],
+    soft: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     from har.training._tf import import_tf
     from har.training.model import build_model, set_normalization
@@ -274,14 +304,27 @@ def _fit_once(
         onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
         return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=smoothing)
 
+    loss_fn: Any = loss if smoothing > 0 else "sparse_categorical_crossentropy"
+    metric: Any = "accuracy"
+    labels = y_train
+    if soft is not None:  # distillation: packed [label, weight, soft...] targets (har.training.distill)
+        from har.training.distill import accuracy_metric, make_loss, pack_targets
+
+        if dist is not None:
+            from har.errors import ConfigError
+
+            raise ConfigError("--distill does not work with --distributed yet: train without one of them")
+        loss_fn = make_loss(tf, keras, n_classes, config.distill_alpha, smoothing)
+        metric = accuracy_metric(tf)
+        y_train, y_val = pack_targets(y_train, soft, n_classes), pack_targets(y_val, None, n_classes)
     with scope:
         model = build()
         model.compile(
             optimizer=keras.optimizers.Adam(
                 learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
             ),
-            loss=loss if smoothing > 0 else "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            loss=loss_fn,
+            metrics=[metric],
             **(dist.compile_kwargs() if dist is not None else {}),
         )
     has_val = x_val.shape[0] > 0
@@ -334,7 +377,7 @@ def _fit_once(
         callbacks += lr_callbacks(config, keras, "val_loss", sched)
     if progress:
         callbacks.append(EpochLine())
-    weights = class_weights(y_train, n_classes) if config.class_weights else None
+    weights = class_weights(labels, n_classes) if config.class_weights else None
     if dist is not None:  # `har train --distributed` (har.training.distributed): arrays or cached windows
         cw = None if weights is None else np.array([weights[k] for k in range(n_classes)], np.float32)
         hist = dist.fit_windows(
@@ -344,12 +387,17 @@ def _fit_once(
             epochs=epochs, callbacks=callbacks,
         )
         model = dist.local_model(model, build)
+    elif not isinstance(x_train, np.ndarray):  # windows read through the cache (har.training.stream)
+        from har.training.stream import fit_datasets
+
+        train_ds, val_ds = fit_datasets(config, norm, x_train, y_train, x_val, y_val, weights)
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
     elif config.augment.active:
         from har.training.augment import make_batches
 
         sw = None
         if weights is not None:
-            sw = np.array([weights[int(k)] for k in range(n_classes)], dtype=np.float32)[y_train]
+            sw = np.array([weights[int(k)] for k in range(n_classes)], dtype=np.float32)[labels]
         batches = make_batches(
             x_train,
             y_train,
@@ -364,13 +412,16 @@ def _fit_once(
         hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
         val = (normalize(x_val, norm), y_val) if has_val else None
+        weight_kw: dict[str, Any] = {"class_weight": weights}
+        if soft is not None and weights is not None:  # Keras reads class_weight off 1-D labels only
+            weight_kw = {"sample_weight": np.array([weights[k] for k in range(n_classes)], dtype=np.float32)[labels]}
         hist = model.fit(
             normalize(x_train, norm),
             y_train,
             validation_data=val,
             epochs=epochs,
             batch_size=config.batch_size,
-            class_weight=weights,
+            **weight_kw,
             shuffle=True,
             verbose=0,
             callbacks=callbacks,

@@ -93,7 +93,7 @@ def build_model(
     unroll: bool = False,
 ) -> Any:
     """Input(window, channels) -> representation -> [Conv1D relu x conv_layers] -> LSTM stack ->
-    pooling -> [Dropout] -> [Dense relu] -> Dense softmax.
+    pooling -> [Dropout] -> [Dense relu] -> Dense softmax ("probs").
 
     ``cfg.representation`` (see har.config.REPRESENTATIONS) derives gravity / body / magnitude
     channels inside the graph with fixed weights, so runtime and bundle are unchanged. The
@@ -107,11 +107,34 @@ def build_model(
     weights are interchangeable between batch sizes (same layer names and shapes). ``unroll=True``
     (with a fixed batch) unrolls the LSTM into per-step matrix products and elementwise ops: a
     bigger file, but XNNPACK runs it several times faster per window at large batches (the
-    replay model)."""
+    replay model).
+
+    ``cfg.ensemble > 1``: that many branches (conv front end to embedding, layer names prefixed
+    ``m0_``, ``m1_``, ...) share the fixed representation layers; their embeddings are concatenated
+    and one Dense softmax head ``probs`` reads them (har.training.ensemble sets it to the average
+    of the members' logits). Still builtin TFLite ops only."""
     _, keras = import_tf()
-    layers = keras.layers
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
     x = _representation(cfg, inp, window_samples, n_channels, keras)
+    if cfg.ensemble == 1:
+        emb = _branch(cfg, x, "", unroll, keras)
+    else:  # one branch per member, one head over the concatenated embeddings (har.training.ensemble)
+        emb = keras.layers.Concatenate(axis=-1, name="ensemble_embedding")(
+            [_branch(cfg, x, member_prefix(j), unroll, keras) for j in range(cfg.ensemble)]
+        )
+    out = keras.layers.Dense(n_classes, activation="softmax", name="probs")(emb)
+    return keras.Model(inp, out, name="har_lstm")
+
+
+def member_prefix(j: int) -> str:
+    """Layer-name prefix of ensemble member ``j`` (a single model has none)."""
+    return f"m{j}_"
+
+
+def _branch(cfg: ModelConfig, x: Any, prefix: str, unroll: bool, keras: Any) -> Any:
+    """[Conv1D relu x conv_layers] -> LSTM stack -> pooling -> [Dropout] -> [Dense relu]: the
+    embedding that the softmax head reads. Layer names carry ``prefix``."""
+    layers = keras.layers
     if cfg.conv_filters > 0:
         for i in range(cfg.conv_layers):
             x = layers.Conv1D(
@@ -121,25 +144,24 @@ def build_model(
                 dilation_rate=cfg.conv_dilation**i if i > 0 else 1,
                 padding="same",
                 activation="relu",
-                name=f"conv_{i}",
+                name=f"{prefix}conv_{i}",
             )(x)
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
         seq = not last or cfg.pooling != "last"
-        x = layers.LSTM(units, return_sequences=seq, unroll=unroll, name=f"lstm_{i}")(x)
+        x = layers.LSTM(units, return_sequences=seq, unroll=unroll, name=f"{prefix}lstm_{i}")(x)
     if cfg.pooling == "mean":
-        x = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+        x = layers.GlobalAveragePooling1D(name=f"{prefix}mean_pool")(x)
     elif cfg.pooling == "attention":
         steps = int(x.shape[1])
-        score = layers.Dense(1, use_bias=False, name="attention_score")(x)  # (b, t, 1)
-        score = layers.Reshape((steps,), name="attention_flat")(score)
-        weight = layers.Softmax(name="attention_weight")(score)
-        weight = layers.Reshape((steps, 1), name="attention_col")(weight)
-        x = layers.Multiply(name="attention_apply")([x, weight])
-        x = layers.GlobalAveragePooling1D(name="attention_sum")(x)  # mean = sum / steps: a fixed scale
+        score = layers.Dense(1, use_bias=False, name=f"{prefix}attention_score")(x)  # (b, t, 1)
+        score = layers.Reshape((steps,), name=f"{prefix}attention_flat")(score)
+        weight = layers.Softmax(name=f"{prefix}attention_weight")(score)
+        weight = layers.Reshape((steps, 1), name=f"{prefix}attention_col")(weight)
+        x = layers.Multiply(name=f"{prefix}attention_apply")([x, weight])
+        x = layers.GlobalAveragePooling1D(name=f"{prefix}attention_sum")(x)  # mean = sum / steps: a fixed scale
     if cfg.dropout > 0:
-        x = layers.Dropout(cfg.dropout, name="dropout")(x)
+        x = layers.Dropout(cfg.dropout, name=f"{prefix}dropout")(x)
     if cfg.dense_units > 0:
-        x = layers.Dense(cfg.dense_units, activation="relu", name="dense_hidden")(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
-    return keras.Model(inp, out, name="har_lstm")
+        x = layers.Dense(cfg.dense_units, activation="relu", name=f"{prefix}dense_hidden")(x)
+    return x

@@ -32,7 +32,7 @@ from har.artifacts.layout import (  # noqa: F401 - file names re-exported for ca
     REPORT_TXT,
     WEIGHTS_FILE,
 )
-from har.artifacts.metadata import ModelMetadata, save_metadata
+from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
 from har.config import TrainConfig
 from har.dataset import Split, fingerprint, load_recordings, split_recordings, windows_for
 from har.errors import TrainingError
@@ -139,6 +139,7 @@ def train(
     echo: Callable[[str], None] = print,
     force: bool = False,
     reference: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train a model on ``data`` (recording files or directories) and write it to ``out_dir``.
 
@@ -149,14 +150,25 @@ def train(
     har.training.preflight checks ``out_dir``, the data's plausibility and the classes per split
     (``force`` accepts implausible data and classes without test windows, with warnings).
     ``reference`` also fits MiniRocket (har.training.reference, needs aeon) on the same windows and
-    reports it beside har."""
+    reports it beside har. ``cache_dir`` given: the windows are read through the window cache in
+    that directory (har.training.stream: recordings converted once, never all windows in memory)."""
     from har.training import preflight
+
+    if cache_dir is not None:
+        from har.training.stream import train_streaming
+
+        return train_streaming(data, out_dir, config, cache_dir, test_data=test_data, progress=progress, echo=echo,
+                               force=force, reference=reference)
 
     t_start = time.monotonic()
     if reference:
         from har.training.reference import require_aeon
 
         require_aeon()
+    if config.distill != "none":
+        from har.training.distill import require_teacher
+
+        require_teacher(config.distill)
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
@@ -227,19 +239,51 @@ def train(
         )
         echo(f"reference: MiniRocket accuracy {ref['accuracy']:.4f}, macro-F1 {ref['macro_f1']:.4f}")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(out / WEIGHTS_FILE))
     rng = np.random.default_rng(config.seed)
     ci = _subset(len(tr), MAX_CALIB_WINDOWS, rng)
     hi = _subset(len(te), MAX_HELDOUT_WINDOWS, rng)
+    return write_model_dir(
+        out_dir, model, hist, config, classes, norm, split,
+        summary=_data_summary(all_recs, split, tr, va, te),
+        data_fingerprint=fingerprint([r.path for r in all_recs if r.path is not None]),
+        deploy_windows=(tr.x[ci], te.x[hi], yte[hi]),
+        metrics=metrics, per_subject=per_subject, n_test=len(te), cv_result=cv_result, ref=ref, t_start=t_start,
+    )
+
+
+def write_model_dir(
+    out_dir: str | os.PathLike[str],
+    model: Any,
+    hist: dict[str, list[float]],
+    config: TrainConfig,
+    classes: Sequence[str],
+    norm: Normalization,
+    split: Split,
+    *,
+    summary: dict[str, Any],
+    data_fingerprint: str,
+    deploy_windows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    metrics: dict[str, Any],
+    per_subject: dict[str, Any],
+    n_test: int,
+    cv_result: dict[str, Any] | None,
+    ref: dict[str, Any] | None,
+    t_start: float,
+) -> TrainResult:
+    """Write the model directory (weights, deploy windows, metadata, reports, figures) of a fitted
+    model; shared by the in-memory path and the cache path (har.training.stream).
+    ``deploy_windows``: (calibration windows from training, held-out test windows, their labels)."""
+    wc = config.window
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(out / WEIGHTS_FILE))
+    calib_x, heldout_x, heldout_y = deploy_windows
     np.savez(
         out / DEPLOY_WINDOWS_FILE,
-        calib_x=tr.x[ci].astype(np.float32),
-        heldout_x=te.x[hi].astype(np.float32),
-        heldout_y=yte[hi].astype(np.int32),
+        calib_x=np.asarray(calib_x, dtype=np.float32),
+        heldout_x=np.asarray(heldout_x, dtype=np.float32),
+        heldout_y=np.asarray(heldout_y).astype(np.int32),
     )
-    summary = _data_summary(all_recs, split, tr, va, te)
     # what the "auto" settings resolved to (the stored train_config keeps "auto")
     summary["resolved"] = {"epochs_planned": int(hist.get("epochs_planned", [0])[0])}
     if "rotation_z_deg" in hist:
@@ -252,8 +296,8 @@ def train(
         window=wc,
         normalization=norm,
         train_config=config,
-        data_fingerprint=fingerprint([r.path for r in all_recs if r.path is not None]),
-        metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n_test_windows": len(te)},
+        data_fingerprint=data_fingerprint,
+        metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n_test_windows": n_test},
         data_summary=summary,
         created=utc_now_iso(),
     )

@@ -36,8 +36,8 @@ import numpy as np
 from har.config import TrainConfig, WindowConfig, config_to_dict
 from har.dataset import fingerprint, load_recordings, windows_for
 from har.errors import ConfigError, HarError, TuneError
-from har.recording.format import Recording
-from har.training.tune_space import SearchSpace, describe, suggest_config
+from har.recording.format import Recording, find_recordings
+from har.training.tune_space import SearchSpace, available, describe, suggest_config
 
 STUDY_DB = "study.db"
 DEFAULT_STUDY = "har-tune"
@@ -69,6 +69,7 @@ class TuneOptions:
     search_only: bool = False  # run trials only (workers of a shared study)
     min_agreement: float = 0.98  # int8 export verification, as `har deploy`
     lock_timeout_s: float = 30.0  # SQLite: wait this long for a lock held by another process
+    cache: str | None = None  # window cache root (`har tune --cache DIR`, har.training.stream); None = in memory
 
     def __post_init__(self) -> None:
         if self.trials is not None and self.trials < 1:
@@ -114,6 +115,7 @@ class DataPlan:
     groups: dict[int, str]  # recording index -> group key (subject, or "foldN")
     fingerprint: str
     files: list[str]
+    windows: Callable[..., Any] = windows_for  # windows of recordings (a window cache's, with --cache)
 
     def key(self, rec: Recording) -> str:
         return self.groups[id(rec)]
@@ -144,14 +146,29 @@ def stratified_groups(recs: Sequence[Recording], k: int, seed: int) -> list[str]
     return out
 
 
-def plan_data(data: Sequence[str | os.PathLike[str]], folds: int, seed: int) -> DataPlan:
-    """Load DATA and decide the folds; every reason it cannot be cross-validated is a TuneError."""
+def plan_data(data: Sequence[str | os.PathLike[str]], folds: int, seed: int, cache: str | None = None,
+              rate_hz: float = WindowConfig().rate_hz, echo: Callable[[str], None] | None = None) -> DataPlan:
+    """Load DATA and decide the folds; every reason it cannot be cross-validated is a TuneError.
+    ``cache``: the recordings are read through window caches under that directory (one per window
+    configuration, har.training.stream), never all windows in memory."""
     if not data:
         raise TuneError("no data given")
-    recs = load_recordings(list(data), progress=False)
+    windows: Callable[..., Any] = windows_for
+    if cache is not None:
+        from har.training.stream import CachedWindowsFor, fingerprint_of, indexed_recordings
+
+        sources = [str(p) for p in find_recordings(list(data))]
+        windows = CachedWindowsFor(cache, sources, echo=echo)
+        first = windows.cache(WindowConfig(rate_hz=rate_hz))[0]
+        recs: list[Any] = indexed_recordings(first, sources)
+    else:
+        recs = load_recordings(list(data), progress=False)
     if not recs:
         raise TuneError(f"no recordings found in {', '.join(str(d) for d in data)}")
-    labels = sorted({str(v) for r in recs for v in np.unique(r.labels.astype(str))} - {""})
+    if cache is None:
+        labels = sorted({str(v) for r in recs for v in np.unique(r.labels.astype(str))} - {""})
+    else:  # the labels of every recording's samples, from the index
+        labels = sorted({v for e in first.entries for v in e.labels})
     if not labels:
         raise TuneError("the data has no labelled samples: label it first (har record --label / har import)")
     if len(labels) < 2:
@@ -184,8 +201,9 @@ def plan_data(data: Sequence[str | os.PathLike[str]], folds: int, seed: int) -> 
         labels=labels,
         by=by,
         groups={id(r): g for r, g in zip(recs, groups, strict=True)},
-        fingerprint=fingerprint(files),
+        fingerprint=fingerprint(files) if cache is None else fingerprint_of(first, files),
         files=files,
+        windows=windows,
     )
 
 
@@ -321,7 +339,7 @@ class _Objective:
         k = (wc.window_s, wc.hop_s)
         if k not in self._classes:
             recs = self.plan.recordings
-            w = windows_for(recs, range(len(recs)), wc)
+            w = self.plan.windows(recs, range(len(recs)), wc)
             self._classes[k] = sorted(set(w.y.tolist()))
         classes = self._classes[k]
         if len(classes) < 2:
@@ -376,6 +394,7 @@ class _Objective:
                 key=self.plan.key,
                 echo=lambda _s: None,
                 on_fold=on_fold,
+                **({} if self.plan.windows is windows_for else {"windows": self.plan.windows}),
             )
         except optuna.TrialPruned:
             trial.set_user_attr("note", f"pruned after fold {len(accs)}")
@@ -520,11 +539,13 @@ def tune(
     meets (after the leaderboard is written), and TuneInterrupted on Ctrl-C."""
     from har.training import tune_final, tune_report
 
-    space = space or SearchSpace()
+    space, dropped = available(space or SearchSpace())
+    if dropped:
+        echo(f"[tune] {dropped}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TuneError(f"--out {out} exists and is not a directory")
-    plan = plan_data(data, opts.folds, opts.seed)
+    plan = plan_data(data, opts.folds, opts.seed, cache=opts.cache, rate_hz=opts.rate_hz, echo=echo)
     out.mkdir(parents=True, exist_ok=True)
     url = storage_url(out, opts.storage)
     n = opts.n_trials

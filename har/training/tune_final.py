@@ -27,7 +27,6 @@ import numpy as np
 
 from har.artifacts.metadata import ModelMetadata, save_metadata
 from har.config import ExportConfig, TrainConfig, config_from_dict
-from har.dataset import windows_for
 from har.errors import HarError, TuneError
 from har.recording.format import utc_now_iso
 
@@ -91,9 +90,9 @@ def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], 
     classes = list(ua["classes"])
     recs = plan.recordings
     tr_idx, va_idx = validation_split(plan, cfg.seed, cfg.val_fraction)
-    w = windows_for(recs, tr_idx, cfg.window)
+    w = plan.windows(recs, tr_idx, cfg.window)  # windows_for, or a window cache's (har tune --cache)
     w = w.select(np.isin(w.y, classes))
-    va = windows_for(recs, va_idx, cfg.window)
+    va = plan.windows(recs, va_idx, cfg.window)
     va = va.select(np.isin(va.y, classes))
     if len(w) == 0:
         raise TuneError(f"trial {trial.number}: no labelled windows to train on")

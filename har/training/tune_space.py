@@ -48,6 +48,8 @@ class SearchSpace:
     learning_rate: tuple[float, ...] = (5e-4, 1e-3, 2e-3, 5e-3)
     lr_schedule: tuple[str, ...] = ("constant", "plateau", "cosine")
     label_smoothing: tuple[float, ...] = (0.0, 0.05, 0.1)
+    ensemble: tuple[int, ...] = (1, 2)  # members exported as one model (costs that many trainings)
+    distill: tuple[str, ...] = ("none", "minirocket")  # minirocket needs aeon; dropped without it
 
     def __post_init__(self) -> None:
         from har.errors import ConfigError
@@ -55,6 +57,11 @@ class SearchSpace:
         for f in dataclasses.fields(self):
             if not getattr(self, f.name):
                 raise ConfigError(f"search space: {f.name} has no choices")
+        from har.config import DISTILL
+
+        bad = sorted(set(self.distill) - set(DISTILL))
+        if bad:
+            raise ConfigError(f"search space: unknown distill choice {bad[0]!r} ({', '.join(DISTILL)})")
         unknown = sorted(set(self.augment) - set(AUGMENT_POLICIES))
         if unknown:
             raise ConfigError(f"search space: unknown augment policy {unknown[0]!r} ({', '.join(AUGMENT_POLICIES)})")
@@ -70,6 +77,24 @@ class SearchSpace:
         return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
+def available(space: SearchSpace) -> tuple[SearchSpace, str]:
+    """``space`` without choices this machine cannot train (distill "minirocket" without aeon),
+    and a one-line note saying what was dropped ("" when nothing). ConfigError when nothing is left."""
+    if "minirocket" not in space.distill:
+        return space, ""
+    try:
+        import aeon  # noqa: F401
+    except ImportError:
+        rest = tuple(d for d in space.distill if d != "minirocket")
+        if not rest:
+            from har.errors import ConfigError
+            from har.training.distill import INSTALL_HINT
+
+            raise ConfigError(f"search space: distill minirocket needs aeon: {INSTALL_HINT}") from None
+        return dataclasses.replace(space, distill=rest), "distill minirocket not searched: aeon is not installed"
+    return space, ""
+
+
 def has_field(cls: type, name: str) -> bool:
     """True when dataclass ``cls`` has a field ``name`` (so it can be searched)."""
     return name in {f.name for f in dataclasses.fields(cls)}
@@ -78,7 +103,8 @@ def has_field(cls: type, name: str) -> bool:
 def searched_fields() -> list[str]:
     """The optional config fields this har version can search (see the module docstring)."""
     opt = [("ModelConfig", ModelConfig, n) for n in ("representation", "conv_dilation", "pooling")]
-    opt.append(("TrainConfig", TrainConfig, "label_smoothing"))
+    opt.append(("ModelConfig", ModelConfig, "ensemble"))
+    opt += [("TrainConfig", TrainConfig, n) for n in ("label_smoothing", "distill")]
     return [f"{cn}.{n}" for cn, c, n in opt if has_field(c, n)]
 
 
@@ -113,6 +139,8 @@ def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainCo
         model["representation"] = str(pick("representation", space.representation))
     if has_field(ModelConfig, "pooling"):
         model["pooling"] = str(pick("pooling", space.pooling))
+    if has_field(ModelConfig, "ensemble"):
+        model["ensemble"] = int(pick("ensemble", space.ensemble))
 
     policy = str(pick("augment", space.augment))
     augment = dataclasses.replace(AugmentConfig(), **AUGMENT_POLICIES[policy])
@@ -123,6 +151,8 @@ def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainCo
     }
     if has_field(TrainConfig, "label_smoothing"):
         train["label_smoothing"] = float(pick("label_smoothing", space.label_smoothing))
+    if has_field(TrainConfig, "distill"):
+        train["distill"] = str(pick("distill", space.distill))
     return dataclasses.replace(
         base,
         window=window,
@@ -157,4 +187,8 @@ def describe(cfg: TrainConfig) -> str:
     parts.append(f"lr {cfg.learning_rate:g} {cfg.lr_schedule}")
     if hasattr(cfg, "label_smoothing"):
         parts.append(f"ls {cfg.label_smoothing:g}")
+    if getattr(m, "ensemble", 1) > 1:
+        parts.append(f"ensemble {m.ensemble}")
+    if getattr(cfg, "distill", "none") != "none":
+        parts.append(f"distill {cfg.distill}")
     return " | ".join(parts)
