@@ -227,6 +227,32 @@ def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatc
     assert not any(p.name.startswith(".har-export-") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
+def test_low_agreement_kept_when_heldout_accuracy_holds(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under --min-agreement but above the floor, a model whose labelled heldout accuracy equals
+    Keras's is kept, with a warning that says why; over the allowed accuracy loss it is refused."""
+    import har.training.convert as ex
+
+    real = ex._compare
+    lost = {"points": 0.0}
+
+    def flips(p: np.ndarray, keras: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
+        _, diff, _ = real(p, keras, y)
+        return 0.95, diff, ex._accuracy(keras, y) - lost["points"]
+
+    monkeypatch.setattr(ex, "_compare", flips)
+    lines: list[str] = []
+    res = ex.export_bundle(tiny_model_dir, tmp_path / "kept", ExportConfig(), echo=lines.append, batch_size=1)
+    assert (tmp_path / "kept" / "model.tflite").is_file()
+    assert any("heldout accuracy holds" in w and "kept" in w for w in res.warnings), res.warnings
+    lost["points"] = 0.02
+    with pytest.raises(ExportError, match=r"agrees with Keras on only 95.0%.*accuracy"):
+        ex.export_bundle(tiny_model_dir, tmp_path / "refused", ExportConfig(), echo=lambda s: None, batch_size=1)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_patch_reports_custom_ops(tmp_path: Path) -> None:
     """_check_ops names every non-builtin (Flex / custom) op."""
     from har.training.convert import _check_ops

@@ -26,7 +26,16 @@ from har.runtime.smoothing import DEFAULT_SPEC
     type=click.FloatRange(0.0, 1.0),
     default=0.98,
     show_default=True,
-    help="Fail unless TFLite and Keras pick the same class on at least this fraction of heldout windows.",
+    help="Fail unless TFLite and Keras pick the same class on at least this fraction of heldout windows "
+    "(or the labelled heldout accuracy holds: see --max-accuracy-loss).",
+)
+@click.option(
+    "--max-accuracy-loss",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.005,
+    show_default=True,
+    help="Below --min-agreement (but above 90%), keep the model if its accuracy on the labelled heldout "
+    "windows is at most this much (fraction) below Keras's.",
 )
 @click.option("--calibration-windows", type=click.IntRange(1), default=300, show_default=True,
               help="Training windows used to calibrate int8 quantisation.")
@@ -63,7 +72,7 @@ def deploy_cmd(
     model_dir: str, out: str, quantize: str | None, min_agreement: float, calibration_windows: int, batch: int,
     overwrite: bool, target: str, to: str | None, ssh_options: tuple[str, ...], service: bool,
     device_port: str | None, smooth: str = DEFAULT_SPEC, min_duration: float | None = None,
-    install: bool = False, offline: bool = False, runtime: str | None = None,
+    install: bool = False, offline: bool = False, runtime: str | None = None, max_accuracy_loss: float = 0.005,
 ) -> None:
     """Convert MODEL_DIR (from `har train`) to a TFLite bundle, verified against Keras.
 
@@ -88,7 +97,8 @@ def deploy_cmd(
     smoothing = resolve_smoothing(None, smooth, min_duration)  # checked before the (slow) conversion
     export_bundle(
         model_dir, out, cfg, echo=click.echo, overwrite=overwrite, min_agreement=min_agreement,
-        batch_size=batch if batch > 1 else 1, smoothing=smoothing.to_dict() if smoothing.active else {},
+        max_accuracy_loss=max_accuracy_loss, batch_size=batch if batch > 1 else 1,
+        smoothing=smoothing.to_dict() if smoothing.active else {},
     )
     click.echo(f"Smoothing stored in the bundle: {smoothing.spec} (override with `har run --smooth SPEC`)")
     if target == "mcu":
