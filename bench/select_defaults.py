@@ -179,18 +179,6 @@ def stage3() -> dict[str, TrainConfig]:
 REFERENCE = "MiniRocket (aeon; reference, same folds and windows)"
 
 
-def stage4() -> dict[str, TrainConfig]:
-    """The magnitude channel scaled by 1 / har.training.model.MAGNITUDE_SCALE (in the model code,
-    not a config field: run this stage only with code that has it): the same configurations as
-    stage 3's one-model and ensemble rows, whose magnitude channel was unscaled."""
-    base = _with(TrainConfig(), model={"ensemble": 1})
-    d = DEFAULT_NAME
-    return {
-        f"{d}, magnitude / 4": base,
-        f"{d} + ensemble 2, magnitude / 4": _with(base, model={"ensemble": 2}),
-    }
-
-
 def _minirocket_fit(
     config: TrainConfig,
     norm: Any,
@@ -337,9 +325,8 @@ def main() -> None:
     data = a.data.split(",")
     rows = _done(a.results)
     if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
-        keep = [r for r in rows if r["stage"] == a.stage or (a.stage >= 3 and r["candidate"] == DEFAULT_NAME)
-                or (a.stage == 4 and r["stage"] == 3)]
-        print(table(keep, data, seconds=a.stage >= 3))
+        keep = [r for r in rows if r["stage"] == a.stage or (a.stage == 3 and r["candidate"] == DEFAULT_NAME)]
+        print(table(keep, data, seconds=a.stage == 3))
         return
     if a.stage == 1:
         run(stage1(), data, a.folds, a.results, 1)
@@ -355,11 +342,6 @@ def main() -> None:
         if a.only:
             cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
         run(cands, data, a.folds, a.results, 3)
-    elif a.stage == 4:
-        cands = stage4()
-        if a.only:
-            cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
-        run(cands, data, a.folds, a.results, 4)
     print(table(_done(a.results), data))
     best = ranking(_done(a.results), data)
     if best:

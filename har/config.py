@@ -125,7 +125,7 @@ class WindowConfig:
 
 
 # raw: normalised x, y, z. gravity_body: a fixed low-pass (moving average over GRAVITY_WINDOW_S)
-# splits each axis into gravity and body acceleration (6 channels). *_magnitude adds (|a|^2 - 1 g^2) / 4
+# splits each axis into gravity and body acceleration (6 channels). *_magnitude adds |a| - 1 g
 # (the norm of the de-normalised sample: orientation-free). All inside the Keras graph.
 REPRESENTATIONS = ("raw", "gravity_body", "raw_magnitude", "gravity_body_magnitude")
 POOLINGS = ("last", "mean", "attention")  # last LSTM state | mean over time | learned attention weights

@@ -109,10 +109,9 @@ def test_variants_convert_to_int8_builtin_ops(mc: ModelConfig) -> None:
 
 @pytest.mark.slow
 def test_magnitude_channel_is_physical() -> None:
-    """The magnitude channel undoes the normalisation in the graph: (|a|^2 - 1) in g^2, divided by
-    MAGNITUDE_SCALE (so that int8's one scale for the representation keeps the body channels)."""
+    """The magnitude channel undoes the normalisation in the graph: |a|^2 - 1 in g^2."""
     from har.training._tf import import_tf
-    from har.training.model import MAGNITUDE_SCALE, build_model, set_normalization
+    from har.training.model import build_model, set_normalization
 
     _, keras = import_tf()
     mc = ModelConfig(lstm_units=(4,), conv_filters=0, representation="raw_magnitude")
@@ -121,7 +120,7 @@ def test_magnitude_channel_is_physical() -> None:
     set_normalization(m, mean, std)
     raw = np.random.default_rng(1).normal(size=(2, 20, 3)).astype(np.float32)
     rep = keras.Model(m.input, m.get_layer("representation").output)((raw - mean) / std).numpy()
-    np.testing.assert_allclose(rep[..., 3], ((raw**2).sum(-1) - 1.0) / MAGNITUDE_SCALE, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rep[..., 3], (raw**2).sum(-1) - 1.0, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow

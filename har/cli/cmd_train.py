@@ -235,7 +235,7 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_M.representation,
     show_default=True,
     help="Model input: raw g; gravity_body (a fixed 1/5-window moving average splits gravity and body "
-    "acceleration); *_magnitude adds (|a|^2 - 1 g^2) / 4. Computed inside the model.",
+    "acceleration); *_magnitude adds |a|^2 - 1 g^2. Computed inside the model.",
 )
 @click.option(
     "--pooling",

@@ -13,9 +13,6 @@ from har.training._tf import import_tf
 DENORM_LAYER = "denorm"  # fixed (non-trainable) x * std + mean, set from the Normalization
 
 
-MAGNITUDE_SCALE = 4.0  # g^2 per unit of the magnitude channel (see _representation)
-
-
 def gravity_samples(window_samples: int) -> int:
     """Length (odd, >= 3) of the moving average that estimates gravity: a fifth of the window
     (1 s for the 5 s default), so no sample rate is needed to rebuild the graph."""
@@ -63,18 +60,13 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
         # back to g: x * std + mean, a fixed per-axis affine (weights stored with the model)
         raw = layers.DepthwiseConv1D(1, use_bias=True, trainable=False, name=DENORM_LAYER)(x_ref)
         sq = layers.Multiply(name="squared")([raw, raw])
-        # (|a|^2 - 1 g^2) / MAGNITUDE_SCALE: 0 at rest, orientation-free. Scaled so that its range
-        # is like the normalised gravity / body channels': the int8 model quantises the concatenated
-        # representation with ONE scale, and the unscaled magnitude (|a|^2 up to ~16 g^2 in vigorous
-        # movement) made that step ~0.12 normalised units, wiping out the postural sway of the body
-        # channels (a model's stored weights keep the scale it was trained with).
         sumsq = layers.Dense(
             1,
             use_bias=True,
-            kernel_initializer=keras.initializers.Constant(1.0 / MAGNITUDE_SCALE),
-            bias_initializer=keras.initializers.Constant(-1.0 / MAGNITUDE_SCALE),
+            kernel_initializer="ones",
+            bias_initializer=keras.initializers.Constant(-1.0),
             trainable=False,
-            name="norm_sq_minus_1",
+            name="norm_sq_minus_1",  # |a|^2 - 1 g^2: 0 at rest, orientation-free
         )(sq)
         parts.append(sumsq)
     return layers.Concatenate(axis=-1, name="representation")(parts) if len(parts) > 1 else parts[0]
