@@ -329,7 +329,10 @@ def test_ctrl_c_mid_trial_then_resume(sim_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "har.cli", "tune", str(sim_dir), "--out", str(out), "--trials", "2", "--space",
            str(space), "--search-only", *TINY_ARGS]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    # SIGINT back to its default in the child: a suite started in the background (`cmd &`) inherits
+    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt (a user's Ctrl-C is not)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
