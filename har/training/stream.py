@@ -299,14 +299,10 @@ def train_streaming(
     cv_result: dict[str, Any] | None = None
     if config.cv_folds:  # as har.training.train, the folds' windows from the same cache
         from har.training.cv import run_cv
-        from har.training.train import _recording_key, _session_key
+        from har.training.train import cv_grouping
 
         dev = split.train + split.val
-        key = (lambda r: r.subject) if split.by != "session" else _session_key
-        grouped_by = "subject"
-        if len({key(recs[i]) for i in dev}) < config.cv_folds:  # no subject ids: stratified recordings
-            key, grouped_by = _recording_key, "recording"
-        echo(f"cross-validation: {config.cv_folds} folds over {len({key(recs[i]) for i in dev})} {grouped_by}(s)")
+        key, grouped_by = cv_grouping(recs, dev, split.by, config.cv_folds, echo)
         provider = CachedWindowsFor(cache_root, d.sources, first=cache)
         cv_result = run_cv(recs, dev, classes, config, key=key, echo=echo,  # type: ignore[arg-type]
                            grouped_by=grouped_by, windows=provider)

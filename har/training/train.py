@@ -73,6 +73,20 @@ def _session_key(rec: Recording) -> str:
     return rec.meta.session_id or (rec.path.stem if rec.path else "")
 
 
+def cv_grouping(
+    recs: Sequence[Any], dev: Sequence[int], split_by: str, folds: int, echo: Callable[[str], None]
+) -> tuple[Callable[[Any], Any], str]:
+    """The cross-validation fold key over the development recordings ``dev``: by subject (by session
+    when the split was by session), else, with fewer groups than ``folds`` (no subject ids),
+    stratified by recording. Says which on ``echo``."""
+    key: Callable[[Any], Any] = (lambda r: r.subject) if split_by != "session" else _session_key
+    grouped_by = "subject"
+    if len({key(recs[i]) for i in dev}) < folds:  # no subject ids: stratified recordings
+        key, grouped_by = _recording_key, "recording"
+    echo(f"cross-validation: {folds} folds over {len({key(recs[i]) for i in dev})} {grouped_by}(s)")
+    return key, grouped_by
+
+
 def _recording_key(rec: Recording) -> str:
     return str(rec.path) if rec.path else f"{rec.subject}/{rec.meta.session_id}"
 
@@ -217,11 +231,7 @@ def train(
     cv_result: dict[str, Any] | None = None
     if config.cv_folds:
         dev = split.train + split.val
-        key = (lambda r: r.subject) if split.by != "session" else _session_key
-        grouped_by = "subject"
-        if len({key(all_recs[i]) for i in dev}) < config.cv_folds:  # no subject ids: stratified recordings
-            key, grouped_by = _recording_key, "recording"
-        echo(f"cross-validation: {config.cv_folds} folds over {len({key(all_recs[i]) for i in dev})} {grouped_by}(s)")
+        key, grouped_by = cv_grouping(all_recs, dev, split.by, config.cv_folds, echo)
         cv_result = run_cv(all_recs, dev, classes, config, key=key, echo=echo, grouped_by=grouped_by)
         echo("final model: training on all training subjects")
     model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo)
