@@ -176,6 +176,27 @@ def stage3() -> dict[str, TrainConfig]:
     }
 
 
+# ---- smalldata (issue 10 points 3/6: small data and BasicMotions, where MiniRocket wins) --------
+# Regularisation / augmentation / front-end variations of today's default (TrainConfig(): the
+# stage-3 "+ ensemble 2" row). Run on watch + basic first (cheap), sim + wisdm for the best ones.
+SMALLDATA_STAGE = 6
+
+
+def stage_smalldata() -> dict[str, TrainConfig]:
+    base = TrainConfig()
+    d = "default (ensemble 2)"
+    return {
+        f"{d} + strong augment (p 0.8, scale 0.2, jitter 0.03, warp 0.2)": _with(
+            base, augment={"p": 0.8, "scale": 0.2, "jitter_g": 0.03, "time_warp": 0.2}
+        ),
+        f"{d}, conv 64 + lstm 32": _with(base, model={"conv_filters": 64, "lstm_units": (32,)}),
+        f"{d} + mixup a0.4": _with(base, augment={"mix": "mixup", "mix_alpha": 0.4}),
+        f"{d} + cutmix a1.0": _with(base, augment={"mix": "cutmix", "mix_alpha": 1.0}),
+        f"{d} + AdamW wd 0.1": _with(base, weight_decay=0.1),
+        f"{d} + ensemble 3": _with(base, model={"ensemble": 3}),
+    }
+
+
 REFERENCE = "MiniRocket (aeon; reference, same folds and windows)"
 
 
@@ -320,13 +341,14 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true")
-    ap.add_argument("--only", default="", help="stage 3: only names containing one of these (;-separated)")
+    ap.add_argument("--only", default="", help="stages 3 and 6: only names containing one of these (;-separated)")
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
     if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
-        keep = [r for r in rows if r["stage"] == a.stage or (a.stage == 3 and r["candidate"] == DEFAULT_NAME)]
-        print(table(keep, data, seconds=a.stage == 3))
+        base = {3: [DEFAULT_NAME], SMALLDATA_STAGE: [f"{DEFAULT_NAME} + ensemble 2", REFERENCE]}.get(a.stage, [])
+        keep = [r for r in rows if r["stage"] == a.stage or r["candidate"] in base]
+        print(table(keep, data, seconds=a.stage in (3, SMALLDATA_STAGE)))
         return
     if a.stage == 1:
         run(stage1(), data, a.folds, a.results, 1)
@@ -337,8 +359,8 @@ def main() -> None:
             sys.exit("stage 2 needs complete stage-1 results")
         name = best[0][0]
         run(stage2(name.replace(" (previous)", ""), stage1()[name]), data, a.folds, a.results, 2)
-    elif a.stage == 3:
-        cands = stage3()
+    elif a.stage in (3, SMALLDATA_STAGE):
+        cands = stage3() if a.stage == 3 else stage_smalldata()
         if a.only:
             cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
         run(cands, data, a.folds, a.results, 3)

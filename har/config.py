@@ -189,6 +189,7 @@ class ModelConfig:
 DEFAULT_ENSEMBLE = 2  # members of `har train`'s default model (TrainConfig.model)
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 DISTILL = ("none", "minirocket")  # training-time-only teacher (har.training.distill)
+MIXES = ("none", "mixup", "cutmix")  # batch mixing of training windows (har.training.augment.mix_batch)
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,17 @@ class AugmentConfig:
     # random rotation about the device z axis (strap twist, other wrist), degrees; "auto": `har train`
     # chooses 0 or 180 by a quick validation on the training data (har.training.fit.choose_rotation_z)
     rotation_z_deg: float | str = AUTO
+    # batch mixing (har.training.augment.mix_batch): "mixup" blends each window with another of the
+    # batch, "cutmix" pastes a contiguous time segment of another; the targets are mixed in the same
+    # proportion. The proportion of the partner is min(l, 1 - l), l ~ Beta(mix_alpha, mix_alpha)
+    mix: str = "none"
+    mix_alpha: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.mix not in MIXES:
+            raise ConfigError(f"mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
+        if self.mix_alpha <= 0:
+            raise ConfigError(f"mix_alpha must be positive, got {self.mix_alpha}")
         if not 0.0 <= self.p <= 1.0:
             raise ConfigError(f"augment p must be in [0, 1], got {self.p}")
         if not 0.0 <= self.rotation_deg <= 180.0:
@@ -229,16 +239,18 @@ class AugmentConfig:
     @property
     def active(self) -> bool:
         """True when at least one transform would change a window."""
-        return (
-            self.enabled
-            and self.p > 0
-            and (
-                self.rotation_deg > 0
-                or self.rotation_z_deg == AUTO
-                or self.rotation_z_deg > 0  # type: ignore[operator]
-                or self.scale > 0
-                or self.jitter_g > 0
-                or self.time_warp > 0
+        return self.enabled and (
+            self.mix != "none"
+            or (
+                self.p > 0
+                and (
+                    self.rotation_deg > 0
+                    or self.rotation_z_deg == AUTO
+                    or self.rotation_z_deg > 0  # type: ignore[operator]
+                    or self.scale > 0
+                    or self.jitter_g > 0
+                    or self.time_warp > 0
+                )
             )
         )
 
@@ -278,6 +290,7 @@ class TrainConfig:
     distill: str = "none"
     distill_alpha: float = 0.5
     distill_temperature: float = 0.5  # teacher soft targets: softmax(ridge decision / temperature)
+    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay (0 = Adam)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "patience", "lr_patience"):
@@ -294,6 +307,8 @@ class TrainConfig:
             raise ConfigError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
         if self.distill_temperature <= 0:
             raise ConfigError(f"distill_temperature must be positive, got {self.distill_temperature}")
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 < self.lr_factor < 1.0:

@@ -114,3 +114,55 @@ def test_rotate_z_keeps_z_and_norms() -> None:
     assert np.array_equal(rotate_z(x, 0.0, np.random.default_rng(2)), x)
     with pytest.raises(ConfigError):
         AugmentConfig(rotation_z_deg=181)
+
+
+@pytest.mark.parametrize("mode", ["mixup", "cutmix"])
+def test_mix_batch_mixes_windows_targets_and_weights_alike(mode: str) -> None:
+    """Window i is constant i with one-hot class i: after mixing, each window's mean over time is
+    its targets' expected class index, the partner's share is at most one half, and the sample
+    weights are mixed in the same proportion."""
+    from har.training.augment import mix_batch
+
+    n, w = 12, 50
+    x = np.repeat(np.arange(n, dtype=np.float32)[:, None, None], w, axis=1).repeat(3, axis=2)
+    y = np.eye(n, dtype=np.float32)
+    sw = np.arange(1, n + 1, dtype=np.float32)
+    xo, yo, wo = mix_batch(x, y, mode, 1.0, np.random.default_rng(3), sw)
+    assert xo.shape == x.shape and xo.dtype == np.float32 and yo.shape == y.shape
+    np.testing.assert_allclose(yo.sum(axis=1), 1.0, rtol=1e-6)
+    assert (np.diag(yo) >= 0.5 - 1e-6).all() and (yo < 1.0).any()
+    np.testing.assert_allclose(xo.mean(axis=1)[:, 0], yo @ np.arange(n), rtol=1e-5, atol=1e-5)
+    assert wo is not None
+    np.testing.assert_allclose(wo, yo @ sw, rtol=1e-5)
+    if mode == "cutmix":  # every sample is one window's or the other's, never a blend
+        assert set(np.unique(xo).tolist()) <= set(range(n))
+    again = mix_batch(x, y, mode, 1.0, np.random.default_rng(3), sw)
+    np.testing.assert_array_equal(again[0], xo)
+    same = mix_batch(x, y, "none", 1.0, np.random.default_rng(3), None)
+    np.testing.assert_array_equal(same[0], x)
+    assert same[2] is None
+
+
+def test_mix_config_validation() -> None:
+    assert AugmentConfig(p=0.0, rotation_z_deg=0.0, rotation_deg=0, scale=0, jitter_g=0, time_warp=0).active is False
+    assert AugmentConfig(p=0.0, mix="mixup").active is True
+    assert AugmentConfig(enabled=False, mix="mixup").active is False
+    with pytest.raises(ConfigError, match="mix"):
+        AugmentConfig(mix="blend")
+    with pytest.raises(ConfigError, match="mix_alpha"):
+        AugmentConfig(mix="cutmix", mix_alpha=0.0)
+
+
+@pytest.mark.slow
+def test_batches_with_mix_serve_mixed_one_hot_targets() -> None:
+    from har.training.augment import make_batches
+
+    x = _windows(10, 12)
+    y = np.arange(10) % 3
+    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+    b = make_batches(x, y, 4, AugmentConfig(p=0.0, mix="mixup", mix_alpha=1.0), 3, mean, std, n_classes=3)
+    xb, yb = b[0]
+    assert xb.shape == (4, 12, 3) and yb.shape == (4, 3)
+    np.testing.assert_allclose(yb.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ConfigError, match="classes"):
+        make_batches(x, y, 4, AugmentConfig(mix="mixup"), 3, mean, std)

@@ -174,7 +174,16 @@ def test_train_cv_reports_mean_and_std(tmp_path: Path) -> None:
 def test_train_help_lists_new_options() -> None:
     code, out, _ = _run(["train", "--help"])
     assert code == 0
-    for text in ("--cv", "--conv-filters", "--augment / --no-augment", "--rotation", "degrees", "--lr-schedule"):
+    for text in (
+        "--cv",
+        "--conv-filters",
+        "--augment / --no-augment",
+        "--rotation",
+        "degrees",
+        "--lr-schedule",
+        "--mix",
+        "--weight-decay",
+    ):
         assert text in out, text
 
 
@@ -184,3 +193,5 @@ def test_bad_new_options(tmp_path: Path) -> None:
     _assert_one_line_error(*_run([*base, "--cv", "1"])[::2], "cv_folds")
     _assert_one_line_error(*_run([*base, "--rotation", "200"])[::2], "rotation")
     _assert_one_line_error(*_run([*base, "--conv-filters", "-1"])[::2], "conv")
+    _assert_one_line_error(*_run([*base, "--mix", "blend"])[::2], "mix")
+    _assert_one_line_error(*_run([*base, "--weight-decay", "1.5"])[::2], "weight-decay")

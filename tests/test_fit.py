@@ -227,3 +227,28 @@ def test_cli_train_config_file_with_overrides(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.stderr
     assert load_metadata(out).train_config == dataclasses.replace(stored, seed=5)
+
+
+@pytest.mark.slow
+def test_fit_with_mix_and_weight_decay_and_mix_refuses_distillation() -> None:
+    """cutmix (mixed one-hot targets, categorical loss) and AdamW train and validate; batch mixing
+    with distillation targets is a clear ConfigError."""
+    from har.artifacts.metadata import Normalization
+    from har.training.fit import fit_model
+
+    rng = np.random.default_rng(0)
+    y = np.arange(48) % 3
+    x = (rng.normal(0, 0.1, (48, 20, 3)) + y[:, None, None] * 0.5).astype(np.float32)
+    cfg = TrainConfig(
+        window=WindowConfig(rate_hz=10.0, window_s=2.0, hop_s=1.0),
+        model=ModelConfig(lstm_units=(4,), conv_filters=4, representation="raw"),
+        augment=AugmentConfig(rotation_z_deg=0.0, mix="cutmix", mix_alpha=1.0),
+        weight_decay=0.1,
+        epochs=2,
+        batch_size=16,
+    )
+    norm = Normalization.fit(x[:36])
+    model, hist = fit_model(cfg, norm, x[:36], y[:36], x[36:], y[36:], 3)
+    assert len(hist["val_accuracy"]) >= 1 and model.optimizer.__class__.__name__ == "AdamW"
+    with pytest.raises(ConfigError, match="mix"):
+        fit_model(cfg, norm, x[:36], y[:36], x[36:], y[36:], 3, soft=np.full((36, 3), 1 / 3, np.float32))

@@ -13,6 +13,7 @@ from har.config import (
     AUTO,
     DISTILL,
     LR_SCHEDULES,
+    MIXES,
     POOLINGS,
     REPRESENTATIONS,
     AugmentConfig,
@@ -85,6 +86,9 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "scale": ("augment", "scale"),
     "jitter_g": ("augment", "jitter_g"),
     "time_warp": ("augment", "time_warp"),
+    "mix": ("augment", "mix"),
+    "mix_alpha": ("augment", "mix_alpha"),
+    "weight_decay": ("", "weight_decay"),
     "epochs": ("", "epochs"),
     "batch_size": ("", "batch_size"),
     "lr": ("", "learning_rate"),
@@ -333,6 +337,28 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_A.time_warp,
     show_default=True,
     help="Augmentation: max relative local speed change, fraction (0.1 = +-10 %; 0 = off).",
+)
+@click.option(
+    "--mix",
+    type=click.Choice(MIXES),
+    default=_A.mix,
+    show_default=True,
+    help="Batch mixing: mixup blends each training window with another, cutmix pastes a time segment "
+    "of another; targets are mixed in the same proportion (in-memory training only).",
+)
+@click.option(
+    "--mix-alpha",
+    type=click.FloatRange(0.0, min_open=True),
+    default=_A.mix_alpha,
+    show_default=True,
+    help="Batch mixing: the partner's share is min(l, 1 - l), l ~ Beta(alpha, alpha).",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=_T.weight_decay,
+    show_default=True,
+    help="AdamW decoupled weight decay (0 = Adam).",
 )
 @click.option(
     "--lr-schedule",

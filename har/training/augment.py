@@ -14,6 +14,10 @@ shape and dtype. Each transform is applied to each window independently with pro
 * :func:`time_warp`: resample a window along a smooth random time axis whose local speed varies
   by at most ``+-max_rel`` (cadence differences); the window length is unchanged.
 
+* :func:`mix_batch` (batch level, ``AugmentConfig.mix``): "mixup" blends each window with a
+  partner from the same batch, "cutmix" replaces a contiguous time segment of it by the partner's;
+  the one-hot targets (and sample weights) are mixed in the same proportion, at most one half.
+
 :class:`AugmentedBatches` (in :func:`make_batches`) serves shuffled, augmented, normalised
 training batches to Keras; batch ``i`` of epoch ``e`` uses the generator seeded with
 ``(seed, e, i)``, so ``--seed`` reproduces training regardless of prefetching order.
@@ -134,6 +138,49 @@ def augment(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.n
     return jitter(out, cfg.jitter_g, rng, cfg.p)
 
 
+def mix_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    mode: str,
+    alpha: float,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mix each window of a batch ``x`` (n, window, channels) with a random partner of the batch.
+
+    ``y`` are one-hot (or soft) targets (n, classes); returns new ``(x, y, sample_weight)`` where
+    the partner's share ``lam = min(l, 1 - l)``, ``l ~ Beta(alpha, alpha)`` per window, goes into
+    targets and weights alike. "mixup": ``(1 - lam) * x + lam * x_partner``; "cutmix": a contiguous
+    segment of ``round(lam * window)`` samples at a random start is the partner's (its share is
+    that segment's length over the window); "none": unchanged copies."""
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)
+    n, w = x.shape[0], x.shape[1]
+    w_out = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32).copy()
+    if mode == "none" or n < 2:
+        return x.copy(), y.copy(), w_out
+    if mode not in ("mixup", "cutmix"):
+        raise ConfigError(f"mix must be none, mixup or cutmix, got {mode!r}")
+    partner = rng.permutation(n)
+    lam = rng.beta(alpha, alpha, size=n)
+    lam = np.minimum(lam, 1.0 - lam)
+    if mode == "mixup":
+        lam32 = lam.astype(np.float32)
+        out = (1.0 - lam32)[:, None, None] * x + lam32[:, None, None] * x[partner]
+    else:
+        cut = np.rint(lam * w).astype(np.int64)
+        start = (rng.random(n) * (w - cut + 1)).astype(np.int64)
+        t = np.arange(w)[None, :]
+        inside = (t >= start[:, None]) & (t < (start + cut)[:, None])  # (n, w)
+        out = np.where(inside[:, :, None], x[partner], x)
+        lam = cut / w
+    lam32 = lam.astype(np.float32)
+    y_out = (1.0 - lam32)[:, None] * y + lam32[:, None] * y[partner]
+    if w_out is not None:
+        w_out = (1.0 - lam32) * w_out + lam32 * w_out[partner]
+    return out.astype(np.float32), y_out.astype(np.float32), w_out
+
+
 def make_batches(
     x: np.ndarray,
     y: np.ndarray,
@@ -143,14 +190,19 @@ def make_batches(
     mean: np.ndarray,
     std: np.ndarray,
     sample_weight: np.ndarray | None = None,
+    n_classes: int = 0,
 ) -> Any:
     """A ``tf_keras.utils.Sequence`` of shuffled training batches, augmented with ``cfg`` (raw g)
     and then normalised ``(x - mean) / std``; yields ``(x, y)`` or ``(x, y, sample_weight)``.
+    With ``cfg.mix`` the windows are mixed after the per-window transforms (:func:`mix_batch`)
+    and ``y`` are mixed one-hot targets over ``n_classes``.
 
     Imports tf_keras lazily (only training calls this)."""
     from har.training._tf import import_tf
 
     _, keras = import_tf()
+    if cfg.enabled and cfg.mix != "none" and n_classes < 2:
+        raise ConfigError(f"mix {cfg.mix!r} needs the number of classes (got {n_classes})")
 
     class AugmentedBatches(keras.utils.Sequence):  # type: ignore[misc, name-defined]
         """Per epoch: a permutation seeded by ``(seed, epoch)``; per batch: augmentation seeded by
@@ -168,10 +220,15 @@ def make_batches(
             idx = self.order[i * batch_size : (i + 1) * batch_size]
             rng = np.random.default_rng([seed, self.epoch, i])
             xb = augment(x[idx], cfg, rng)
+            yb: np.ndarray = y[idx]
+            wb = None if sample_weight is None else sample_weight[idx].astype(np.float32)
+            if cfg.enabled and cfg.mix != "none":
+                onehot = np.eye(n_classes, dtype=np.float32)[yb]
+                xb, yb, wb = mix_batch(xb, onehot, cfg.mix, cfg.mix_alpha, rng, wb)
             xb = ((xb - mean) / std).astype(np.float32)
-            if sample_weight is None:
-                return xb, y[idx]
-            return xb, y[idx], sample_weight[idx].astype(np.float32)
+            if wb is None:
+                return xb, yb
+            return xb, yb, wb
 
         def on_epoch_end(self) -> None:
             self.epoch += 1

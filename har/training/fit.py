@@ -268,6 +268,16 @@ def _fit_auto_rotation(
     return model, hist
 
 
+def _optimizer(config: TrainConfig, keras: Any) -> Any:
+    """Adam, or AdamW when ``config.weight_decay > 0``; gradient-norm clipping when ``clipnorm > 0``."""
+    kw: dict[str, Any] = {"learning_rate": config.learning_rate}
+    if config.clipnorm > 0:
+        kw["clipnorm"] = config.clipnorm
+    if config.weight_decay > 0:
+        return keras.optimizers.AdamW(weight_decay=config.weight_decay, **kw)
+    return keras.optimizers.Adam(**kw)
+
+
 def _fit_once(
     config: TrainConfig,
     norm: Normalization,
@@ -307,6 +317,21 @@ def _fit_once(
     loss_fn: Any = loss if smoothing > 0 else "sparse_categorical_crossentropy"
     metric: Any = "accuracy"
     labels = y_train
+    mixing = config.augment.enabled and config.augment.mix != "none"
+    if mixing:  # batch mixing (har.training.augment.mix_batch): mixed one-hot targets
+        from har.errors import ConfigError
+
+        if soft is not None or dist is not None or not isinstance(x_train, np.ndarray):
+            raise ConfigError(
+                f"mix {config.augment.mix} works with in-memory training only (not with --distill, "
+                "--distributed or the window cache): train without one of them"
+            )
+
+        def mixed_loss(y_true: Any, y_pred: Any) -> Any:
+            return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=smoothing)
+
+        loss_fn = mixed_loss
+        y_val = np.eye(n_classes, dtype=np.float32)[y_val]
     if soft is not None:  # distillation: packed [label, weight, soft...] targets (har.training.distill)
         from har.training.distill import accuracy_metric, make_loss, pack_targets
 
@@ -320,9 +345,7 @@ def _fit_once(
     with scope:
         model = build()
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                learning_rate=config.learning_rate, **({"clipnorm": config.clipnorm} if config.clipnorm > 0 else {})
-            ),
+            optimizer=_optimizer(config, keras),
             loss=loss_fn,
             metrics=[metric],
             **(dist.compile_kwargs() if dist is not None else {}),
@@ -407,6 +430,7 @@ def _fit_once(
             np.asarray(norm.mean, dtype=np.float32),
             np.asarray(norm.std, dtype=np.float32),
             sample_weight=sw,
+            n_classes=n_classes,
         )
         val = (normalize(x_val, norm), y_val) if has_val else None
         hist = model.fit(batches, validation_data=val, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
