@@ -193,6 +193,7 @@ def stage_smalldata() -> dict[str, TrainConfig]:
         f"{d} + mixup a0.4": _with(base, augment={"mix": "mixup", "mix_alpha": 0.4}),
         f"{d} + cutmix a1.0": _with(base, augment={"mix": "cutmix", "mix_alpha": 1.0}),
         f"{d} + AdamW wd 0.1": _with(base, weight_decay=0.1),
+        f"{d} + multiscale dilations 1,2,4 after conv_0": _with(base, model={"conv_multiscale": (1, 2, 4)}),
         f"{d} + ensemble 3": _with(base, model={"ensemble": 3}),
     }
 

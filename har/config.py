@@ -163,8 +163,16 @@ class ModelConfig:
     # (har.training.ensemble); 1 = a single model. A bare ModelConfig is one model; `har train`'s
     # default (TrainConfig.model) is DEFAULT_ENSEMBLE members, chosen by CV (docs/training.md)
     ensemble: int = 1
+    # multi-scale block after the conv front end: one Conv1D (conv_filters, conv_kernel, relu) per
+    # dilation given here, in parallel on the front end's output, summed with it (a residual Add);
+    # () = off
+    conv_multiscale: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.conv_multiscale and (self.conv_filters < 1 or any(d < 1 for d in self.conv_multiscale)):
+            raise ConfigError(
+                f"conv_multiscale needs a conv front end and dilations >= 1, got {self.conv_multiscale}"
+            )
         if self.representation not in REPRESENTATIONS:
             raise ConfigError(
                 f"representation must be one of {', '.join(REPRESENTATIONS)}, got {self.representation!r}"

@@ -36,9 +36,16 @@ def test_auto_schedule_follows_optimizer_steps() -> None:
 
 
 def test_auto_values_round_trip_and_bad_values_fail() -> None:
-    cfg = TrainConfig(augment=AugmentConfig(rotation_z_deg="auto"), label_smoothing=0.1)
+    cfg = TrainConfig(
+        augment=AugmentConfig(rotation_z_deg="auto", mix="cutmix", mix_alpha=1.0),
+        model=ModelConfig(conv_multiscale=(1, 2, 4)),
+        label_smoothing=0.1,
+        weight_decay=0.05,
+    )
     assert config_from_dict(TrainConfig, json.loads(json.dumps(config_to_dict(cfg)))) == cfg
-    for bad in ({"epochs": "many"}, {"patience": -1}, {"label_smoothing": 1.0}):
+    with pytest.raises(ConfigError, match="conv_multiscale"):
+        ModelConfig(conv_filters=0, conv_multiscale=(2,))
+    for bad in ({"epochs": "many"}, {"patience": -1}, {"label_smoothing": 1.0}, {"weight_decay": 1.0}):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
@@ -89,8 +96,9 @@ def test_holdout_windows_share_no_sample() -> None:
             pooling="attention",
         ),
         ModelConfig(lstm_units=(8,), conv_filters=0, representation="raw_magnitude", pooling="mean"),
+        ModelConfig(lstm_units=(8,), conv_filters=4, conv_multiscale=(1, 2, 4), ensemble=2),
     ],
-    ids=["gravity_body_magnitude-attention-dilated", "raw_magnitude-mean"],
+    ids=["gravity_body_magnitude-attention-dilated", "raw_magnitude-mean", "multiscale-ensemble"],
 )
 def test_variants_convert_to_int8_builtin_ops(mc: ModelConfig) -> None:
     from har.training._convert_worker import convert, patch_and_list_ops

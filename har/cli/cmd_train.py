@@ -42,6 +42,18 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
+def _parse_dilations(text: str) -> tuple[int, ...]:
+    """--conv-multiscale: "" or "none" = off, else dilations separated by commas."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(u) for u in text.split(",") if u.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--conv-multiscale must be dilations separated by commas (e.g. 1,2,4) or none, got {text!r}"
+        ) from None
+
+
 class _OrAuto(click.ParamType):
     """A number (int or float) or the word "auto"."""
 
@@ -134,6 +146,8 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
             sections[section][fld] = params[name]
     if use("lstm_units"):
         sections["model"]["lstm_units"] = _parse_units(params["lstm_units"])
+    if use("conv_multiscale"):
+        sections["model"]["conv_multiscale"] = _parse_dilations(params["conv_multiscale"])
     if use("test_subjects"):
         sections[""]["test_subjects"] = tuple(s.strip() for s in params["test_subjects"].split(",") if s.strip())
     try:
@@ -232,6 +246,13 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_M.conv_dilation,
     show_default=True,
     help="Dilation base: Conv1D layer i >= 1 has dilation (base ** i) samples (the first layer carries the stride).",
+)
+@click.option(
+    "--conv-multiscale",
+    default=",".join(str(d) for d in _M.conv_multiscale) or "none",
+    show_default=True,
+    help="Multi-scale block after the conv front end: parallel Conv1D layers with these dilations "
+    "(e.g. 1,2,4), summed with the front end's output; none = off.",
 )
 @click.option(
     "--representation",

@@ -99,7 +99,8 @@ def build_model(
     channels inside the graph with fixed weights, so runtime and bundle are unchanged. The
     optional Conv1D front end (``cfg.conv_filters > 0``; kernel ``cfg.conv_kernel`` samples, the
     first layer with stride ``cfg.conv_stride``, layer i >= 1 with dilation
-    ``cfg.conv_dilation ** i``, "same" padding) converts to CONV_2D. ``cfg.pooling``: "last"
+    ``cfg.conv_dilation ** i``, "same" padding) converts to CONV_2D; ``cfg.conv_multiscale`` adds
+    parallel dilated Conv1D layers on its output, summed with it. ``cfg.pooling``: "last"
     (the LSTM's final state), "mean" (average over time) or "attention" (softmax-weighted sum of
     the outputs with learned scores).
 
@@ -146,6 +147,21 @@ def _branch(cfg: ModelConfig, x: Any, prefix: str, unroll: bool, keras: Any) -> 
                 activation="relu",
                 name=f"{prefix}conv_{i}",
             )(x)
+        if cfg.conv_multiscale:  # parallel dilated convs on the front end's output, summed with it
+            x = layers.Add(name=f"{prefix}multiscale_sum")(
+                [x]
+                + [
+                    layers.Conv1D(
+                        cfg.conv_filters,
+                        cfg.conv_kernel,
+                        dilation_rate=d,
+                        padding="same",
+                        activation="relu",
+                        name=f"{prefix}multiscale_d{d}",
+                    )(x)
+                    for d in cfg.conv_multiscale
+                ]
+            )
     for i, units in enumerate(cfg.lstm_units):
         last = i == len(cfg.lstm_units) - 1
         seq = not last or cfg.pooling != "last"
