@@ -160,7 +160,8 @@ def test_batches_with_mix_serve_mixed_one_hot_targets() -> None:
     x = _windows(10, 12)
     y = np.arange(10) % 3
     mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-    b = make_batches(x, y, 4, AugmentConfig(p=0.0, mix="mixup", mix_alpha=1.0), 3, mean, std, n_classes=3)
+    cfg = AugmentConfig(p=0.0, rotation_z_deg=0.0, mix="mixup", mix_alpha=1.0)
+    b = make_batches(x, y, 4, cfg, 3, mean, std, n_classes=3)
     xb, yb = b[0]
     assert xb.shape == (4, 12, 3) and yb.shape == (4, 3)
     np.testing.assert_allclose(yb.sum(axis=1), 1.0, rtol=1e-6)
