@@ -13,12 +13,17 @@ chosen automatically); stage 3 tries, on the stage-2 winner (today's default), k
 distillation from MiniRocket (the teacher is fitted inside each fold on the student's training
 windows only) and an ensemble of small LSTMs exported as one model. The winner is the candidate
 with the best mean CV accuracy averaged over the data sets (each data set weighs the same).
+Stage 6 ("smalldata", issue 10 points 3/6) varies today's default (TrainConfig()) where MiniRocket
+wins (the exercise set, BasicMotions): stronger augmentation, batch mixing (mixup, cutmix in
+time), AdamW weight decay, a multi-scale block after conv_0, a wider conv with a smaller LSTM,
+an ensemble of 3; watch + basic first, sim + wisdm only for the promising ones.
 Results are appended to a JSONL file, so an interrupted run resumes; ``--table`` prints the
 markdown table of docs/training.md.
 
     nice -n 10 python bench/select_defaults.py --stage 1 [--data wisdm,watch,basic,sim] [--folds 3]
     nice -n 10 python bench/select_defaults.py --stage 2
     nice -n 10 python bench/select_defaults.py --stage 3 --data watch,wisdm,basic,sim [--only "ensemble 2"]
+    nice -n 10 python bench/select_defaults.py --stage 6 --data basic,watch [--only "mixup;cutmix"]
     python bench/select_defaults.py --table
 """
 
