@@ -369,7 +369,7 @@ def main() -> None:
         cands = stage3() if a.stage == 3 else stage_smalldata()
         if a.only:
             cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
-        run(cands, data, a.folds, a.results, 3)
+        run(cands, data, a.folds, a.results, a.stage)
     print(table(_done(a.results), data))
     best = ranking(_done(a.results), data)
     if best:
