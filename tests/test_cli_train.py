@@ -194,4 +194,5 @@ def test_bad_new_options(tmp_path: Path) -> None:
     _assert_one_line_error(*_run([*base, "--rotation", "200"])[::2], "rotation")
     _assert_one_line_error(*_run([*base, "--conv-filters", "-1"])[::2], "conv")
     _assert_one_line_error(*_run([*base, "--mix", "blend"])[::2], "mix")
-    _assert_one_line_error(*_run([*base, "--weight-decay", "1.5"])[::2], "weight-decay")
+    _assert_one_line_error(*_run([*base, "--weight-decay", "1.5"])[::2], "weight_decay")
+    _assert_one_line_error(*_run([*base, "--conv-multiscale", "2,x"])[::2], "conv-multiscale")

@@ -361,25 +361,24 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
 )
 @click.option(
     "--mix",
-    type=click.Choice(MIXES),
     default=_A.mix,
     show_default=True,
-    help="Batch mixing: mixup blends each training window with another, cutmix pastes a time segment "
-    "of another; targets are mixed in the same proportion (in-memory training only).",
+    help=f"Batch mixing ({', '.join(MIXES)}): mixup blends each training window with another, cutmix "
+    "pastes a time segment of another; targets are mixed in the same proportion (in-memory training only).",
 )
 @click.option(
     "--mix-alpha",
-    type=click.FloatRange(0.0, min_open=True),
+    type=float,
     default=_A.mix_alpha,
     show_default=True,
     help="Batch mixing: the partner's share is min(l, 1 - l), l ~ Beta(alpha, alpha).",
 )
 @click.option(
     "--weight-decay",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=float,
     default=_T.weight_decay,
     show_default=True,
-    help="AdamW decoupled weight decay (0 = Adam).",
+    help="AdamW decoupled weight decay [0, 1) (0 = Adam).",
 )
 @click.option(
     "--lr-schedule",
