@@ -11,6 +11,7 @@ from har.config import ModelConfig
 from har.training._tf import import_tf
 
 DENORM_LAYER = "denorm"  # fixed (non-trainable) x * std + mean, set from the Normalization
+PARTS = ("raw", "gravity", "body", "magnitude")  # representation parts, in concatenation order
 
 
 def gravity_samples(window_samples: int) -> int:
@@ -27,8 +28,11 @@ def input_channels(cfg: ModelConfig, n_channels: int = 3) -> int:
     return n + (1 if rep.endswith("magnitude") else 0)
 
 
-def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: int, keras: Any) -> Any:
-    """Normalised windows -> the model's input channels, with builtin TFLite ops only.
+def _representation_parts(
+    cfg: ModelConfig, x: Any, window_samples: int, n_channels: int, keras: Any
+) -> list[tuple[str, Any]]:
+    """Normalised windows -> the model's input channels as named parts (``gravity``, ``body``,
+    ``magnitude`` or ``raw``), in the order they are concatenated, with builtin TFLite ops only.
 
     The moving average is a fixed DepthwiseConv1D ("valid": no zero-padded edges, so the sequence
     is ``gravity_samples - 1`` shorter; the body part is the centred crop minus the average).
@@ -36,8 +40,8 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
     layers = keras.layers
     rep = cfg.representation
     if rep == "raw":
-        return x
-    parts = []
+        return [("raw", x)]
+    parts: list[tuple[str, Any]] = []
     k = gravity_samples(window_samples)
     split = rep.startswith("gravity_body") and window_samples > k
     if split:
@@ -51,10 +55,10 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
         )(x)
         crop = layers.Cropping1D((k // 2, k // 2), name="centre_crop")(x)
         body = layers.Subtract(name="body")([crop, gravity])
-        parts += [gravity, body]
+        parts += [("gravity", gravity), ("body", body)]
         x_ref = crop
     else:
-        parts.append(x)
+        parts.append(("raw", x))
         x_ref = x
     if rep.endswith("magnitude"):
         # back to g: x * std + mean, a fixed per-axis affine (weights stored with the model)
@@ -68,8 +72,13 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
             trainable=False,
             name="norm_sq_minus_1",  # |a|^2 - 1 g^2: 0 at rest, orientation-free
         )(sq)
-        parts.append(sumsq)
-    return layers.Concatenate(axis=-1, name="representation")(parts) if len(parts) > 1 else parts[0]
+        parts.append(("magnitude", sumsq))
+    return parts
+
+
+def _concat(parts: list[tuple[str, Any]], keras: Any) -> Any:
+    tensors = [t for _, t in parts]
+    return keras.layers.Concatenate(axis=-1, name="representation")(tensors) if len(tensors) > 1 else tensors[0]
 
 
 def set_normalization(model: Any, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -91,6 +100,7 @@ def build_model(
     n_classes: int,
     batch_size: int | None = None,
     unroll: bool = False,
+    split_parts: bool = False,
 ) -> Any:
     """Input(window, channels) -> representation -> [Conv1D relu x conv_layers] -> LSTM stack ->
     pooling -> [Dropout] -> [Dense relu] -> Dense softmax ("probs").
@@ -112,10 +122,19 @@ def build_model(
     ``cfg.ensemble > 1``: that many branches (conv front end to embedding, layer names prefixed
     ``m0_``, ``m1_``, ...) share the fixed representation layers; their embeddings are concatenated
     and one Dense softmax head ``probs`` reads them (har.training.ensemble sets it to the average
-    of the members' logits). Still builtin TFLite ops only."""
+    of the members' logits). Still builtin TFLite ops only.
+
+    ``split_parts=True`` (the TFLite export of a model whose ``cfg.split_parts`` is set) builds
+    each branch's first Conv1D as one Conv1D per representation part (``{prefix}conv_0_gravity``,
+    ``..._body``, ``..._magnitude``; the first carries the bias) whose outputs are ADDed before
+    the relu: the same function as the Conv1D over the concatenation (its kernel split along the
+    input channels, :func:`copy_weights`), but an int8 ADD lets every part keep its own scale
+    where an int8 CONCATENATION forces one scale on all of them. Training and the saved weights
+    use the concatenated graph. Without a conv front end or with one part it is the same graph."""
     _, keras = import_tf()
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
-    x = _representation(cfg, inp, window_samples, n_channels, keras)
+    parts = _representation_parts(cfg, inp, window_samples, n_channels, keras)
+    x = parts if split_parts and cfg.conv_filters > 0 and len(parts) > 1 else _concat(parts, keras)
     if cfg.ensemble == 1:
         emb = _branch(cfg, x, "", unroll, keras)
     else:  # one branch per member, one head over the concatenated embeddings (har.training.ensemble)
@@ -131,12 +150,65 @@ def member_prefix(j: int) -> str:
     return f"m{j}_"
 
 
+def _split_conv(cfg: ModelConfig, parts: list[tuple[str, Any]], prefix: str, keras: Any) -> Any:
+    """The first Conv1D (relu) of a branch as one Conv1D per representation part, summed."""
+    layers = keras.layers
+    pre = [
+        layers.Conv1D(
+            cfg.conv_filters,
+            cfg.conv_kernel,
+            strides=cfg.conv_stride,
+            padding="same",
+            use_bias=j == 0,
+            name=f"{prefix}conv_0_{name}",
+        )(t)
+        for j, (name, t) in enumerate(parts)
+    ]
+    x = layers.Add(name=f"{prefix}conv_0_sum")(pre)
+    return layers.Activation("relu", name=f"{prefix}conv_0_relu")(x)
+
+
+def copy_weights(src: Any, dst: Any) -> None:
+    """Copy the weights of ``src`` (a concatenated-representation graph) into ``dst``, the same
+    config built with or without ``split_parts``: layers of the same name are copied, a split
+    first Conv1D gets the slices of ``src``'s kernel along its input channels (in the parts'
+    concatenation order) and the bias on its first part. Raises ValueError when a weighted layer
+    of ``dst`` has no source."""
+    src_layers = {layer.name: layer for layer in src.layers}
+    by_conv: dict[str, list[Any]] = {}
+    for layer in dst.layers:
+        if not layer.weights:
+            continue
+        if layer.name in src_layers:
+            layer.set_weights(src_layers[layer.name].get_weights())
+            continue
+        base = layer.name.rsplit("_", 1)[0]
+        if base not in src_layers or not base.endswith("conv_0"):
+            raise ValueError(f"no weights for layer {layer.name!r} in {src.name!r}")
+        by_conv.setdefault(base, []).append(layer)
+    for base, part_layers in by_conv.items():
+        kernel, bias = src_layers[base].get_weights()
+        start = 0
+        part_layers.sort(key=lambda layer: PARTS.index(layer.name.rsplit("_", 1)[1]))
+        for j, layer in enumerate(part_layers):
+            n = int(layer.weights[0].shape[1])
+            w = [kernel[:, start : start + n, :]] + ([bias] if j == 0 else [])
+            layer.set_weights(w)
+            start += n
+        if start != kernel.shape[1]:
+            raise ValueError(f"split {base!r}: {start} input channels, the source has {kernel.shape[1]}")
+
+
 def _branch(cfg: ModelConfig, x: Any, prefix: str, unroll: bool, keras: Any) -> Any:
     """[Conv1D relu x conv_layers] -> LSTM stack -> pooling -> [Dropout] -> [Dense relu]: the
-    embedding that the softmax head reads. Layer names carry ``prefix``."""
+    embedding that the softmax head reads. Layer names carry ``prefix``. ``x`` is one tensor, or
+    the named representation parts (split first Conv1D, see build_model)."""
     layers = keras.layers
     if cfg.conv_filters > 0:
         for i in range(cfg.conv_layers):
+            if i == 0 and isinstance(x, list):
+                x = _split_conv(cfg, x, prefix, keras)
+                continue
             x = layers.Conv1D(
                 cfg.conv_filters,
                 cfg.conv_kernel,
