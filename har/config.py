@@ -144,7 +144,7 @@ class ModelConfig:
         "conv_dilation": 1,
         "pooling": "last",
         "ensemble": 1,
-        "split_parts": False,
+        "equalize_channels": False,
     }
 
     lstm_units: tuple[int, ...] = (64,)
@@ -164,11 +164,12 @@ class ModelConfig:
     # (har.training.ensemble); 1 = a single model. A bare ModelConfig is one model; `har train`'s
     # default (TrainConfig.model) is DEFAULT_ENSEMBLE members, chosen by CV (docs/training.md)
     ensemble: int = 1
-    # the TFLite export computes the first Conv1D once per representation part (gravity, body,
-    # magnitude) and ADDs the results: the same function as the Conv1D over the concatenated parts,
-    # but each part keeps its own int8 scale (a CONCATENATION forces one scale on all of them).
-    # Training and the saved weights always use the concatenated graph (har.training.model)
-    split_parts: bool = True
+    # the TFLite export scales every representation channel (gravity, body, magnitude) to the same
+    # range on the calibration windows before their concatenation and divides the first Conv1D's
+    # kernel rows by the same factors: the same function, but an int8 CONCATENATION (one scale for
+    # all inputs) no longer leaves the small body channels a few int8 steps. Training and the saved
+    # weights use the unscaled graph (har.training.model.build_model's channel_scales)
+    equalize_channels: bool = True
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:

@@ -253,6 +253,64 @@ def test_low_agreement_kept_when_heldout_accuracy_holds(
     assert not (tmp_path / "refused").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_equalized_channels_compute_the_same_function(ensemble: int) -> None:
+    """The export graph with every representation channel scaled to |x| <= 1 (and the first
+    Conv1D's kernel rows divided to match) computes what the training graph computes."""
+    from har.training.model import build_model, channel_peaks, copy_weights, set_normalization
+
+    cfg = ModelConfig(lstm_units=(8,), conv_filters=6, ensemble=ensemble)
+    plain = build_model(cfg, 50, 3, 4, batch_size=1)
+    set_normalization(plain, [0.1, -0.3, 0.9], [0.5, 0.4, 0.3])
+    x = np.random.default_rng(0).normal(size=(3, 50, 3)).astype(np.float32)
+    peaks = channel_peaks(plain, x)
+    assert peaks is not None and peaks.shape == (7,) and len(set(np.round(peaks, 4))) > 1
+    eq = build_model(cfg, 50, 3, 4, batch_size=1, channel_scales=1.0 / peaks)
+    assert {"gravity_scale", "body_scale", "magnitude_scale"} <= {layer.name for layer in eq.layers}
+    copy_weights(plain, eq, channel_scales=1.0 / peaks)
+    np.testing.assert_allclose(channel_peaks(eq, x), 1.0, rtol=1e-5)
+    outs = [np.concatenate([m(x[i : i + 1]).numpy() for i in range(3)]) for m in (plain, eq)]
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    # a config stored before the field existed exports the old graph
+    from har.config import config_from_dict
+
+    legacy = config_from_dict(ModelConfig, {"lstm_units": [8], "conv_filters": 6})
+    assert legacy.equalize_channels is False and ModelConfig().equalize_channels is True
+
+
+@pytest.mark.slow
+def test_int8_export_gives_every_representation_channel_the_int8_range(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """In the int8 live model the concatenated representation spans about [-1, 1] (every channel
+    scaled to its own peak), while gravity, body and magnitude before the scaling keep their
+    own, different int8 scales; still builtin ops with the fused LSTM."""
+    from har.runtime.interpreter import load_interpreter
+
+    b = get_bundle(tmp_path_factory, "int8")
+    assert load_metadata(b).train_config.model.equalize_channels
+    interp, _ = load_interpreter(b / "model.tflite")
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = [o for o in interp._get_ops_details() if o.get("op_name")]
+    names = [o["op_name"] for o in ops]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in names
+    (cat,) = [o for o in ops if o["op_name"] == "CONCATENATION"]
+    scale, zero = tensors[cat["outputs"][0]]["quantization"]
+    assert scale * (127 - zero) == pytest.approx(1.0, abs=0.02)  # the largest channel peak: 1
+    assert scale * (zero + 128) <= 1.02
+    producer = {o["outputs"][0]: o for o in ops}
+
+    def unscaled(i: int) -> float:  # the input of the scaling DEPTHWISE_CONV_2D (through RESHAPEs)
+        while producer[i]["op_name"] == "RESHAPE":
+            i = producer[i]["inputs"][0]
+        assert producer[i]["op_name"] == "DEPTHWISE_CONV_2D"
+        return round(float(tensors[producer[i]["inputs"][0]]["quantization"][0]), 9)
+
+    before = {unscaled(i) for i in cat["inputs"]}
+    assert len(before) == 3  # gravity, body, magnitude: three int8 scales before the common range
+
+
 def test_patch_reports_custom_ops(tmp_path: Path) -> None:
     """_check_ops names every non-builtin (Flex / custom) op."""
     from har.training.convert import _check_ops

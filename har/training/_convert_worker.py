@@ -7,8 +7,9 @@ converts to the fused builtin UNIDIRECTIONAL_SEQUENCE_LSTM op), loads the weight
 ``cell_clip`` to 0 in every fused LSTM op (the converter writes 10.0; Keras has no clip), lists
 the operators, and writes into WORK_DIR:
 
-* ``model.tflite`` and ``ops.json`` (after stage ``single``; built with the first Conv1D split per
-  representation part when the config's ``split_parts`` is set, see har.training.model): two outputs, the probabilities
+* ``model.tflite`` and ``ops.json`` (after stage ``single``; with the config's
+  ``equalize_channels``, every representation channel scaled to |x| <= 1 on the calibration
+  windows and the first Conv1D's kernel rows divided to match, see har.training.model): two outputs, the probabilities
   (``probs``) and the embedding that feeds the classifier head (the input of the last Dense
   layer: the LSTM's last output, or the hidden Dense layer's) so that `har adapt` can refit the
   head on the device with numpy,
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         WEIGHTS_FILE,
     )
     from har.artifacts.metadata import load_metadata  # noqa: PLC0415
-    from har.training.model import build_model, copy_weights  # noqa: PLC0415
+    from har.training.model import build_model, channel_peaks, copy_weights  # noqa: PLC0415
 
     model_dir, work = Path(args.model_dir), Path(args.work_dir)
     meta = load_metadata(model_dir)
@@ -159,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
 
     _say("STEP", "single")
     single = m1
-    if cfg.split_parts:  # the first Conv1D per representation part: each keeps its own int8 scale
-        single = build_model(cfg, w, c, k, batch_size=1, split_parts=True)
-        copy_weights(m1, single)
+    equalize = cfg.equalize_channels and cfg.conv_filters > 0 and calib.shape[0] > 0
+    peaks = channel_peaks(keras_model, calib) if equalize else None
+    if peaks is not None:  # every representation channel to |x| <= 1: its own int8 resolution
+        scales = (1.0 / np.maximum(peaks, 1e-6)).astype(np.float32)
+        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales)
+        copy_weights(m1, single, channel_scales=scales)
     m1e, head_w, head_b = with_embedding(keras, single)
     np.savez(work / HEAD_FILE, W=head_w, b=head_b)
     raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io)

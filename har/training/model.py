@@ -12,6 +12,7 @@ from har.training._tf import import_tf
 
 DENORM_LAYER = "denorm"  # fixed (non-trainable) x * std + mean, set from the Normalization
 PARTS = ("raw", "gravity", "body", "magnitude")  # representation parts, in concatenation order
+SCALE_LAYERS = tuple(f"{p}_scale" for p in PARTS)  # fixed per-channel factors (build_model's channel_scales)
 
 
 def gravity_samples(window_samples: int) -> int:
@@ -76,6 +77,35 @@ def _representation_parts(
     return parts
 
 
+def _scaled(parts: list[tuple[str, Any]], scales: Sequence[float], keras: Any) -> list[tuple[str, Any]]:
+    """Each part times fixed per-channel ``scales`` (a 1x1 DepthwiseConv1D ``{part}_scale``)."""
+    out, start = [], 0
+    for name, t in parts:
+        n = int(t.shape[-1])
+        c = np.asarray(scales[start : start + n], dtype=np.float32).reshape(1, n, 1)
+        start += n
+        layer = keras.layers.DepthwiseConv1D(
+            1, use_bias=False, depthwise_initializer=keras.initializers.Constant(c), trainable=False,
+            name=f"{name}_scale",
+        )
+        out.append((name, layer(t)))
+    if start != len(scales):
+        raise ValueError(f"{len(scales)} channel scales for {start} representation channels")
+    return out
+
+
+def channel_peaks(model: Any, x: np.ndarray) -> np.ndarray | None:
+    """Largest |value| of each representation channel of ``model`` on normalised windows ``x``
+    (None when the model has no concatenated representation)."""
+    _, keras = import_tf()
+    try:
+        rep = model.get_layer("representation").output
+    except ValueError:
+        return None
+    out = keras.Model(model.input, rep).predict(x, batch_size=256, verbose=0)
+    return np.asarray(np.abs(out).max(axis=(0, 1)), dtype=np.float32)
+
+
 def _concat(parts: list[tuple[str, Any]], keras: Any) -> Any:
     tensors = [t for _, t in parts]
     return keras.layers.Concatenate(axis=-1, name="representation")(tensors) if len(tensors) > 1 else tensors[0]
@@ -100,7 +130,7 @@ def build_model(
     n_classes: int,
     batch_size: int | None = None,
     unroll: bool = False,
-    split_parts: bool = False,
+    channel_scales: Sequence[float] | None = None,
 ) -> Any:
     """Input(window, channels) -> representation -> [Conv1D relu x conv_layers] -> LSTM stack ->
     pooling -> [Dropout] -> [Dense relu] -> Dense softmax ("probs").
@@ -124,17 +154,20 @@ def build_model(
     and one Dense softmax head ``probs`` reads them (har.training.ensemble sets it to the average
     of the members' logits). Still builtin TFLite ops only.
 
-    ``split_parts=True`` (the TFLite export of a model whose ``cfg.split_parts`` is set) builds
-    each branch's first Conv1D as one Conv1D per representation part (``{prefix}conv_0_gravity``,
-    ``..._body``, ``..._magnitude``; the first carries the bias) whose outputs are ADDed before
-    the relu: the same function as the Conv1D over the concatenation (its kernel split along the
-    input channels, :func:`copy_weights`), but an int8 ADD lets every part keep its own scale
-    where an int8 CONCATENATION forces one scale on all of them. Training and the saved weights
-    use the concatenated graph. Without a conv front end or with one part it is the same graph."""
+    ``channel_scales`` (the TFLite export of a model whose ``cfg.equalize_channels`` is set; one
+    factor per representation channel) multiplies each part by fixed per-channel factors (a 1x1
+    DepthwiseConv1D ``{part}_scale``) before the concatenation; :func:`copy_weights` divides the
+    first Conv1D's kernel rows by the same factors, so the function is unchanged. An int8
+    CONCATENATION forces one scale on all its inputs: with every channel scaled to the same range
+    (|x| <= 1 on the calibration windows) none of them is left with a few int8 steps. Training and
+    the saved weights use the unscaled graph. Without a conv front end or with one part it is
+    the same graph."""
     _, keras = import_tf()
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
     parts = _representation_parts(cfg, inp, window_samples, n_channels, keras)
-    x = parts if split_parts and cfg.conv_filters > 0 and len(parts) > 1 else _concat(parts, keras)
+    if channel_scales is not None and cfg.conv_filters > 0 and len(parts) > 1:
+        parts = _scaled(parts, channel_scales, keras)
+    x = _concat(parts, keras)
     if cfg.ensemble == 1:
         emb = _branch(cfg, x, "", unroll, keras)
     else:  # one branch per member, one head over the concatenated embeddings (har.training.ensemble)
@@ -150,65 +183,28 @@ def member_prefix(j: int) -> str:
     return f"m{j}_"
 
 
-def _split_conv(cfg: ModelConfig, parts: list[tuple[str, Any]], prefix: str, keras: Any) -> Any:
-    """The first Conv1D (relu) of a branch as one Conv1D per representation part, summed."""
-    layers = keras.layers
-    pre = [
-        layers.Conv1D(
-            cfg.conv_filters,
-            cfg.conv_kernel,
-            strides=cfg.conv_stride,
-            padding="same",
-            use_bias=j == 0,
-            name=f"{prefix}conv_0_{name}",
-        )(t)
-        for j, (name, t) in enumerate(parts)
-    ]
-    x = layers.Add(name=f"{prefix}conv_0_sum")(pre)
-    return layers.Activation("relu", name=f"{prefix}conv_0_relu")(x)
-
-
-def copy_weights(src: Any, dst: Any) -> None:
-    """Copy the weights of ``src`` (a concatenated-representation graph) into ``dst``, the same
-    config built with or without ``split_parts``: layers of the same name are copied, a split
-    first Conv1D gets the slices of ``src``'s kernel along its input channels (in the parts'
-    concatenation order) and the bias on its first part. Raises ValueError when a weighted layer
-    of ``dst`` has no source."""
+def copy_weights(src: Any, dst: Any, channel_scales: Sequence[float] | None = None) -> None:
+    """Copy the weights of ``src`` into ``dst`` (the same config; ``dst`` may be built with
+    ``channel_scales``) by layer name. With ``channel_scales`` the rows of every first Conv1D
+    kernel (``conv_0``, ``m{j}_conv_0``) are divided by them: the scaled channels times the
+    divided kernel is the original product, so ``dst`` computes what ``src`` computes."""
     src_layers = {layer.name: layer for layer in src.layers}
-    by_conv: dict[str, list[Any]] = {}
     for layer in dst.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in SCALE_LAYERS:  # the channel scales are set when built
             continue
-        if layer.name in src_layers:
-            layer.set_weights(src_layers[layer.name].get_weights())
-            continue
-        base = layer.name.rsplit("_", 1)[0]
-        if base not in src_layers or not base.endswith("conv_0"):
-            raise ValueError(f"no weights for layer {layer.name!r} in {src.name!r}")
-        by_conv.setdefault(base, []).append(layer)
-    for base, part_layers in by_conv.items():
-        kernel, bias = src_layers[base].get_weights()
-        start = 0
-        part_layers.sort(key=lambda layer: PARTS.index(layer.name.rsplit("_", 1)[1]))
-        for j, layer in enumerate(part_layers):
-            n = int(layer.weights[0].shape[1])
-            w = [kernel[:, start : start + n, :]] + ([bias] if j == 0 else [])
-            layer.set_weights(w)
-            start += n
-        if start != kernel.shape[1]:
-            raise ValueError(f"split {base!r}: {start} input channels, the source has {kernel.shape[1]}")
+        w = src_layers[layer.name].get_weights()
+        if channel_scales is not None and layer.name.endswith("conv_0"):
+            c = np.asarray(channel_scales, dtype=np.float32).reshape(1, -1, 1)
+            w = [w[0] / c, *w[1:]]
+        layer.set_weights(w)
 
 
 def _branch(cfg: ModelConfig, x: Any, prefix: str, unroll: bool, keras: Any) -> Any:
     """[Conv1D relu x conv_layers] -> LSTM stack -> pooling -> [Dropout] -> [Dense relu]: the
-    embedding that the softmax head reads. Layer names carry ``prefix``. ``x`` is one tensor, or
-    the named representation parts (split first Conv1D, see build_model)."""
+    embedding that the softmax head reads. Layer names carry ``prefix``."""
     layers = keras.layers
     if cfg.conv_filters > 0:
         for i in range(cfg.conv_layers):
-            if i == 0 and isinstance(x, list):
-                x = _split_conv(cfg, x, prefix, keras)
-                continue
             x = layers.Conv1D(
                 cfg.conv_filters,
                 cfg.conv_kernel,
