@@ -94,6 +94,26 @@ def _scaled(parts: list[tuple[str, Any]], scales: Sequence[float], keras: Any) -
     return out
 
 
+def equalization_scales(peaks: np.ndarray, kernel_rows: np.ndarray) -> np.ndarray:
+    """Per-channel factors for the int8 export's representation (build_model's ``channel_scales``),
+    balanced between the channel's activations and the first Conv1D's weights that read it
+    (cross-layer equalization, Nagel et al. 2019, "Data-Free Quantization"): scaling channel i by
+    c_i = sqrt(w_i / a_i) (``a_i`` its peak |value|, ``w_i`` the peak |weight| of its kernel row)
+    gives it the range sqrt(a_i w_i) in both, so no channel has a few int8 steps in either; then
+    all are divided so that the largest scaled peak is 1."""
+    a = np.maximum(np.asarray(peaks, dtype=np.float64), 1e-6)
+    w = np.maximum(np.asarray(kernel_rows, dtype=np.float64), 1e-6)
+    c = np.sqrt(w / a)
+    return (c / np.max(c * a)).astype(np.float32)
+
+
+def first_conv_rows(model: Any) -> np.ndarray:
+    """Peak |weight| of each input channel's kernel row over every first Conv1D (``conv_0``, one
+    per ensemble member) of ``model``."""
+    rows = [np.abs(layer.get_weights()[0]).max(axis=(0, 2)) for layer in model.layers if layer.name.endswith("conv_0")]
+    return np.max(rows, axis=0)
+
+
 def channel_peaks(model: Any, x: np.ndarray) -> np.ndarray | None:
     """Largest |value| of each representation channel of ``model`` on normalised windows ``x``
     (None when the model has no concatenated representation)."""
@@ -155,13 +175,12 @@ def build_model(
     of the members' logits). Still builtin TFLite ops only.
 
     ``channel_scales`` (the TFLite export of a model whose ``cfg.equalize_channels`` is set; one
-    factor per representation channel) multiplies each part by fixed per-channel factors (a 1x1
-    DepthwiseConv1D ``{part}_scale``) before the concatenation; :func:`copy_weights` divides the
-    first Conv1D's kernel rows by the same factors, so the function is unchanged. An int8
-    CONCATENATION forces one scale on all its inputs: with every channel scaled to the same range
-    (|x| <= 1 on the calibration windows) none of them is left with a few int8 steps. Training and
-    the saved weights use the unscaled graph. Without a conv front end or with one part it is
-    the same graph."""
+    factor per representation channel, :func:`equalization_scales`) multiplies each part by fixed
+    per-channel factors (a 1x1 DepthwiseConv1D ``{part}_scale``) before the concatenation;
+    :func:`copy_weights` divides the first Conv1D's kernel rows by the same factors, so the
+    function is unchanged. An int8 CONCATENATION forces one scale on all its inputs: scaled, the
+    small channels are no longer left with a few int8 steps. Training and the saved weights use
+    the unscaled graph. Without a conv front end or with one part it is the same graph."""
     _, keras = import_tf()
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
     parts = _representation_parts(cfg, inp, window_samples, n_channels, keras)
