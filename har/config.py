@@ -144,6 +144,7 @@ class ModelConfig:
         "conv_dilation": 1,
         "pooling": "last",
         "ensemble": 1,
+        "equalize_channels": False,
     }
 
     lstm_units: tuple[int, ...] = (64,)
@@ -167,6 +168,12 @@ class ModelConfig:
     # dilation given here, in parallel on the front end's output, summed with it (a residual Add);
     # () = off
     conv_multiscale: tuple[int, ...] = ()
+    # the TFLite export scales every representation channel (gravity, body, magnitude) before their
+    # concatenation and divides the first Conv1D's kernel rows by the same factors (cross-layer
+    # equalization, har.training.model.equalization_scales): the same function, but an int8
+    # CONCATENATION (one scale for all inputs) no longer leaves the small body channels a few int8
+    # steps. Training and the saved weights use the unscaled graph
+    equalize_channels: bool = True
 
     def __post_init__(self) -> None:
         if self.conv_multiscale and (self.conv_filters < 1 or any(d < 1 for d in self.conv_multiscale)):
