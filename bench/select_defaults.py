@@ -179,6 +179,22 @@ def stage3() -> dict[str, TrainConfig]:
 REFERENCE = "MiniRocket (aeon; reference, same folds and windows)"
 
 
+# ---- stage 4 (branch distill_oof): a cross-fitted teacher --------------------------------------
+# The stage-3 teacher was fitted IN-SAMPLE on the student's windows: near one-hot targets on its own
+# training windows. "minirocket_oof": every window's soft target comes from a MiniRocket fitted on
+# the OTHER subjects (recordings) of the student's training windows (3 teacher folds), temperature
+# "auto" = the one with the smallest log-loss of those out-of-fold targets on the true labels.
+def stage4() -> dict[str, TrainConfig]:
+    base = TrainConfig()  # today's default: ensemble 2
+    d = DEFAULT_NAME + " + ensemble 2"
+    oof = {"distill": "minirocket_oof", "distill_temperature": "auto"}
+    return {
+        f"{d} + distill oof a0.5 Tauto": _with(base, **oof),
+        f"{d} + distill oof a0.7 Tauto": _with(base, **oof, distill_alpha=0.7),
+        f"{d} + distill oof a0.3 Tauto": _with(base, **oof, distill_alpha=0.3),
+    }
+
+
 def _minirocket_fit(
     config: TrainConfig,
     norm: Any,
@@ -242,7 +258,10 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
             t0 = time.monotonic()
 
             def fold_line(i: int, f: dict[str, Any], d: str = dname, c: str = cname) -> None:
-                print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}", flush=True)
+                extra = ""
+                if "distill_temperature" in f:
+                    extra = f" teacher T {f['distill_temperature']:.3g} acc {f['distill_teacher_accuracy']:.4f}"
+                print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}{extra}", flush=True)
 
             import har.training.fit as fit_mod
 
@@ -275,6 +294,14 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
                 "fold_accuracy": [round(f["accuracy"], 4) for f in res["folds"]],
                 "epochs": [f["epochs_run"] for f in res["folds"]],
                 "rotation_z_chosen": [f.get("rotation_z_deg") for f in res["folds"]],
+                **(
+                    {
+                        "distill_temperature": [f.get("distill_temperature") for f in res["folds"]],
+                        "teacher_accuracy": [f.get("distill_teacher_accuracy") for f in res["folds"]],
+                    }
+                    if cfg.distill != "none"
+                    else {}
+                ),
                 "seconds": round(time.monotonic() - t0, 1),
                 "config": config_to_dict(cfg),
             }
@@ -320,7 +347,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true")
-    ap.add_argument("--only", default="", help="stage 3: only names containing one of these (;-separated)")
+    ap.add_argument("--only", default="", help="stage 3/4: only names containing one of these (;-separated)")
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
@@ -337,11 +364,11 @@ def main() -> None:
             sys.exit("stage 2 needs complete stage-1 results")
         name = best[0][0]
         run(stage2(name.replace(" (previous)", ""), stage1()[name]), data, a.folds, a.results, 2)
-    elif a.stage == 3:
-        cands = stage3()
+    elif a.stage in (3, 4):
+        cands = stage3() if a.stage == 3 else stage4()
         if a.only:
             cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
-        run(cands, data, a.folds, a.results, 3)
+        run(cands, data, a.folds, a.results, a.stage)
     print(table(_done(a.results), data))
     best = ranking(_done(a.results), data)
     if best:

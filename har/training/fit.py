@@ -191,20 +191,47 @@ def fit_model(
     progress: bool = False,
     echo: Callable[[str], None] = print,
     soft: np.ndarray | None = None,
+    groups: tuple[np.ndarray, str] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Seeded, deterministic Keras training on raw windows (g) with integer labels.
 
     ``config.distill`` (har.training.distill): the teacher's soft targets for ``x_train`` are
-    computed here once (or passed as ``soft``). ``config.model.ensemble > 1``: the members are
-    fitted and assembled by har.training.ensemble.
+    computed here once (or passed as ``soft``); ``groups`` = ``(subject or recording key per
+    training window, "subject" | "recording")`` (har.training.distill.window_groups) is what the
+    cross-fitted teacher ("minirocket_oof") splits by. ``config.model.ensemble > 1``: the members
+    are fitted and assembled by har.training.ensemble.
 
-    Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``
-    and, when the z rotation was chosen here, ``"rotation_z_deg"`` (one value each)."""
+    Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``,
+    when the z rotation was chosen here ``"rotation_z_deg"``, and with a teacher fitted here
+    ``"distill_temperature"`` and ``"distill_teacher_accuracy"`` (one value each)."""
+    teacher: dict[str, Any] = {}
     if config.distill != "none" and soft is None:
-        from har.training.distill import teacher_soft_targets
+        from har.training.distill import teacher_targets
 
         echo(f"distillation: fitting the {config.distill} teacher on the {len(y_train)} training windows")
-        soft = teacher_soft_targets(x_train, y_train, n_classes, config.distill_temperature, config.seed)
+        g, by = groups if groups is not None else (None, "subject")
+        soft, teacher = teacher_targets(
+            config.distill, x_train, y_train, n_classes, config.distill_temperature, config.seed, g, by, echo
+        )
+    model, hist = _fit_with_targets(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
+    if teacher:
+        hist["distill_temperature"] = [float(teacher["temperature"])]
+        hist["distill_teacher_accuracy"] = [float(teacher["teacher_accuracy"])]
+    return model, hist
+
+
+def _fit_with_targets(
+    config: TrainConfig,
+    norm: Normalization,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool,
+    echo: Callable[[str], None],
+    soft: np.ndarray | None,
+) -> tuple[Any, dict[str, list[float]]]:
     if config.model.ensemble > 1:
         from har.training.ensemble import fit_ensemble
 
