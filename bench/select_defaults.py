@@ -192,6 +192,8 @@ def stage4() -> dict[str, TrainConfig]:
         f"{d} + distill oof a0.5 Tauto": _with(base, **oof),
         f"{d} + distill oof a0.7 Tauto": _with(base, **oof, distill_alpha=0.7),
         f"{d} + distill oof a0.3 Tauto": _with(base, **oof, distill_alpha=0.3),
+        # none or the oof teacher, chosen inside each fit by its validation split (first member)
+        f"{d} + distill auto (none | oof a0.5 Tauto)": _with(base, distill="auto", distill_temperature="auto"),
     }
 
 

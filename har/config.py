@@ -189,7 +189,7 @@ class ModelConfig:
 DEFAULT_ENSEMBLE = 2  # members of `har train`'s default model (TrainConfig.model)
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 # training-time-only teacher (har.training.distill): fitted in-sample, or cross-fitted by subject
-DISTILL = ("none", "minirocket", "minirocket_oof")
+DISTILL = ("none", "minirocket", "minirocket_oof", AUTO)  # auto: none or minirocket_oof by validation
 
 
 @dataclass(frozen=True)

@@ -87,3 +87,30 @@ def test_one_recording_falls_back_to_the_in_sample_teacher_and_says_so() -> None
     # two subjects: grouped by subject
     w2 = Windows(x, y.astype(str), np.where(np.arange(len(y)) % 2 == 0, "a", "b"), w.start_s, w.file_index)
     assert window_groups(w2)[1] == "subject"
+
+
+@pytest.mark.slow
+def test_har_train_distill_auto_chooses_by_validation_and_records_it(tmp_path) -> None:
+    """`har train --distill auto --ensemble 2`: the first member is fitted without and with the
+    cross-fitted teacher (3 folds over the training subjects), the better one by validation is kept,
+    the second member follows it; the stored config says auto (what the user asked for)."""
+    pytest.importorskip("aeon")
+    from click.testing import CliRunner
+    from conftest import make_tiny_recordings
+
+    from har.artifacts.metadata import load_metadata
+    from har.cli import cli
+
+    make_tiny_recordings(tmp_path / "data", subjects=6, seconds_per_class=6.0)
+    out = tmp_path / "m"
+    tiny = ["--window", "1", "--hop", "0.5", "--rate", "25", "--lstm-units", "8", "--batch-size", "32"]
+    args = ["train", str(tmp_path / "data"), "--out", str(out), *tiny, "--epochs", "2", "--ensemble", "2"]
+    r = CliRunner().invoke(cli, [*args, "--distill", "auto", "--distill-temperature", "auto", "--rotation-z", "0"])
+    assert r.exit_code == 0, r.output
+    assert "cross-fitted teacher (3 folds by subject)" in r.output and "(auto)" in r.output
+    assert "distillation auto: none -> validation accuracy" in r.output
+    assert "distillation auto: minirocket_oof -> validation accuracy" in r.output
+    assert "distillation auto: chose" in r.output and "ensemble: member 2/2" in r.output
+    assert r.output.count("cross-fitted teacher") == 1  # fitted once, its targets reused
+    cfg = load_metadata(out).train_config
+    assert cfg.distill == "auto" and cfg.distill_temperature == "auto" and cfg.model.ensemble == 2
