@@ -194,6 +194,10 @@ def stage4() -> dict[str, TrainConfig]:
         f"{d} + distill oof a0.3 Tauto": _with(base, **oof, distill_alpha=0.3),
         # none or the oof teacher, chosen inside each fit by its validation split (first member)
         f"{d} + distill auto (none | oof a0.5 Tauto)": _with(base, distill="auto", distill_temperature="auto"),
+        # a check of what stage 3's in-sample teacher did: below 4,000 windows its ridge decisions
+        # interpolate the labels (+1 / -1), so with alpha 0.5, T 0.5 and 7 classes (the exercise set)
+        # the combined target is exactly label smoothing K * (1 - alpha) / (e^4 + K - 1) = 3.5 / 60.6 = 0.058
+        f"{d} + label smoothing 0.058 (= in-sample distill a0.5 T0.5, 7 classes)": _with(base, label_smoothing=0.058),
     }
 
 
@@ -300,6 +304,7 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
                     {
                         "distill_temperature": [f.get("distill_temperature") for f in res["folds"]],
                         "teacher_accuracy": [f.get("distill_teacher_accuracy") for f in res["folds"]],
+                        "distill_chosen": [f.get("distill_chosen") for f in res["folds"]],
                     }
                     if cfg.distill != "none"
                     else {}

@@ -138,7 +138,7 @@ def run_cv(
             "epochs_run": len(hist.get("loss", [])),
             "per_subject": subj,
         }
-        for name in ("rotation_z_deg", "distill_temperature", "distill_teacher_accuracy"):
+        for name in ("rotation_z_deg", "distill_temperature", "distill_teacher_accuracy", "distill_chosen"):
             if name in hist:
                 fold_out[name] = hist[name][0]
         out_folds.append(fold_out)
