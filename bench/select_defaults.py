@@ -334,10 +334,37 @@ def ranking(rows: list[dict[str, Any]], data: list[str]) -> list[tuple[str, floa
     return sorted(out, key=lambda t: -t[1])
 
 
-def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False) -> str:
-    """The markdown table; ``seconds``: a column with the summed wall-clock seconds of the CV runs."""
+def partial_ranking(
+    rows: list[dict[str, Any]], data: list[str]
+) -> list[tuple[str, float, dict[str, dict[str, Any]]]]:
+    """Like :func:`ranking` but also candidates measured on some of ``data`` only (after the complete
+    ones, by their mean over the sets they have)."""
+    by: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["data"] in data:
+            by.setdefault(r["candidate"], {})[r["data"]] = r
+    out = [(c, float(np.mean([v["accuracy_mean"] for v in d.values()])), d) for c, d in by.items()]
+    return sorted(out, key=lambda t: (-len(t[2]), -t[1]))
+
+
+def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False, partial: bool = False) -> str:
+    """The markdown table; ``seconds``: a column with the summed wall-clock seconds of the CV runs;
+    ``partial``: also rows measured on some sets only ("-" elsewhere, the mean over their sets in
+    parentheses)."""
     head = "| candidate | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |"
     lines = [head + (" CV seconds (sum) |" if seconds else ""), "|" + "---|" * (len(data) + 2 + seconds)]
+    if partial:
+        for c, mean, d in partial_ranking(rows, data):
+            cells = [
+                f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})"
+                if k in d
+                else "-"
+                for k in data
+            ]
+            m = f"{mean:.3f}" if len(d) == len(data) else f"({mean:.3f}, {len(d)} sets)"
+            tail = f" {sum(v['seconds'] for v in d.values()):.0f} |" if seconds else ""
+            lines.append(f"| {c} | " + " | ".join(cells) + f" | {m} |" + tail)
+        return "\n".join(lines)
     for c, mean, d in ranking(rows, data):
         cells = [
             f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})" for k in data
@@ -359,6 +386,12 @@ def main() -> None:
     data = a.data.split(",")
     rows = _done(a.results)
     if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
+        if a.stage == 4:  # with the stage-3 rows it compares with: the default, MiniRocket, in-sample distill
+            d = DEFAULT_NAME
+            s3 = (f"{d} + ensemble 2", REFERENCE, f"{d} + distill minirocket a0.5 T0.5, ensemble 2")
+            keep = [r for r in rows if r["stage"] == 4 or (r["stage"] == 3 and r["candidate"] in s3)]
+            print(table(keep, data, seconds=True, partial=True))
+            return
         keep = [r for r in rows if r["stage"] == a.stage or (a.stage == 3 and r["candidate"] == DEFAULT_NAME)]
         print(table(keep, data, seconds=a.stage == 3))
         return
