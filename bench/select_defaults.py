@@ -198,6 +198,9 @@ def stage4() -> dict[str, TrainConfig]:
         # interpolate the labels (+1 / -1), so with alpha 0.5, T 0.5 and 7 classes (the exercise set)
         # the combined target is exactly label smoothing K * (1 - alpha) / (e^4 + K - 1) = 3.5 / 60.6 = 0.058
         f"{d} + label smoothing 0.058 (= in-sample distill a0.5 T0.5, 7 classes)": _with(base, label_smoothing=0.058),
+        # the teacher's effect apart from the z-rotation choice: the default chose 0 degrees in both
+        # watch folds (a fixed 0 reproduces its models exactly), so compare with the teacher at 0 there
+        f"{d} + distill oof a0.5 Tauto, rotz fixed 0": _with(base, augment={"rotation_z_deg": 0.0}, **oof),
     }
 
 
