@@ -200,7 +200,7 @@ def stage4() -> dict[str, TrainConfig]:
         f"{d} + label smoothing 0.058 (= in-sample distill a0.5 T0.5, 7 classes)": _with(base, label_smoothing=0.058),
         # the teacher's effect apart from the z-rotation choice: the default chose 0 degrees in both
         # watch folds (a fixed 0 reproduces its models exactly), so compare with the teacher at 0 there
-        f"{d} + distill oof a0.5 Tauto, rotz fixed 0": _with(base, augment={"rotation_z_deg": 0.0}, **oof),
+        f"{d} + distill oof (a0.5 Tauto), rotz fixed 0": _with(base, augment={"rotation_z_deg": 0.0}, **oof),
     }
 
 
