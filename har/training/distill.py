@@ -13,6 +13,15 @@ source window's soft target). Validation windows carry the label only, so the va
 early stopping watches is the ordinary cross-entropy. The teacher is gone after training: the model
 directory, the bundle and the device never need aeon.
 
+An in-sample teacher interpolates its training windows (ridge decisions +1 for the label, -1
+elsewhere, below the 4,000-window cap), so its targets are uniform label smoothing, not "dark
+knowledge". ``distill="minirocket_oof"`` cross-fits it instead (:func:`oof_teacher_logits`): each
+training window's target comes from a MiniRocket fitted on the other subjects' (recordings')
+windows. ``distill_temperature="auto"`` picks the temperature whose targets have the smallest
+log-loss on the labels (:func:`calibrate_temperature`). ``distill="auto"`` (har.training.fit)
+fits the first member without and with the cross-fitted teacher and keeps the better one by
+validation accuracy. docs/training.md (stage 4) has the cross-validated numbers.
+
 Targets are passed to Keras as one array ``(n, 2 + n_classes)``: ``[label, distill weight,
 soft target...]`` (weight 0 for validation windows); :func:`make_loss` and :func:`accuracy_metric`
 read it. TensorFlow is imported lazily by the callers' Keras objects only."""
