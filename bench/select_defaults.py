@@ -366,7 +366,7 @@ def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False, pa
             ]
             m = f"{mean:.3f}" if len(d) == len(data) else f"({mean:.3f}, {len(d)} sets)"
             tail = f" {sum(v['seconds'] for v in d.values()):.0f} |" if seconds else ""
-            lines.append(f"| {c} | " + " | ".join(cells) + f" | {m} |" + tail)
+            lines.append(f"| {c.replace('|', chr(92) + '|')} | " + " | ".join(cells) + f" | {m} |" + tail)
         return "\n".join(lines)
     for c, mean, d in ranking(rows, data):
         cells = [
