@@ -144,6 +144,7 @@ class ModelConfig:
         "conv_dilation": 1,
         "pooling": "last",
         "ensemble": 1,
+        "equalize_channels": False,
     }
 
     lstm_units: tuple[int, ...] = (64,)
@@ -163,6 +164,12 @@ class ModelConfig:
     # (har.training.ensemble); 1 = a single model. A bare ModelConfig is one model; `har train`'s
     # default (TrainConfig.model) is DEFAULT_ENSEMBLE members, chosen by CV (docs/training.md)
     ensemble: int = 1
+    # the TFLite export scales every representation channel (gravity, body, magnitude) before their
+    # concatenation and divides the first Conv1D's kernel rows by the same factors (cross-layer
+    # equalization, har.training.model.equalization_scales): the same function, but an int8
+    # CONCATENATION (one scale for all inputs) no longer leaves the small body channels a few int8
+    # steps. Training and the saved weights use the unscaled graph
+    equalize_channels: bool = True
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:

@@ -20,6 +20,9 @@
 #   --window 2.5 --hop 0.5  a new activity is shown within 3 s of its start (5 s windows cannot)
 #   --rotation 0 --rotation-z 0  the simulated wearers already vary the wrist posture
 #   --smooth avg:3,enter=0.6  the stored live smoothing (3 windows = 1.5 s at a 0.5 s hop)
+#   --no-equalize-channels  the bundle was exported before the int8 channel equalization existed;
+#                           with it this recipe validates at 98.0% / 83.3% / 83 of 85 (not better
+#                           on every measure than 97.9% / 83.3% / 84 of 85: models/README.md)
 # Deterministic for a given machine kind and package set (--seed 0, op determinism).
 # Took 391 s on the shared 2-core development machine when it was quiet, 15-20 min under load.
 set -euo pipefail
@@ -39,7 +42,7 @@ har train "$work/sim" --out "$work/model" --seed 0 \
     --window 2.5 --hop 0.5 --rate 50 --purity 0.9 \
     --representation gravity_body_magnitude --conv-filters 32 --conv-kernel 5 --conv-stride 2 \
     --conv-layers 1 --conv-dilation 1 --lstm-units 64 --pooling last --dropout 0.2 --label-smoothing 0 \
-    --ensemble 1 --distill none \
+    --ensemble 1 --distill none --no-equalize-channels \
     --augment --augment-p 0.5 --rotation 0 --rotation-z 0 --scale 0.1 --jitter 0.01 --time-warp 0.1 \
     --epochs 20 --patience 5 --batch-size 64 --lr 0.002 --lr-schedule plateau --lr-factor 0.5 \
     --lr-patience 2 --min-lr 1e-5 --clipnorm 1.0 --class-weights \

@@ -1,6 +1,6 @@
 """Score a bundle on the VALIDATION seeds of models/default (inference only, real TFLite runtime).
 
-    python scripts/validate_default_model.py [BUNDLE] [--smooth SPEC ...]
+    python scripts/validate_default_model.py [BUNDLE] [--smooth SPEC ...] [--model replay]
 
 The recipe in scripts/rebuild_default_model.sh is chosen on these numbers. The seeds here are
 neither training seeds (the rebuild script's) nor the test seeds of tests/test_default_accuracy.py
@@ -11,6 +11,9 @@ neither training seeds (the rebuild script's) nor the test seeds of tests/test_d
 * live streams: for each seed in LIVE_SEEDS, 4 wearers x 12 activities of 10 s through the live
   window grid (`har replay --exact`) and the bundle's stored smoothing (or each --smooth SPEC):
   how many activity changes are shown within 3 s of their start.
+
+``--model replay`` scores the fresh wearers with the bundle's float replay model instead (is the
+int8 export or the float model the limit?) and skips the live streams.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ TEST_SEEDS = (17, 18)  # tests/test_default_accuracy.py: never used here
 LATENCY_S = 3.0
 
 
-def fresh_scores(bundle: Path, seed: int, work: Path) -> tuple[float, float, str]:
+def fresh_scores(bundle: Path, seed: int, work: Path, which: str = "live") -> tuple[float, float, str]:
     """(mean window accuracy, worst wearer's accuracy, worst wearer) on 10 fresh wearers."""
     d = work / f"fresh{seed}"
     if not d.exists():
         generate_dataset(d, subjects=10, seconds_per_activity=40.0, seed=seed)
-    res = evaluate(bundle, [d], echo=lambda s: None, progress=False)
+    res = evaluate(bundle, [d], echo=lambda s: None, progress=False, which=which)
     sp = res["subject_spread"]
     per = {k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in res["per_subject"].items()}
     worst = min(per, key=lambda k: per[k])
@@ -88,6 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bundle", nargs="?", default=str(ROOT / "models" / "default"))
     ap.add_argument("--smooth", action="append", default=[], help="also score this live smoothing spec")
+    ap.add_argument(
+        "--model", choices=("live", "replay"), default="live", help="score the int8 live or the float replay model"
+    )
     args = ap.parse_args()
     assert not set(TEST_SEEDS) & (set(FRESH_SEEDS) | set(LIVE_SEEDS))
     bundle = Path(args.bundle)
@@ -96,11 +102,14 @@ def main() -> None:
         work = Path(tmp)
         means, worsts = [], []
         for seed in FRESH_SEEDS:
-            mean, worst, who = fresh_scores(bundle, seed, work)
+            mean, worst, who = fresh_scores(bundle, seed, work, args.model)
             means.append(mean)
             worsts.append(worst)
             print(f"validation seed {seed:3d}: mean {mean:.1%}  worst wearer {worst:.1%} ({who})", flush=True)
-        print(f"validation, all fresh seeds: mean {np.mean(means):.1%}  worst wearer {min(worsts):.1%}")
+        print(f"validation, all fresh seeds [{args.model} model]: mean {np.mean(means):.1%}  "
+              f"worst wearer {min(worsts):.1%}")
+        if args.model != "live":
+            return
         totals = {s: [0, []] for s in specs}
         for seed in LIVE_SEEDS:
             for spec, (n, late) in live_checks(bundle, seed, specs, work).items():

@@ -253,6 +253,87 @@ def test_low_agreement_kept_when_heldout_accuracy_holds(
     assert not (tmp_path / "refused").exists()
 
 
+def test_equalization_scales_balance_activations_and_weights() -> None:
+    """Channel i scaled by c_i (kernel row divided by c_i) has the same range in both, and the
+    largest scaled activation peak is 1."""
+    from har.training.model import equalization_scales
+
+    peaks = np.array([2.3, 1.8, 2.0, 6.0, 2.1, 3.0, 15.4])
+    rows = np.array([0.4, 0.9, 0.2, 0.3, 0.6, 0.5, 0.05])
+    c = equalization_scales(peaks, rows)
+    assert c.dtype == np.float32 and c.shape == (7,)
+    assert np.max(c * peaks) == pytest.approx(1.0, rel=1e-6)
+    ratio = (c * peaks) / (rows / c)  # scaled activation range / scaled weight range: one constant
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_equalized_channels_compute_the_same_function(ensemble: int) -> None:
+    """The export graph with the representation channels scaled (and the first Conv1D's kernel
+    rows divided to match) computes what the training graph computes."""
+    from har.training.model import (
+        build_model,
+        channel_peaks,
+        copy_weights,
+        equalization_scales,
+        first_conv_rows,
+        set_normalization,
+    )
+
+    cfg = ModelConfig(lstm_units=(8,), conv_filters=6, ensemble=ensemble)
+    plain = build_model(cfg, 50, 3, 4, batch_size=1)
+    set_normalization(plain, [0.1, -0.3, 0.9], [0.5, 0.4, 0.3])
+    x = np.random.default_rng(0).normal(size=(3, 50, 3)).astype(np.float32)
+    peaks = channel_peaks(plain, x)
+    assert peaks is not None and peaks.shape == (7,) and len(set(np.round(peaks, 4))) > 1
+    scales = equalization_scales(peaks, first_conv_rows(plain))
+    eq = build_model(cfg, 50, 3, 4, batch_size=1, channel_scales=scales)
+    assert {"gravity_scale", "body_scale", "magnitude_scale"} <= {layer.name for layer in eq.layers}
+    copy_weights(plain, eq, channel_scales=scales)
+    np.testing.assert_allclose(channel_peaks(eq, x), peaks * scales, rtol=1e-5)
+    outs = [np.concatenate([m(x[i : i + 1]).numpy() for i in range(3)]) for m in (plain, eq)]
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    # a config stored before the field existed exports the old graph
+    from har.config import config_from_dict
+
+    legacy = config_from_dict(ModelConfig, {"lstm_units": [8], "conv_filters": 6})
+    assert legacy.equalize_channels is False and ModelConfig().equalize_channels is True
+
+
+@pytest.mark.slow
+def test_int8_export_gives_every_representation_channel_the_int8_range(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """In the int8 live model the concatenated representation spans about [-1, 1] (the channels
+    scaled, the largest scaled peak 1), while gravity, body and magnitude before the scaling keep
+    their own, different int8 scales; still builtin ops with the fused LSTM."""
+    from har.runtime.interpreter import load_interpreter
+
+    b = get_bundle(tmp_path_factory, "int8")
+    assert load_metadata(b).train_config.model.equalize_channels
+    interp, _ = load_interpreter(b / "model.tflite")
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = [o for o in interp._get_ops_details() if o.get("op_name")]
+    names = [o["op_name"] for o in ops]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in names
+    (cat,) = [o for o in ops if o["op_name"] == "CONCATENATION"]
+    scale, zero = tensors[cat["outputs"][0]]["quantization"]
+    # the largest scaled |peak| is 1: one end of the int8 range, the other end within it
+    assert max(scale * (127 - zero), scale * (zero + 128)) == pytest.approx(1.0, abs=0.02)
+    assert min(scale * (127 - zero), scale * (zero + 128)) <= 1.02
+    producer = {o["outputs"][0]: o for o in ops}
+
+    def unscaled(i: int) -> float:  # the input of the scaling DEPTHWISE_CONV_2D (through RESHAPEs)
+        while producer[i]["op_name"] == "RESHAPE":
+            i = producer[i]["inputs"][0]
+        assert producer[i]["op_name"] == "DEPTHWISE_CONV_2D"
+        return round(float(tensors[producer[i]["inputs"][0]]["quantization"][0]), 9)
+
+    before = {unscaled(i) for i in cat["inputs"]}
+    assert len(before) == 3  # gravity, body, magnitude: three int8 scales before the common range
+
+
 def test_patch_reports_custom_ops(tmp_path: Path) -> None:
     """_check_ops names every non-builtin (Flex / custom) op."""
     from har.training.convert import _check_ops

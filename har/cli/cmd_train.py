@@ -75,6 +75,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "representation": ("model", "representation"),
     "pooling": ("model", "pooling"),
     "ensemble": ("model", "ensemble"),
+    "equalize_channels": ("model", "equalize_channels"),
     "distill": ("", "distill"),
     "distill_alpha": ("", "distill_alpha"),
     "distill_temperature": ("", "distill_temperature"),
@@ -251,6 +252,13 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     show_default=True,
     help="Train this many models (seeds seed, seed+1, ...) and export them as ONE model whose output "
     "averages their logits (1 = a single model; each member is one more training run).",
+)
+@click.option(
+    "--equalize-channels/--no-equalize-channels",
+    default=_M.equalize_channels,
+    show_default=True,
+    help="int8 export: scale each input-representation channel (and the first Conv1D's weights to "
+    "match) so that every channel keeps its own int8 resolution; the same function.",
 )
 @click.option(
     "--distill",

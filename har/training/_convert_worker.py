@@ -7,7 +7,10 @@ converts to the fused builtin UNIDIRECTIONAL_SEQUENCE_LSTM op), loads the weight
 ``cell_clip`` to 0 in every fused LSTM op (the converter writes 10.0; Keras has no clip), lists
 the operators, and writes into WORK_DIR:
 
-* ``model.tflite`` and ``ops.json`` (after stage ``single``): two outputs, the probabilities
+* ``model.tflite`` and ``ops.json`` (after stage ``single``; with the config's
+  ``equalize_channels``, every representation channel scaled by a factor balanced between its
+  peak on the calibration windows and the first Conv1D's weights that read it, and those kernel
+  rows divided to match, see har.training.model.equalization_scales): two outputs, the probabilities
   (``probs``) and the embedding that feeds the classifier head (the input of the last Dense
   layer: the LSTM's last output, or the hidden Dense layer's) so that `har adapt` can refit the
   head on the device with numpy,
@@ -123,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         WEIGHTS_FILE,
     )
     from har.artifacts.metadata import load_metadata  # noqa: PLC0415
-    from har.training.model import build_model  # noqa: PLC0415
+    from har.training.model import (  # noqa: PLC0415
+        build_model,
+        channel_peaks,
+        copy_weights,
+        equalization_scales,
+        first_conv_rows,
+    )
 
     model_dir, work = Path(args.model_dir), Path(args.work_dir)
     meta = load_metadata(model_dir)
@@ -157,7 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     _say("DONE", "keras")
 
     _say("STEP", "single")
-    m1e, head_w, head_b = with_embedding(keras, m1)
+    single = m1
+    equalize = cfg.equalize_channels and cfg.conv_filters > 0 and calib.shape[0] > 0
+    peaks = channel_peaks(keras_model, calib) if equalize else None
+    if peaks is not None:  # each representation channel its own int8 resolution (same function)
+        scales = equalization_scales(peaks, first_conv_rows(m1))
+        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales)
+        copy_weights(m1, single, channel_scales=scales)
+    m1e, head_w, head_b = with_embedding(keras, single)
     np.savez(work / HEAD_FILE, W=head_w, b=head_b)
     raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io)
     data, ops, patched = patch_and_list_ops(raw)

@@ -11,6 +11,8 @@ from har.config import ModelConfig
 from har.training._tf import import_tf
 
 DENORM_LAYER = "denorm"  # fixed (non-trainable) x * std + mean, set from the Normalization
+PARTS = ("raw", "gravity", "body", "magnitude")  # representation parts, in concatenation order
+SCALE_LAYERS = tuple(f"{p}_scale" for p in PARTS)  # fixed per-channel factors (build_model's channel_scales)
 
 
 def gravity_samples(window_samples: int) -> int:
@@ -27,8 +29,11 @@ def input_channels(cfg: ModelConfig, n_channels: int = 3) -> int:
     return n + (1 if rep.endswith("magnitude") else 0)
 
 
-def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: int, keras: Any) -> Any:
-    """Normalised windows -> the model's input channels, with builtin TFLite ops only.
+def _representation_parts(
+    cfg: ModelConfig, x: Any, window_samples: int, n_channels: int, keras: Any
+) -> list[tuple[str, Any]]:
+    """Normalised windows -> the model's input channels as named parts (``gravity``, ``body``,
+    ``magnitude`` or ``raw``), in the order they are concatenated, with builtin TFLite ops only.
 
     The moving average is a fixed DepthwiseConv1D ("valid": no zero-padded edges, so the sequence
     is ``gravity_samples - 1`` shorter; the body part is the centred crop minus the average).
@@ -36,8 +41,8 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
     layers = keras.layers
     rep = cfg.representation
     if rep == "raw":
-        return x
-    parts = []
+        return [("raw", x)]
+    parts: list[tuple[str, Any]] = []
     k = gravity_samples(window_samples)
     split = rep.startswith("gravity_body") and window_samples > k
     if split:
@@ -51,10 +56,10 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
         )(x)
         crop = layers.Cropping1D((k // 2, k // 2), name="centre_crop")(x)
         body = layers.Subtract(name="body")([crop, gravity])
-        parts += [gravity, body]
+        parts += [("gravity", gravity), ("body", body)]
         x_ref = crop
     else:
-        parts.append(x)
+        parts.append(("raw", x))
         x_ref = x
     if rep.endswith("magnitude"):
         # back to g: x * std + mean, a fixed per-axis affine (weights stored with the model)
@@ -68,8 +73,62 @@ def _representation(cfg: ModelConfig, x: Any, window_samples: int, n_channels: i
             trainable=False,
             name="norm_sq_minus_1",  # |a|^2 - 1 g^2: 0 at rest, orientation-free
         )(sq)
-        parts.append(sumsq)
-    return layers.Concatenate(axis=-1, name="representation")(parts) if len(parts) > 1 else parts[0]
+        parts.append(("magnitude", sumsq))
+    return parts
+
+
+def _scaled(parts: list[tuple[str, Any]], scales: Sequence[float], keras: Any) -> list[tuple[str, Any]]:
+    """Each part times fixed per-channel ``scales`` (a 1x1 DepthwiseConv1D ``{part}_scale``)."""
+    out, start = [], 0
+    for name, t in parts:
+        n = int(t.shape[-1])
+        c = np.asarray(scales[start : start + n], dtype=np.float32).reshape(1, n, 1)
+        start += n
+        layer = keras.layers.DepthwiseConv1D(
+            1, use_bias=False, depthwise_initializer=keras.initializers.Constant(c), trainable=False,
+            name=f"{name}_scale",
+        )
+        out.append((name, layer(t)))
+    if start != len(scales):
+        raise ValueError(f"{len(scales)} channel scales for {start} representation channels")
+    return out
+
+
+def equalization_scales(peaks: np.ndarray, kernel_rows: np.ndarray) -> np.ndarray:
+    """Per-channel factors for the int8 export's representation (build_model's ``channel_scales``),
+    balanced between the channel's activations and the first Conv1D's weights that read it
+    (cross-layer equalization, Nagel et al. 2019, "Data-Free Quantization"): scaling channel i by
+    c_i = sqrt(w_i / a_i) (``a_i`` its peak |value|, ``w_i`` the peak |weight| of its kernel row)
+    gives it the range sqrt(a_i w_i) in both, so no channel has a few int8 steps in either; then
+    all are divided so that the largest scaled peak is 1."""
+    a = np.maximum(np.asarray(peaks, dtype=np.float64), 1e-6)
+    w = np.maximum(np.asarray(kernel_rows, dtype=np.float64), 1e-6)
+    c = np.sqrt(w / a)
+    return (c / np.max(c * a)).astype(np.float32)
+
+
+def first_conv_rows(model: Any) -> np.ndarray:
+    """Peak |weight| of each input channel's kernel row over every first Conv1D (``conv_0``, one
+    per ensemble member) of ``model``."""
+    rows = [np.abs(layer.get_weights()[0]).max(axis=(0, 2)) for layer in model.layers if layer.name.endswith("conv_0")]
+    return np.max(rows, axis=0)
+
+
+def channel_peaks(model: Any, x: np.ndarray) -> np.ndarray | None:
+    """Largest |value| of each representation channel of ``model`` on normalised windows ``x``
+    (None when the model has no concatenated representation)."""
+    _, keras = import_tf()
+    try:
+        rep = model.get_layer("representation").output
+    except ValueError:
+        return None
+    out = keras.Model(model.input, rep).predict(x, batch_size=256, verbose=0)
+    return np.asarray(np.abs(out).max(axis=(0, 1)), dtype=np.float32)
+
+
+def _concat(parts: list[tuple[str, Any]], keras: Any) -> Any:
+    tensors = [t for _, t in parts]
+    return keras.layers.Concatenate(axis=-1, name="representation")(tensors) if len(tensors) > 1 else tensors[0]
 
 
 def set_normalization(model: Any, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -91,6 +150,7 @@ def build_model(
     n_classes: int,
     batch_size: int | None = None,
     unroll: bool = False,
+    channel_scales: Sequence[float] | None = None,
 ) -> Any:
     """Input(window, channels) -> representation -> [Conv1D relu x conv_layers] -> LSTM stack ->
     pooling -> [Dropout] -> [Dense relu] -> Dense softmax ("probs").
@@ -112,10 +172,21 @@ def build_model(
     ``cfg.ensemble > 1``: that many branches (conv front end to embedding, layer names prefixed
     ``m0_``, ``m1_``, ...) share the fixed representation layers; their embeddings are concatenated
     and one Dense softmax head ``probs`` reads them (har.training.ensemble sets it to the average
-    of the members' logits). Still builtin TFLite ops only."""
+    of the members' logits). Still builtin TFLite ops only.
+
+    ``channel_scales`` (the TFLite export of a model whose ``cfg.equalize_channels`` is set; one
+    factor per representation channel, :func:`equalization_scales`) multiplies each part by fixed
+    per-channel factors (a 1x1 DepthwiseConv1D ``{part}_scale``) before the concatenation;
+    :func:`copy_weights` divides the first Conv1D's kernel rows by the same factors, so the
+    function is unchanged. An int8 CONCATENATION forces one scale on all its inputs: scaled, the
+    small channels are no longer left with a few int8 steps. Training and the saved weights use
+    the unscaled graph. Without a conv front end or with one part it is the same graph."""
     _, keras = import_tf()
     inp = keras.Input(shape=(window_samples, n_channels), batch_size=batch_size, name="window")
-    x = _representation(cfg, inp, window_samples, n_channels, keras)
+    parts = _representation_parts(cfg, inp, window_samples, n_channels, keras)
+    if channel_scales is not None and cfg.conv_filters > 0 and len(parts) > 1:
+        parts = _scaled(parts, channel_scales, keras)
+    x = _concat(parts, keras)
     if cfg.ensemble == 1:
         emb = _branch(cfg, x, "", unroll, keras)
     else:  # one branch per member, one head over the concatenated embeddings (har.training.ensemble)
@@ -129,6 +200,22 @@ def build_model(
 def member_prefix(j: int) -> str:
     """Layer-name prefix of ensemble member ``j`` (a single model has none)."""
     return f"m{j}_"
+
+
+def copy_weights(src: Any, dst: Any, channel_scales: Sequence[float] | None = None) -> None:
+    """Copy the weights of ``src`` into ``dst`` (the same config; ``dst`` may be built with
+    ``channel_scales``) by layer name. With ``channel_scales`` the rows of every first Conv1D
+    kernel (``conv_0``, ``m{j}_conv_0``) are divided by them: the scaled channels times the
+    divided kernel is the original product, so ``dst`` computes what ``src`` computes."""
+    src_layers = {layer.name: layer for layer in src.layers}
+    for layer in dst.layers:
+        if not layer.weights or layer.name in SCALE_LAYERS:  # the channel scales are set when built
+            continue
+        w = src_layers[layer.name].get_weights()
+        if channel_scales is not None and layer.name.endswith("conv_0"):
+            c = np.asarray(channel_scales, dtype=np.float32).reshape(1, -1, 1)
+            w = [w[0] / c, *w[1:]]
+        layer.set_weights(w)
 
 
 def _branch(cfg: ModelConfig, x: Any, prefix: str, unroll: bool, keras: Any) -> Any:
