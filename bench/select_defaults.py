@@ -206,6 +206,31 @@ def stage_smalldata() -> dict[str, TrainConfig]:
 REFERENCE = "MiniRocket (aeon; reference, same folds and windows)"
 
 
+# ---- stage 4 (branch distill_oof): a cross-fitted teacher --------------------------------------
+# The stage-3 teacher was fitted IN-SAMPLE on the student's windows: near one-hot targets on its own
+# training windows. "minirocket_oof": every window's soft target comes from a MiniRocket fitted on
+# the OTHER subjects (recordings) of the student's training windows (3 teacher folds), temperature
+# "auto" = the one with the smallest log-loss of those out-of-fold targets on the true labels.
+def stage4() -> dict[str, TrainConfig]:
+    base = TrainConfig()  # today's default: ensemble 2
+    d = DEFAULT_NAME + " + ensemble 2"
+    oof = {"distill": "minirocket_oof", "distill_temperature": "auto"}
+    return {
+        f"{d} + distill oof a0.5 Tauto": _with(base, **oof),
+        f"{d} + distill oof a0.7 Tauto": _with(base, **oof, distill_alpha=0.7),
+        f"{d} + distill oof a0.3 Tauto": _with(base, **oof, distill_alpha=0.3),
+        # none or the oof teacher, chosen inside each fit by its validation split (first member)
+        f"{d} + distill auto (none | oof a0.5 Tauto)": _with(base, distill="auto", distill_temperature="auto"),
+        # a check of what stage 3's in-sample teacher did: below 4,000 windows its ridge decisions
+        # interpolate the labels (+1 / -1), so with alpha 0.5, T 0.5 and 7 classes (the exercise set)
+        # the combined target is exactly label smoothing K * (1 - alpha) / (e^4 + K - 1) = 3.5 / 60.6 = 0.058
+        f"{d} + label smoothing 0.058 (= in-sample distill a0.5 T0.5, 7 classes)": _with(base, label_smoothing=0.058),
+        # the teacher's effect apart from the z-rotation choice: the default chose 0 degrees in both
+        # watch folds (a fixed 0 reproduces its models exactly), so compare with the teacher at 0 there
+        f"{d} + distill oof (a0.5 Tauto), rotz fixed 0": _with(base, augment={"rotation_z_deg": 0.0}, **oof),
+    }
+
+
 def _minirocket_fit(
     config: TrainConfig,
     norm: Any,
@@ -269,7 +294,10 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
             t0 = time.monotonic()
 
             def fold_line(i: int, f: dict[str, Any], d: str = dname, c: str = cname) -> None:
-                print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}", flush=True)
+                extra = ""
+                if "distill_temperature" in f:
+                    extra = f" teacher T {f['distill_temperature']:.3g} acc {f['distill_teacher_accuracy']:.4f}"
+                print(f"  {d} {c} fold {i + 1}: acc {f['accuracy']:.4f} epochs {f['epochs_run']}{extra}", flush=True)
 
             import har.training.fit as fit_mod
 
@@ -302,6 +330,15 @@ def run(cands: dict[str, TrainConfig], data: list[str], folds: int, path: Path, 
                 "fold_accuracy": [round(f["accuracy"], 4) for f in res["folds"]],
                 "epochs": [f["epochs_run"] for f in res["folds"]],
                 "rotation_z_chosen": [f.get("rotation_z_deg") for f in res["folds"]],
+                **(
+                    {
+                        "distill_temperature": [f.get("distill_temperature") for f in res["folds"]],
+                        "teacher_accuracy": [f.get("distill_teacher_accuracy") for f in res["folds"]],
+                        "distill_chosen": [f.get("distill_chosen") for f in res["folds"]],
+                    }
+                    if cfg.distill != "none"
+                    else {}
+                ),
                 "seconds": round(time.monotonic() - t0, 1),
                 "config": config_to_dict(cfg),
             }
@@ -327,10 +364,37 @@ def ranking(rows: list[dict[str, Any]], data: list[str]) -> list[tuple[str, floa
     return sorted(out, key=lambda t: -t[1])
 
 
-def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False) -> str:
-    """The markdown table; ``seconds``: a column with the summed wall-clock seconds of the CV runs."""
+def partial_ranking(
+    rows: list[dict[str, Any]], data: list[str]
+) -> list[tuple[str, float, dict[str, dict[str, Any]]]]:
+    """Like :func:`ranking` but also candidates measured on some of ``data`` only (after the complete
+    ones, by their mean over the sets they have)."""
+    by: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["data"] in data:
+            by.setdefault(r["candidate"], {})[r["data"]] = r
+    out = [(c, float(np.mean([v["accuracy_mean"] for v in d.values()])), d) for c, d in by.items()]
+    return sorted(out, key=lambda t: (-len(t[2]), -t[1]))
+
+
+def table(rows: list[dict[str, Any]], data: list[str], seconds: bool = False, partial: bool = False) -> str:
+    """The markdown table; ``seconds``: a column with the summed wall-clock seconds of the CV runs;
+    ``partial``: also rows measured on some sets only ("-" elsewhere, the mean over their sets in
+    parentheses)."""
     head = "| candidate | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |"
     lines = [head + (" CV seconds (sum) |" if seconds else ""), "|" + "---|" * (len(data) + 2 + seconds)]
+    if partial:
+        for c, mean, d in partial_ranking(rows, data):
+            cells = [
+                f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})"
+                if k in d
+                else "-"
+                for k in data
+            ]
+            m = f"{mean:.3f}" if len(d) == len(data) else f"({mean:.3f}, {len(d)} sets)"
+            tail = f" {sum(v['seconds'] for v in d.values()):.0f} |" if seconds else ""
+            lines.append(f"| {c.replace('|', chr(92) + '|')} | " + " | ".join(cells) + f" | {m} |" + tail)
+        return "\n".join(lines)
     for c, mean, d in ranking(rows, data):
         cells = [
             f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})" for k in data
@@ -347,14 +411,24 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true")
-    ap.add_argument("--only", default="", help="stages 3 and 6: only names containing one of these (;-separated)")
+    ap.add_argument("--only", default="", help="stages 3, 4 and 6: only names containing one of these (;-separated)")
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
     if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
-        base = {3: [DEFAULT_NAME], SMALLDATA_STAGE: [f"{DEFAULT_NAME} + ensemble 2", REFERENCE]}.get(a.stage, [])
-        keep = [r for r in rows if r["stage"] == a.stage or r["candidate"] in base]
-        print(table(keep, data, seconds=a.stage in (3, SMALLDATA_STAGE)))
+        if a.stage == 4:  # with the stage-3 rows it compares with: the default, MiniRocket, in-sample distill
+            d = DEFAULT_NAME
+            s3 = (f"{d} + ensemble 2", REFERENCE, f"{d} + distill minirocket a0.5 T0.5, ensemble 2")
+            keep = [r for r in rows if r["stage"] == 4 or (r["stage"] == 3 and r["candidate"] in s3)]
+            print(table(keep, data, seconds=True, partial=True))
+            return
+        if a.stage == SMALLDATA_STAGE:  # with the stage-3 default (ensemble 2) and MiniRocket rows
+            s3 = (f"{DEFAULT_NAME} + ensemble 2", REFERENCE)
+            keep = [r for r in rows if r["stage"] == a.stage or (r["stage"] == 3 and r["candidate"] in s3)]
+            print(table(keep, data, seconds=True))
+            return
+        keep = [r for r in rows if r["stage"] == a.stage or (a.stage == 3 and r["candidate"] == DEFAULT_NAME)]
+        print(table(keep, data, seconds=a.stage == 3))
         return
     if a.stage == 1:
         run(stage1(), data, a.folds, a.results, 1)
@@ -365,8 +439,8 @@ def main() -> None:
             sys.exit("stage 2 needs complete stage-1 results")
         name = best[0][0]
         run(stage2(name.replace(" (previous)", ""), stage1()[name]), data, a.folds, a.results, 2)
-    elif a.stage in (3, SMALLDATA_STAGE):
-        cands = stage3() if a.stage == 3 else stage_smalldata()
+    elif a.stage in (3, 4, SMALLDATA_STAGE):
+        cands = {3: stage3, 4: stage4, SMALLDATA_STAGE: stage_smalldata}[a.stage]()
         if a.only:
             cands = {k: v for k, v in cands.items() if any(o in k for o in a.only.split(";"))}
         run(cands, data, a.folds, a.results, a.stage)

@@ -203,7 +203,8 @@ class ModelConfig:
 
 DEFAULT_ENSEMBLE = 2  # members of `har train`'s default model (TrainConfig.model)
 LR_SCHEDULES = ("constant", "plateau", "cosine")
-DISTILL = ("none", "minirocket")  # training-time-only teacher (har.training.distill)
+# training-time-only teacher (har.training.distill): fitted in-sample, or cross-fitted by subject
+DISTILL = ("none", "minirocket", "minirocket_oof", AUTO)  # auto: none or minirocket_oof by validation
 MIXES = ("none", "mixup", "cutmix")  # batch mixing of training windows (har.training.augment.mix_batch)
 
 
@@ -301,10 +302,13 @@ class TrainConfig:
     clipnorm: float = 1.0  # gradient-norm clipping (0 = off); keeps LSTM training from blowing up
     label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
     # "minirocket": soft targets from MiniRocket fitted on the training windows only (needs aeon at
-    # training time only; har.training.distill); loss = alpha * CE(label) + (1 - alpha) * CE(soft)
+    # training time only; har.training.distill); loss = alpha * CE(label) + (1 - alpha) * CE(soft);
+    # "minirocket_oof": each window's soft target from a MiniRocket that never saw its subject
     distill: str = "none"
     distill_alpha: float = 0.5
-    distill_temperature: float = 0.5  # teacher soft targets: softmax(ridge decision / temperature)
+    # teacher soft targets: softmax(ridge decision / temperature); "auto": the temperature with the
+    # smallest log-loss of the teacher's targets on the training labels (har.training.distill)
+    distill_temperature: float | str = 0.5
     weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay (0 = Adam)
 
     def __post_init__(self) -> None:
@@ -320,7 +324,10 @@ class TrainConfig:
             raise ConfigError(f"distill must be one of {', '.join(DISTILL)}, got {self.distill!r}")
         if not 0.0 <= self.distill_alpha <= 1.0:
             raise ConfigError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
-        if self.distill_temperature <= 0:
+        if isinstance(self.distill_temperature, str):
+            if self.distill_temperature != AUTO:
+                raise ConfigError(f"distill_temperature must be a number or 'auto', got {self.distill_temperature!r}")
+        elif self.distill_temperature <= 0:
             raise ConfigError(f"distill_temperature must be positive, got {self.distill_temperature}")
         if not 0.0 <= self.weight_decay < 1.0:
             raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}")

@@ -291,7 +291,8 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_T.distill,
     show_default=True,
     help="Knowledge distillation: minirocket fits MiniRocket (aeon, training time only) on the training "
-    "windows and trains the LSTM on its soft targets as well as the labels.",
+    "windows and trains the LSTM on its soft targets as well as the labels; minirocket_oof cross-fits it "
+    "(each window's target from a MiniRocket fitted on the other subjects' windows, 3 fits).",
 )
 @click.option(
     "--distill-alpha",
@@ -302,10 +303,11 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
 )
 @click.option(
     "--distill-temperature",
-    type=click.FloatRange(0.0, min_open=True),
+    type=_FLOAT_OR_AUTO,
     default=_T.distill_temperature,
     show_default=True,
-    help="Distillation: teacher soft targets are softmax(ridge decision / this); lower is sharper.",
+    help="Distillation: teacher soft targets are softmax(ridge decision / this); lower is sharper; auto: "
+    "the temperature whose targets have the smallest log-loss on the training labels.",
 )
 @click.option(
     "--label-smoothing",

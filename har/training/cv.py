@@ -73,6 +73,7 @@ def run_cv(
     Returns a JSON-ready dict: ``folds`` (per fold: test subjects, accuracy, macro_f1, windows,
     per_subject, epochs), ``accuracy_mean``, ``accuracy_std``, ``macro_f1_mean``, ``macro_f1_std``
     (sample std over folds), ``k``, ``per_subject`` (accuracy of each subject when it was held out)."""
+    from har.training.distill import window_groups
     from har.training.fit import (
         _majority_label,
         encode,
@@ -120,6 +121,7 @@ def run_cv(
             len(classes),
             False,
             echo,
+            groups=window_groups(tr) if config.distill != "none" else None,
         )
         yte = encode(te.y, classes)
         pred = predict_proba(model, te.x, norm).argmax(axis=1)
@@ -136,8 +138,9 @@ def run_cv(
             "epochs_run": len(hist.get("loss", [])),
             "per_subject": subj,
         }
-        if "rotation_z_deg" in hist:
-            fold_out["rotation_z_deg"] = hist["rotation_z_deg"][0]
+        for name in ("rotation_z_deg", "distill_temperature", "distill_teacher_accuracy", "distill_chosen"):
+            if name in hist:
+                fold_out[name] = hist[name][0]
         out_folds.append(fold_out)
         echo(
             f"cv fold {fi + 1}/{k}: test {', '.join(fold)}  accuracy {m['accuracy']:.4f}  "

@@ -67,10 +67,12 @@ def fit_ensemble(
     progress: bool,
     echo: Callable[[str], None],
     fit_one: FitOne,
+    first: tuple[Any, dict[str, list[float]]] | None = None,
     **kwargs: Any,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Train ``config.model.ensemble`` members with ``fit_one`` (har.training.fit.fit_model's
-    signature; ``kwargs`` pass through, e.g. distillation targets) and assemble them.
+    signature; ``kwargs`` pass through, e.g. distillation targets) and assemble them. ``first``:
+    the first member already fitted (``(model, history)``, e.g. by distill="auto"'s choice).
 
     Returns ``(model, history)``: the first member's history plus ``"ensemble_epochs"`` (epochs
     run per member) and ``"ensemble_val_accuracy"`` (each member's best validation accuracy)."""
@@ -85,7 +87,10 @@ def fit_ensemble(
             )
         if progress:
             echo(f"ensemble: member {j + 1}/{k} (seed {cfg.seed})")
-        model, hist = fit_one(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, **kwargs)
+        if j == 0 and first is not None:
+            model, hist = first
+        else:
+            model, hist = fit_one(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, **kwargs)
         members.append(model)
         hists.append(hist)
     ens = assemble(config, members, x_train.shape[1], x_train.shape[2], n_classes)

@@ -38,6 +38,7 @@ MIN_EPOCHS, MAX_EPOCHS = 20, 300  # ... within these bounds
 MIN_DELTA = 1e-3  # early stopping: smaller validation-loss improvements do not count
 ROTATION_CHOICES = (0.0, 180.0)  # rotation_z_deg="auto" picks one of these
 AUTO_ROTATION_MAX_WINDOWS = 6000  # above this, the z-rotation choice is made on a stratified subsample
+AUTO_DISTILL_TEACHER = "minirocket_oof"  # distill="auto" chooses between no teacher and this one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,20 +192,111 @@ def fit_model(
     progress: bool = False,
     echo: Callable[[str], None] = print,
     soft: np.ndarray | None = None,
+    groups: tuple[np.ndarray, str] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Seeded, deterministic Keras training on raw windows (g) with integer labels.
 
     ``config.distill`` (har.training.distill): the teacher's soft targets for ``x_train`` are
-    computed here once (or passed as ``soft``). ``config.model.ensemble > 1``: the members are
-    fitted and assembled by har.training.ensemble.
+    computed here once (or passed as ``soft``); ``groups`` = ``(subject or recording key per
+    training window, "subject" | "recording")`` (har.training.distill.window_groups) is what the
+    cross-fitted teacher ("minirocket_oof") splits by. ``config.model.ensemble > 1``: the members
+    are fitted and assembled by har.training.ensemble.
 
-    Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``
-    and, when the z rotation was chosen here, ``"rotation_z_deg"`` (one value each)."""
+    Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``,
+    when the z rotation was chosen here ``"rotation_z_deg"``, and with a teacher fitted here
+    ``"distill_temperature"`` and ``"distill_teacher_accuracy"`` (one value each)."""
+    if config.distill == AUTO:
+        return _fit_auto_distill(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft, groups)
+    teacher: dict[str, Any] = {}
     if config.distill != "none" and soft is None:
-        from har.training.distill import teacher_soft_targets
+        from har.training.distill import teacher_targets
 
         echo(f"distillation: fitting the {config.distill} teacher on the {len(y_train)} training windows")
-        soft = teacher_soft_targets(x_train, y_train, n_classes, config.distill_temperature, config.seed)
+        g, by = groups if groups is not None else (None, "subject")
+        soft, teacher = teacher_targets(
+            config.distill, x_train, y_train, n_classes, config.distill_temperature, config.seed, g, by, echo
+        )
+    model, hist = _fit_with_targets(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
+    if teacher:
+        hist["distill_temperature"] = [float(teacher["temperature"])]
+        hist["distill_teacher_accuracy"] = [float(teacher["teacher_accuracy"])]
+    return model, hist
+
+
+def _fit_auto_distill(
+    config: TrainConfig,
+    norm: Normalization,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool,
+    echo: Callable[[str], None],
+    soft: np.ndarray | None,
+    groups: tuple[np.ndarray, str] | None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """distill="auto": the first (or only) member is fitted without a teacher and with the
+    cross-fitted one (AUTO_DISTILL_TEACHER); the one with the better validation accuracy at its
+    best validation-loss epoch is kept (ties: no teacher) and the other ensemble members are
+    fitted the same way. Without validation windows: no teacher."""
+    single = dataclasses.replace(config, model=dataclasses.replace(config.model, ensemble=1))
+    plain = dataclasses.replace(single, distill="none")
+    from har.training.distill import INSTALL_HINT, teacher_available
+
+    if not teacher_available():
+        echo(f"distillation auto: aeon is not installed, training without a teacher ({INSTALL_HINT})")
+        return fit_model(dataclasses.replace(config, distill="none"), norm, x_train, y_train, x_val, y_val,
+                         n_classes, progress, echo)
+    if x_val.shape[0] == 0:
+        echo("distillation auto: no validation windows, training without a teacher")
+        return fit_model(dataclasses.replace(config, distill="none"), norm, x_train, y_train, x_val, y_val,
+                         n_classes, progress, echo)
+    taught = dataclasses.replace(single, distill=AUTO_DISTILL_TEACHER)
+    teacher: dict[str, Any] = {}
+    if soft is None:  # the teacher is fitted once; its targets serve every taught member
+        from har.training.distill import teacher_targets
+
+        g, by = groups if groups is not None else (None, "subject")
+        soft, teacher = teacher_targets(
+            taught.distill, x_train, y_train, n_classes, config.distill_temperature, config.seed, g, by, echo
+        )
+    results = []
+    for cfg in (plain, taught):
+        model, hist = fit_model(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
+                                soft=soft if cfg is taught else None)
+        acc = _best_val_accuracy(hist)
+        echo(f"distillation auto: {cfg.distill} -> validation accuracy {acc:.4f}")
+        results.append((acc, cfg is plain, cfg, model, hist))
+    acc, _, cfg, model, hist = max(results, key=lambda r: (r[0], r[1]))
+    echo(f"distillation auto: chose {cfg.distill}")
+    chosen_soft = soft if cfg is taught else None
+    if config.model.ensemble > 1:
+        from har.training.ensemble import fit_ensemble
+
+        full = dataclasses.replace(config, distill=cfg.distill)
+        model, hist = fit_ensemble(full, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
+                                   fit_model, first=(model, hist), soft=chosen_soft)
+    if teacher:
+        hist["distill_temperature"] = [float(teacher["temperature"])]
+        hist["distill_teacher_accuracy"] = [float(teacher["teacher_accuracy"])]
+    hist["distill_chosen"] = [0.0 if cfg is plain else 1.0]
+    hist["distill_val_accuracy"] = [float(r[0]) for r in results]
+    return model, hist
+
+
+def _fit_with_targets(
+    config: TrainConfig,
+    norm: Normalization,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool,
+    echo: Callable[[str], None],
+    soft: np.ndarray | None,
+) -> tuple[Any, dict[str, list[float]]]:
     if config.model.ensemble > 1:
         from har.training.ensemble import fit_ensemble
 

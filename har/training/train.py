@@ -234,7 +234,12 @@ def train(
         key, grouped_by = cv_grouping(all_recs, dev, split.by, config.cv_folds, echo)
         cv_result = run_cv(all_recs, dev, classes, config, key=key, echo=echo, grouped_by=grouped_by)
         echo("final model: training on all training subjects")
-    model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo)
+    groups = None
+    if config.distill != "none":  # the cross-fitted teacher splits the training windows by subject
+        from har.training.distill import window_groups
+
+        groups = window_groups(tr)
+    model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo, groups=groups)
     probs = model.predict(normalize(te.x, norm), batch_size=256, verbose=0)
     pred = np.asarray(probs).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
