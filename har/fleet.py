@@ -327,6 +327,7 @@ class FleetMonitor:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     def start(self) -> None:
@@ -346,6 +347,10 @@ class FleetMonitor:
         self.connects += 1
         if self._connected.is_set():
             self.warn("reconnected to the broker; subscribed again")
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reason_codes: Any, properties: Any) -> None:
+        # start() returns once the broker has acknowledged the subscription (SUBACK), not when it
+        # was sent: a device publishing right after start() is then never missed.
         self._connected.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
