@@ -253,6 +253,11 @@ class AugmentConfig:
             raise ConfigError(f"time warp must be in [0, 0.5), got {self.time_warp}")
 
     @property
+    def mixing(self) -> bool:
+        """True when training batches are mixed (``mix`` on and augmentation enabled)."""
+        return self.enabled and self.mix != "none"
+
+    @property
     def active(self) -> bool:
         """True when at least one transform would change a window."""
         return self.enabled and (

@@ -201,7 +201,7 @@ def make_batches(
     from har.training._tf import import_tf
 
     _, keras = import_tf()
-    if cfg.enabled and cfg.mix != "none" and n_classes < 2:
+    if cfg.mixing and n_classes < 2:
         raise ConfigError(f"mix {cfg.mix!r} needs the number of classes (got {n_classes})")
 
     class AugmentedBatches(keras.utils.Sequence):  # type: ignore[misc, name-defined]
@@ -222,7 +222,7 @@ def make_batches(
             xb = augment(x[idx], cfg, rng)
             yb: np.ndarray = y[idx]
             wb = None if sample_weight is None else sample_weight[idx].astype(np.float32)
-            if cfg.enabled and cfg.mix != "none":
+            if cfg.mixing:
                 onehot = np.eye(n_classes, dtype=np.float32)[yb]
                 xb, yb, wb = mix_batch(xb, onehot, cfg.mix, cfg.mix_alpha, rng, wb)
             xb = ((xb - mean) / std).astype(np.float32)

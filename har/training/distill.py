@@ -36,7 +36,6 @@ import numpy as np
 from har.config import AUTO
 from har.errors import ConfigError
 
-DISTILL_CHOICES = ("none", "minirocket", "minirocket_oof", AUTO)
 OOF_FOLDS = 3  # minirocket_oof: teacher folds (each one MiniRocket fit)
 TEMPERATURES = np.geomspace(0.01, 100.0, 121)  # distill_temperature="auto": the grid searched
 LOG_EPS = 1e-4  # calibrate_temperature: a probability of 0 costs -log(LOG_EPS)
@@ -55,11 +54,8 @@ def teacher_available() -> bool:
 def require_teacher(distill: str) -> None:
     """ConfigError (one line) when ``distill`` needs a package that is not installed ("auto" does
     not: without aeon it trains without a teacher and says so)."""
-    if distill in ("minirocket", "minirocket_oof"):
-        try:
-            import aeon  # noqa: F401
-        except ImportError:
-            raise ConfigError(f"--distill {distill} needs aeon for the MiniRocket teacher: {INSTALL_HINT}") from None
+    if distill in ("minirocket", "minirocket_oof") and not teacher_available():
+        raise ConfigError(f"--distill {distill} needs aeon for the MiniRocket teacher: {INSTALL_HINT}")
 
 
 def _fit_teacher(x: np.ndarray, y: np.ndarray, seed: int, cap: int) -> Any:

@@ -209,18 +209,35 @@ def fit_model(
         return _fit_auto_distill(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft, groups)
     teacher: dict[str, Any] = {}
     if config.distill != "none" and soft is None:
-        from har.training.distill import teacher_targets
-
         echo(f"distillation: fitting the {config.distill} teacher on the {len(y_train)} training windows")
-        g, by = groups if groups is not None else (None, "subject")
-        soft, teacher = teacher_targets(
-            config.distill, x_train, y_train, n_classes, config.distill_temperature, config.seed, g, by, echo
-        )
+        soft, teacher = _teacher(config, config.distill, x_train, y_train, n_classes, groups, echo)
     model, hist = _fit_with_targets(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
+    return model, _with_teacher(hist, teacher)
+
+
+def _teacher(
+    config: TrainConfig,
+    distill: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    n_classes: int,
+    groups: tuple[np.ndarray, str] | None,
+    echo: Callable[[str], None],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The soft targets of teacher ``distill`` for the training windows and what it said about
+    itself (har.training.distill.teacher_targets)."""
+    from har.training.distill import teacher_targets
+
+    g, by = groups if groups is not None else (None, "subject")
+    return teacher_targets(distill, x_train, y_train, n_classes, config.distill_temperature, config.seed, g, by, echo)
+
+
+def _with_teacher(hist: dict[str, list[float]], teacher: dict[str, Any]) -> dict[str, list[float]]:
+    """``hist`` plus the temperature and accuracy of a teacher fitted here (none: unchanged)."""
     if teacher:
         hist["distill_temperature"] = [float(teacher["temperature"])]
         hist["distill_teacher_accuracy"] = [float(teacher["teacher_accuracy"])]
-    return model, hist
+    return hist
 
 
 def _fit_auto_distill(
@@ -244,23 +261,18 @@ def _fit_auto_distill(
     plain = dataclasses.replace(single, distill="none")
     from har.training.distill import INSTALL_HINT, teacher_available
 
-    if not teacher_available():
-        echo(f"distillation auto: aeon is not installed, training without a teacher ({INSTALL_HINT})")
-        return fit_model(dataclasses.replace(config, distill="none"), norm, x_train, y_train, x_val, y_val,
-                         n_classes, progress, echo)
-    if x_val.shape[0] == 0:
-        echo("distillation auto: no validation windows, training without a teacher")
+    why_not = (
+        f"aeon is not installed, training without a teacher ({INSTALL_HINT})" if not teacher_available()
+        else "no validation windows, training without a teacher" if x_val.shape[0] == 0 else ""
+    )
+    if why_not:
+        echo(f"distillation auto: {why_not}")
         return fit_model(dataclasses.replace(config, distill="none"), norm, x_train, y_train, x_val, y_val,
                          n_classes, progress, echo)
     taught = dataclasses.replace(single, distill=AUTO_DISTILL_TEACHER)
     teacher: dict[str, Any] = {}
     if soft is None:  # the teacher is fitted once; its targets serve every taught member
-        from har.training.distill import teacher_targets
-
-        g, by = groups if groups is not None else (None, "subject")
-        soft, teacher = teacher_targets(
-            taught.distill, x_train, y_train, n_classes, config.distill_temperature, config.seed, g, by, echo
-        )
+        soft, teacher = _teacher(config, taught.distill, x_train, y_train, n_classes, groups, echo)
     results = []
     for cfg in (plain, taught):
         model, hist = fit_model(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
@@ -277,9 +289,7 @@ def _fit_auto_distill(
         full = dataclasses.replace(config, distill=cfg.distill)
         model, hist = fit_ensemble(full, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
                                    fit_model, first=(model, hist), soft=chosen_soft)
-    if teacher:
-        hist["distill_temperature"] = [float(teacher["temperature"])]
-        hist["distill_teacher_accuracy"] = [float(teacher["teacher_accuracy"])]
+    hist = _with_teacher(hist, teacher)
     hist["distill_chosen"] = [0.0 if cfg is plain else 1.0]
     hist["distill_val_accuracy"] = [float(r[0]) for r in results]
     return model, hist
@@ -409,8 +419,7 @@ def _fit_once(
     loss_fn: Any = loss if smoothing > 0 else "sparse_categorical_crossentropy"
     metric: Any = "accuracy"
     labels = y_train
-    mixing = config.augment.enabled and config.augment.mix != "none"
-    if mixing:  # batch mixing (har.training.augment.mix_batch): mixed one-hot targets
+    if config.augment.mixing:  # batch mixing (har.training.augment.mix_batch): mixed one-hot targets
         from har.errors import ConfigError
 
         if soft is not None or dist is not None or not isinstance(x_train, np.ndarray):
