@@ -320,6 +320,23 @@ def choose_beta(logp: np.ndarray, s: np.ndarray, y: np.ndarray, grid: tuple[floa
     return min(grid, key=key)
 
 
+ROCKET_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # branch rocket's har.training.rocket.choose_beta ...
+ROCKET_RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # ... and its "ridge only" candidates
+
+
+def choose_beta_rocket(logp: np.ndarray, s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Branch rocket's rule (har.training.rocket.choose_beta, copied): ``(lstm weight, beta)`` from
+    ROCKET_BETAS with the LSTM kept and ROCKET_RIDGE_ONLY_SCALES with it zeroed, by validation
+    accuracy, ties to log-loss, then to the first candidate."""
+    rows = []
+    cands = [(1.0, b) for b in ROCKET_BETAS] + [(0.0, v) for v in ROCKET_RIDGE_ONLY_SCALES]
+    for keep, b in cands:
+        z = keep * logp + b * s
+        rows.append((float(np.mean(z.argmax(axis=1) == y)), -_log_loss(z, y), keep, b))
+    best = max(rows, key=lambda r: (r[0], r[1]))
+    return best[2], best[3]
+
+
 def ridge_temperature(s: np.ndarray, y: np.ndarray) -> float:
     """The temperature T with the smallest log-loss of softmax(s / T) on labels ``y`` (TEMPERATURES)."""
     return float(min(TEMPERATURES, key=lambda t: _log_loss(s / t, y)))
@@ -328,7 +345,7 @@ def ridge_temperature(s: np.ndarray, y: np.ndarray) -> float:
 def fusion_predictions(f: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Test-window predictions of every rule from one fold's outputs ``f`` (keys as written by
     :func:`_fusion_fold`) and the values each rule chose on validation."""
-    logp_va, logp_te = np.log(np.clip(f["p_val"], 1e-7, 1.0)), np.log(np.clip(f["p_test"], 1e-7, 1.0))
+    logp_va, logp_te = np.log(np.clip(f["p_val"], 1e-12, 1.0)), np.log(np.clip(f["p_test"], 1e-12, 1.0))
     s_va, s_te, y_va = f["s_val"], f["s_test"], f["y_val"]
     preds = {
         LSTM_ROW: f["p_test"].argmax(axis=1),
@@ -344,6 +361,11 @@ def fusion_predictions(f: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
     preds["fusion beta by val acc (grid 0..8, inf; ties log-loss)"] = _fused(logp_te, s_te, b).argmax(axis=1)
     # the same beta with the ridge refitted on train + validation (what a final fit could ship)
     preds["fusion beta by val acc, ridge refit on train+val"] = _fused(logp_te, f["s_test_all"], b).argmax(axis=1)
+    keep, b_r = choose_beta_rocket(logp_va, s_va, y_va) if len(y_va) else (1.0, 1.0)
+    chosen["rocket_rule_lstm"], chosen["rocket_rule_beta"] = keep, b_r
+    preds["fusion by branch rocket's choose_beta (0..8 + ridge only x1..16)"] = (keep * logp_te + b_r * s_te).argmax(
+        axis=1
+    )
     fine = (0.0, *(float(t) for t in 1.0 / TEMPERATURES))
     b_ll = min(fine, key=lambda v: _log_loss(_fused(logp_va, s_va, v), y_va)) if len(y_va) else 1.0
     chosen["beta_logloss"] = b_ll
