@@ -281,7 +281,7 @@ def _minirocket_fit(
 # windows (those are where beta is chosen; the LSTM's early stopping watches them too). Every rule
 # sees the fold's validation windows only; the fold's test windows are only scored.
 FUSION_STAGE = 7
-FUSION_FIXED_BETAS = (1.0, 2.0, 4.0, 8.0)
+FUSION_FIXED_BETAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 FUSION_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, float("inf"))  # inf: the ridge alone (the LSTM breaks ties)
 TEMPERATURES = np.logspace(-2, 2, 41)  # ridge temperature / beta grids fitted on validation by log-loss
 FUSION_CACHE = Path(os.environ.get("HAR_FUSION_CACHE", "/tmp/har-fusioncv"))  # per-fold outputs (not the repo)
@@ -355,6 +355,8 @@ def fusion_predictions(f: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
     }
     for b in FUSION_FIXED_BETAS:
         preds[f"fusion beta {b:g}"] = _fused(logp_te, s_te, b).argmax(axis=1)
+    for b in FUSION_FIXED_BETAS[2:]:  # a fixed beta needs no validation windows: the ridge may use them
+        preds[f"fusion beta {b:g}, ridge on train+val"] = _fused(logp_te, f["s_test_all"], b).argmax(axis=1)
     chosen: dict[str, float] = {}
     b = choose_beta(logp_va, s_va, y_va) if len(y_va) else 1.0
     chosen["beta_grid"] = b
@@ -492,11 +494,11 @@ def run_fusion(data: list[str], folds: int, path: Path, cache_dir: Path = FUSION
     from har.config import config_to_dict
     from har.scoring.metrics import compute_metrics
 
-    have = {r["data"] for r in _done(path) if r["stage"] == FUSION_STAGE}
+    have = {r["data"] for r in _done(path) if r["stage"] == FUSION_STAGE and r["folds"] == folds}
     cache_dir.mkdir(parents=True, exist_ok=True)
     for dname in data:
         if dname in have:
-            print(f"{dname}: stage {FUSION_STAGE} rows exist, skipped", flush=True)
+            print(f"{dname}: stage {FUSION_STAGE} rows with {folds} folds exist, skipped", flush=True)
             continue
         ds = LOADERS[dname]()
         cfg = TrainConfig()
@@ -541,14 +543,15 @@ def run_fusion(data: list[str], folds: int, path: Path, cache_dir: Path = FUSION
                 }
                 fh.write(json.dumps(row) + "\n")
         print(f"{dname}: done in {time.monotonic() - t0:.0f}s; chosen on validation per fold: {chosen}", flush=True)
-        print(fusion_table(_done(path), [dname]), flush=True)
+        print(fusion_table(_done(path), [dname], folds), flush=True)
 
 
-def fusion_table(rows: list[dict[str, Any]], data: list[str]) -> str:
-    """Stage-7 rows in rule order: accuracy +- fold std per data set and the mean over ``data``."""
+def fusion_table(rows: list[dict[str, Any]], data: list[str], folds: int) -> str:
+    """Stage-7 rows with ``folds`` folds in rule order: accuracy +- fold std (F1) per data set and
+    the mean over ``data``."""
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
-        if r["stage"] == FUSION_STAGE and r["data"] in data:
+        if r["stage"] == FUSION_STAGE and r["data"] in data and r["folds"] == folds:
             by.setdefault(r["candidate"], {})[r["data"]] = r
     lines = ["| rule | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |", "|" + "---|" * (len(data) + 2)]
     for c, d in by.items():
@@ -716,7 +719,7 @@ def main() -> None:
     if a.stage == FUSION_STAGE:
         if not a.table:
             run_fusion(data, a.folds, a.results)
-        print(fusion_table(_done(a.results), data))
+        print(fusion_table(_done(a.results), data, a.folds))
         return
     if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
         if a.stage == 4:  # with the stage-3 rows it compares with: the default, MiniRocket, in-sample distill
