@@ -10,8 +10,10 @@
   optimizer steps per epoch, so 140 short cases get hundreds of cheap epochs and 20,000 windows
   tens; ``patience="auto"`` and ``lr_patience="auto"`` scale with it.
 * ``augment.rotation_z_deg="auto"`` (:func:`fit_model`): 0 and 180 degrees are both fitted and
-  the one with the better validation accuracy is kept (the z rotation helps watches worn at any
-  strap position and hurts where the movement direction relative to the forearm is the class).
+  180 is kept only when it is significantly better on the same validation windows
+  (har.training.paired: exact sign test over the windows where exactly one model is right); else
+  0 degrees (the z rotation helps watches worn at any strap position and hurts where the movement
+  direction relative to the forearm is the class). ``distill="auto"`` chooses a teacher the same way.
 
 TensorFlow is imported inside :func:`fit_model` only."""
 
@@ -32,6 +34,7 @@ from har.artifacts.metadata import MIN_STD, Normalization  # noqa: F401 (MIN_STD
 from har.config import AUTO, TrainConfig
 from har.recording.format import Recording
 from har.signal import Windows
+from har.training.paired import PairedComparison, compare_paired
 
 TARGET_STEPS = 2000  # epochs="auto": about this many optimizer steps at most ...
 MIN_EPOCHS, MAX_EPOCHS = 20, 300  # ... within these bounds
@@ -254,9 +257,9 @@ def _fit_auto_distill(
     groups: tuple[np.ndarray, str] | None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """distill="auto": the first (or only) member is fitted without a teacher and with the
-    cross-fitted one (AUTO_DISTILL_TEACHER); the one with the better validation accuracy at its
-    best validation-loss epoch is kept (ties: no teacher) and the other ensemble members are
-    fitted the same way. Without validation windows: no teacher."""
+    cross-fitted one (AUTO_DISTILL_TEACHER); the teacher is kept only when its student is
+    significantly better on the same validation windows (:func:`_paired_choice`), and the other
+    ensemble members are fitted the same way. Without validation windows: no teacher."""
     single = dataclasses.replace(config, model=dataclasses.replace(config.model, ensemble=1))
     plain = dataclasses.replace(single, distill="none")
     from har.training.distill import INSTALL_HINT, teacher_available
@@ -273,15 +276,16 @@ def _fit_auto_distill(
     teacher: dict[str, Any] = {}
     if soft is None:  # the teacher is fitted once; its targets serve every taught member
         soft, teacher = _teacher(config, taught.distill, x_train, y_train, n_classes, groups, echo)
-    results = []
+    fits = []
     for cfg in (plain, taught):
         model, hist = fit_model(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
                                 soft=soft if cfg is taught else None)
-        acc = _best_val_accuracy(hist)
-        echo(f"distillation auto: {cfg.distill} -> validation accuracy {acc:.4f}")
-        results.append((acc, cfg is plain, cfg, model, hist))
-    acc, _, cfg, model, hist = max(results, key=lambda r: (r[0], r[1]))
-    echo(f"distillation auto: chose {cfg.distill}")
+        pred = _val_predictions(model, x_val, norm)
+        echo(f"distillation auto: {cfg.distill} -> validation accuracy {np.mean(pred == y_val):.4f}")
+        fits.append((pred, model, hist))
+    cmp = _paired_choice("distillation auto", ("none", taught.distill), y_val, fits[0][0], fits[1][0], echo)
+    cfg = taught if cmp.complex_wins else plain
+    _, model, hist = fits[1] if cmp.complex_wins else fits[0]
     chosen_soft = soft if cfg is taught else None
     if config.model.ensemble > 1:
         from har.training.ensemble import fit_ensemble
@@ -290,9 +294,26 @@ def _fit_auto_distill(
         model, hist = fit_ensemble(full, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
                                    fit_model, first=(model, hist), soft=chosen_soft)
     hist = _with_teacher(hist, teacher)
-    hist["distill_chosen"] = [0.0 if cfg is plain else 1.0]
-    hist["distill_val_accuracy"] = [float(r[0]) for r in results]
+    hist["distill_chosen"] = [1.0 if cmp.complex_wins else 0.0]
+    hist.update(cmp.history("distill"))
     return model, hist
+
+
+def _val_predictions(model: Any, x_val: np.ndarray, norm: Normalization) -> np.ndarray:
+    """The class ``model`` predicts for each validation window (taken right after its fit)."""
+    return np.argmax(predict_proba(model, x_val, norm), axis=-1)
+
+
+def _paired_choice(
+    what: str, names: tuple[str, str], y_val: np.ndarray, pred_simple: np.ndarray, pred_complex: np.ndarray,
+    echo: Callable[[str], None],
+) -> PairedComparison:
+    """The "auto" rule shared by the z rotation and the teacher: compare the simpler and the
+    complex model on the same validation windows (har.training.paired) and say why one is kept.
+    ``complex_wins`` of the result: keep the complex one."""
+    cmp = compare_paired(y_val, pred_simple, pred_complex)
+    echo(f"{what}: {cmp.describe(*names)}")
+    return cmp
 
 
 def _fit_with_targets(
@@ -319,13 +340,6 @@ def _fit_with_targets(
     return _fit_once(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
 
 
-def _best_val_accuracy(hist: dict[str, list[float]]) -> float:
-    if hist.get("val_loss"):
-        best = int(np.argmin(hist["val_loss"]))
-        return float(hist.get("val_accuracy", [0.0] * (best + 1))[best])
-    return 0.0
-
-
 def _fit_auto_rotation(
     config: TrainConfig,
     norm: Normalization,
@@ -338,8 +352,9 @@ def _fit_auto_rotation(
     echo: Callable[[str], None],
     soft: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
-    """rotation_z_deg="auto": fit with each of ROTATION_CHOICES and keep the better one by
-    validation accuracy at the best validation-loss epoch (ties: no rotation). With more than
+    """rotation_z_deg="auto": fit with each of ROTATION_CHOICES (0 and 180 degrees) and keep 180
+    only when it is significantly better on the same validation windows (:func:`_paired_choice`:
+    exact sign test over the discordant windows, one-sided p < 0.05), else 0. With more than
     AUTO_ROTATION_MAX_WINDOWS training windows the choice is made on a stratified subsample and
     the chosen configuration is then fitted on all windows."""
     if x_val.shape[0] == 0:
@@ -350,23 +365,24 @@ def _fit_auto_rotation(
         return model, hist
     sub = _stratified_subset(y_train, AUTO_ROTATION_MAX_WINDOWS, config.seed)
     full = sub.size == y_train.size
-    results = []
+    fits = []
     for deg in ROTATION_CHOICES:
         cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=deg))
         if progress:
             echo(f"z rotation auto: fitting with {deg:g} degrees" + ("" if full else f" ({sub.size} windows)"))
         s_sub = soft[sub] if soft is not None else None
         model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, progress, echo, s_sub)
-        acc = _best_val_accuracy(hist)
-        echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {acc:.4f}")
-        results.append((acc, deg, model, hist, cfg))
-    best = max(results, key=lambda r: (r[0], -r[1]))
-    acc, deg, model, hist, cfg = best
-    echo(f"z rotation auto: chose {deg:g} degrees")
+        pred = _val_predictions(model, x_val, norm)
+        echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {np.mean(pred == y_val):.4f}")
+        fits.append((pred, model, hist, cfg))
+    simple, complex_ = (f"{d:g} degrees" for d in ROTATION_CHOICES)
+    cmp = _paired_choice("z rotation auto", (simple, complex_), y_val, fits[0][0], fits[1][0], echo)
+    _, model, hist, cfg = fits[1] if cmp.complex_wins else fits[0]
+    deg = cfg.augment.rotation_z_deg
     if not full:
         model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
     hist["rotation_z_deg"] = [float(deg)]
-    hist["rotation_z_val_accuracy"] = [float(r[0]) for r in results]
+    hist.update(cmp.history("rotation_z"))
     return model, hist
 
 
