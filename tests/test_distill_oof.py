@@ -110,7 +110,7 @@ def test_har_train_distill_auto_chooses_by_validation_and_records_it(tmp_path) -
     assert "cross-fitted teacher (3 folds by subject)" in r.output and "(auto)" in r.output
     assert "distillation auto: none -> validation accuracy" in r.output
     assert "distillation auto: minirocket_oof -> validation accuracy" in r.output
-    assert "distillation auto: minirocket_oof " in r.output and " discordant, p=" in r.output
+    assert "distillation auto: minirocket_oof " in r.output and " groups, p=" in r.output
     assert "ensemble: member 2/2" in r.output
     assert r.output.count("cross-fitted teacher") == 1  # fitted once, its targets reused
     cfg = load_metadata(out).train_config

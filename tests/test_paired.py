@@ -71,3 +71,38 @@ def test_ties_losses_and_borderline_keep_the_simpler_model() -> None:
 def test_mismatched_lengths_fail() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         compare_paired(np.zeros(5, int), np.zeros(5, int), np.zeros(4, int))
+
+
+def test_clusters_count_one_activity_of_one_person_once() -> None:
+    """The demo's second run: 15 of 15 discordant windows were one validation subject's sitting
+    (p = 3e-5 over windows); as one group of six it is 1 vs 0 won, p = 0.5: keep 0 degrees."""
+    y = np.repeat(np.arange(6), 36)
+    a, b = y.copy(), y.copy()
+    a[np.flatnonzero(y == 2)[:15]] = 3  # only 0 degrees is wrong, all in class 2
+    window_level = compare_paired(y, a, b)
+    assert window_level.p_value == pytest.approx(0.5**15) and window_level.complex_wins
+    cmp = compare_paired(y, a, b, clusters=np.char.add("sim07|", y.astype(str)))
+    assert (cmp.clusters, cmp.clusters_complex, cmp.clusters_simple) == (6, 1, 0)
+    assert cmp.p_value == pytest.approx(0.5) and not cmp.complex_wins
+    assert cmp.describe("0 degrees", "180 degrees") == (
+        "180 degrees 1.000 vs 0 degrees 0.931 on 216 windows, 15 vs 0 discordant in 1 vs 0 of 6 groups, "
+        "p=0.5: keeping 0 degrees"
+    )
+    assert cmp.history("rotation_z")["rotation_z_groups"] == [6.0, 0.0, 1.0]
+
+
+def test_clusters_won_across_people_and_activities_choose_the_complex_model() -> None:
+    subjects = np.repeat(["a", "b"], 60)
+    y = np.tile(np.repeat(np.arange(3), 20), 2)
+    a, b = y.copy(), y.copy()
+    keys = np.char.add(np.char.add(subjects, "|"), y.astype(str))
+    for k in np.unique(keys):  # 0 degrees misses 3 windows of every person x activity
+        a[np.flatnonzero(keys == k)[:3]] = (y[np.flatnonzero(keys == k)[:3]] + 1) % 3
+    cmp = compare_paired(y, a, b, clusters=keys)
+    assert (cmp.clusters_complex, cmp.clusters_simple) == (6, 0)
+    assert cmp.p_value == pytest.approx(1 / 64) and cmp.complex_wins
+    b[np.flatnonzero(keys == "a|0")[:5]] = 2  # one group now goes the other way: 5 vs 1, p = 0.109
+    cmp = compare_paired(y, a, b, clusters=keys)
+    assert (cmp.clusters_complex, cmp.clusters_simple) == (5, 1) and not cmp.complex_wins
+    with pytest.raises(ValueError, match="clusters has 3 keys"):
+        compare_paired(y, a, b, clusters=keys[:3])

@@ -69,7 +69,7 @@ def test_streaming_trains_like_the_in_memory_path_and_never_holds_all_windows(
     meta_s = load_metadata(tmp_path / "s")
     n_windows = sum(meta_s.data_summary["windows"].values())
     assert gathered and max(gathered) <= CHUNK < n_windows / 4  # batches of 32, chunks of 40, never all
-    assert "window cache" in r.output and "z rotation auto: 180 degrees " in r.output and " discordant, p=" in r.output
+    assert "window cache" in r.output and "z rotation auto: 180 degrees " in r.output and " groups, p=" in r.output
 
     from har.training.train import train
 

@@ -130,6 +130,7 @@ class CachedWindowSet:
         self.x = CachedWindows(cache, self.idx)
         self.y = cache.label_names(self.idx)
         self.subject = cache.subject_names(self.idx)
+        self.file_index = cache.rec[self.idx]  # the cached recording of each window
 
     def __len__(self) -> int:
         return int(self.idx.shape[0])
@@ -310,7 +311,7 @@ def train_streaming(
                            grouped_by=grouped_by, windows=provider)
         echo("final model: training on all training subjects")
     model, hist = fit_model(fit_config, norm, x_tr, d.y_train, d.val, d.y_val, len(classes), progress,  # type: ignore[arg-type]
-                            echo)
+                            echo, val_groups=cache.rec[va].astype(str))
     pred = x_te.predict(model, norm).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
     per_subject = group_accuracy(yte, pred, cache.subject_names(te))

@@ -100,7 +100,7 @@ def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], 
 
     norm = fit_normalization(w.x)
     echo(f"[tune] finalist trial {trial.number}: training on all data ({len(w)} windows, {len(va)} for validation)")
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"val_groups": np.asarray(va.file_index).astype(str)}
     if getattr(cfg, "distill", "none") != "none":  # the cross-fitted teacher splits by subject (recording)
         from har.training.distill import window_groups
 
