@@ -279,7 +279,7 @@ def _fit_auto_distill(
     if why_not:
         echo(f"distillation auto: {why_not}")
         return fit_model(dataclasses.replace(config, distill="none"), norm, x_train, y_train, x_val, y_val,
-                         n_classes, progress, echo)
+                         n_classes, progress, echo, val_groups=val_groups)
     taught = dataclasses.replace(single, distill=AUTO_DISTILL_TEACHER)
     teacher: dict[str, Any] = {}
     if soft is None:  # the teacher is fitted once; its targets serve every taught member
