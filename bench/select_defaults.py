@@ -470,6 +470,7 @@ def _fusion_train(ds: DataSet, cfg: TrainConfig, classes: list[str], folds: int,
         if abs(acc - fo["accuracy"]) > 1e-9:  # the kept windows and model are run_cv's
             raise RuntimeError(f"fold {i + 1}: LSTM accuracy {acc} != run_cv's {fo['accuracy']}")
         out["epochs"] = np.array(fo["epochs_run"])
+        out["rotation_z_deg"] = np.array(fo.get("rotation_z_deg", np.nan), dtype=np.float64)
         out["lstm_seconds"] = np.array(lstm_s[-1])
         np.savez(files[i], **out)
         print(f"  {dname} fold {i + 1}: LSTM {acc:.4f} (val {len(out['y_val'])}, test {len(te)} windows, "
