@@ -11,8 +11,9 @@ fixed Keras sub-graph with builtin TFLite ops only (:func:`rocket_branch`), per 
   0. MiniRocket keeps the full zero-padded output for kernels with ``(j + k)`` even and the part
   without padding for the others: the first group is a "same" conv, the second a "valid" one.
 * ``rocket_step_*``: DepthwiseConv1D(1, depth_multiplier = features of this dilation) with weight
-  STEP_GAIN and bias ``-STEP_GAIN * bias``, then ReLU capped at 1: a step at the bias (within
-  1 / STEP_GAIN in float; int8 sees an exact step at the conv output's quantisation).
+  ``6 K`` and bias ``-6 K bias``, fused RELU6: a step from 0 to 6 at the bias, ``1 / K`` wide.
+  ``K`` = STEP_TARGET / (the conv output's peak on the training windows): in int8 the step is
+  about one quantisation level of the conv output wide, and within XNNPACK's limits.
 * ``rocket_ppv_*``: the mean over time; all are concatenated into ``rocket_ppv`` (feature order:
   per dilation the "same" kernels then the "valid" ones; :func:`feature_order` maps it to aeon's).
 
@@ -44,7 +45,12 @@ KERNEL_LENGTH = 9
 INDICES = np.array(list(combinations(range(KERNEL_LENGTH), 3)), dtype=np.int32)  # MiniRocket._indices
 N_KERNELS = len(INDICES)  # 84
 MAX_DILATIONS = 32  # aeon's max_dilations_per_kernel default
-STEP_GAIN = 1e6  # the near-step K * (conv - bias) clipped to [0, 1]
+STEP_GAIN = 1e6  # the near-step K * (conv - bias) clipped to [0, 1] (times PPV_SCALE), when no peaks are known
+# with the conv output's peak |value| R measured on the training windows: K = STEP_TARGET / R, so the
+# step is R / STEP_TARGET wide in float and the int8 requantisation multiplier of the step layer is
+# about 2 * STEP_TARGET / 127 (XNNPACK refuses multipliers of 256 and more)
+STEP_TARGET = 8000.0
+PPV_SCALE = 6.0  # the branch's features are PPV_SCALE * PPV: the step is a fused RELU6
 RIDGE_ALPHAS = np.logspace(-3, 3, 10)  # aeon's MiniRocketClassifier
 SIGMA_FLOOR = 1e-2  # scaler floor: near-constant features get no huge weights
 MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
@@ -113,8 +119,8 @@ def n_features(window_samples: int, rocket_features: int) -> int:
 
 
 def rocket_branch(rocket_features: int, inp: Any, window_samples: int, n_channels: int, keras: Any) -> Any:
-    """The PPV features (batch, n_features) of normalised windows ``inp`` (batch, window, channels)
-    as fixed layers (weights set by :func:`set_rocket_weights`)."""
+    """PPV_SCALE times the PPV features (batch, n_features) of normalised windows ``inp`` (batch,
+    window, channels) as fixed layers (weights set by :func:`set_rocket_weights`)."""
     layers = keras.layers
     dil, fpd = dilations_for(window_samples, rocket_features)
     x = layers.DepthwiseConv1D(1, use_bias=True, trainable=False, name=DENORM_LAYER)(inp)
@@ -122,24 +128,27 @@ def rocket_branch(rocket_features: int, inp: Any, window_samples: int, n_channel
     for j, (d, f) in enumerate(zip(dil.tolist(), fpd.tolist(), strict=True)):
         for kind, group in zip(("same", "valid"), _groups(j), strict=True):
             c = layers.Conv1D(
-                len(group), KERNEL_LENGTH, dilation_rate=d, padding=kind, use_bias=False,
+                len(group), KERNEL_LENGTH, dilation_rate=d, padding="same", use_bias=False,
                 trainable=False, name=f"rocket_{kind}_{j}",
             )(x)
-            s = layers.DepthwiseConv1D(
-                1, depth_multiplier=f, use_bias=True, trainable=False, name=f"rocket_step_{kind}_{j}"
+            if kind == "valid":  # the outputs that saw no zero padding (a "valid" dilated conv converts badly)
+                c = layers.Cropping1D((4 * d, 4 * d), name=f"rocket_crop_{j}")(c)
+            s = layers.DepthwiseConv1D(  # relu6 fuses into the op: a step from 0 to PPV_SCALE
+                1, depth_multiplier=f, use_bias=True, activation="relu6", trainable=False,
+                name=f"rocket_step_{kind}_{j}",
             )(c)
-            s = layers.ReLU(max_value=1.0, name=f"rocket_clip_{kind}_{j}")(s)
             outs.append(layers.GlobalAveragePooling1D(name=f"rocket_ppv_{kind}_{j}")(s))
     return layers.Concatenate(axis=-1, name=PPV_LAYER)(outs)
 
 
 def rocket_weights(
     parameters: tuple[np.ndarray, ...], window_samples: int, n_channels: int, rocket_features: int,
-    mean: np.ndarray, std: np.ndarray,
+    mean: np.ndarray, std: np.ndarray, peaks: dict[str, float] | None = None,
 ) -> dict[str, list[np.ndarray]]:
     """Layer name -> weights of the branch from aeon's fitted ``MiniRocket.parameters``
     ``(n_channels_per_combination, channel_indices, dilations, n_features_per_dilation, biases)``
-    and the model's normalisation."""
+    and the model's normalisation. ``peaks`` (conv layer name -> peak |output| on the training
+    windows, :func:`conv_peaks`) sets each step's gain to STEP_TARGET / peak (else STEP_GAIN)."""
     n_per, chan_idx, dil_a, fpd_a, biases = (np.asarray(p) for p in parameters)
     dil, fpd = dilations_for(window_samples, rocket_features)
     if not (np.array_equal(dil, dil_a) and np.array_equal(fpd, fpd_a)):
@@ -164,12 +173,29 @@ def rocket_weights(
                     kern[:, int(ch), i] = pattern
                 bias[i * f : (i + 1) * f] = biases[f_start + k * f : f_start + (k + 1) * f]
             out[f"rocket_{kind}_{j}"] = [kern]
+            gain = STEP_GAIN if peaks is None else STEP_TARGET / max(peaks[f"rocket_{kind}_{j}"], 1e-6)
             out[f"rocket_step_{kind}_{j}"] = [
-                np.full((1, len(group), f), STEP_GAIN, np.float32),
-                (-STEP_GAIN * bias).astype(np.float32),
+                np.full((1, len(group), f), PPV_SCALE * gain, np.float32),
+                (-PPV_SCALE * gain * bias).astype(np.float32),
             ]
         f_start += N_KERNELS * f
     return out
+
+
+def conv_peaks(model: Any, xn: np.ndarray) -> dict[str, float]:
+    """Peak |output| of each of the branch's convolutions on normalised windows ``xn``."""
+    from har.training._tf import import_tf
+
+    _, keras = import_tf()
+    convs = [layer for layer in model.layers if layer.name.startswith(("rocket_same_", "rocket_valid_"))]
+    sub = keras.Model(model.input, [layer.output for layer in convs])
+    peaks = dict.fromkeys((layer.name for layer in convs), 0.0)
+    for i in range(0, len(xn), 512):
+        outs = sub.predict(xn[i : i + 512], verbose=0)
+        outs = outs if isinstance(outs, list) else [outs]
+        for layer, o in zip(convs, outs, strict=True):
+            peaks[layer.name] = max(peaks[layer.name], float(np.abs(o).max()))
+    return peaks
 
 
 def set_rocket_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None:
@@ -294,18 +320,22 @@ def fit_with_rocket(
     mr = fit_minirocket(x_train[sel], nf, config.seed)
     order = feature_order(w_samples, nf)
     w, b, alpha = fit_ridge(transform(mr, x_train[sel]), y_train[sel], n_classes)
-    w = w[order]  # graph order
+    w = w[order] / PPV_SCALE  # graph order, graph scale
     model = build_model(config.model, w_samples, n_ch, n_classes)
     for layer in lstm.layers:
         if layer.get_weights() and layer.name != "probs":
             model.get_layer(layer.name).set_weights(layer.get_weights())
     set_rocket_weights(model, rocket_weights(mr.parameters, w_samples, n_ch, nf, norm.mean, norm.std))
+    from har.training.fit import normalize
+
+    peaks = conv_peaks(model, normalize(x_train, norm))  # the int8 export calibrates on training windows
+    set_rocket_weights(model, rocket_weights(mr.parameters, w_samples, n_ch, nf, norm.mean, norm.std, peaks))
     lw, lb = lstm.get_layer("probs").get_weights()
     if x_val.shape[0]:
         from har.training.fit import predict_proba
 
         logp = np.log(np.clip(predict_proba(lstm, x_val, norm), 1e-12, 1.0))
-        ridge_val = transform(mr, x_val)[:, order] @ w + b
+        ridge_val = transform(mr, x_val)[:, order] @ (w * PPV_SCALE) + b
     else:
         logp, ridge_val = np.zeros((0, n_classes)), np.zeros((0, n_classes))
     choice = choose_beta(logp, ridge_val, np.asarray(y_val))

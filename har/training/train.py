@@ -183,6 +183,11 @@ def train(
         from har.training.distill import require_teacher
 
         require_teacher(config.distill)
+    if config.model.rocket_features > 0:  # fail before loading anything
+        from har.training.rocket import check_window, require_aeon as require_rocket
+
+        require_rocket()
+        check_window(config.window.window_samples)
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
