@@ -145,7 +145,8 @@ def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(ConfigError, match="needs aeon"):
         require_aeon()
     (tmp_path / "data").mkdir()
-    r = CliRunner().invoke(cli, ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--rocket-features", "500"])
+    args = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--rocket-features", "500"]
+    r = CliRunner().invoke(cli, args)
     assert r.exit_code != 0
     assert r.output.strip().count("\n") == 0 and "--rocket-features needs aeon" in r.output, r.output
 
