@@ -12,9 +12,12 @@ fixed Keras sub-graph with builtin TFLite ops only (:func:`rocket_branch`), per 
   without padding for the others: the first group is a "same" conv, the second a "valid" one.
 * ``rocket_step_*``: DepthwiseConv1D(1, depth_multiplier = features of this dilation) with weight
   ``6 K`` and bias ``-6 K bias``, fused RELU6: a step from 0 to 6 at the bias, ``1 / K`` wide.
-  ``K`` = STEP_TARGET / (the conv output's peak on the training windows): in int8 the step is
-  about one quantisation level of the conv output wide, and within XNNPACK's limits.
-* ``rocket_ppv_*``: the mean over time; all are concatenated into ``rocket_ppv`` (feature order:
+  Each kernel's weights (and its biases) are scaled so that its output peaks at 1 on the training
+  windows (every kernel gets the whole int8 range of its conv output) and ``K`` = STEP_TARGET:
+  in int8 the step is about one quantisation level wide, and within XNNPACK's limits.
+* ``rocket_mean_*``: the mean over time; all are concatenated and divided by 6 into ``rocket_ppv``
+  (in [0, 1], inside the LSTM embedding's range: an int8 CONCATENATION has one scale for all
+  inputs, and the fused LSTM's output takes it) (feature order:
   per dilation the "same" kernels then the "valid" ones; :func:`feature_order` maps it to aeon's).
 
 The input is the model's normalised window; a fixed ``rocket_denorm`` (x * std + mean) gives back g,
@@ -46,11 +49,11 @@ INDICES = np.array(list(combinations(range(KERNEL_LENGTH), 3)), dtype=np.int32) 
 N_KERNELS = len(INDICES)  # 84
 MAX_DILATIONS = 32  # aeon's max_dilations_per_kernel default
 STEP_GAIN = 1e6  # the near-step K * (conv - bias) clipped to [0, 1] (times PPV_SCALE), when no peaks are known
-# with the conv output's peak |value| R measured on the training windows: K = STEP_TARGET / R, so the
-# step is R / STEP_TARGET wide in float and the int8 requantisation multiplier of the step layer is
-# about 2 * STEP_TARGET / 127 (XNNPACK refuses multipliers of 256 and more)
+# with each kernel's output scaled to peak |value| 1 on the training windows: K = STEP_TARGET, so the
+# step is 1 / STEP_TARGET of the peak wide in float and the int8 requantisation multiplier of the
+# step layer is about 2 * STEP_TARGET / 127 (XNNPACK refuses multipliers of 256 and more)
 STEP_TARGET = 8000.0
-PPV_SCALE = 6.0  # the branch's features are PPV_SCALE * PPV: the step is a fused RELU6
+PPV_SCALE = 6.0  # the step is a fused RELU6: from 0 to PPV_SCALE (the mean divides it out)
 RIDGE_ALPHAS = np.logspace(-3, 3, 10)  # aeon's MiniRocketClassifier
 SIGMA_FLOOR = 1e-2  # scaler floor: near-constant features get no huge weights
 MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
@@ -119,8 +122,8 @@ def n_features(window_samples: int, rocket_features: int) -> int:
 
 
 def rocket_branch(rocket_features: int, inp: Any, window_samples: int, n_channels: int, keras: Any) -> Any:
-    """PPV_SCALE times the PPV features (batch, n_features) of normalised windows ``inp`` (batch,
-    window, channels) as fixed layers (weights set by :func:`set_rocket_weights`)."""
+    """The PPV features (batch, n_features) of normalised windows ``inp`` (batch, window, channels)
+    as fixed layers (weights set by :func:`set_rocket_weights`)."""
     layers = keras.layers
     dil, fpd = dilations_for(window_samples, rocket_features)
     x = layers.DepthwiseConv1D(1, use_bias=True, trainable=False, name=DENORM_LAYER)(inp)
@@ -137,8 +140,11 @@ def rocket_branch(rocket_features: int, inp: Any, window_samples: int, n_channel
                 1, depth_multiplier=f, use_bias=True, activation="relu6", trainable=False,
                 name=f"rocket_step_{kind}_{j}",
             )(c)
-            outs.append(layers.GlobalAveragePooling1D(name=f"rocket_ppv_{kind}_{j}")(s))
-    return layers.Concatenate(axis=-1, name=PPV_LAYER)(outs)
+            outs.append(layers.GlobalAveragePooling1D(name=f"rocket_mean_{kind}_{j}")(s))
+    ppv = layers.Concatenate(axis=-1, name="rocket_features")(outs)
+    # / PPV_SCALE: the PPV in [0, 1], inside the range of the LSTM embedding it is concatenated with
+    # (an int8 CONCATENATION has one scale for all inputs, and the fused LSTM's output takes it)
+    return layers.Rescaling(1.0 / PPV_SCALE, name=PPV_LAYER)(ppv)
 
 
 def rocket_weights(
@@ -147,8 +153,9 @@ def rocket_weights(
 ) -> dict[str, list[np.ndarray]]:
     """Layer name -> weights of the branch from aeon's fitted ``MiniRocket.parameters``
     ``(n_channels_per_combination, channel_indices, dilations, n_features_per_dilation, biases)``
-    and the model's normalisation. ``peaks`` (conv layer name -> peak |output| on the training
-    windows, :func:`conv_peaks`) sets each step's gain to STEP_TARGET / peak (else STEP_GAIN)."""
+    and the model's normalisation. ``peaks`` (conv layer name -> peak |output| of each kernel on
+    the training windows, :func:`conv_peaks`) scales each kernel (and its biases) to peak 1 and
+    sets the steps' gain to STEP_TARGET (else: unscaled, gain STEP_GAIN)."""
     n_per, chan_idx, dil_a, fpd_a, biases = (np.asarray(p) for p in parameters)
     dil, fpd = dilations_for(window_samples, rocket_features)
     if not (np.array_equal(dil, dil_a) and np.array_equal(fpd, fpd_a)):
@@ -172,29 +179,35 @@ def rocket_weights(
                 for ch in chan_idx[starts[comb] : starts[comb + 1]]:
                     kern[:, int(ch), i] = pattern
                 bias[i * f : (i + 1) * f] = biases[f_start + k * f : f_start + (k + 1) * f]
+            gain = np.full((len(group), f), STEP_GAIN, np.float32)
+            if peaks is not None:  # each kernel's output scaled to peak 1: its own int8 range
+                scale = 1.0 / np.maximum(np.asarray(peaks[f"rocket_{kind}_{j}"], np.float32), 1e-6)
+                kern = kern * scale.reshape(1, 1, -1)
+                bias = bias * np.repeat(scale, f)
+                gain[:] = STEP_TARGET
             out[f"rocket_{kind}_{j}"] = [kern]
-            gain = STEP_GAIN if peaks is None else STEP_TARGET / max(peaks[f"rocket_{kind}_{j}"], 1e-6)
             out[f"rocket_step_{kind}_{j}"] = [
-                np.full((1, len(group), f), PPV_SCALE * gain, np.float32),
-                (-PPV_SCALE * gain * bias).astype(np.float32),
+                (PPV_SCALE * gain).reshape(1, len(group), f),
+                (-PPV_SCALE * gain.reshape(-1) * bias).astype(np.float32),
             ]
         f_start += N_KERNELS * f
     return out
 
 
-def conv_peaks(model: Any, xn: np.ndarray) -> dict[str, float]:
-    """Peak |output| of each of the branch's convolutions on normalised windows ``xn``."""
+def conv_peaks(model: Any, xn: np.ndarray) -> dict[str, np.ndarray]:
+    """Peak |output| of each output channel of the branch's convolutions on normalised windows ``xn``
+    (of the unscaled kernels: call it on a model set without ``peaks``)."""
     from har.training._tf import import_tf
 
     _, keras = import_tf()
     convs = [layer for layer in model.layers if layer.name.startswith(("rocket_same_", "rocket_valid_"))]
     sub = keras.Model(model.input, [layer.output for layer in convs])
-    peaks = dict.fromkeys((layer.name for layer in convs), 0.0)
+    peaks = {layer.name: np.zeros(int(layer.output.shape[-1])) for layer in convs}
     for i in range(0, len(xn), 512):
         outs = sub.predict(xn[i : i + 512], verbose=0)
         outs = outs if isinstance(outs, list) else [outs]
         for layer, o in zip(convs, outs, strict=True):
-            peaks[layer.name] = max(peaks[layer.name], float(np.abs(o).max()))
+            peaks[layer.name] = np.maximum(peaks[layer.name], np.abs(o).max(axis=(0, 1)))
     return peaks
 
 
@@ -320,7 +333,7 @@ def fit_with_rocket(
     mr = fit_minirocket(x_train[sel], nf, config.seed)
     order = feature_order(w_samples, nf)
     w, b, alpha = fit_ridge(transform(mr, x_train[sel]), y_train[sel], n_classes)
-    w = w[order] / PPV_SCALE  # graph order, graph scale
+    w = w[order]  # graph order
     model = build_model(config.model, w_samples, n_ch, n_classes)
     for layer in lstm.layers:
         if layer.get_weights() and layer.name != "probs":
@@ -335,7 +348,7 @@ def fit_with_rocket(
         from har.training.fit import predict_proba
 
         logp = np.log(np.clip(predict_proba(lstm, x_val, norm), 1e-12, 1.0))
-        ridge_val = transform(mr, x_val)[:, order] @ (w * PPV_SCALE) + b
+        ridge_val = transform(mr, x_val)[:, order] @ w + b
     else:
         logp, ridge_val = np.zeros((0, n_classes)), np.zeros((0, n_classes))
     choice = choose_beta(logp, ridge_val, np.asarray(y_val))
