@@ -179,10 +179,19 @@ class ModelConfig:
     # beside the LSTM, its ridge classifier added to the head's logits with a weight chosen on the
     # validation windows (har.training.rocket); 0 = off
     rocket_features: int = 0
+    # the ridge's weight in the head: logits = LSTM logits + rocket_beta * ridge scores, the ridge
+    # fitted on ALL training windows (16: chosen by CV inside the training data of four sets,
+    # docs/training.md stage 7); "auto": chosen on the validation windows, the ridge fitted without
+    # them (the LSTM's validation accuracy is optimistic after early stopping: it trusted the LSTM too much)
+    rocket_beta: float | str = 16.0
 
     def __post_init__(self) -> None:
         if self.rocket_features < 0 or 0 < self.rocket_features < 84:
             raise ConfigError(f"rocket_features must be 0 (off) or at least 84, got {self.rocket_features}")
+        if isinstance(self.rocket_beta, str) and self.rocket_beta != AUTO:
+            raise ConfigError(f"rocket_beta must be a number >= 0 or {AUTO!r}, got {self.rocket_beta!r}")
+        if not isinstance(self.rocket_beta, str) and not 0.0 <= self.rocket_beta <= 1000.0:
+            raise ConfigError(f"rocket_beta must be in [0, 1000] or {AUTO!r}, got {self.rocket_beta}")
         if self.conv_multiscale and (self.conv_filters < 1 or any(d < 1 for d in self.conv_multiscale)):
             raise ConfigError(
                 f"conv_multiscale needs a conv front end and dilations >= 1, got {self.conv_multiscale}"

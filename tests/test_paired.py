@@ -106,3 +106,15 @@ def test_clusters_won_across_people_and_activities_choose_the_complex_model() ->
     assert (cmp.clusters_complex, cmp.clusters_simple) == (5, 1) and not cmp.complex_wins
     with pytest.raises(ValueError, match="clusters has 3 keys"):
         compare_paired(y, a, b, clusters=keys[:3])
+
+
+def test_accuracy_rule_for_the_z_rotation_prints_the_test_but_the_higher_accuracy_decides() -> None:
+    """z rotation auto decides by validation accuracy (ties: 0 degrees); the line still shows the test."""
+    y, a, b = _preds(59, simple_only=0, complex_only=3)
+    cmp = compare_paired(y, a, b)
+    assert cmp.complex_more_accurate and not cmp.complex_wins
+    assert cmp.describe("0 degrees", "180 degrees", chosen=cmp.complex_more_accurate).endswith(
+        "3 vs 0 discordant, p=0.125: choosing 180 degrees"
+    )
+    y, a, b = _preds(40, simple_only=2, complex_only=2)
+    assert not compare_paired(y, a, b).complex_more_accurate  # a tie keeps the simpler model

@@ -94,7 +94,8 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
     ensemble = 2
     x, y = _data(0)
     n_tr, n_va = 100, 30
-    mcfg = ModelConfig(lstm_units=(8,), dropout=0.0, conv_filters=8, ensemble=ensemble, rocket_features=252)
+    mcfg = ModelConfig(lstm_units=(8,), dropout=0.0, conv_filters=8, ensemble=ensemble, rocket_features=252,
+                       rocket_beta="auto")
     cfg = TrainConfig(window=WINDOW, model=mcfg, epochs=3, batch_size=32, augment=AugmentConfig(enabled=False))
     norm = Normalization.fit(x[:n_tr])
     lines: list[str] = []
@@ -130,6 +131,25 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
     assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
 
 
+def test_fixed_beta_fits_the_ridge_on_all_training_windows() -> None:
+    """The default rocket_beta (a number): logits = LSTM logits + beta x ridge, no choice made on
+    the validation windows (they join the ridge's training windows), said on the console."""
+    from har.training.fit import fit_model
+
+    x, y = _data(0)
+    mcfg = ModelConfig(lstm_units=(4,), dropout=0.0, conv_filters=0, representation="raw", rocket_features=84)
+    assert mcfg.rocket_beta == 16.0
+    cfg = TrainConfig(window=WINDOW, model=mcfg, epochs=1, batch_size=32, augment=AugmentConfig(enabled=False))
+    norm = Normalization.fit(x[:60])
+    lines: list[str] = []
+    model, hist = fit_model(cfg, norm, x[:60], y[:60], x[60:90], y[60:90], 3, echo=lines.append)
+    assert hist["rocket_beta"] == [16.0] and hist["rocket_lstm"] == [1.0] and "rocket_val_accuracy" not in hist
+    assert any("on 90 training windows" in line for line in lines), lines
+    assert any(line.startswith("rocket: head = LSTM + 16 x ridge (fixed") for line in lines), lines
+    assert not any(line.startswith("rocket: chose") for line in lines)
+    assert model.get_layer("rocket_embedding").output.shape[-1] == 4 + 84
+
+
 def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from har.cli import cli
     from har.training.rocket import require_aeon
@@ -159,3 +179,7 @@ def test_rocket_features_config() -> None:
 
     old = {k: v for k, v in dataclasses.asdict(ModelConfig()).items() if k != "rocket_features"}
     assert config_from_dict(ModelConfig, old).rocket_features == 0
+    assert ModelConfig(rocket_beta="auto").rocket_beta == "auto"
+    for bad in ("best", -1.0):
+        with pytest.raises(ConfigError, match="rocket_beta"):
+            ModelConfig(rocket_beta=bad)

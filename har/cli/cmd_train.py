@@ -90,6 +90,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "ensemble": ("model", "ensemble"),
     "equalize_channels": ("model", "equalize_channels"),
     "rocket_features": ("model", "rocket_features"),
+    "rocket_beta": ("model", "rocket_beta"),
     "distill": ("", "distill"),
     "distill_alpha": ("", "distill_alpha"),
     "distill_temperature": ("", "distill_temperature"),
@@ -285,8 +286,18 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     default=_M.rocket_features,
     show_default=True,
     help="MiniRocket inside the model: this many MiniRocket features (aeon, needed to train only; e.g. "
-    "10000) computed by fixed layers beside the LSTM, its ridge classifier added to the head with a weight "
-    "chosen on the validation windows (0 = off).",
+    "10000) computed by fixed layers beside the LSTM, its ridge classifier added to the head with the "
+    "weight --rocket-beta (0 = off).",
+)
+@click.option(
+    "--rocket-beta",
+    "rocket_beta",
+    type=_FLOAT_OR_AUTO,
+    default=str(_M.rocket_beta),
+    show_default=True,
+    help="With --rocket-features: logits = LSTM logits + this x ridge scores, the ridge fitted on all "
+    "training windows (16: chosen by CV on four data sets); auto: chosen on the validation windows "
+    "(the ridge fitted without them).",
 )
 @click.option(
     "--equalize-channels/--no-equalize-channels",

@@ -1,7 +1,7 @@
 """Choosing between a simpler and a more complex model on the same validation windows.
 
-The "auto" choices of har.training.fit (z rotation 0 or 180 degrees, distillation none or a
-teacher) keep the simpler model unless the complex one is better by more than chance: an exact
+The "auto" choice of har.training.fit between no teacher and a teacher (distillation) keeps the
+simpler model unless the complex one is better by more than chance: an exact
 one-sided sign test (McNemar's exact test) over the discordant windows, the validation windows
 where exactly one of the two models is right. One validation subject can make 1.000 vs 0.949
 out of three windows; that is p = 0.125, not a reason to train differently.
@@ -56,9 +56,15 @@ class PairedComparison:
                         else (self.complex_only, self.simple_only))
         return wins > losses and self.p_value < self.alpha
 
-    def describe(self, simple: str, complex_: str) -> str:
-        """One line: both accuracies, the discordant counts, p and the decision."""
-        verdict = f"choosing {complex_}" if self.complex_wins else f"keeping {simple}"
+    @property
+    def complex_more_accurate(self) -> bool:
+        """True when the complex model is right on more windows (ties keep the simpler one)."""
+        return self.accuracy_complex > self.accuracy_simple
+
+    def describe(self, simple: str, complex_: str, chosen: bool | None = None) -> str:
+        """One line: both accuracies, the discordant counts, p and the decision (``chosen``: the
+        caller's decision for the complex model; default :attr:`complex_wins`)."""
+        verdict = f"choosing {complex_}" if (self.complex_wins if chosen is None else chosen) else f"keeping {simple}"
         groups = (f" in {self.clusters_complex} vs {self.clusters_simple} of {self.clusters} groups"
                   if self.clusters else "")
         return (

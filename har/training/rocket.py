@@ -313,8 +313,9 @@ def fit_with_rocket(
     **kwargs: Any,
 ) -> tuple[Any, dict[str, list[float]]]:
     """``config.model.rocket_features > 0``: the LSTM (ensemble) fitted by ``fit_one`` without the
-    branch, MiniRocket + ridge fitted on the training windows, beta chosen on the validation
-    windows, all assembled into one model. The history gains ``rocket_beta``, ``rocket_lstm``
+    branch, MiniRocket + ridge fitted on all training windows and added with the fixed
+    ``rocket_beta`` (or, with "auto", fitted without the validation windows and beta chosen on
+    them: :func:`choose_beta`), all assembled into one model. The history gains ``rocket_beta``, ``rocket_lstm``
     (1 kept, 0 zeroed), ``rocket_alpha`` (the ridge's), ``rocket_val_accuracy`` (per candidate,
     BETAS then RIDGE_ONLY_SCALES)."""
     from har.training.model import build_model
@@ -328,11 +329,15 @@ def fit_with_rocket(
     check_window(w_samples)
     plain = dataclasses.replace(config, model=dataclasses.replace(config.model, rocket_features=0))
     lstm, hist = fit_one(plain, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, **kwargs)
-    sel = stratified_subset(y_train, MAX_TRAIN_WINDOWS, config.seed)
+    fixed = not isinstance(config.model.rocket_beta, str)
+    # a fixed beta needs no validation windows: the ridge fits on all training windows (as MiniRocket
+    # alone would); "auto" keeps the validation windows out of it to choose beta on them
+    x_fit, y_fit = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])) if fixed else (x_train, y_train)
+    sel = stratified_subset(y_fit, MAX_TRAIN_WINDOWS, config.seed)
     echo(f"rocket: fitting MiniRocket ({nf} features) and its ridge head on {len(sel)} training windows")
-    mr = fit_minirocket(x_train[sel], nf, config.seed)
+    mr = fit_minirocket(x_fit[sel], nf, config.seed)
     order = feature_order(w_samples, nf)
-    w, b, alpha = fit_ridge(transform(mr, x_train[sel]), y_train[sel], n_classes)
+    w, b, alpha = fit_ridge(transform(mr, x_fit[sel]), y_fit[sel], n_classes)
     w = w[order]  # graph order
     model = build_model(config.model, w_samples, n_ch, n_classes)
     for layer in lstm.layers:
@@ -344,24 +349,32 @@ def fit_with_rocket(
     peaks = conv_peaks(model, normalize(x_train, norm))  # the int8 export calibrates on training windows
     set_rocket_weights(model, rocket_weights(mr.parameters, w_samples, n_ch, nf, norm.mean, norm.std, peaks))
     lw, lb = lstm.get_layer("probs").get_weights()
-    if x_val.shape[0]:
-        from har.training.fit import predict_proba
-
-        logp = np.log(np.clip(predict_proba(lstm, x_val, norm), 1e-12, 1.0))
-        ridge_val = transform(mr, x_val)[:, order] @ w + b
+    if fixed:
+        beta, keep = float(config.model.rocket_beta), 1.0
+        acc: dict[str, float] = {}
+        echo(f"rocket: head = LSTM + {beta:g} x ridge (fixed; the ridge fitted on all {len(y_fit)} training windows)")
     else:
-        logp, ridge_val = np.zeros((0, n_classes)), np.zeros((0, n_classes))
-    choice = choose_beta(logp, ridge_val, np.asarray(y_val))
-    beta, keep = choice["beta"], choice["lstm"]
+        if x_val.shape[0]:
+            from har.training.fit import predict_proba
+
+            logp = np.log(np.clip(predict_proba(lstm, x_val, norm), 1e-12, 1.0))
+            ridge_val = transform(mr, x_val)[:, order] @ w + b
+        else:
+            logp, ridge_val = np.zeros((0, n_classes)), np.zeros((0, n_classes))
+        choice = choose_beta(logp, ridge_val, np.asarray(y_val))
+        beta, keep = choice["beta"], choice["lstm"]
+        acc = {name: a for name, a, _ in choice["table"]}
+        shown = ", ".join(
+            f"{n} {a:.4f}" for n, a in acc.items() if not n.startswith("ridge only x") or n.endswith("x1")
+        )
+        what = f"LSTM + {beta:g} x ridge" if keep else f"ridge only (x{beta:g})"
+        echo(f"rocket: validation accuracy {shown}" if shown else "rocket: no validation windows")
+        echo(f"rocket: chose {what}")
     model.get_layer("probs").set_weights([np.concatenate([keep * lw, beta * w]), keep * lb + beta * b])
-    what = f"LSTM + {beta:g} x ridge" if keep else f"ridge only (x{beta:g})"
-    acc = {name: a for name, a, _ in choice["table"]}
-    shown = ", ".join(f"{n} {a:.4f}" for n, a in acc.items() if not n.startswith("ridge only x") or n.endswith("x1"))
-    echo(f"rocket: validation accuracy {shown}" if shown else "rocket: no validation windows")
-    echo(f"rocket: chose {what}")
     hist = dict(hist)
     hist["rocket_beta"] = [float(beta)]
     hist["rocket_lstm"] = [float(keep)]
     hist["rocket_alpha"] = [alpha]
-    hist["rocket_val_accuracy"] = [float(a) for a in acc.values()]
+    if acc:
+        hist["rocket_val_accuracy"] = [float(a) for a in acc.values()]
     return model, hist

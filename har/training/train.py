@@ -342,7 +342,8 @@ def write_model_dir(
     if "rocket_beta" in summary["resolved"]:
         r = summary["resolved"]
         how = f"LSTM + {r['rocket_beta']:g} x ridge" if r["rocket_lstm"] else f"ridge only (x{r['rocket_beta']:g})"
-        text += f"MiniRocket:     {config.model.rocket_features} features in the model; head {how} (by validation)\n"
+        text += f"MiniRocket:     {config.model.rocket_features} features in the model; head {how} " + (
+            "(by validation)\n" if isinstance(config.model.rocket_beta, str) else "(fixed beta)\n")
     if cv_result is not None:
         text += format_cv(cv_result)
     if ref is not None:
