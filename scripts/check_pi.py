@@ -10,7 +10,12 @@ that --service wrote checked with `systemd-analyze verify`, the supervisor that 
 where systemd does not (a chroot) restarting a killed `har run`, `har replay` of a recording there
 against the same replay on the host, `har run --port` there on a pty from `har emulate` on the host
 for --live-seconds with zero lost samples, and the venv's size. Ends with what was exercised and
-what was not. Timings under qemu are not device timings."""
+what was not. Timings under qemu are not device timings.
+
+What does not depend on each other overlaps (the check is mostly waiting on one emulated core): the
+device is probed while the model trains, and the second runtime's install (a fresh venv from PyPI:
+minutes under qemu) starts once the first `har deploy` has written the bundle, while the first
+runtime's checks run."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
@@ -467,8 +473,7 @@ def main() -> int:
     ):
         work = Path(tmp)
         t_model = time.monotonic()
-        model = make_model(work)
-        say(f"host: simulate + train took {time.monotonic() - t_model:.0f} s")
+        training = ThreadPoolExecutor(1).submit(make_model, work)  # meanwhile: the device is looked at
         r = ssh(cfg, "uname -m; python3 --version")
         say(f"device over ssh: {' '.join(r.stdout.split())}")
         online = a.online if a.online in runtimes else ""
@@ -480,6 +485,8 @@ def main() -> int:
                 online = ""
             else:
                 say("the device reaches PyPI (python3 there fetched https://pypi.org/simple/ai-edge-litert/: 200)")
+        model = training.result()
+        say(f"host: simulate + train took {time.monotonic() - t_model:.0f} s")
         from har.deploy.install import build_wheel
 
         build_wheel(work / "wheel", echo=say)  # into HAR_CACHE_DIR: the installs below share it, none builds
