@@ -106,7 +106,7 @@ _WORKER_RUNS: dict[tuple[str, ExportConfig, int, bool], tuple[Path, tuple[set[st
 
 @pytest.fixture
 def convert_once(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """For tests of what export_bundle decides AFTER converting (the agreement rules): the conversion
+    """For tests of what export_bundle does AFTER converting (agreement rules, smoothing stored): the conversion
     worker runs for real the first time a (model, options) pair is exported and its output (the real
     TFLite files, Keras reference predictions) is kept; a later export of the same model with the
     same options gets a copy instead of the same conversion again (a TensorFlow start-up + convert)."""
@@ -118,7 +118,7 @@ def convert_once(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
 
     def once(model_dir: Path, work: Path, cfg: ExportConfig, batch: int, int8_io: bool,
              *rest: Any) -> tuple[set[str], int, str]:
-        key = (str(Path(model_dir).resolve()), cfg, batch, int8_io)
+        key = (str(Path(model_dir).resolve()), cfg, max(batch, 1), int8_io)  # batch 0 or 1: no batched model
         if key in _WORKER_RUNS:
             kept, res = _WORKER_RUNS[key]
             shutil.copytree(kept, work, dirs_exist_ok=True)
