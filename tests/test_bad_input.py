@@ -461,6 +461,22 @@ CASES: list[Case] = [
     Case("plot-not-png", ["plot", "src.csv", "--out", "x.jpg"], 1, r"--out must end in \.png", [G]),
     Case("simulate-existing", ["simulate", "--out", "sim", "--subjects", "1", "--seconds", "2"], 1, r"exists",
          [raw("sim/sim01.csv", "x\n")]),
+    # ---- click usage errors: one line naming the command, exit 2 (no usage block) ----
+    Case("usage-train-bad-choice", ["train", "data", "--pooling", "foo"], 2,
+         r"^Error: har train: invalid value for '--pooling': 'foo' is not one of 'last', 'mean', 'attention' "
+         r"\(har train --help\)$"),
+    Case("usage-train-missing-data", ["train"], 2, r"^Error: har train: missing argument 'DATA\.\.\.'"),
+    Case("usage-deploy-bad-quantize", ["deploy", "m", "--quantize", "int4"], 2,
+         r"^Error: har deploy: invalid value for '--quantize': 'int4' is not one of"),
+    Case("usage-run-bad-int", ["run", "B", "--baud", "fast"], 2,
+         r"^Error: har run: invalid value for '--baud': 'fast' is not a valid integer"),
+    Case("usage-tune-unknown-option", ["tune", "data", "--trails", "3"], 2,
+         r"^Error: har tune: no such option '--trails'. Did you mean '--trials'\?"),
+    Case("usage-unknown-command", ["trian"], 2,
+         r"^Error: har: no such command 'trian'\. Did you mean 'train'\? \(har --help\)$"),
+    Case("usage-unknown-har-option", ["--verbose", "info"], 2, r"^Error: har: no such option '--verbose'"),
+    Case("usage-export-bad-format", ["export", "csv2", "src.csv", "out"], 2,
+         r"^Error: har export: invalid value for 'FORMAT': 'csv2' is not 'edge-impulse'", [G]),
 ]
 
 
@@ -524,6 +540,8 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
         assert len(errors) == 1, lines
         assert errors[0] == lines[-1], lines  # the error is the last word
         assert re.search(case.message, errors[0]), errors[0]
+        if case.code == 2:  # a usage error: no usage block, no "Try ... --help" line
+            assert lines == errors, lines
     elif case.warning:
         warnings = [ln for ln in lines if ln.startswith("Warning: ")]
         assert any(re.search(case.message, w) for w in warnings), lines
@@ -538,6 +556,19 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
         assert sorted(set(after) - set(before)) == [], "a failing command left files behind"
     if case.after is not None:
         case.after(tmp_path)
+
+
+def test_usage_errors_keep_help_and_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--help is click's as before; with --debug or HAR_DEBUG=1 a usage error shows click's usage
+    block (still exit 2)."""
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", "--help"])
+    assert r.exit_code == 0 and r.output.startswith("Usage: har train [OPTIONS] DATA..."), r.output
+    r = runner.invoke(cli, ["--debug", "train", "data", "--pooling", "foo"])
+    assert r.exit_code == 2 and "Usage: har train" in r.stderr and "Try 'har train --help'" in r.stderr, r.stderr
+    monkeypatch.setenv("HAR_DEBUG", "1")
+    r = runner.invoke(cli, ["--verbose"])
+    assert r.exit_code == 2 and "Usage: har" in r.stderr and "No such option '--verbose'" in r.stderr, r.stderr
 
 
 def test_train_preflight_fails_before_tensorflow(tmp_path: Path) -> None:

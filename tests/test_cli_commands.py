@@ -34,4 +34,6 @@ def test_help_lists_all_commands_and_each_help_works() -> None:
 
 def test_unknown_command_is_a_clean_error() -> None:
     r = CliRunner().invoke(cli, ["nosuchcommand"])
-    assert r.exit_code != 0 and "No such command" in r.output
+    assert r.exit_code == 2 and r.output.strip() == (
+        "Error: har: no such command 'nosuchcommand' (har --help)"
+    ), r.output

@@ -69,7 +69,7 @@ def test_streaming_trains_like_the_in_memory_path_and_never_holds_all_windows(
     meta_s = load_metadata(tmp_path / "s")
     n_windows = sum(meta_s.data_summary["windows"].values())
     assert gathered and max(gathered) <= CHUNK < n_windows / 4  # batches of 32, chunks of 40, never all
-    assert "window cache" in r.output and "z rotation auto: chose" in r.output
+    assert "window cache" in r.output and "z rotation auto: 180 degrees " in r.output and " groups, p=" in r.output
 
     from har.training.train import train
 
@@ -100,7 +100,22 @@ def test_cache_bad_input_is_one_line(data_dir: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "o2"), "--cache",
                                  str(tmp_path / "c"), "--reference", *ARGS])
     _one_line_error(r, "--reference", "--cache")
+    r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "o3"), "--cache",
+                                 str(tmp_path / "c"), "--distill", "minirocket_oof", *ARGS])
+    _one_line_error(r, "--distill minirocket_oof", "cannot run with --cache")
+    assert not (tmp_path / "c").exists()  # refused before the cache is built
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").iterdir())
+
+
+def test_distill_auto_through_the_cache_trains_without_a_teacher_and_says_so() -> None:
+    from har.config import TrainConfig
+    from har.training.stream import _without_teacher
+
+    said: list[str] = []
+    cfg = _without_teacher(TrainConfig(distill="auto"), said.append)
+    assert cfg.distill == "none" and len(said) == 1 and "without a teacher" in said[0]
+    plain = TrainConfig()
+    assert _without_teacher(plain, said.append) is plain and len(said) == 1
 
 
 def test_memory_warning_names_the_cache_option(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

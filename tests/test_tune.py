@@ -25,7 +25,7 @@ from har.errors import ConfigError, TuneError
 from har.recording.format import write_recording
 from har.recording.simulate import simulate_recording
 from har.training.tune import TuneOptions, stratified_groups, tune
-from har.training.tune_space import SearchSpace, has_field, searched_fields, suggest_config
+from har.training.tune_space import SearchSpace, available, has_field, searched_fields, suggest_config
 
 REPO = Path(__file__).resolve().parents[1]
 ACTS = ("lying", "walking", "running")
@@ -390,3 +390,16 @@ def test_train_config_file_rejects_unknown_keys(tmp_path: Path, sim_dir: Path) -
     cfg.write_text(json.dumps({"lstm_units": [8]}))  # a ModelConfig key at the TrainConfig level
     r = CliRunner().invoke(cli, ["train", str(sim_dir), "--config", str(cfg), "--out", str(tmp_path / "m")])
     _one_line_error(r, "lstm_units")
+
+
+def test_space_offers_the_cross_fitted_teacher_and_drops_teachers_with_the_cache() -> None:
+    """distill none / minirocket / minirocket_oof are searched; `har tune --cache` streams windows,
+    which the MiniRocket teacher cannot use: both teachers are dropped with a note (only teachers: error)."""
+    assert SearchSpace().distill == ("none", "minirocket", "minirocket_oof")
+    space, note = available(SearchSpace(), cache=True)
+    assert space.distill == ("none",)
+    assert note.startswith("distill minirocket and minirocket_oof not searched") and "--cache" in note
+    with pytest.raises(ConfigError, match="distill minirocket_oof cannot be searched here"):
+        available(SearchSpace(distill=("minirocket_oof",)), cache=True)
+    plain = SearchSpace(distill=("none",))
+    assert available(plain, cache=True) == (plain, "")

@@ -1,7 +1,9 @@
 """The `har` command line. Thin: each command parses options, calls one library function, prints.
 
 Every har error becomes a one-line ``Error: ...`` and a non-zero exit; ``--debug`` or
-``HAR_DEBUG=1`` re-raises with the traceback."""
+``HAR_DEBUG=1`` re-raises with the traceback. Click's usage errors (a bad option value, a missing
+argument, an unknown option or command) are one line too, exit code 2 (:class:`OneLineUsageError`;
+with ``--debug`` / ``HAR_DEBUG=1`` click's usage block as usual)."""
 
 from __future__ import annotations
 
@@ -49,6 +51,34 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 
+class OneLineUsageError(click.UsageError):
+    """A click usage error shown as ONE line, ``Error: har train: invalid value for '--pooling':
+    'foo' is not one of 'last', 'mean', 'attention' (har train --help)``, instead of click's usage
+    block; exit code 2 like click's."""
+
+    def __init__(self, original: click.UsageError, ctx: click.Context | None = None) -> None:
+        super().__init__(original.format_message(), original.ctx or ctx)
+
+    def format_message(self) -> str:
+        msg = " ".join(self.message.split()).rstrip(".")
+        if msg[:1].isupper() and msg[1:2].islower():  # "Invalid value for" -> "invalid value for"
+            msg = msg[0].lower() + msg[1:]
+        return msg
+
+    def show(self, file: Any = None) -> None:
+        path = self.ctx.command_path if self.ctx is not None else "har"
+        click.echo(f"Error: {path}: {self.format_message()} ({path} --help)", file=file, err=file is None)
+
+
+def _one_line(e: click.UsageError, ctx: click.Context | None) -> click.UsageError:
+    """``e`` as a :class:`OneLineUsageError`; unchanged in debug mode and for click's "no
+    arguments: show the help" signal."""
+    no_args_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
+    if isinstance(e, (OneLineUsageError, no_args_help)) or _debug(ctx):
+        return e
+    return OneLineUsageError(e, ctx)
+
+
 class HarGroup(click.Group):
     """A click group that loads its commands lazily and turns library errors into clean one-line
     messages."""
@@ -65,9 +95,25 @@ class HarGroup(click.Group):
                 self.add_command(obj)
         return self.commands.get(cmd_name)
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:  # an option of `har` itself (--debug is not parsed yet: HAR_DEBUG only)
+            one = _one_line(e, parent)
+            if one is e:
+                raise
+            raise one from e
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # the subcommand's options and arguments are parsed in here
+            one = _one_line(e, ctx)
+            if one is e:
+                raise
+            raise one from e
         except HarError as e:
             if _debug(ctx):
                 raise
@@ -86,7 +132,9 @@ class HarGroup(click.Group):
             ctx.exit(130)
 
 
-@click.group(cls=HarGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    name="har", cls=HarGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="har")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors (or HAR_DEBUG=1).")
 @click.pass_context

@@ -81,6 +81,7 @@ def run_cv(
         fit_normalization,
         holdout_recordings,
         predict_proba,
+        validation_groups,
     )
 
     k = folds if folds is not None else config.cv_folds
@@ -122,6 +123,7 @@ def run_cv(
             False,
             echo,
             groups=window_groups(tr) if config.distill != "none" else None,
+            val_groups=validation_groups(va),
         )
         yte = encode(te.y, classes)
         pred = predict_proba(model, te.x, norm).argmax(axis=1)

@@ -10,8 +10,11 @@
   optimizer steps per epoch, so 140 short cases get hundreds of cheap epochs and 20,000 windows
   tens; ``patience="auto"`` and ``lr_patience="auto"`` scale with it.
 * ``augment.rotation_z_deg="auto"`` (:func:`fit_model`): 0 and 180 degrees are both fitted and
-  the one with the better validation accuracy is kept (the z rotation helps watches worn at any
-  strap position and hurts where the movement direction relative to the forearm is the class).
+  180 is kept only when it is significantly better on the same validation windows
+  (har.training.paired: exact sign test over the groups of validation windows, recording x
+  activity, that each model wins); else
+  0 degrees (the z rotation helps watches worn at any strap position and hurts where the movement
+  direction relative to the forearm is the class). ``distill="auto"`` chooses a teacher the same way.
 
 TensorFlow is imported inside :func:`fit_model` only."""
 
@@ -32,6 +35,7 @@ from har.artifacts.metadata import MIN_STD, Normalization  # noqa: F401 (MIN_STD
 from har.config import AUTO, TrainConfig
 from har.recording.format import Recording
 from har.signal import Windows
+from har.training.paired import PairedComparison, compare_paired
 
 TARGET_STEPS = 2000  # epochs="auto": about this many optimizer steps at most ...
 MIN_EPOCHS, MAX_EPOCHS = 20, 300  # ... within these bounds
@@ -193,25 +197,31 @@ def fit_model(
     echo: Callable[[str], None] = print,
     soft: np.ndarray | None = None,
     groups: tuple[np.ndarray, str] | None = None,
+    val_groups: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Seeded, deterministic Keras training on raw windows (g) with integer labels.
 
     ``config.distill`` (har.training.distill): the teacher's soft targets for ``x_train`` are
     computed here once (or passed as ``soft``); ``groups`` = ``(subject or recording key per
     training window, "subject" | "recording")`` (har.training.distill.window_groups) is what the
-    cross-fitted teacher ("minirocket_oof") splits by. ``config.model.ensemble > 1``: the members
+    cross-fitted teacher ("minirocket_oof") splits by. ``val_groups`` (the recording or subject of
+    each validation window, :func:`validation_groups`): the "auto" choices count won groups of
+    validation windows (recording x activity) rather than windows (har.training.paired); None:
+    groups by activity only. ``config.model.ensemble > 1``: the members
     are fitted and assembled by har.training.ensemble.
 
     Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``,
     when the z rotation was chosen here ``"rotation_z_deg"``, and with a teacher fitted here
     ``"distill_temperature"`` and ``"distill_teacher_accuracy"`` (one value each)."""
     if config.distill == AUTO:
-        return _fit_auto_distill(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft, groups)
+        return _fit_auto_distill(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft, groups,
+                                 val_groups)
     teacher: dict[str, Any] = {}
     if config.distill != "none" and soft is None:
         echo(f"distillation: fitting the {config.distill} teacher on the {len(y_train)} training windows")
         soft, teacher = _teacher(config, config.distill, x_train, y_train, n_classes, groups, echo)
-    model, hist = _fit_with_targets(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
+    model, hist = _fit_with_targets(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft,
+                                    val_groups)
     return model, _with_teacher(hist, teacher)
 
 
@@ -252,11 +262,12 @@ def _fit_auto_distill(
     echo: Callable[[str], None],
     soft: np.ndarray | None,
     groups: tuple[np.ndarray, str] | None,
+    val_groups: np.ndarray | None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """distill="auto": the first (or only) member is fitted without a teacher and with the
-    cross-fitted one (AUTO_DISTILL_TEACHER); the one with the better validation accuracy at its
-    best validation-loss epoch is kept (ties: no teacher) and the other ensemble members are
-    fitted the same way. Without validation windows: no teacher."""
+    cross-fitted one (AUTO_DISTILL_TEACHER); the teacher is kept only when its student is
+    significantly better on the same validation windows (:func:`_paired_choice`), and the other
+    ensemble members are fitted the same way. Without validation windows: no teacher."""
     single = dataclasses.replace(config, model=dataclasses.replace(config.model, ensemble=1))
     plain = dataclasses.replace(single, distill="none")
     from har.training.distill import INSTALL_HINT, teacher_available
@@ -268,31 +279,59 @@ def _fit_auto_distill(
     if why_not:
         echo(f"distillation auto: {why_not}")
         return fit_model(dataclasses.replace(config, distill="none"), norm, x_train, y_train, x_val, y_val,
-                         n_classes, progress, echo)
+                         n_classes, progress, echo, val_groups=val_groups)
     taught = dataclasses.replace(single, distill=AUTO_DISTILL_TEACHER)
     teacher: dict[str, Any] = {}
     if soft is None:  # the teacher is fitted once; its targets serve every taught member
         soft, teacher = _teacher(config, taught.distill, x_train, y_train, n_classes, groups, echo)
-    results = []
+    fits = []
     for cfg in (plain, taught):
         model, hist = fit_model(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
-                                soft=soft if cfg is taught else None)
-        acc = _best_val_accuracy(hist)
-        echo(f"distillation auto: {cfg.distill} -> validation accuracy {acc:.4f}")
-        results.append((acc, cfg is plain, cfg, model, hist))
-    acc, _, cfg, model, hist = max(results, key=lambda r: (r[0], r[1]))
-    echo(f"distillation auto: chose {cfg.distill}")
+                                soft=soft if cfg is taught else None, val_groups=val_groups)
+        pred = _val_predictions(model, x_val, norm)
+        echo(f"distillation auto: {cfg.distill} -> validation accuracy {np.mean(pred == y_val):.4f}")
+        fits.append((pred, model, hist))
+    cmp = _paired_choice("distillation auto", ("none", taught.distill), y_val, fits[0][0], fits[1][0], echo,
+                         val_groups)
+    cfg = taught if cmp.complex_wins else plain
+    _, model, hist = fits[1] if cmp.complex_wins else fits[0]
     chosen_soft = soft if cfg is taught else None
     if config.model.ensemble > 1:
         from har.training.ensemble import fit_ensemble
 
         full = dataclasses.replace(config, distill=cfg.distill)
         model, hist = fit_ensemble(full, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo,
-                                   fit_model, first=(model, hist), soft=chosen_soft)
+                                   fit_model, first=(model, hist), soft=chosen_soft, val_groups=val_groups)
     hist = _with_teacher(hist, teacher)
-    hist["distill_chosen"] = [0.0 if cfg is plain else 1.0]
-    hist["distill_val_accuracy"] = [float(r[0]) for r in results]
+    hist["distill_chosen"] = [1.0 if cmp.complex_wins else 0.0]
+    hist.update(cmp.history("distill"))
     return model, hist
+
+
+def _val_predictions(model: Any, x_val: np.ndarray, norm: Normalization) -> np.ndarray:
+    """The class ``model`` predicts for each validation window (taken right after its fit)."""
+    return np.argmax(predict_proba(model, x_val, norm), axis=-1)
+
+
+def validation_groups(w: Any) -> np.ndarray:
+    """The recording of each validation window of ``w`` (har.signal.Windows or the cache's
+    window set): what the "auto" choices group validation windows by (with the label)."""
+    return np.asarray(w.file_index).astype(str)
+
+
+def _paired_choice(
+    what: str, names: tuple[str, str], y_val: np.ndarray, pred_simple: np.ndarray, pred_complex: np.ndarray,
+    echo: Callable[[str], None], val_groups: np.ndarray | None,
+) -> PairedComparison:
+    """The "auto" rule shared by the z rotation and the teacher: compare the simpler and the
+    complex model on the same validation windows (har.training.paired), counting groups of
+    windows (recording x activity: one person's one activity is one piece of evidence, not as many
+    as it has windows), and say why one is kept. ``complex_wins`` of the result: keep the complex one."""
+    labels = np.asarray(y_val).astype(str)
+    keys = labels if val_groups is None else np.char.add(np.char.add(np.asarray(val_groups).astype(str), "|"), labels)
+    cmp = compare_paired(y_val, pred_simple, pred_complex, clusters=keys)
+    echo(f"{what}: {cmp.describe(*names)}")
+    return cmp
 
 
 def _fit_with_targets(
@@ -306,24 +345,20 @@ def _fit_with_targets(
     progress: bool,
     echo: Callable[[str], None],
     soft: np.ndarray | None,
+    val_groups: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     if config.model.ensemble > 1:
         from har.training.ensemble import fit_ensemble
 
         return fit_ensemble(
-            config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, fit_model, soft=soft
+            config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, fit_model, soft=soft,
+            val_groups=val_groups,
         )
     aug = config.augment
     if aug.enabled and aug.rotation_z_deg == AUTO:
-        return _fit_auto_rotation(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
+        return _fit_auto_rotation(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft,
+                                  val_groups)
     return _fit_once(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
-
-
-def _best_val_accuracy(hist: dict[str, list[float]]) -> float:
-    if hist.get("val_loss"):
-        best = int(np.argmin(hist["val_loss"]))
-        return float(hist.get("val_accuracy", [0.0] * (best + 1))[best])
-    return 0.0
 
 
 def _fit_auto_rotation(
@@ -337,9 +372,11 @@ def _fit_auto_rotation(
     progress: bool,
     echo: Callable[[str], None],
     soft: np.ndarray | None = None,
+    val_groups: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
-    """rotation_z_deg="auto": fit with each of ROTATION_CHOICES and keep the better one by
-    validation accuracy at the best validation-loss epoch (ties: no rotation). With more than
+    """rotation_z_deg="auto": fit with each of ROTATION_CHOICES (0 and 180 degrees) and keep 180
+    only when it is significantly better on the same validation windows (:func:`_paired_choice`:
+    exact sign test over the groups of windows each wins, one-sided p < 0.05), else 0. With more than
     AUTO_ROTATION_MAX_WINDOWS training windows the choice is made on a stratified subsample and
     the chosen configuration is then fitted on all windows."""
     if x_val.shape[0] == 0:
@@ -350,23 +387,24 @@ def _fit_auto_rotation(
         return model, hist
     sub = _stratified_subset(y_train, AUTO_ROTATION_MAX_WINDOWS, config.seed)
     full = sub.size == y_train.size
-    results = []
+    fits = []
     for deg in ROTATION_CHOICES:
         cfg = dataclasses.replace(config, augment=dataclasses.replace(config.augment, rotation_z_deg=deg))
         if progress:
             echo(f"z rotation auto: fitting with {deg:g} degrees" + ("" if full else f" ({sub.size} windows)"))
         s_sub = soft[sub] if soft is not None else None
         model, hist = _fit_once(cfg, norm, x_train[sub], y_train[sub], x_val, y_val, n_classes, progress, echo, s_sub)
-        acc = _best_val_accuracy(hist)
-        echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {acc:.4f}")
-        results.append((acc, deg, model, hist, cfg))
-    best = max(results, key=lambda r: (r[0], -r[1]))
-    acc, deg, model, hist, cfg = best
-    echo(f"z rotation auto: chose {deg:g} degrees")
+        pred = _val_predictions(model, x_val, norm)
+        echo(f"z rotation auto: {deg:g} degrees -> validation accuracy {np.mean(pred == y_val):.4f}")
+        fits.append((pred, model, hist, cfg))
+    simple, complex_ = (f"{d:g} degrees" for d in ROTATION_CHOICES)
+    cmp = _paired_choice("z rotation auto", (simple, complex_), y_val, fits[0][0], fits[1][0], echo, val_groups)
+    _, model, hist, cfg = fits[1] if cmp.complex_wins else fits[0]
+    deg = cfg.augment.rotation_z_deg
     if not full:
         model, hist = _fit_once(cfg, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft)
     hist["rotation_z_deg"] = [float(deg)]
-    hist["rotation_z_val_accuracy"] = [float(r[0]) for r in results]
+    hist.update(cmp.history("rotation_z"))
     return model, hist
 
 

@@ -24,7 +24,8 @@ normalisation); a distributed worker takes its share of the training batches wit
 Several processes building one cache directory at once is not supported (build it first, or give
 each machine its own --cache).
 ``--cv K`` cross-validates from the same cache. Not with ``--cache`` (one clear error):
-``--reference`` (MiniRocket needs the windows in memory).
+``--reference`` and ``--distill minirocket|minirocket_oof`` (MiniRocket needs the windows in
+memory); ``--distill auto`` trains without a teacher and says so.
 The plausibility checks (har.training.preflight.check_data) run on every run from what each
 cache entry keeps of its recording (findings, gravity per static activity, longest stretch)."""
 
@@ -129,6 +130,7 @@ class CachedWindowSet:
         self.x = CachedWindows(cache, self.idx)
         self.y = cache.label_names(self.idx)
         self.subject = cache.subject_names(self.idx)
+        self.file_index = cache.rec[self.idx]  # the cached recording of each window
 
     def __len__(self) -> int:
         return int(self.idx.shape[0])
@@ -290,6 +292,7 @@ def train_streaming(
         raise TrainingError("--reference fits MiniRocket on windows held in memory: it cannot run with --cache")
     if not list(data):
         raise TrainingError("no training data given")
+    fit_config = _without_teacher(config, echo)
     preflight.check_out_dir(out_dir)
     d = prepare_streaming(data, config, cache_root, test_data=test_data, progress=progress, echo=echo, force=force)
     cache, split, recs, classes, norm = d.cache, d.split, d.recordings, d.classes, d.norm
@@ -304,11 +307,11 @@ def train_streaming(
         dev = split.train + split.val
         key, grouped_by = cv_grouping(recs, dev, split.by, config.cv_folds, echo)
         provider = CachedWindowsFor(cache_root, d.sources, first=cache)
-        cv_result = run_cv(recs, dev, classes, config, key=key, echo=echo,  # type: ignore[arg-type]
+        cv_result = run_cv(recs, dev, classes, fit_config, key=key, echo=echo,  # type: ignore[arg-type]
                            grouped_by=grouped_by, windows=provider)
         echo("final model: training on all training subjects")
-    model, hist = fit_model(config, norm, x_tr, d.y_train, d.val, d.y_val, len(classes), progress,  # type: ignore[arg-type]
-                            echo)
+    model, hist = fit_model(fit_config, norm, x_tr, d.y_train, d.val, d.y_val, len(classes), progress,  # type: ignore[arg-type]
+                            echo, val_groups=cache.rec[va].astype(str))
     pred = x_te.predict(model, norm).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)
     per_subject = group_accuracy(yte, pred, cache.subject_names(te))
@@ -333,6 +336,25 @@ def train_streaming(
         deploy_windows=(x_tr[ci].materialize(), x_te[hi].materialize(), yte[hi]),
         metrics=metrics, per_subject=per_subject, n_test=len(te), cv_result=cv_result, ref=None, t_start=t_start,
     )
+
+
+def _without_teacher(config: TrainConfig, echo: Callable[[str], None]) -> TrainConfig:
+    """``config`` as the cache can train it: the MiniRocket teacher (har.training.distill) needs all
+    training windows in memory, which the cache exists to avoid, so a named teacher is refused
+    (one line) and distill="auto" (none or a teacher) trains without one and says so. The stored
+    config keeps what the user asked for."""
+    from har.config import AUTO
+
+    if config.distill == AUTO:
+        echo("distillation auto: the MiniRocket teacher needs the training windows in memory, --cache streams "
+             "them: training without a teacher")
+        return dataclasses.replace(config, distill="none")
+    if config.distill != "none":
+        raise TrainingError(
+            f"--distill {config.distill} fits MiniRocket on the training windows held in memory: it cannot run "
+            "with --cache (train without --cache, or with --distill none)"
+        )
+    return config
 
 
 @dataclass

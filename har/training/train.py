@@ -50,6 +50,7 @@ from har.training.fit import (  # noqa: F401  (re-exported: the public names liv
     holdout_windows,
     lr_callbacks,
     normalize,
+    validation_groups,
 )
 
 MAX_CALIB_WINDOWS = 500
@@ -239,7 +240,8 @@ def train(
         from har.training.distill import window_groups
 
         groups = window_groups(tr)
-    model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo, groups=groups)
+    model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo, groups=groups,
+                            val_groups=validation_groups(va))
     probs = model.predict(normalize(te.x, norm), batch_size=256, verbose=0)
     pred = np.asarray(probs).argmax(axis=1)
     metrics = compute_metrics(yte, pred, classes)

@@ -540,7 +540,7 @@ def tune(
     meets (after the leaderboard is written), and TuneInterrupted on Ctrl-C."""
     from har.training import tune_final, tune_report
 
-    space, dropped = available(space or SearchSpace())
+    space, dropped = available(space or SearchSpace(), cache=opts.cache is not None)
     if dropped:
         echo(f"[tune] {dropped}")
     out = Path(out_dir)

@@ -49,7 +49,9 @@ class SearchSpace:
     lr_schedule: tuple[str, ...] = ("constant", "plateau", "cosine")
     label_smoothing: tuple[float, ...] = (0.0, 0.05, 0.1)
     ensemble: tuple[int, ...] = (1, 2)  # members exported as one model (costs that many trainings)
-    distill: tuple[str, ...] = ("none", "minirocket")  # minirocket needs aeon; dropped without it
+    # teachers (in-sample, cross-fitted by subject) need aeon and the windows in memory: dropped
+    # without aeon or with --cache (:func:`available`)
+    distill: tuple[str, ...] = ("none", "minirocket", "minirocket_oof")
 
     def __post_init__(self) -> None:
         from har.errors import ConfigError
@@ -77,22 +79,32 @@ class SearchSpace:
         return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-def available(space: SearchSpace) -> tuple[SearchSpace, str]:
-    """``space`` without choices this machine cannot train (distill "minirocket" without aeon),
-    and a one-line note saying what was dropped ("" when nothing). ConfigError when nothing is left."""
-    if "minirocket" not in space.distill:
-        return space, ""
-    try:
-        import aeon  # noqa: F401
-    except ImportError:
-        rest = tuple(d for d in space.distill if d != "minirocket")
-        if not rest:
-            from har.errors import ConfigError
-            from har.training.distill import INSTALL_HINT
+TEACHERS = ("minirocket", "minirocket_oof")  # distill choices that fit a MiniRocket teacher
 
-            raise ConfigError(f"search space: distill minirocket needs aeon: {INSTALL_HINT}") from None
-        return dataclasses.replace(space, distill=rest), "distill minirocket not searched: aeon is not installed"
-    return space, ""
+
+def available(space: SearchSpace, cache: bool = False) -> tuple[SearchSpace, str]:
+    """``space`` without choices this machine cannot train (the MiniRocket teachers without aeon,
+    or with ``cache``: `har tune --cache` streams windows, the teacher needs them in memory), and a
+    one-line note saying what was dropped ("" when nothing). ConfigError when nothing is left."""
+    teachers = [d for d in space.distill if d in TEACHERS]
+    if not teachers:
+        return space, ""
+    why = "the window cache (--cache) streams the windows, the teacher needs them in memory" if cache else ""
+    if not why:
+        from har.training.distill import teacher_available
+
+        why = "" if teacher_available() else "aeon is not installed"
+    if not why:
+        return space, ""
+    rest = tuple(d for d in space.distill if d not in TEACHERS)
+    names = " and ".join(teachers)
+    if not rest:
+        from har.errors import ConfigError
+        from har.training.distill import INSTALL_HINT
+
+        hint = f": {INSTALL_HINT}" if not cache else " (search them without --cache)"
+        raise ConfigError(f"search space: distill {names} cannot be searched here: {why}{hint}") from None
+    return dataclasses.replace(space, distill=rest), f"distill {names} not searched: {why}"
 
 
 def has_field(cls: type, name: str) -> bool:
