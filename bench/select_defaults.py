@@ -17,6 +17,14 @@ Stage 6 ("smalldata", issue 10 points 3/6) varies today's default (TrainConfig()
 wins (the exercise set, BasicMotions): stronger augmentation, batch mixing (mixup, cutmix in
 time), AdamW weight decay, a multi-scale block after conv_0, a wider conv with a smaller LSTM,
 an ensemble of 3; watch + basic first, sim + wisdm only for the promising ones.
+Stage 7 ("fusion", branch fusioncv) measures in numpy what an LSTM + MiniRocket fusion would score:
+today's default LSTM trained by run_cv exactly as above, and in each fold aeon's MiniRocket (raw g,
+as har.training.reference) fitted on the fold's training windows WITHOUT the validation windows; on
+the fold's test windows it scores the LSTM, MiniRocket alone (fitted on train + validation, as a
+user would) and logits = log_softmax(LSTM) + beta * ridge decision scores for fixed betas and for
+betas / temperatures chosen on the validation windows only (``fusion_predictions``). Each fold's
+outputs are kept in $HAR_FUSION_CACHE (default /tmp/har-fusioncv), so the rules can be recomputed
+without training again.
 Results are appended to a JSONL file, so an interrupted run resumes; ``--table`` prints the
 markdown table of docs/training.md.
 
@@ -24,7 +32,8 @@ markdown table of docs/training.md.
     nice -n 10 python bench/select_defaults.py --stage 2
     nice -n 10 python bench/select_defaults.py --stage 3 --data watch,wisdm,basic,sim [--only "ensemble 2"]
     nice -n 10 python bench/select_defaults.py --stage 6 --data basic,watch [--only "mixup;cutmix"]
-    python bench/select_defaults.py --table
+    nice -n 10 python bench/select_defaults.py --stage 7 --data basic,watch,sim,wisdm
+    python bench/select_defaults.py --table [--stage N]
 """
 
 from __future__ import annotations
@@ -266,6 +275,299 @@ def _minirocket_fit(
     return Predictor(), {"loss": []}
 
 
+# ---- stage 7 (branch fusioncv): LSTM + MiniRocket fusion, measured in numpy on the same folds ----
+# The fusion the `rocket` branch builds into the exported model: logits = log_softmax(LSTM) + beta *
+# ridge decision scores of a MiniRocket fitted on the fold's training windows WITHOUT the validation
+# windows (those are where beta is chosen; the LSTM's early stopping watches them too). Every rule
+# sees the fold's validation windows only; the fold's test windows are only scored.
+FUSION_STAGE = 7
+FUSION_FIXED_BETAS = (1.0, 2.0, 4.0, 8.0, 16.0)
+FUSION_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, float("inf"))  # inf: the ridge alone (the LSTM breaks ties)
+TEMPERATURES = np.logspace(-2, 2, 41)  # ridge temperature / beta grids fitted on validation by log-loss
+FUSION_CACHE = Path(os.environ.get("HAR_FUSION_CACHE", "/tmp/har-fusioncv"))  # per-fold outputs (not the repo)
+LSTM_ROW = "LSTM default (TrainConfig(), ensemble 2)"
+MR_ALL = "MiniRocket alone, fit on train+val (raw g)"
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _log_loss(logits: np.ndarray, y: np.ndarray) -> float:
+    return float(-_log_softmax(logits)[np.arange(len(y)), y].mean())
+
+
+def _fused(logp: np.ndarray, s: np.ndarray, beta: float) -> np.ndarray:
+    """log_softmax(LSTM) + beta * ridge scores; beta inf: the ridge scores, the LSTM only breaking ties."""
+    return s + 1e-6 * logp if np.isinf(beta) else logp + beta * s
+
+
+def _beta_loss(logp: np.ndarray, s: np.ndarray, y: np.ndarray, beta: float) -> float:
+    if not np.isinf(beta):
+        return _log_loss(_fused(logp, s, beta), y)
+    # the limit beta -> inf: 0 when the ridge is right on every window, else infinite
+    return 0.0 if np.array_equal(s.argmax(axis=1), y) else float("inf")
+
+
+def choose_beta(logp: np.ndarray, s: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = FUSION_GRID) -> float:
+    """The beta of ``grid`` with the best accuracy of the fused logits on (validation) labels ``y``,
+    ties to the smaller log-loss, then to the smaller beta."""
+    def key(b: float) -> tuple[float, float, float]:
+        acc = float(np.mean(_fused(logp, s, b).argmax(axis=1) == y))
+        return (-acc, _beta_loss(logp, s, y, b), b)
+
+    return min(grid, key=key)
+
+
+ROCKET_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # branch rocket's har.training.rocket.choose_beta ...
+ROCKET_RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # ... and its "ridge only" candidates
+
+
+def choose_beta_rocket(logp: np.ndarray, s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Branch rocket's rule (har.training.rocket.choose_beta, copied): ``(lstm weight, beta)`` from
+    ROCKET_BETAS with the LSTM kept and ROCKET_RIDGE_ONLY_SCALES with it zeroed, by validation
+    accuracy, ties to log-loss, then to the first candidate."""
+    rows = []
+    cands = [(1.0, b) for b in ROCKET_BETAS] + [(0.0, v) for v in ROCKET_RIDGE_ONLY_SCALES]
+    for keep, b in cands:
+        z = keep * logp + b * s
+        rows.append((float(np.mean(z.argmax(axis=1) == y)), -_log_loss(z, y), keep, b))
+    best = max(rows, key=lambda r: (r[0], r[1]))
+    return best[2], best[3]
+
+
+def ridge_temperature(s: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T with the smallest log-loss of softmax(s / T) on labels ``y`` (TEMPERATURES)."""
+    return float(min(TEMPERATURES, key=lambda t: _log_loss(s / t, y)))
+
+
+def fusion_predictions(f: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Test-window predictions of every rule from one fold's outputs ``f`` (keys as written by
+    :func:`_fusion_fold`) and the values each rule chose on validation."""
+    logp_va, logp_te = np.log(np.clip(f["p_val"], 1e-12, 1.0)), np.log(np.clip(f["p_test"], 1e-12, 1.0))
+    s_va, s_te, y_va = f["s_val"], f["s_test"], f["y_val"]
+    preds = {
+        LSTM_ROW: f["p_test"].argmax(axis=1),
+        MR_ALL: f["s_test_all"].argmax(axis=1),
+        "MiniRocket alone, fit on train+val (har-normalised input, = stage-3 row)": f["s_test_norm"].argmax(axis=1),
+        "MiniRocket alone, fit on train only (the fusion's ridge)": s_te.argmax(axis=1),
+    }
+    for b in FUSION_FIXED_BETAS:
+        preds[f"fusion beta {b:g}"] = _fused(logp_te, s_te, b).argmax(axis=1)
+    for b in FUSION_FIXED_BETAS[2:]:  # a fixed beta needs no validation windows: the ridge may use them
+        preds[f"fusion beta {b:g}, ridge on train+val"] = _fused(logp_te, f["s_test_all"], b).argmax(axis=1)
+    chosen: dict[str, float] = {}
+    b = choose_beta(logp_va, s_va, y_va) if len(y_va) else 1.0
+    chosen["beta_grid"] = b
+    preds["fusion beta by val acc (grid 0..8, inf; ties log-loss)"] = _fused(logp_te, s_te, b).argmax(axis=1)
+    # the same beta with the ridge refitted on train + validation (what a final fit could ship)
+    preds["fusion beta by val acc, ridge refit on train+val"] = _fused(logp_te, f["s_test_all"], b).argmax(axis=1)
+    keep, b_r = choose_beta_rocket(logp_va, s_va, y_va) if len(y_va) else (1.0, 1.0)
+    chosen["rocket_rule_lstm"], chosen["rocket_rule_beta"] = keep, b_r
+    preds["fusion by branch rocket's choose_beta (0..8 + ridge only x1..16)"] = (keep * logp_te + b_r * s_te).argmax(
+        axis=1
+    )
+    fine = (0.0, *(float(t) for t in 1.0 / TEMPERATURES))
+    b_ll = min(fine, key=lambda v: _log_loss(_fused(logp_va, s_va, v), y_va)) if len(y_va) else 1.0
+    chosen["beta_logloss"] = b_ll
+    preds["fusion beta by val log-loss (fine grid)"] = _fused(logp_te, s_te, b_ll).argmax(axis=1)
+    t = ridge_temperature(s_va, y_va) if len(y_va) else 1.0
+    chosen["ridge_temperature"] = t
+    preds["fusion beta = 1/T (ridge calibrated on val alone)"] = _fused(logp_te, s_te, 1.0 / t).argmax(axis=1)
+    pr = np.exp(_log_softmax(s_te / t))
+    preds["prob average (LSTM + softmax(ridge/T), T on val)"] = (f["p_test"] + pr).argmax(axis=1)
+    return preds, chosen
+
+
+def _ridge_scores(clf: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Ridge decision scores (n, n_classes) of a fitted MiniRocketClassifier for raw windows x
+    (n, window, channels); classes the ridge never saw get a score below every other."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        d = np.asarray(clf.pipeline_.decision_function(np.ascontiguousarray(np.transpose(x, (0, 2, 1)))))
+    if d.ndim == 1:
+        d = np.stack([-d, d], axis=1)
+    out = np.full((len(x), n_classes), d.min() - 1.0 if d.size else 0.0, dtype=np.float64)
+    out[:, np.asarray(clf.classes_, dtype=np.int64)] = d
+    return out
+
+
+def _minirocket(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """aeon's MiniRocketClassifier (MiniRocket -> StandardScaler -> RidgeClassifierCV) fitted as
+    har.training.reference does: a class-stratified subset of at most MAX_TRAIN_WINDOWS windows."""
+    from aeon.classification.convolution_based import MiniRocketClassifier
+    from threadpoolctl import threadpool_limits
+
+    from har.training.reference import MAX_TRAIN_WINDOWS, stratified_subset
+
+    sel = stratified_subset(y, MAX_TRAIN_WINDOWS, seed)
+    clf = MiniRocketClassifier(random_state=seed, n_jobs=1)
+    with threadpool_limits(1):
+        clf.fit(np.ascontiguousarray(np.transpose(x[sel], (0, 2, 1)), dtype=np.float32), y[sel])
+    return clf
+
+
+def _fusion_fold(fit: dict[str, Any], te: Any, classes: list[str], seed: int) -> dict[str, np.ndarray]:
+    """One fold's outputs: the LSTM's probabilities and three MiniRocket fits' ridge scores on the
+    validation and test windows (raw g, as har.training.reference)."""
+    from har.training.fit import encode, predict_proba
+
+    k = len(classes)
+    xtr, ytr, xva, yva, norm = fit["x_train"], fit["y_train"], fit["x_val"], fit["y_val"], fit["norm"]
+    t0 = time.monotonic()
+    out = {
+        "y_val": yva,
+        "y_test": encode(te.y, classes),
+        "subject_test": te.subject.astype(str),
+        "p_val": predict_proba(fit["model"], xva, norm) if len(yva) else np.zeros((0, k), np.float32),
+        "p_test": predict_proba(fit["model"], te.x, norm),
+    }
+    clf = _minirocket(xtr, ytr, seed)  # without the validation windows: beta is chosen on them
+    out["s_val"] = _ridge_scores(clf, xva, k) if len(yva) else np.zeros((0, k))
+    out["s_test"] = _ridge_scores(clf, te.x, k)
+    x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])
+    out["s_test_all"] = _ridge_scores(_minirocket(x_all, y_all, seed), te.x, k)
+    clf_n = _minirocket(norm.apply(x_all), y_all, seed)  # the stage-3 reference row's input
+    out["s_test_norm"] = _ridge_scores(clf_n, norm.apply(te.x), k)
+    out["minirocket_seconds"] = np.array(time.monotonic() - t0)
+    return out
+
+
+def _fusion_train(ds: DataSet, cfg: TrainConfig, classes: list[str], folds: int, files: list[Path]) -> None:
+    """Today's default LSTM through run_cv as in the other stages (fit_model and the window cutting
+    wrapped to keep each fold's windows and model); each fold's outputs (:func:`_fusion_fold`) go to
+    ``files[fold]``."""
+    import har.training.fit as fit_mod
+    from har.dataset import windows_for
+    from har.training.cv import run_cv
+
+    dname = ds.name
+    key = (lambda r: r.meta.session_id) if ds.grouped_by == "recording" else (lambda r: r.subject)
+    lstm_s: list[float] = []
+    cut: list[Any] = []
+    fitted: dict[str, Any] = {}
+    fit_orig = fit_mod.fit_model
+
+    def cut_windows(recs: Any, idx: Any, wc: Any) -> Any:
+        cut.append(windows_for(recs, idx, wc))
+        return cut[-1]
+
+    def fit_keep(config: TrainConfig, norm: Any, x_train: np.ndarray, y_train: np.ndarray,
+                 x_val: np.ndarray, y_val: np.ndarray, *a: Any, **kw: Any) -> Any:
+        t = time.monotonic()
+        model, hist = fit_orig(config, norm, x_train, y_train, x_val, y_val, *a, **kw)
+        lstm_s.append(time.monotonic() - t)
+        fitted.update(model=model, norm=norm, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+        return model, hist
+
+    def on_fold(i: int, fo: dict[str, Any]) -> None:
+        te = cut[-1]  # run_cv cuts train, validation, test in that order
+        te = te.select(np.isin(te.y, classes))
+        out = _fusion_fold(fitted, te, classes, cfg.seed)
+        acc = float(np.mean(out["p_test"].argmax(axis=1) == out["y_test"]))
+        if abs(acc - fo["accuracy"]) > 1e-9:  # the kept windows and model are run_cv's
+            raise RuntimeError(f"fold {i + 1}: LSTM accuracy {acc} != run_cv's {fo['accuracy']}")
+        out["epochs"] = np.array(fo["epochs_run"])
+        out["rotation_z_deg"] = np.array(fo.get("rotation_z_deg", np.nan), dtype=np.float64)
+        out["lstm_seconds"] = np.array(lstm_s[-1])
+        np.savez(files[i], **out)
+        print(f"  {dname} fold {i + 1}: LSTM {acc:.4f} (val {len(out['y_val'])}, test {len(te)} windows, "
+              f"{fo['epochs_run']} epochs, {lstm_s[-1]:.0f}s), MiniRocket "
+              f"{float(np.mean(out['s_test_all'].argmax(axis=1) == out['y_test'])):.4f} "
+              f"({float(out['minirocket_seconds']):.0f}s)", flush=True)
+        fitted.clear()
+
+    fit_mod.fit_model = fit_keep  # type: ignore[assignment]
+    try:
+        run_cv(ds.recordings, list(range(len(ds.recordings))), classes, cfg, key=key, echo=lambda s: None,
+               grouped_by=ds.grouped_by, folds=folds, on_fold=on_fold, windows=cut_windows)
+    finally:
+        fit_mod.fit_model = fit_orig  # type: ignore[assignment]
+
+
+def run_fusion(data: list[str], folds: int, path: Path, cache_dir: Path = FUSION_CACHE) -> None:
+    """Stage 7: for each data set, today's default LSTM trained by run_cv exactly as in the other
+    stages (fit_model and the window cutting are wrapped to keep each fold's windows and model), the
+    fold outputs written to ``cache_dir`` (a rerun with every fold cached only recomputes the rules),
+    then one JSONL row per rule."""
+    from har.config import config_to_dict
+    from har.scoring.metrics import compute_metrics
+
+    have = {r["data"] for r in _done(path) if r["stage"] == FUSION_STAGE and r["folds"] == folds}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for dname in data:
+        if dname in have:
+            print(f"{dname}: stage {FUSION_STAGE} rows with {folds} folds exist, skipped", flush=True)
+            continue
+        ds = LOADERS[dname]()
+        cfg = TrainConfig()
+        cfg = dataclasses.replace(cfg, window=dataclasses.replace(cfg.window, rate_hz=ds.rate_hz))
+        classes = sorted({v for r in ds.recordings for v in np.asarray(r.labels).tolist() if v})
+        files = [cache_dir / f"{dname}_k{folds}_fold{i + 1}.npz" for i in range(folds)]
+        t0 = time.monotonic()
+        if not all(p.exists() for p in files):
+            _fusion_train(ds, cfg, classes, folds, files)
+        per_rule: dict[str, list[dict[str, float]]] = {}
+        chosen: list[dict[str, float]] = []
+        secs = {"lstm": 0.0, "minirocket": 0.0}
+        for p in files:
+            with np.load(p, allow_pickle=False) as z:
+                f = {k: z[k] for k in z.files}
+            preds, ch = fusion_predictions(f)
+            chosen.append(ch)
+            secs["lstm"] += float(f["lstm_seconds"])
+            secs["minirocket"] += float(f["minirocket_seconds"])
+            for rule, pred in preds.items():
+                m = compute_metrics(f["y_test"], pred, classes)
+                per_rule.setdefault(rule, []).append({"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
+        with path.open("a") as fh:
+            for rule, fl in per_rule.items():
+                acc = [v["accuracy"] for v in fl]
+                f1 = [v["macro_f1"] for v in fl]
+                row = {
+                    "stage": FUSION_STAGE,
+                    "data": dname,
+                    "candidate": rule,
+                    "folds": folds,
+                    "accuracy_mean": round(float(np.mean(acc)), 4),
+                    "accuracy_std": round(float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, 4),
+                    "macro_f1_mean": round(float(np.mean(f1)), 4),
+                    "macro_f1_std": round(float(np.std(f1, ddof=1)) if len(f1) > 1 else 0.0, 4),
+                    "fold_accuracy": [round(a, 4) for a in acc],
+                    "chosen_on_validation": chosen,
+                    "seconds": round(secs["lstm"] + secs["minirocket"], 1),
+                    "lstm_seconds": round(secs["lstm"], 1),
+                    "minirocket_seconds": round(secs["minirocket"], 1),
+                    "config": config_to_dict(cfg),
+                }
+                fh.write(json.dumps(row) + "\n")
+        print(f"{dname}: done in {time.monotonic() - t0:.0f}s; chosen on validation per fold: {chosen}", flush=True)
+        print(fusion_table(_done(path), [dname], folds), flush=True)
+
+
+def fusion_table(rows: list[dict[str, Any]], data: list[str], folds: int) -> str:
+    """Stage-7 rows with ``folds`` folds in rule order: accuracy +- fold std (F1) per data set and
+    the mean over ``data``."""
+    by: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["stage"] == FUSION_STAGE and r["data"] in data and r["folds"] == folds:
+            by.setdefault(r["candidate"], {})[r["data"]] = r
+    lines = ["| rule | " + " | ".join(f"{d} acc (F1)" for d in data) + " | mean acc |", "|" + "---|" * (len(data) + 2)]
+    for c, d in by.items():
+        cells = [
+            f"{d[k]['accuracy_mean']:.3f} +- {d[k]['accuracy_std']:.3f} ({d[k]['macro_f1_mean']:.3f})"
+            if k in d
+            else "-"
+            for k in data
+        ]
+        vals = [d[k]["accuracy_mean"] for k in data if k in d]
+        m = f"{np.mean(vals):.3f}" if len(vals) == len(data) else f"({np.mean(vals):.3f}, {len(vals)} sets)"
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {m} |")
+    return "\n".join(lines)
+
+
 def _done(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -415,6 +717,11 @@ def main() -> None:
     a = ap.parse_args()
     data = a.data.split(",")
     rows = _done(a.results)
+    if a.stage == FUSION_STAGE:
+        if not a.table:
+            run_fusion(data, a.folds, a.results)
+        print(fusion_table(_done(a.results), data, a.folds))
+        return
     if a.table and a.stage:  # that stage's rows only (stage 3: with the stage-2 row it starts from)
         if a.stage == 4:  # with the stage-3 rows it compares with: the default, MiniRocket, in-sample distill
             d = DEFAULT_NAME

@@ -145,6 +145,7 @@ class ModelConfig:
         "pooling": "last",
         "ensemble": 1,
         "equalize_channels": False,
+        "rocket_features": 0,
     }
 
     lstm_units: tuple[int, ...] = (64,)
@@ -174,8 +175,14 @@ class ModelConfig:
     # CONCATENATION (one scale for all inputs) no longer leaves the small body channels a few int8
     # steps. Training and the saved weights use the unscaled graph
     equalize_channels: bool = True
+    # MiniRocket's features (aeon; this many, rounded down to a multiple of 84) computed by fixed layers
+    # beside the LSTM, its ridge classifier added to the head's logits with a weight chosen on the
+    # validation windows (har.training.rocket); 0 = off
+    rocket_features: int = 0
 
     def __post_init__(self) -> None:
+        if self.rocket_features < 0 or 0 < self.rocket_features < 84:
+            raise ConfigError(f"rocket_features must be 0 (off) or at least 84, got {self.rocket_features}")
         if self.conv_multiscale and (self.conv_filters < 1 or any(d < 1 for d in self.conv_multiscale)):
             raise ConfigError(
                 f"conv_multiscale needs a conv front end and dilations >= 1, got {self.conv_multiscale}"

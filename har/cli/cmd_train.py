@@ -89,6 +89,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "pooling": ("model", "pooling"),
     "ensemble": ("model", "ensemble"),
     "equalize_channels": ("model", "equalize_channels"),
+    "rocket_features": ("model", "rocket_features"),
     "distill": ("", "distill"),
     "distill_alpha": ("", "distill_alpha"),
     "distill_temperature": ("", "distill_temperature"),
@@ -277,6 +278,15 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     show_default=True,
     help="Train this many models (seeds seed, seed+1, ...) and export them as ONE model whose output "
     "averages their logits (1 = a single model; each member is one more training run).",
+)
+@click.option(
+    "--rocket-features",
+    type=click.IntRange(0),
+    default=_M.rocket_features,
+    show_default=True,
+    help="MiniRocket inside the model: this many MiniRocket features (aeon, needed to train only; e.g. "
+    "10000) computed by fixed layers beside the LSTM, its ridge classifier added to the head with a weight "
+    "chosen on the validation windows (0 = off).",
 )
 @click.option(
     "--equalize-channels/--no-equalize-channels",

@@ -140,7 +140,8 @@ def run_cv(
             "epochs_run": len(hist.get("loss", [])),
             "per_subject": subj,
         }
-        for name in ("rotation_z_deg", "distill_temperature", "distill_teacher_accuracy", "distill_chosen"):
+        for name in ("rotation_z_deg", "distill_temperature", "distill_teacher_accuracy", "distill_chosen",
+                     "rocket_beta", "rocket_lstm"):
             if name in hist:
                 fold_out[name] = hist[name][0]
         out_folds.append(fold_out)

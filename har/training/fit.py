@@ -212,7 +212,16 @@ def fit_model(
 
     Returns ``(model, history as plain floats)``; the history also holds ``"epochs_planned"``,
     when the z rotation was chosen here ``"rotation_z_deg"``, and with a teacher fitted here
-    ``"distill_temperature"`` and ``"distill_teacher_accuracy"`` (one value each)."""
+    ``"distill_temperature"`` and ``"distill_teacher_accuracy"`` (one value each).
+
+    ``config.model.rocket_features > 0`` (har.training.rocket.fit_with_rocket): the LSTM is fitted
+    as without it, then MiniRocket's fixed branch and ridge head are added; the history says which
+    ``rocket_beta`` the validation windows chose."""
+    if config.model.rocket_features > 0:
+        from har.training.rocket import fit_with_rocket
+
+        return fit_with_rocket(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, fit_model,
+                               soft=soft, groups=groups, val_groups=val_groups)
     if config.distill == AUTO:
         return _fit_auto_distill(config, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, soft, groups,
                                  val_groups)

@@ -133,7 +133,11 @@ def _concat(parts: list[tuple[str, Any]], keras: Any) -> Any:
 
 def set_normalization(model: Any, mean: Sequence[float], std: Sequence[float]) -> None:
     """Store the per-axis normalisation in the fixed de-normalisation layer, if the model has one
-    (magnitude representations); its weights are saved with the others."""
+    (magnitude representations), and in the MiniRocket branch's, if any; their weights are saved
+    with the others."""
+    from har.training.rocket import set_denorm
+
+    set_denorm(model, mean, std)
     try:
         layer = model.get_layer(DENORM_LAYER)
     except ValueError:
@@ -175,6 +179,10 @@ def build_model(
     and one Dense softmax head ``probs`` reads them (har.training.ensemble sets it to the average
     of the members' logits). Still builtin TFLite ops only.
 
+    ``cfg.rocket_features > 0``: MiniRocket's PPV features of the input window, computed by fixed
+    layers (har.training.rocket.rocket_branch), are concatenated to the embedding that ``probs``
+    reads (``rocket_embedding``); har.training.rocket sets the head to LSTM + beta * ridge.
+
     ``channel_scales`` (the TFLite export of a model whose ``cfg.equalize_channels`` is set; one
     factor per representation channel, :func:`equalization_scales`) multiplies each part by fixed
     per-channel factors (a 1x1 DepthwiseConv1D ``{part}_scale``) before the concatenation;
@@ -194,6 +202,11 @@ def build_model(
         emb = keras.layers.Concatenate(axis=-1, name="ensemble_embedding")(
             [_branch(cfg, x, member_prefix(j), unroll, keras) for j in range(cfg.ensemble)]
         )
+    if cfg.rocket_features > 0:  # MiniRocket's features, fixed, beside the LSTM (har.training.rocket)
+        from har.training.rocket import rocket_branch
+
+        ppv = rocket_branch(cfg.rocket_features, inp, window_samples, n_channels, keras)
+        emb = keras.layers.Concatenate(axis=-1, name="rocket_embedding")([emb, ppv])
     out = keras.layers.Dense(n_classes, activation="softmax", name="probs")(emb)
     return keras.Model(inp, out, name="har_lstm")
 

@@ -184,6 +184,12 @@ def train(
         from har.training.distill import require_teacher
 
         require_teacher(config.distill)
+    if config.model.rocket_features > 0:  # fail before loading anything
+        from har.training.rocket import check_window
+        from har.training.rocket import require_aeon as require_rocket
+
+        require_rocket()
+        check_window(config.window.window_samples)
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
@@ -305,6 +311,9 @@ def write_model_dir(
     summary["resolved"] = {"epochs_planned": int(hist.get("epochs_planned", [0])[0])}
     if "rotation_z_deg" in hist:
         summary["resolved"]["rotation_z_deg"] = float(hist["rotation_z_deg"][0])
+    if "rocket_beta" in hist:  # MiniRocket branch (har.training.rocket): the head's combination
+        summary["resolved"]["rocket_beta"] = float(hist["rocket_beta"][0])
+        summary["resolved"]["rocket_lstm"] = bool(hist["rocket_lstm"][0])
     if cv_result is not None:
         cv_keys = ("k", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")
         summary["cv"] = {k: cv_result[k] for k in cv_keys}
@@ -330,6 +339,10 @@ def write_model_dir(
     )
     if "rotation_z_deg" in summary["resolved"]:
         text += f"z rotation:     {summary['resolved']['rotation_z_deg']:g} degrees (auto, by validation accuracy)\n"
+    if "rocket_beta" in summary["resolved"]:
+        r = summary["resolved"]
+        how = f"LSTM + {r['rocket_beta']:g} x ridge" if r["rocket_lstm"] else f"ridge only (x{r['rocket_beta']:g})"
+        text += f"MiniRocket:     {config.model.rocket_features} features in the model; head {how} (by validation)\n"
     if cv_result is not None:
         text += format_cv(cv_result)
     if ref is not None:

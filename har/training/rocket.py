@@ -1,0 +1,367 @@
+"""MiniRocket inside the exported model: a fixed feature branch beside the LSTM (``ModelConfig.rocket_features``).
+
+aeon's MiniRocket (Dempster et al. 2021) convolves each window with 84 fixed kernels of length 9
+(weight -1 everywhere, +2 at three of the nine taps) at a few dilations, sums the kernel's output
+over a random combination of channels, and keeps "the proportion of positive values" (PPV) of the
+output minus a bias fitted as a quantile of the training outputs. Here the same features are a
+fixed Keras sub-graph with builtin TFLite ops only (:func:`rocket_branch`), per dilation ``d``:
+
+* ``rocket_same_{j}`` / ``rocket_valid_{j}``: Conv1D(kernel 9, dilation d, no bias) with
+  ``weight[:, c, k]`` = kernel ``k``'s pattern if channel ``c`` is in its channel combination, else
+  0. MiniRocket keeps the full zero-padded output for kernels with ``(j + k)`` even and the part
+  without padding for the others: the first group is a "same" conv, the second a "valid" one.
+* ``rocket_step_*``: DepthwiseConv1D(1, depth_multiplier = features of this dilation) with weight
+  ``6 K`` and bias ``-6 K bias``, fused RELU6: a step from 0 to 6 at the bias, ``1 / K`` wide.
+  Each kernel's weights (and its biases) are scaled so that its output peaks at 1 on the training
+  windows (every kernel gets the whole int8 range of its conv output) and ``K`` = STEP_TARGET:
+  in int8 the step is about one quantisation level wide, and within XNNPACK's limits.
+* ``rocket_mean_*``: the mean over time; all are concatenated and divided by 6 into ``rocket_ppv``
+  (in [0, 1], inside the LSTM embedding's range: an int8 CONCATENATION has one scale for all
+  inputs, and the fused LSTM's output takes it) (feature order:
+  per dilation the "same" kernels then the "valid" ones; :func:`feature_order` maps it to aeon's).
+
+The input is the model's normalised window; a fixed ``rocket_denorm`` (x * std + mean) gives back g,
+so the features are those of MiniRocket on raw windows (as `har train --reference`). The graph's
+shape (dilations, features per dilation) follows from the window length and ``rocket_features``
+alone (:func:`dilations_for`, aeon's rule); the channel combinations and biases are the fixed
+layers' weights, saved with the others.
+
+The head (:func:`fit_with_rocket`): the LSTM (or ensemble) is trained as without the branch;
+MiniRocket -> StandardScaler -> RidgeClassifierCV (aeon's MiniRocketClassifier) is fitted on the
+training windows' features (never the validation windows), the scaler folded into the ridge
+weights; the single softmax head ``probs`` reads ``[LSTM embedding, PPV]`` with weights
+``[LSTM head; beta * ridge]``, so logits = LSTM logits + beta * ridge scores. ``beta`` is chosen on
+the validation windows (:func:`choose_beta`). aeon is needed to train such a model only."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from har.errors import ConfigError
+
+KERNEL_LENGTH = 9
+INDICES = np.array(list(combinations(range(KERNEL_LENGTH), 3)), dtype=np.int32)  # MiniRocket._indices
+N_KERNELS = len(INDICES)  # 84
+MAX_DILATIONS = 32  # aeon's max_dilations_per_kernel default
+STEP_GAIN = 1e6  # the near-step K * (conv - bias) clipped to [0, 1] (times PPV_SCALE), when no peaks are known
+# with each kernel's output scaled to peak |value| 1 on the training windows: K = STEP_TARGET, so the
+# step is 1 / STEP_TARGET of the peak wide in float and the int8 requantisation multiplier of the
+# step layer is about 2 * STEP_TARGET / 127 (XNNPACK refuses multipliers of 256 and more)
+STEP_TARGET = 8000.0
+PPV_SCALE = 6.0  # the step is a fused RELU6: from 0 to PPV_SCALE (the mean divides it out)
+RIDGE_ALPHAS = np.logspace(-3, 3, 10)  # aeon's MiniRocketClassifier
+SIGMA_FLOOR = 1e-2  # scaler floor: near-constant features get no huge weights
+MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
+BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # beta grid: logits = LSTM + beta * ridge
+RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # "ridge only": LSTM head zeroed, ridge scaled by one of these
+INSTALL_HINT = "pip install 'har-edge[reference]' (or: pip install aeon)"
+PPV_LAYER = "rocket_ppv"
+DENORM_LAYER = "rocket_denorm"
+
+
+def require_aeon() -> None:
+    """ConfigError (one line) when aeon (MiniRocket) is not installed."""
+    try:
+        import aeon  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"--rocket-features needs aeon for MiniRocket: {INSTALL_HINT}") from None
+
+
+def dilations_for(window_samples: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """MiniRocket's dilations and features per kernel at each, for windows of ``window_samples``
+    and ``n_features`` features (aeon's ``_fit_dilations``, so the graph needs no aeon)."""
+    per_kernel = max(1, n_features // N_KERNELS)
+    true_max = min(per_kernel, MAX_DILATIONS)
+    multiplier = per_kernel / true_max
+    max_exponent = np.log2((window_samples - 1) / (KERNEL_LENGTH - 1))
+    dil, counts = np.unique(
+        np.logspace(0, max_exponent, true_max, base=2).astype(np.int32), return_counts=True
+    )
+    counts = (counts * multiplier).astype(np.int32)
+    remainder = per_kernel - int(np.sum(counts))
+    i = 0
+    while remainder > 0:
+        counts[i] += 1
+        remainder -= 1
+        i = (i + 1) % len(counts)
+    return dil.astype(np.int64), counts.astype(np.int64)
+
+
+def check_window(window_samples: int) -> None:
+    if window_samples < KERNEL_LENGTH:
+        raise ConfigError(f"--rocket-features: MiniRocket needs windows of at least {KERNEL_LENGTH} samples")
+
+
+def _groups(j: int) -> tuple[list[int], list[int]]:
+    """Kernels of dilation index ``j`` whose full output counts ("same") and those whose output
+    without the zero-padded ends counts ("valid")."""
+    same = [k for k in range(N_KERNELS) if (j + k) % 2 == 0]
+    valid = [k for k in range(N_KERNELS) if (j + k) % 2 == 1]
+    return same, valid
+
+
+def feature_order(window_samples: int, n_features: int) -> np.ndarray:
+    """``order`` such that the graph's feature ``i`` is aeon's feature ``order[i]``."""
+    _, fpd = dilations_for(window_samples, n_features)
+    out, start = [], 0
+    for j, f in enumerate(fpd):
+        for group in _groups(j):
+            for k in group:
+                out.extend(range(start + k * int(f), start + (k + 1) * int(f)))
+        start += N_KERNELS * int(f)
+    return np.asarray(out, dtype=np.int64)
+
+
+def n_features(window_samples: int, rocket_features: int) -> int:
+    return N_KERNELS * int(np.sum(dilations_for(window_samples, rocket_features)[1]))
+
+
+def rocket_branch(rocket_features: int, inp: Any, window_samples: int, n_channels: int, keras: Any) -> Any:
+    """The PPV features (batch, n_features) of normalised windows ``inp`` (batch, window, channels)
+    as fixed layers (weights set by :func:`set_rocket_weights`)."""
+    layers = keras.layers
+    dil, fpd = dilations_for(window_samples, rocket_features)
+    x = layers.DepthwiseConv1D(1, use_bias=True, trainable=False, name=DENORM_LAYER)(inp)
+    outs = []
+    for j, (d, f) in enumerate(zip(dil.tolist(), fpd.tolist(), strict=True)):
+        for kind, group in zip(("same", "valid"), _groups(j), strict=True):
+            c = layers.Conv1D(
+                len(group), KERNEL_LENGTH, dilation_rate=d, padding="same", use_bias=False,
+                trainable=False, name=f"rocket_{kind}_{j}",
+            )(x)
+            if kind == "valid":  # the outputs that saw no zero padding (a "valid" dilated conv converts badly)
+                c = layers.Cropping1D((4 * d, 4 * d), name=f"rocket_crop_{j}")(c)
+            s = layers.DepthwiseConv1D(  # relu6 fuses into the op: a step from 0 to PPV_SCALE
+                1, depth_multiplier=f, use_bias=True, activation="relu6", trainable=False,
+                name=f"rocket_step_{kind}_{j}",
+            )(c)
+            outs.append(layers.GlobalAveragePooling1D(name=f"rocket_mean_{kind}_{j}")(s))
+    ppv = layers.Concatenate(axis=-1, name="rocket_features")(outs)
+    # / PPV_SCALE: the PPV in [0, 1], inside the range of the LSTM embedding it is concatenated with
+    # (an int8 CONCATENATION has one scale for all inputs, and the fused LSTM's output takes it)
+    return layers.Rescaling(1.0 / PPV_SCALE, name=PPV_LAYER)(ppv)
+
+
+def rocket_weights(
+    parameters: tuple[np.ndarray, ...], window_samples: int, n_channels: int, rocket_features: int,
+    mean: np.ndarray, std: np.ndarray, peaks: dict[str, float] | None = None,
+) -> dict[str, list[np.ndarray]]:
+    """Layer name -> weights of the branch from aeon's fitted ``MiniRocket.parameters``
+    ``(n_channels_per_combination, channel_indices, dilations, n_features_per_dilation, biases)``
+    and the model's normalisation. ``peaks`` (conv layer name -> peak |output| of each kernel on
+    the training windows, :func:`conv_peaks`) scales each kernel (and its biases) to peak 1 and
+    sets the steps' gain to STEP_TARGET (else: unscaled, gain STEP_GAIN)."""
+    n_per, chan_idx, dil_a, fpd_a, biases = (np.asarray(p) for p in parameters)
+    dil, fpd = dilations_for(window_samples, rocket_features)
+    if not (np.array_equal(dil, dil_a) and np.array_equal(fpd, fpd_a)):
+        raise ValueError(f"MiniRocket dilations {dil_a}/{fpd_a} differ from the graph's {dil}/{fpd}")
+    starts = np.concatenate([[0], np.cumsum(n_per)])
+    out: dict[str, list[np.ndarray]] = {
+        DENORM_LAYER: [
+            np.asarray(std, np.float32).reshape(1, n_channels, 1),
+            np.asarray(mean, np.float32).reshape(n_channels),
+        ]
+    }
+    f_start = 0
+    for j, f in enumerate(fpd.tolist()):
+        for kind, group in zip(("same", "valid"), _groups(j), strict=True):
+            kern = np.zeros((KERNEL_LENGTH, n_channels, len(group)), np.float32)
+            bias = np.zeros((len(group) * f,), np.float32)
+            for i, k in enumerate(group):
+                comb = j * N_KERNELS + k
+                pattern = -np.ones(KERNEL_LENGTH, np.float32)
+                pattern[INDICES[k]] = 2.0
+                for ch in chan_idx[starts[comb] : starts[comb + 1]]:
+                    kern[:, int(ch), i] = pattern
+                bias[i * f : (i + 1) * f] = biases[f_start + k * f : f_start + (k + 1) * f]
+            gain = np.full((len(group), f), STEP_GAIN, np.float32)
+            if peaks is not None:  # each kernel's output scaled to peak 1: its own int8 range
+                scale = 1.0 / np.maximum(np.asarray(peaks[f"rocket_{kind}_{j}"], np.float32), 1e-6)
+                kern = kern * scale.reshape(1, 1, -1)
+                bias = bias * np.repeat(scale, f)
+                gain[:] = STEP_TARGET
+            out[f"rocket_{kind}_{j}"] = [kern]
+            out[f"rocket_step_{kind}_{j}"] = [
+                (PPV_SCALE * gain).reshape(1, len(group), f),
+                (-PPV_SCALE * gain.reshape(-1) * bias).astype(np.float32),
+            ]
+        f_start += N_KERNELS * f
+    return out
+
+
+def conv_peaks(model: Any, xn: np.ndarray) -> dict[str, np.ndarray]:
+    """Peak |output| of each output channel of the branch's convolutions on normalised windows ``xn``
+    (of the unscaled kernels: call it on a model set without ``peaks``)."""
+    from har.training._tf import import_tf
+
+    _, keras = import_tf()
+    convs = [layer for layer in model.layers if layer.name.startswith(("rocket_same_", "rocket_valid_"))]
+    sub = keras.Model(model.input, [layer.output for layer in convs])
+    peaks = {layer.name: np.zeros(int(layer.output.shape[-1])) for layer in convs}
+    for i in range(0, len(xn), 512):
+        outs = sub.predict(xn[i : i + 512], verbose=0)
+        outs = outs if isinstance(outs, list) else [outs]
+        for layer, o in zip(convs, outs, strict=True):
+            peaks[layer.name] = np.maximum(peaks[layer.name], np.abs(o).max(axis=(0, 1)))
+    return peaks
+
+
+def set_rocket_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None:
+    for name, w in weights.items():
+        model.get_layer(name).set_weights(w)
+
+
+def set_denorm(model: Any, mean: Any, std: Any) -> None:
+    """The branch's de-normalisation (called by har.training.model.set_normalization)."""
+    try:
+        layer = model.get_layer(DENORM_LAYER)
+    except ValueError:
+        return
+    k, b = layer.get_weights()
+    layer.set_weights([np.asarray(std, np.float32).reshape(k.shape), np.asarray(mean, np.float32).reshape(b.shape)])
+
+
+def fit_minirocket(x: np.ndarray, rocket_features: int, seed: int) -> Any:
+    """aeon's MiniRocket fitted on raw windows ``x`` (n, window, channels)."""
+    require_aeon()
+    from aeon.transformations.collection.convolution_based import MiniRocket
+    from threadpoolctl import threadpool_limits
+
+    mr = MiniRocket(n_kernels=rocket_features, random_state=seed, n_jobs=1)
+    with threadpool_limits(1):
+        mr.fit(_channels_first(x))
+    return mr
+
+
+def transform(mr: Any, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """aeon's PPV features (n, n_features) of raw windows ``x`` (n, window, channels)."""
+    parts = [np.asarray(mr.transform(_channels_first(x[i : i + chunk])), np.float32) for i in range(0, len(x), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(np.asarray(x), (0, 2, 1)), dtype=np.float32)
+
+
+def fit_ridge(features: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """StandardScaler (no centring, std floored at SIGMA_FLOOR) -> RidgeClassifierCV on PPV
+    ``features`` (aeon order); returns ``(W (n_features, n_classes), b (n_classes,), alpha)`` with
+    the scaler folded in: scores = features @ W + b. Classes absent from ``y`` score -1 (the
+    ridge target of "not this class")."""
+    from sklearn.linear_model import RidgeClassifierCV
+    from threadpoolctl import threadpool_limits
+
+    sigma = np.maximum(features.std(axis=0), SIGMA_FLOOR)
+    with threadpool_limits(1):
+        clf = RidgeClassifierCV(alphas=RIDGE_ALPHAS).fit(features / sigma, y)
+    coef = np.atleast_2d(clf.coef_)
+    icpt = np.atleast_1d(clf.intercept_)
+    present = np.asarray(clf.classes_, dtype=np.int64)
+    if len(present) == 2:  # binary ridge: one score s for the second class; targets -1 / +1
+        coef = np.vstack([-coef[0], coef[0]])
+        icpt = np.array([-icpt[0], icpt[0]])
+    w = np.zeros((features.shape[1], n_classes), np.float64)
+    b = np.full((n_classes,), -1.0)
+    if len(present) == 1:
+        b[present[0]] = 1.0
+    else:
+        w[:, present] = (coef / sigma).T
+        b[present] = icpt
+    return w.astype(np.float32), b.astype(np.float32), float(clf.alpha_)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def choose_beta(lstm_logp: np.ndarray, ridge: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The combination by validation accuracy, ties to log-loss: ``beta`` from BETAS (LSTM logits
+    + beta * ridge scores), or "ridge only" (LSTM head zeroed, ridge scaled by the best of
+    RIDGE_ONLY_SCALES by log-loss). ``lstm_logp``: the LSTM's log-probabilities on the validation
+    windows (logits up to a per-window constant). Returns ``beta``, ``lstm`` (1.0 keep, 0.0 zeroed)
+    and ``table`` [(name, accuracy, log-loss)]. Without validation windows: beta 1 with the LSTM."""
+    if y.size == 0:
+        return {"beta": 1.0, "lstm": 1.0, "table": []}
+    cands = [(b, 1.0, f"beta {b:g}") for b in BETAS] + [(s, 0.0, f"ridge only x{s:g}") for s in RIDGE_ONLY_SCALES]
+    rows = []
+    for beta, keep, name in cands:
+        lp = _log_softmax(keep * lstm_logp + beta * ridge)
+        acc = float(np.mean(lp.argmax(axis=1) == y))
+        ll = float(-np.mean(lp[np.arange(y.size), y]))
+        rows.append((name, acc, ll, beta, keep))
+    best = max(rows, key=lambda r: (r[1], -r[2]))
+    return {"beta": best[3], "lstm": best[4], "table": [(r[0], r[1], r[2]) for r in rows]}
+
+
+def fit_with_rocket(
+    config: Any,
+    norm: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    progress: bool,
+    echo: Callable[[str], None],
+    fit_one: Callable[..., tuple[Any, dict[str, list[float]]]],
+    **kwargs: Any,
+) -> tuple[Any, dict[str, list[float]]]:
+    """``config.model.rocket_features > 0``: the LSTM (ensemble) fitted by ``fit_one`` without the
+    branch, MiniRocket + ridge fitted on the training windows, beta chosen on the validation
+    windows, all assembled into one model. The history gains ``rocket_beta``, ``rocket_lstm``
+    (1 kept, 0 zeroed), ``rocket_alpha`` (the ridge's), ``rocket_val_accuracy`` (per candidate,
+    BETAS then RIDGE_ONLY_SCALES)."""
+    from har.training.model import build_model
+    from har.training.reference import stratified_subset
+
+    require_aeon()
+    if not isinstance(x_train, np.ndarray) or not isinstance(x_val, np.ndarray):
+        raise ConfigError("--rocket-features works with in-memory training only (not the window cache)")
+    nf = config.model.rocket_features
+    w_samples, n_ch = int(x_train.shape[1]), int(x_train.shape[2])
+    check_window(w_samples)
+    plain = dataclasses.replace(config, model=dataclasses.replace(config.model, rocket_features=0))
+    lstm, hist = fit_one(plain, norm, x_train, y_train, x_val, y_val, n_classes, progress, echo, **kwargs)
+    sel = stratified_subset(y_train, MAX_TRAIN_WINDOWS, config.seed)
+    echo(f"rocket: fitting MiniRocket ({nf} features) and its ridge head on {len(sel)} training windows")
+    mr = fit_minirocket(x_train[sel], nf, config.seed)
+    order = feature_order(w_samples, nf)
+    w, b, alpha = fit_ridge(transform(mr, x_train[sel]), y_train[sel], n_classes)
+    w = w[order]  # graph order
+    model = build_model(config.model, w_samples, n_ch, n_classes)
+    for layer in lstm.layers:
+        if layer.get_weights() and layer.name != "probs":
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    set_rocket_weights(model, rocket_weights(mr.parameters, w_samples, n_ch, nf, norm.mean, norm.std))
+    from har.training.fit import normalize
+
+    peaks = conv_peaks(model, normalize(x_train, norm))  # the int8 export calibrates on training windows
+    set_rocket_weights(model, rocket_weights(mr.parameters, w_samples, n_ch, nf, norm.mean, norm.std, peaks))
+    lw, lb = lstm.get_layer("probs").get_weights()
+    if x_val.shape[0]:
+        from har.training.fit import predict_proba
+
+        logp = np.log(np.clip(predict_proba(lstm, x_val, norm), 1e-12, 1.0))
+        ridge_val = transform(mr, x_val)[:, order] @ w + b
+    else:
+        logp, ridge_val = np.zeros((0, n_classes)), np.zeros((0, n_classes))
+    choice = choose_beta(logp, ridge_val, np.asarray(y_val))
+    beta, keep = choice["beta"], choice["lstm"]
+    model.get_layer("probs").set_weights([np.concatenate([keep * lw, beta * w]), keep * lb + beta * b])
+    what = f"LSTM + {beta:g} x ridge" if keep else f"ridge only (x{beta:g})"
+    acc = {name: a for name, a, _ in choice["table"]}
+    shown = ", ".join(f"{n} {a:.4f}" for n, a in acc.items() if not n.startswith("ridge only x") or n.endswith("x1"))
+    echo(f"rocket: validation accuracy {shown}" if shown else "rocket: no validation windows")
+    echo(f"rocket: chose {what}")
+    hist = dict(hist)
+    hist["rocket_beta"] = [float(beta)]
+    hist["rocket_lstm"] = [float(keep)]
+    hist["rocket_alpha"] = [alpha]
+    hist["rocket_val_accuracy"] = [float(a) for a in acc.values()]
+    return model, hist

@@ -1,0 +1,161 @@
+"""MiniRocket inside the model (har.training.rocket): the fixed branch computes aeon's features, a
+rocket model trains (beta chosen on validation windows), exports to int8 with builtin ops and runs
+in the real TFLite runtime; without aeon the option is one clear line."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import TINY_CLASSES
+from test_export import WINDOW, _windows
+
+from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
+from har.config import AugmentConfig, ExportConfig, ModelConfig, TrainConfig
+from har.errors import ConfigError
+
+pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed: pip install 'har-edge[reference]'")
+
+
+def test_dilations_match_aeon() -> None:
+    from aeon.transformations.collection.convolution_based._minirocket import _fit_dilations
+
+    from har.training.rocket import dilations_for
+
+    for t, nf in [(25, 252), (40, 500), (250, 10_000), (128, 2000), (9, 84)]:
+        d, f = dilations_for(t, nf)
+        d2, f2 = _fit_dilations(t, nf, 32)
+        assert np.array_equal(d, d2) and np.array_equal(f, f2)
+
+
+@pytest.mark.parametrize("shape", [(40, 3, 300), (60, 1, 168), (50, 6, 500)])
+def test_branch_features_equal_aeon(shape: tuple[int, int, int]) -> None:
+    from har.training import rocket
+    from har.training._tf import import_tf
+
+    _, keras = import_tf()
+    t, c, nf = shape
+    rng = np.random.default_rng(1)
+    x = (0.2 * rng.normal(size=(48, t, c)).cumsum(axis=1) + rng.normal(size=(48, 1, c))).astype(np.float32)
+    mr = rocket.fit_minirocket(x[:32], nf, seed=3)
+    want = rocket.transform(mr, x)[:, rocket.feature_order(t, nf)]
+    mean, std = x.mean(axis=(0, 1)), x.std(axis=(0, 1))
+    inp = keras.Input((t, c))
+    model = keras.Model(inp, rocket.rocket_branch(nf, inp, t, c, keras))
+    rocket.set_rocket_weights(model, rocket.rocket_weights(mr.parameters, t, c, nf, mean, std))
+    got = model.predict((x - mean) / std, verbose=0)
+    assert got.shape == want.shape == (48, rocket.n_features(t, nf))
+    diff = np.abs(got - want)
+    # the same features; a value exactly at a bias may land one time step either way (float order)
+    assert diff.max() <= 2.0 / t + 1e-6
+    assert np.mean(diff > 1e-6) < 1e-3
+
+
+def test_choose_beta_by_validation_accuracy() -> None:
+    from har.training.rocket import choose_beta
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    good = np.eye(3)[y] * 2 - 1 + 0.1 * rng.normal(size=(200, 3))
+    noise = np.log(np.full((200, 3), 1 / 3)) + rng.normal(size=(200, 3))
+    c = choose_beta(noise, good, y)  # useless LSTM, perfect ridge: the ridge must weigh
+    assert c["beta"] > 0 and max(a for _, a, _ in c["table"]) == 1.0
+    lstm = np.log(np.clip(np.eye(3)[y] * 0.9 + 0.05, 1e-6, 1))
+    c = choose_beta(lstm, rng.normal(size=(200, 3)) * 3, y)  # perfect LSTM, noise ridge
+    assert c["lstm"] == 1.0 and c["beta"] == 0.0
+    assert choose_beta(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, np.int64))["beta"] == 1.0
+
+
+def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for ci, c in enumerate(TINY_CLASSES):
+        for _ in range(4):
+            xw = _windows(c, 12, rng)
+            xs.append(xw)
+            ys.append(np.full(len(xw), ci))
+    x, y = np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
+    p = rng.permutation(len(y))
+    return x[p], y[p]
+
+
+@pytest.mark.slow
+def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
+    """An ensemble of 2 with the gravity / body / magnitude representation (equalized channels in the
+    export) and the MiniRocket branch: one model, one head, int8, builtin ops, agreeing with Keras."""
+    from har.runtime.classifier import WindowClassifier
+    from har.training.convert import export_bundle
+    from har.training.fit import fit_model, predict_proba
+
+    ensemble = 2
+    x, y = _data(0)
+    n_tr, n_va = 100, 30
+    mcfg = ModelConfig(lstm_units=(8,), dropout=0.0, conv_filters=8, ensemble=ensemble, rocket_features=252)
+    cfg = TrainConfig(window=WINDOW, model=mcfg, epochs=3, batch_size=32, augment=AugmentConfig(enabled=False))
+    norm = Normalization.fit(x[:n_tr])
+    lines: list[str] = []
+    model, hist = fit_model(cfg, norm, x[:n_tr], y[:n_tr], x[n_tr : n_tr + n_va], y[n_tr : n_tr + n_va], 3,
+                            echo=lines.append)
+    assert hist["rocket_beta"][0] in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0) and hist["rocket_lstm"][0] in (0.0, 1.0)
+    assert any(line.startswith("rocket: chose ") for line in lines)
+    assert model.get_layer("rocket_embedding").output.shape[-1] == 8 * ensemble + 252
+    probs = predict_proba(model, x[n_tr:], norm)
+    assert np.mean(probs.argmax(1) == y[n_tr:]) >= 0.9
+
+    out = tmp_path / "model"
+    out.mkdir()
+    model.save_weights(str(out / "model.weights.h5"))
+    meta = ModelMetadata(classes=TINY_CLASSES, window=WINDOW, normalization=norm, train_config=cfg,
+                         data_fingerprint="tiny-rocket")
+    save_metadata(out, meta)
+    held_x, held_y = x[n_tr + n_va :], y[n_tr + n_va :]
+    np.savez(out / "deploy_windows.npz", calib_x=x[:n_tr], heldout_x=held_x, heldout_y=held_y)
+    bundle = tmp_path / "bundle"
+    export_bundle(out, bundle, ExportConfig(quantize="int8"), echo=lambda s: None)
+    from har.artifacts.bundle import verify_bundle
+
+    v = verify_bundle(bundle).verification
+    assert v["agreement"] >= 0.98, v
+    clf = WindowClassifier.from_bundle(bundle)
+    p = clf.predict_proba(held_x, batched=False)
+    assert np.mean(p.argmax(1) == probs[-len(held_y) :].argmax(1)) >= 0.98
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    m = flatbuffer_utils.read_model(str(bundle / "model.tflite"))
+    assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
+
+
+def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from har.cli import cli
+    from har.training.rocket import require_aeon
+
+    real_import = builtins.__import__
+
+    def no_aeon(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "aeon" or name.startswith("aeon."):
+            raise ImportError("No module named 'aeon'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_aeon)
+    with pytest.raises(ConfigError, match="needs aeon"):
+        require_aeon()
+    (tmp_path / "data").mkdir()
+    args = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--rocket-features", "500"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code != 0
+    assert r.output.strip().count("\n") == 0 and "--rocket-features needs aeon" in r.output, r.output
+
+
+def test_rocket_features_config() -> None:
+    assert ModelConfig().rocket_features == 0
+    with pytest.raises(ConfigError, match="rocket_features"):
+        ModelConfig(rocket_features=50)
+    from har.config import config_from_dict
+
+    old = {k: v for k, v in dataclasses.asdict(ModelConfig()).items() if k != "rocket_features"}
+    assert config_from_dict(ModelConfig, old).rocket_features == 0
