@@ -10,12 +10,18 @@ that --service wrote checked with `systemd-analyze verify`, the supervisor that 
 where systemd does not (a chroot) restarting a killed `har run`, `har replay` of a recording there
 against the same replay on the host, `har run --port` there on a pty from `har emulate` on the host
 for --live-seconds with zero lost samples, and the venv's size. Ends with what was exercised and
-what was not. Timings under qemu are not device timings."""
+what was not. Timings under qemu are not device timings.
+
+What does not depend on each other overlaps (the check is mostly waiting on one emulated core): the
+device is probed while the model trains, and the second runtime's install (a fresh venv from PyPI:
+minutes under qemu) starts once the first `har deploy` has written the bundle, while the first
+runtime's checks run."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -25,8 +31,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
@@ -173,6 +181,7 @@ def make_model(work: Path) -> Path:
     return model
 
 
+@functools.cache  # one bundle, replayed once here for every runtime that installed it
 def host_replay(bundle: Path) -> dict:
     r = subprocess.run([*HAR, "replay", str(bundle), str(RECORDING), "--json"], capture_output=True, text=True,
                        check=True, cwd=HERE)
@@ -241,45 +250,87 @@ def supervisor_restarts(cfg: Path, root: Path, home: str, timeout: float = 180) 
     return False, f"no new `har run` predicting within {timeout:.0f} s of killing pid {', '.join(victims)}"
 
 
-def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, work: Path, pty: str, live_s: float,
-                  limit_mb: float, kill_test: bool, built: Path | None = None) -> tuple[list[str], list[str]]:
-    """Everything for one runtime; returns (failures, what was exercised).
+class Install:
+    """One runtime's `har deploy MODEL_DIR --to ... --install --service` (or `har push BUNDLE ...`),
+    started in the background: the next runtime's install (minutes under qemu when it makes a fresh
+    venv from PyPI) runs while this one's checks do; check_runtime() waits for it.
 
     ``built``: a bundle an earlier runtime's `har deploy` wrote; this runtime then installs it with
-    `har push BUNDLE --install` (the other half of issue 13's point 1) instead of converting again.
-    """
+    `har push BUNDLE --install` (the other half of issue 13's point 1) instead of converting again."""
+
+    def __init__(self, rt: str, online: bool, cfg: Path, root: Path, model: Path, work: Path, pty: str,
+                 built: Path | None = None) -> None:
+        self.rt, self.online, self.built, self.pty = rt, online, built, pty
+        self.home = f"/home/pi/har-{'online-' if online else ''}{rt}"
+        if online:  # a fresh device directory each run: venv made and filled from PyPI on the device
+            shutil.rmtree(root / self.home.lstrip("/"), ignore_errors=True)
+        self.bundle = built or work / f"bundle-{rt}"
+        self.command = "push" if built else "deploy"
+        argv = ([*HAR, "push", str(self.bundle)] if built else
+                [*HAR, "deploy", str(model), "--out", str(self.bundle), "--overwrite", "--batch", "0"])
+        argv += ["--to", f"pi@127.0.0.1:{self.home}", "--ssh-option", f"-F {cfg}", "--install", "--service",
+                 "--port", pty]
+        argv += [] if online else ["--offline"]
+        argv += ["--runtime", rt] if rt != RUNTIMES[0] else []  # the first: the default choice, no --runtime
+        shown = " ".join({str(model): "MODEL_DIR", str(self.bundle): "BUNDLE"}.get(a, a) for a in argv[3:])
+        say(f"[{rt}] har {shown.replace(str(work) + '/', '')}")
+        self.out = tempfile.TemporaryFile(mode="w+")  # files, not pipes: nobody drains them meanwhile
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err, text=True, cwd=HERE)
+        self.ended = 0.0
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        self.proc.wait()
+        self.ended = time.monotonic()
+
+    def bundle_written(self, timeout: float = 3600) -> Path | None:
+        """Wait until `har deploy` has written the bundle (moved into place only once verified) or
+        has ended without one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.bundle / "manifest.json").is_file():
+                return self.bundle
+            if self.proc.poll() is not None:
+                return self.bundle if (self.bundle / "manifest.json").is_file() else None
+            time.sleep(0.5)
+        return None
+
+    def result(self, timeout: float = 3600) -> tuple[int, str, str]:
+        rc = self.proc.wait(timeout)
+        while not self.ended:  # the watcher stamps the end time right after wait() returns
+            time.sleep(0.05)
+        self.out.seek(0)
+        self.err.seek(0)
+        return rc, self.out.read(), self.err.read()
+
+
+def check_runtime(inst: Install, cfg: Path, root: Path, live_s: float, limit_mb: float,
+                  kill_test: bool) -> tuple[list[str], list[str]]:
+    """Everything for one runtime once its install (started earlier) ends; returns (failures, what
+    was exercised)."""
     fails: list[str] = []
     done: list[str] = []
-    home = f"/home/pi/har-{'online-' if online else ''}{rt}"
-    if online:  # a fresh device directory each run: venv made and filled from PyPI on the device
-        shutil.rmtree(root / home.lstrip("/"), ignore_errors=True)
-    bundle = built or work / f"bundle-{rt}"
-    command = "push" if built else "deploy"
-    argv = ([*HAR, "push", str(bundle)] if built else
-            [*HAR, "deploy", str(model), "--out", str(bundle), "--overwrite", "--batch", "0"])
-    argv += ["--to", f"pi@127.0.0.1:{home}", "--ssh-option", f"-F {cfg}", "--install", "--service", "--port", pty]
-    argv += [] if online else ["--offline"]
-    argv += ["--runtime", rt] if rt != RUNTIMES[0] else []  # the first: the default choice, no --runtime
-    shown = " ".join({str(model): "MODEL_DIR", str(bundle): "BUNDLE"}.get(a, a) for a in argv[3:])
-    shown = shown.replace(str(work) + "/", "")
-    say(f"[{rt}] har {shown}")
-    t0 = time.monotonic()
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=3600, cwd=HERE)
-    for ln in (r.stdout + r.stderr).splitlines():
+    rt, online, built, home, bundle, command, pty = (inst.rt, inst.online, inst.built, inst.home, inst.bundle,
+                                                     inst.command, inst.pty)
+    rc, stdout, stderr = inst.result()
+    t0 = inst.t0
+    for ln in (stdout + stderr).splitlines():
         if ln.startswith(("127.0.0.1:", "Downloading wheels", "Creating a venv", "venv ", "Upgrading", "Active:",
                           "Service up", "Installed on the device", "live model:", "systemd is not running",
                           "Bundle written", "Error:")) or "does not run the bundle" in ln:
             say(f"  [{rt}] {ln}")
-    if r.returncode != 0:
-        return [f"{rt}: har {command} --install failed: {_tail(r.stderr + r.stdout)}"], done
+    if rc != 0:
+        return [f"{rt}: har {command} --install failed: {_tail(stderr + stdout)}"], done
     steps = ("" if built else "conversion + ") + "install" + (" from PyPI on the device" if online else " --offline")
-    say(f"[{rt}] har {command} ({steps} + service) took {time.monotonic() - t0:.0f} s")
+    say(f"[{rt}] har {command} ({steps} + service) took {inst.ended - t0:.0f} s")
     how = "(online: pip on the device from PyPI, fresh directory)" if online else "--offline (wheels from here)"
     what = "har push BUNDLE" if built else "har deploy MODEL_DIR"
     done.append(f"{rt}: `{what} --to pi@127.0.0.1:{home} --install --service` {how}"
                 + (" (runtime chosen by the default order)" if rt == RUNTIMES[0] else ""))
 
-    stages = {"deploy": time.monotonic() - t0}
+    stages = {command: inst.ended - t0}
     t1 = time.monotonic()
     # har doctor there
     r = ssh(cfg, f"{home}/venv/bin/har doctor --bundle {home}/current --port {pty} --json")
@@ -386,7 +437,8 @@ def check_runtime(rt: str, online: bool, cfg: Path, root: Path, model: Path, wor
     if not size <= limit_mb:
         fails.append(f"{rt}: venv is {size:.0f} MB > {limit_mb:.0f} MB")
     say(f"[{rt}] wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items())
-        + f"; total {time.monotonic() - t0:.0f} s (under qemu, on a shared machine)")
+        + f"; {time.monotonic() - t0:.0f} s since its install started (the installs overlap; under qemu, on a "
+        "shared machine)")
     return fails, done
 
 
@@ -421,8 +473,7 @@ def main() -> int:
     ):
         work = Path(tmp)
         t_model = time.monotonic()
-        model = make_model(work)
-        say(f"host: simulate + train took {time.monotonic() - t_model:.0f} s")
+        training = ThreadPoolExecutor(1).submit(make_model, work)  # meanwhile: the device is looked at
         r = ssh(cfg, "uname -m; python3 --version")
         say(f"device over ssh: {' '.join(r.stdout.split())}")
         online = a.online if a.online in runtimes else ""
@@ -434,12 +485,21 @@ def main() -> int:
                 online = ""
             else:
                 say("the device reaches PyPI (python3 there fetched https://pypi.org/simple/ai-edge-litert/: 200)")
-        for i, rt in enumerate(runtimes):
-            with emulator() as (pty, _):  # the service's stream
-                built = work / f"bundle-{runtimes[0]}" if i > 0 else None  # converted once, pushed after
-                f, d = check_runtime(rt, rt == online, cfg, a.root, model, work, pty, a.live_seconds,
-                                     a.venv_limit_mb, kill_test=i == 0,
-                                     built=built if built is not None and built.is_dir() else None)
+        model = training.result()
+        say(f"host: simulate + train took {time.monotonic() - t_model:.0f} s")
+        from har.deploy.install import build_wheel
+
+        build_wheel(work / "wheel", echo=say)  # into HAR_CACHE_DIR: the installs below share it, none builds
+        with contextlib.ExitStack() as stack:
+            ptys = [stack.enter_context(emulator())[0] for _ in runtimes]  # each service's stream
+            installs = [Install(runtimes[0], runtimes[0] == online, cfg, a.root, model, work, ptys[0])]
+            stack.callback(lambda: [i.proc.kill() for i in installs if i.proc.poll() is None])  # on a failure
+            if len(runtimes) > 1:  # converted once (by the first `har deploy`), pushed by the others
+                built = installs[0].bundle_written()
+                installs += [Install(rt, rt == online, cfg, a.root, model, work, pty, built=built)
+                             for rt, pty in zip(runtimes[1:], ptys[1:], strict=True)]
+            for i, inst in enumerate(installs):
+                f, d = check_runtime(inst, cfg, a.root, a.live_seconds, a.venv_limit_mb, kill_test=i == 0)
                 fails += f
                 done += d
     say(f"done in {time.monotonic() - t0:.0f} s")

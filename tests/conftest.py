@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +78,22 @@ def require_shared() -> Path:
 
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "default")
+
+
+# TensorFlow, tf_keras and aeon bring several hundred thousand long-lived objects, and every full
+# garbage collection walks them all: Keras' clear_session() after each fit, Optuna's gc after each
+# trial, Python's own gen-2 passes (0.3-1 s each once TensorFlow is in; a tune test with instant fake
+# trials spent ~10 of its ~11 s there). Once such a module is first imported, what is alive is
+# collected once and frozen (gc.freeze: kept out of later collections); objects made afterwards are
+# collected as usual. Nothing a test asserts changes.
+_HEAVY_MODULES = ("tensorflow", "tf_keras", "aeon")
+_frozen_after: set[str] = set()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    loaded = {m for m in _HEAVY_MODULES if m in sys.modules}
+    if loaded - _frozen_after:
+        _frozen_after.update(loaded)
+        gc.collect()
+        gc.freeze()

@@ -48,6 +48,7 @@ def test_one_khz_for_a_minute_without_loss(tmp_path: Path) -> None:
         threading.Thread(target=watch, daemon=True).start()
         out = tmp_path / "khz.csv"
         res = record(src, out)
+        emu.terminate()  # the recorder is done: no need to sit out the rest of the emulator's --linger
         emu.wait(20)
     finally:
         if emu.poll() is None:

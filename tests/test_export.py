@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,6 +99,38 @@ def get_bundle(tmp_path_factory: pytest.TempPathFactory, quantize: str) -> Path:
 @pytest.fixture(scope="session")
 def fp32_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return get_bundle(tmp_path_factory, "fp32")
+
+
+_WORKER_RUNS: dict[tuple[str, ExportConfig, int, bool], tuple[Path, tuple[set[str], int, str]]] = {}
+
+
+@pytest.fixture
+def convert_once(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """For tests of what export_bundle does AFTER converting (agreement rules, smoothing stored): the conversion
+    worker runs for real the first time a (model, options) pair is exported and its output (the real
+    TFLite files, Keras reference predictions) is kept; a later export of the same model with the
+    same options gets a copy instead of the same conversion again (a TensorFlow start-up + convert)."""
+    import shutil
+
+    import har.training.convert as ex
+
+    real = ex._run_worker
+
+    def once(model_dir: Path, work: Path, cfg: ExportConfig, batch: int, int8_io: bool,
+             *rest: Any) -> tuple[set[str], int, str]:
+        key = (str(Path(model_dir).resolve()), cfg, max(batch, 1), int8_io)  # batch 0 or 1: no batched model
+        if key in _WORKER_RUNS:
+            kept, res = _WORKER_RUNS[key]
+            shutil.copytree(kept, work, dirs_exist_ok=True)
+            return res
+        res = real(model_dir, work, cfg, batch, int8_io, *rest)
+        if res[1] == 0:
+            kept = tmp_path_factory.mktemp("converted")
+            shutil.copytree(work, kept, dirs_exist_ok=True)
+            _WORKER_RUNS[key] = (kept, res)
+        return res
+
+    monkeypatch.setattr(ex, "_run_worker", once)
 
 
 def v_head_ok(v: dict) -> bool:
@@ -210,7 +243,8 @@ def test_converter_failure_is_one_line_export_error(tmp_path: Path, tiny_model_d
 
 
 @pytest.mark.slow
-def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                convert_once: None) -> None:
     """A model that disagrees with Keras is refused and no bundle is left behind."""
     import har.training.convert as ex
 
@@ -229,7 +263,7 @@ def test_min_agreement_enforced(tmp_path: Path, tiny_model_dir: Path, monkeypatc
 
 @pytest.mark.slow
 def test_low_agreement_kept_when_heldout_accuracy_holds(
-    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, convert_once: None
 ) -> None:
     """Under --min-agreement but above the floor, a model whose labelled heldout accuracy equals
     Keras's is kept, with a warning that says why; over the allowed accuracy loss it is refused."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import make_tiny_recordings
+from test_export import tiny_model_dir  # noqa: F401 - fixture
 
 from har.cli import cli
 
@@ -30,13 +31,11 @@ def test_plot_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_plot_with_model(tmp_path: Path) -> None:
-    make_tiny_recordings(tmp_path / "d", subjects=3, seconds_per_class=6)
-    model = tmp_path / "m"
-    args = ["--window", "1", "--hop", "0.5", "--rate", "25", "--epochs", "1", "--lstm-units", "4", "--no-augment"]
-    r = CliRunner().invoke(cli, ["train", str(tmp_path / "d"), "--out", str(model), *args])
-    assert r.exit_code == 0, r.output
+def test_plot_with_model(tmp_path: Path, tiny_model_dir: Path) -> None:  # noqa: F811
+    # the session's tiny model directory (trained once for the export tests) on the same three classes
+    make_tiny_recordings(tmp_path / "d", subjects=1, seconds_per_class=6)
     out = tmp_path / "plots" / "s0.png"
-    r = CliRunner().invoke(cli, ["plot", str(tmp_path / "d" / "s0.csv"), "--model", str(model), "--out", str(out)])
+    r = CliRunner().invoke(cli, ["plot", str(tmp_path / "d" / "s0.csv"), "--model", str(tiny_model_dir), "--out",
+                                 str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == PNG and str(out) in r.output

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CLASSES
 from test_cli_run import _runner, recording  # noqa: F401 - fixture
-from test_export import RATE_HZ, fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
+from test_export import RATE_HZ, convert_once, fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
 from test_runtime import ArraySource, _stream
 
 from har.artifacts.bundle import verify_bundle, write_manifest
@@ -269,7 +269,7 @@ def test_bad_smooth_spec_is_a_one_line_error(tmp_path: Path, cmd: str) -> None:
 
 
 @pytest.mark.slow
-def test_deploy_stores_smoothing(tmp_path: Path, tiny_model_dir: Path) -> None:  # noqa: F811
+def test_deploy_stores_smoothing(tmp_path: Path, tiny_model_dir: Path, convert_once: None) -> None:  # noqa: F811
     out = tmp_path / "b"
     r = _runner().invoke(cli, ["deploy", str(tiny_model_dir), "--out", str(out), "--batch", "0",
                                "--smooth", "avg:3,enter=0.6", "--min-duration", "1.5"])

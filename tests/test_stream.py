@@ -133,7 +133,7 @@ def test_memory_warning_names_the_cache_option(data_dir: Path, monkeypatch: pyte
 @pytest.mark.slow
 def test_cv_through_the_cache(data_dir: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c"),
-                                 "--cv", "2", *ARGS[:-2], "--rotation-z", "0", "--epochs", "1"])
+                                 "--cv", "2", *ARGS[:-2], "--rotation-z", "0", "--epochs", "1", "--ensemble", "1"])
     assert r.exit_code == 0, r.output + (r.stderr or "")
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
     assert rep["cv"]["k"] == 2 and len(rep["cv"]["folds"]) == 2

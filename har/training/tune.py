@@ -366,7 +366,6 @@ class _Objective:
             raise optuna.TrialPruned(f"duplicate of trial {dup}")
         trial.set_user_attr("config", config_to_dict(cfg))
         trial.set_user_attr("summary", describe(cfg))
-        self.echo(f"[tune] trial {trial.number}: {describe(cfg)}")
         k = self.opts.folds
         accs: list[float] = []
         f1s: list[float] = []
@@ -385,6 +384,8 @@ class _Objective:
                 raise optuna.TrialPruned(f"pruned after fold {i + 1}")
 
         try:
+            # inside the try: a Ctrl-C that lands right after this line still marks the trial interrupted
+            self.echo(f"[tune] trial {trial.number}: {describe(cfg)}")
             classes = self.classes_for(cfg.window)
             res = run_cv(
                 self.plan.recordings,
