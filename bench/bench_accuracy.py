@@ -301,13 +301,9 @@ def table(name: str, rows: list[dict[str, Any]], skipped: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
-    ds = LOADERS[key](work, a.quick)
-    if isinstance(ds, str):
-        print(f"{key}: {ds}", flush=True)
-        return {"dataset": key, "skipped": ds}
-    d = TrainConfig()
-    wc = dataclasses.replace(d.window, rate_hz=ds.rate_hz)
+def split_windows(ds: Any, wc: Any) -> tuple[Any, Any, list[str], np.ndarray, np.ndarray]:
+    """The data set's train / test windows at window config ``wc``: (train, test restricted to the
+    training classes, classes, train labels, test labels as class indices)."""
     tr_recs = load_recordings([ds.train_dir], progress=False)
     te_recs = load_recordings([ds.test_dir], progress=False)
     tr = windows_for(tr_recs, range(len(tr_recs)), wc)
@@ -317,6 +313,17 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
     idx = {c: i for i, c in enumerate(classes)}
     ytr = np.array([idx[v] for v in tr.y.tolist()], dtype=np.int64)
     y = np.array([idx[v] for v in te.y.tolist()], dtype=np.int64)
+    return tr, te, classes, ytr, y
+
+
+def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
+    ds = LOADERS[key](work, a.quick)
+    if isinstance(ds, str):
+        print(f"{key}: {ds}", flush=True)
+        return {"dataset": key, "skipped": ds}
+    d = TrainConfig()
+    wc = dataclasses.replace(d.window, rate_hz=ds.rate_hz)
+    tr, te, classes, ytr, y = split_windows(ds, wc)
     print(f"\n{ds.name}: {ds.note}; {wc.window_s:g} s windows, hop {wc.hop_s:g} s at {wc.rate_hz:g} Hz: "
           f"{len(tr)} train / {len(te)} test windows, {len(classes)} classes", flush=True)
     peer_tr, peer_ytr = tr, ytr

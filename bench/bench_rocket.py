@@ -33,7 +33,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import bench_accuracy as ba  # noqa: E402
 
 from har.config import TrainConfig  # noqa: E402
-from har.dataset import load_recordings, windows_for  # noqa: E402
 
 SIM_TRAIN, SIM_TEST, SIM_SECONDS = range(1, 7), range(101, 105), 30.0
 
@@ -100,15 +99,7 @@ def main() -> None:
                 print(f"{key}: {ds}", flush=True)
                 continue
             wc = dataclasses.replace(TrainConfig().window, rate_hz=ds.rate_hz)
-            tr_recs, te_recs = load_recordings([ds.train_dir], progress=False), load_recordings([ds.test_dir],
-                                                                                                progress=False)
-            tr = windows_for(tr_recs, range(len(tr_recs)), wc)
-            te = windows_for(te_recs, range(len(te_recs)), wc)
-            classes = sorted(set(tr.y.tolist()))
-            te = te.select(np.isin(te.y, classes))
-            idx = {c: i for i, c in enumerate(classes)}
-            ytr = np.array([idx[v] for v in tr.y.tolist()], dtype=np.int64)
-            y = np.array([idx[v] for v in te.y.tolist()], dtype=np.int64)
+            tr, te, classes, ytr, y = ba.split_windows(ds, wc)
             print(f"\n{ds.name}: {ds.note}; {len(tr)} train / {len(te)} test windows", flush=True)
             rows = []
             for feats in ([] if a.skip_baseline else [0]) + [a.features]:
