@@ -1,6 +1,7 @@
 """Every model variant runs in BOTH device runtimes: the int8 export of the default recipe
-(ensemble of 2, channel-equalized representation) and of gravity_body_magnitude + attention
-pooling, run in ai-edge-litert (this venv) and in tflite-runtime 2.14 (the fallback runtime; it
+(ensemble of 2, channel-equalized representation), of gravity_body_magnitude + attention
+pooling and of a model with the MiniRocket branch (har.training.rocket), run in ai-edge-litert
+(this venv) and in tflite-runtime 2.14 (the fallback runtime; it
 needs numpy<2, so it runs in its own venv, built once under the cache directory
 ``$HAR_TFLITE_RUNTIME_VENV`` or ``~/.cache/har/tflite-runtime-2.14-py3.11``), on the same windows.
 
@@ -39,7 +40,7 @@ if sys.argv[4] == "reference":
 it = Interpreter(model_path=sys.argv[1], num_threads=1, **kw)
 it.allocate_tensors()
 inp = it.get_input_details()[0]
-outs = sorted(it.get_output_details(), key=lambda d: d["name"])
+outs = sorted(it.get_output_details(), key=lambda d: (-int(np.prod(d["shape"])), d["name"]))  # probabilities last
 x = np.load(sys.argv[2], allow_pickle=False)
 rows = []
 for w in x:
@@ -85,8 +86,9 @@ def _run(python: str, mod: str, model: Path, x: Path, out: Path, kernels: str) -
     [
         ModelConfig(lstm_units=(8,), conv_filters=8, ensemble=2),  # the default recipe's shape, small
         ModelConfig(lstm_units=(8,), conv_filters=8, representation="gravity_body_magnitude", pooling="attention"),
+        ModelConfig(lstm_units=(8,), conv_filters=8, rocket_features=168),  # MiniRocket branch beside the LSTM
     ],
-    ids=["default-ensemble-equalized", "gravity_body_magnitude-attention"],
+    ids=["default-ensemble-equalized", "gravity_body_magnitude-attention", "rocket"],
 )
 def test_int8_export_gives_identical_outputs_in_both_runtimes(
     mc: ModelConfig, tflite_runtime_python: Path, tmp_path: Path
@@ -109,6 +111,15 @@ def test_int8_export_gives_identical_outputs_in_both_runtimes(
     set_normalization(m, [0.1, 0.2, 0.9], [0.5, 0.5, 0.4])
     rng = np.random.default_rng(0)
     calib = (rng.normal(size=(24, w, c)) * 0.5 + [0.0, 0.0, 1.0]).astype(np.float32)
+    if mc.rocket_features:  # the branch's fixed layers from a MiniRocket fitted on these windows
+        pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed: pip install 'har-edge[reference]'")
+        from har.training import rocket
+
+        mean, std = [0.1, 0.2, 0.9], [0.5, 0.5, 0.4]  # the model's input is normalised; MiniRocket sees g
+        mr = rocket.fit_minirocket(calib * np.float32(std) + np.float32(mean), mc.rocket_features, seed=0)
+        rocket.set_rocket_weights(m, rocket.rocket_weights(mr.parameters, w, c, mc.rocket_features, mean, std))
+        peaks = rocket.conv_peaks(m, calib)
+        rocket.set_rocket_weights(m, rocket.rocket_weights(mr.parameters, w, c, mc.rocket_features, mean, std, peaks))
     single = m
     assert mc.equalize_channels  # as `har deploy` exports it (har.training._convert_worker)
     ref = build_model(mc, w, c, k, batch_size=None)
@@ -131,7 +142,7 @@ def test_int8_export_gives_identical_outputs_in_both_runtimes(
     a, b = out["litert", "reference"], out["tflrt", "reference"]
     assert a.shape == b.shape and a.shape[0] == calib.shape[0]
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # the same kernels: the same numbers
-    probs = slice(a.shape[1] - k, None)  # outputs sorted by name: embedding, then probabilities
+    probs = slice(a.shape[1] - k, None)  # outputs by size: the (wider) embedding, then the probabilities
     np.testing.assert_array_equal(a[:, probs], b[:, probs])
     a, b = out["litert", "default"], out["tflrt", "default"]
     assert np.abs(a[:, probs] - b[:, probs]).max() <= 4 / 256  # XNNPACK's rounding: a few int8 steps
