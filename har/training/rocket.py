@@ -55,7 +55,11 @@ STEP_GAIN = 1e6  # the near-step K * (conv - bias) clipped to [0, 1] (times PPV_
 STEP_TARGET = 8000.0
 PPV_SCALE = 6.0  # the step is a fused RELU6: from 0 to PPV_SCALE (the mean divides it out)
 RIDGE_ALPHAS = np.logspace(-3, 3, 10)  # aeon's MiniRocketClassifier
-SIGMA_FLOOR = 1e-2  # scaler floor: near-constant features get no huge weights
+# scaler floor: near-constant features get no huge weights (the int8 head has one weight scale per
+# class). Chosen by 3-fold subject CV on the training subjects of the exercise set and BasicMotions'
+# TRAIN split (numpy, ridge alone, docs/training.md): 0.01 / 0.03 / 0.1 / 0.3 -> watch accuracy
+# 0.840 / 0.842 / 0.847 / 0.848, int8-weight agreement 98.0 / 99.7 / 99.6 / 99.8%; basic 1.0 for all
+SIGMA_FLOOR = 0.3
 MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
 BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # beta grid: logits = LSTM + beta * ridge
 RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # "ridge only": LSTM head zeroed, ridge scaled by one of these
