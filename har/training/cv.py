@@ -73,7 +73,7 @@ def run_cv(
     Returns a JSON-ready dict: ``folds`` (per fold: test subjects, accuracy, macro_f1, windows,
     per_subject, epochs), ``accuracy_mean``, ``accuracy_std``, ``macro_f1_mean``, ``macro_f1_std``
     (sample std over folds), ``k``, ``per_subject`` (accuracy of each subject when it was held out)."""
-    from har.training.distill import window_groups
+    from har.training.distill import teacher_groups
     from har.training.fit import (
         _majority_label,
         encode,
@@ -122,7 +122,7 @@ def run_cv(
             len(classes),
             False,
             echo,
-            groups=window_groups(tr) if config.distill != "none" else None,
+            groups=teacher_groups(config.distill, tr),
             val_groups=validation_groups(va),
         )
         yte = encode(te.y, classes)

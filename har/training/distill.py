@@ -149,6 +149,12 @@ def window_groups(w: Any) -> tuple[np.ndarray, str]:
     return np.asarray(w.file_index).astype(str), "recording"
 
 
+def teacher_groups(distill: str, w: Any) -> tuple[np.ndarray, str] | None:
+    """:func:`window_groups` of the training windows ``w`` when ``distill`` names a teacher (the
+    cross-fitted one splits by them), else None: what fit_model's ``groups`` takes."""
+    return window_groups(w) if distill != "none" else None
+
+
 def oof_teacher_logits(
     x_train: np.ndarray,
     y_train: np.ndarray,

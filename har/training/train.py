@@ -241,11 +241,9 @@ def train(
         key, grouped_by = cv_grouping(all_recs, dev, split.by, config.cv_folds, echo)
         cv_result = run_cv(all_recs, dev, classes, config, key=key, echo=echo, grouped_by=grouped_by)
         echo("final model: training on all training subjects")
-    groups = None
-    if config.distill != "none":  # the cross-fitted teacher splits the training windows by subject
-        from har.training.distill import window_groups
+    from har.training.distill import teacher_groups  # the cross-fitted teacher splits by subject
 
-        groups = window_groups(tr)
+    groups = teacher_groups(config.distill, tr)
     model, hist = fit_model(config, norm, tr.x, ytr, va.x, yva, len(classes), progress, echo, groups=groups,
                             val_groups=validation_groups(va))
     probs = model.predict(normalize(te.x, norm), batch_size=256, verbose=0)

@@ -100,13 +100,12 @@ def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], 
 
     norm = fit_normalization(w.x)
     echo(f"[tune] finalist trial {trial.number}: training on all data ({len(w)} windows, {len(va)} for validation)")
-    kw: dict[str, Any] = {"val_groups": np.asarray(va.file_index).astype(str)}
-    if getattr(cfg, "distill", "none") != "none":  # the cross-fitted teacher splits by subject (recording)
-        from har.training.distill import window_groups
+    from har.training.distill import teacher_groups
+    from har.training.fit import validation_groups
 
-        kw["groups"] = window_groups(w)
     model, hist = fit(
-        cfg, norm, w.x, encode(w.y, classes), va.x, encode(va.y, classes), len(classes), False, lambda _s: None, **kw
+        cfg, norm, w.x, encode(w.y, classes), va.x, encode(va.y, classes), len(classes), False, lambda _s: None,
+        groups=teacher_groups(cfg.distill, w), val_groups=validation_groups(va),
     )
     hist = {k: v for k, v in hist.items() if isinstance(v, list)}
     tmp = out.with_name(out.name + ".tmp")
