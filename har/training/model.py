@@ -132,19 +132,20 @@ def _concat(parts: list[tuple[str, Any]], keras: Any) -> Any:
 
 
 def set_normalization(model: Any, mean: Sequence[float], std: Sequence[float]) -> None:
-    """Store the per-axis normalisation in the fixed de-normalisation layer, if the model has one
-    (magnitude representations), and in the MiniRocket branch's, if any; their weights are saved
-    with the others."""
-    from har.training.rocket import set_denorm
+    """Store the per-axis normalisation in the fixed de-normalisation layers (x * std + mean) the
+    model has: the magnitude representation's and the MiniRocket branch's
+    (har.training.rocket.DENORM_LAYER); their weights are saved with the others."""
+    from har.training.rocket import DENORM_LAYER as ROCKET_DENORM_LAYER
 
-    set_denorm(model, mean, std)
-    try:
-        layer = model.get_layer(DENORM_LAYER)
-    except ValueError:
-        return
-    kernel, bias = layer.get_weights()
-    kernel = np.asarray(std, dtype=np.float32).reshape(kernel.shape)
-    layer.set_weights([kernel, np.asarray(mean, dtype=np.float32).reshape(bias.shape)])
+    for name in (DENORM_LAYER, ROCKET_DENORM_LAYER):
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            continue
+        kernel, bias = layer.get_weights()
+        layer.set_weights(
+            [np.asarray(std, np.float32).reshape(kernel.shape), np.asarray(mean, np.float32).reshape(bias.shape)]
+        )
 
 
 def build_model(

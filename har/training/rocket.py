@@ -220,16 +220,6 @@ def set_rocket_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None
         model.get_layer(name).set_weights(w)
 
 
-def set_denorm(model: Any, mean: Any, std: Any) -> None:
-    """The branch's de-normalisation (called by har.training.model.set_normalization)."""
-    try:
-        layer = model.get_layer(DENORM_LAYER)
-    except ValueError:
-        return
-    k, b = layer.get_weights()
-    layer.set_weights([np.asarray(std, np.float32).reshape(k.shape), np.asarray(mean, np.float32).reshape(b.shape)])
-
-
 def fit_minirocket(x: np.ndarray, rocket_features: int, seed: int) -> Any:
     """aeon's MiniRocket fitted on raw windows ``x`` (n, window, channels)."""
     require_aeon()
