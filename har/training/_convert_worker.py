@@ -78,8 +78,62 @@ def with_embedding(keras: Any, model: Any) -> tuple[Any, np.ndarray, np.ndarray]
     return two, np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)
 
 
-def convert(tf: Any, model: Any, quantize: str, calib: np.ndarray, batch: int, int8_io: bool) -> bytes:
-    """Convert a fixed-batch tf_keras model; ``calib`` = normalised windows (int8 only)."""
+# Layers kept float32 in an int8 export (float input): the MiniRocket branch (har.training.rocket).
+# It reads the raw window, and its PPV counts how often a conv output exceeds a threshold: one int8
+# scale for the whole input window (a step of ~0.08 sigma) and int8 conv outputs move values across
+# the thresholds, so int8 agreed with Keras on only 95% of the seglearn watch windows. Kept float, only
+# the PPV in [0, 1] is quantised (into the int8 head). Chosen on validation windows (docs/export.md).
+FLOAT_LAYER_PREFIXES = (
+    "rocket_denorm", "rocket_same_", "rocket_valid_", "rocket_crop_", "rocket_step_", "rocket_mean_",
+    "rocket_features", "rocket_ppv",
+)
+
+
+def float_layers(model: Any) -> list[str]:
+    """Names of ``model``'s layers that an int8 export keeps float32 (FLOAT_LAYER_PREFIXES)."""
+    return [layer.name for layer in model.layers if layer.name.startswith(FLOAT_LAYER_PREFIXES)]
+
+
+def nodes_of_layers(tflite: bytes, layers: list[str]) -> list[str]:
+    """Output tensor names of the operators of ``tflite`` (main subgraph) that belong to one of the
+    Keras ``layers`` (a tensor name is ``/``- and ``;``-separated scopes, one of which is the layer's
+    name), and of the shape-only operators (RESHAPE) that read the model input: the converter shares
+    one reshape of the input between branches, and a quantised one would put the float branch back
+    on the int8 input grid."""
+    import re  # noqa: PLC0415
+
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+    from tensorflow.lite.tools import flatbuffer_utils  # noqa: PLC0415
+
+    wanted = set(layers)
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    graph = model.subgraphs[0]
+    inputs = set(int(i) for i in graph.inputs)
+    out = []
+    for op in graph.operators or []:
+        oc = model.operatorCodes[op.opcodeIndex]
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        reads_input = code == schema.BuiltinOperator.RESHAPE and int(op.inputs[0]) in inputs
+        for t in op.outputs:
+            name = graph.tensors[t].name
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if reads_input or wanted & set(re.split(r"[/;:]", name)):
+                out.append(name)
+    return out
+
+
+def convert(
+    tf: Any, model: Any, quantize: str, calib: np.ndarray, batch: int, int8_io: bool,
+    keep_float: list[str] | None = None,
+) -> bytes:
+    """Convert a fixed-batch tf_keras model; ``calib`` = normalised windows (int8 only).
+
+    int8 with float I/O keeps the layers ``keep_float`` (default: :func:`float_layers`) float32: the
+    model is calibrated, then quantised with those layers' operators denylisted (what
+    ``tf.lite.experimental.QuantizationDebugger.get_nondebug_quantized_model`` does with
+    ``denylisted_nodes``): builtin float ops with QUANTIZE / DEQUANTIZE at their borders. With
+    ``int8_io`` every op is int8 (an int8 input cannot feed a float branch without its grid)."""
+    keep = float_layers(model) if keep_float is None else list(keep_float)
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize == "fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -100,6 +154,15 @@ def convert(tf: Any, model: Any, quantize: str, calib: np.ndarray, batch: int, i
         if int8_io:
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
+        elif keep:
+            from tensorflow.lite.python import convert as lite_convert  # noqa: PLC0415
+
+            conv._experimental_calibrate_only = True  # noqa: SLF001 - as QuantizationDebugger does
+            calibrated = bytes(conv.convert())
+            deny = nodes_of_layers(calibrated, keep)
+            if not deny:
+                raise RuntimeError(f"no operators of the layers to keep float ({', '.join(keep[:3])}...) found")
+            return bytes(lite_convert.mlir_quantize(calibrated, denylisted_nodes=deny))
     return bytes(conv.convert())
 
 
