@@ -7,7 +7,8 @@ converts to the fused builtin UNIDIRECTIONAL_SEQUENCE_LSTM op), loads the weight
 ``cell_clip`` to 0 in every fused LSTM op (the converter writes 10.0; Keras has no clip), lists
 the operators, and writes into WORK_DIR:
 
-* ``model.tflite`` and ``ops.json`` (after stage ``single``; with the config's
+* ``model.tflite`` and ``ops.json`` (after stage ``single``; ``ops.json`` also lists the layers an
+  int8 export kept float32, ``float_layers``: the MiniRocket branch, see FLOAT_LAYER_PREFIXES; with the config's
   ``equalize_channels``, every representation channel scaled by a factor balanced between its
   peak on the calibration windows and the first Conv1D's weights that read it, and those kernel
   rows divided to match, see har.training.model.equalization_scales): two outputs, the probabilities
@@ -238,10 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         copy_weights(m1, single, channel_scales=scales)
     m1e, head_w, head_b = with_embedding(keras, single)
     np.savez(work / HEAD_FILE, W=head_w, b=head_b)
-    raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io)
+    kept = float_layers(m1e) if args.quantize == "int8" and not args.int8_io else []
+    raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io, keep_float=kept)
     data, ops, patched = patch_and_list_ops(raw)
     (work / MODEL_FILE).write_bytes(data)
-    (work / OPS_FILE).write_text(json.dumps({"ops": ops, "cell_clip_patched": patched}), encoding="utf-8")
+    (work / OPS_FILE).write_text(
+        json.dumps({"ops": ops, "cell_clip_patched": patched, "float_layers": kept}), encoding="utf-8"
+    )
     _say("DONE", "single")
 
     if args.batch > 1:

@@ -6,9 +6,11 @@ verification runs the converted model in the real runtime (har.runtime.classifie
 Keras probabilities the worker computed on the heldout windows.
 
 int8 means full integer quantisation (weights and activations, calibrated on ``calib_x``) with
-float32 input and output: the model quantises its input and dequantises its probabilities
-itself, so verification compares probabilities without an 8-bit output step (which alone costs up
-to 1/256 per probability); the runtime also accepts int8 I/O models (``int8_io=True``)."""
+float32 input and output, except the MiniRocket branch of a ``rocket_features`` model, which stays
+float32 and reads the float input (har.training._convert_worker.FLOAT_LAYER_PREFIXES): the model
+quantises its input and dequantises its probabilities itself, so verification compares probabilities
+without an 8-bit output step (which alone costs up to 1/256 per probability); the runtime also
+accepts int8 I/O models (``int8_io=True``)."""
 
 from __future__ import annotations
 
@@ -85,6 +87,7 @@ class ExportResult:
     ops: list[str]
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    float_layers: list[str] = field(default_factory=list)  # layers an int8 export kept float32
 
     @property
     def verification(self) -> dict[str, Any]:
@@ -104,6 +107,8 @@ def _verification_dict(r: ExportResult) -> dict[str, Any]:
         "n_windows": r.n_windows,
         "runtime": r.runtime_name,
     }
+    if r.float_layers:
+        v["float_layers"] = list(r.float_layers)
     if r.batch_model is not None:
         v["batch_model"] = {
             "agreement": r.batch_model.agreement,
@@ -289,6 +294,20 @@ def _describe_rc(rc: int) -> str:
     return f"exit code {rc}"
 
 
+def _float_layers(work: Path) -> list[str]:
+    """The layers the worker kept float32 in an int8 export (``ops.json``'s ``float_layers``)."""
+    return [str(n) for n in json.loads((work / OPS_FILE).read_text(encoding="utf-8")).get("float_layers", [])]
+
+
+def _quantization_line(quantize: str, float_layers: list[str]) -> str:
+    if quantize != "int8":
+        return quantize
+    if not float_layers:
+        return "int8 (full integer, float32 I/O)"
+    return (f"int8 (float32 I/O; {len(float_layers)} layers of the MiniRocket branch float32, reading the float "
+            "input; the rest full integer)")
+
+
 def _check_ops(work: Path, ops_file: str, model_name: str) -> list[str]:
     data = json.loads((work / ops_file).read_text(encoding="utf-8"))
     ops = data["ops"]
@@ -372,7 +391,7 @@ def _report_text(r: ExportResult, meta: ModelMetadata, model_dir: Path, min_agre
         f"classes        {', '.join(meta.classes)}",
         f"window         {meta.window.window_samples} samples x {meta.n_channels} axes at {meta.window.rate_hz:g} Hz "
         f"({meta.window.window_s:g} s, hop {meta.window.hop_s:g} s)",
-        f"quantization   {r.quantize}" + (" (full integer, float32 I/O)" if r.quantize == "int8" else ""),
+        f"quantization   {_quantization_line(r.quantize, r.float_layers)}",
         f"operators      {', '.join(r.ops)}",
         f"runtime        {r.runtime_name}, 1 thread",
         "",
@@ -521,6 +540,7 @@ def export_bundle(
             runtime_name=clf.runtime_name,
             ops=ops,
             warnings=warnings,
+            float_layers=_float_layers(work),
         )
         pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         loss = None if acc is None or result.keras_accuracy is None else result.keras_accuracy - acc
