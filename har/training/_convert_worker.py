@@ -91,8 +91,18 @@ FLOAT_LAYER_PREFIXES = (
 
 
 def float_layers(model: Any) -> list[str]:
-    """Names of ``model``'s layers that an int8 export keeps float32 (FLOAT_LAYER_PREFIXES)."""
-    return [layer.name for layer in model.layers if layer.name.startswith(FLOAT_LAYER_PREFIXES)]
+    """Names of ``model``'s layers that an int8 export keeps float32: FLOAT_LAYER_PREFIXES and the
+    input representation (har.training.model.REPRESENTATION_LAYERS: gravity/body split, |a|^2 - 1,
+    the equalizing scales and their concatenation). The representation is quantised where it enters
+    the first Conv1D, on its own int8 grid: on the int8 input grid (a step of 0.042 sigma on the
+    simulated wearers) the postural sway that separates sitting from standing was lost (worst
+    validation wearer 93.2% float -> 89.7% from the input rounding alone; models/README.md)."""
+    from har.training.model import REPRESENTATION_LAYERS  # noqa: PLC0415
+
+    return [
+        layer.name for layer in model.layers
+        if layer.name.startswith(FLOAT_LAYER_PREFIXES) or layer.name in REPRESENTATION_LAYERS
+    ]
 
 
 def nodes_of_layers(tflite: bytes, layers: list[str]) -> list[str]:

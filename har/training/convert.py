@@ -304,8 +304,8 @@ def _quantization_line(quantize: str, float_layers: list[str]) -> str:
         return quantize
     if not float_layers:
         return "int8 (full integer, float32 I/O)"
-    return (f"int8 (float32 I/O; {len(float_layers)} layers of the MiniRocket branch float32, reading the float "
-            "input; the rest full integer)")
+    return (f"int8 (float32 I/O; {len(float_layers)} layers float32, reading the float input: "
+            f"{', '.join(float_layers[:4])}{', ...' if len(float_layers) > 4 else ''}; the rest full integer)")
 
 
 def _check_ops(work: Path, ops_file: str, model_name: str) -> list[str]:

@@ -13,6 +13,11 @@ from har.training._tf import import_tf
 DENORM_LAYER = "denorm"  # fixed (non-trainable) x * std + mean, set from the Normalization
 PARTS = ("raw", "gravity", "body", "magnitude")  # representation parts, in concatenation order
 SCALE_LAYERS = tuple(f"{p}_scale" for p in PARTS)  # fixed per-channel factors (build_model's channel_scales)
+# The fixed layers that compute the representation from the input window (before the first Conv1D)
+REPRESENTATION_LAYERS = (
+    "gravity_lowpass", "centre_crop", "body", DENORM_LAYER, "squared", "norm_sq_minus_1", *SCALE_LAYERS,
+    "representation",
+)
 
 
 def gravity_samples(window_samples: int) -> int:
