@@ -61,9 +61,11 @@ def main() -> None:
     assert list(classes) == list(meta.classes), (classes, meta.classes)
     val_subjects = list(meta.data_summary.get("val_subjects") or [])
     test_subjects = list(meta.data_summary.get("test_subjects") or [])
-    # validation windows: the model's validation subjects; with test subjects carved from the training
-    # data (no test set given to `har train`), those too: both are inside the training data
-    inside = [s for s in val_subjects + test_subjects if s in set(tr.subject.tolist())]
+    # validation windows (inside the training data): the test subjects `har train` carved from the training
+    # data when it was given no test set (the model never saw them; a fixed-beta ridge fits on the
+    # validation subjects too), else its validation subjects
+    here = set(tr.subject.tolist())
+    inside = [s for s in test_subjects if s in here] or [s for s in val_subjects if s in here]
     vmask = np.isin(tr.subject, inside)
     xv, yv, xt = tr.x[vmask], ytr[vmask], te.x
     norm = meta.normalization
