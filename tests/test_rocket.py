@@ -137,6 +137,13 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
     assert kinds["rocket_same_"] == {"float32"} and kinds["rocket_step_"] == {"float32"}, kinds
     assert kinds["UNIDIRECTIONAL_SEQUENCE_LSTM"] == {"int8"} and kinds["probs"] == {"int8"}, kinds
     assert kinds["QUANTIZE"] == {"int8"}  # into the int8 side (the input, the PPV), nothing else
+    # the MCU sources take it: a float input, the float ops registered beside the int8 ones
+    from har.deploy.mcu import export_mcu
+
+    export_mcu(bundle, tmp_path / "mcu")
+    cfg = (tmp_path / "mcu" / "har_model_config.h").read_text()
+    assert "kHarInputIsInt8 = false" in cfg
+    assert all(f"(resolver).{m}();" in cfg for m in ("AddConv2D", "AddQuantize", "AddUnidirectionalSequenceLSTM"))
 
 
 def _op_output_dtypes(model: Path) -> dict[str, set[str]]:
