@@ -137,6 +137,8 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
     assert kinds["rocket_same_"] == {"float32"} and kinds["rocket_step_"] == {"float32"}, kinds
     assert kinds["UNIDIRECTIONAL_SEQUENCE_LSTM"] == {"int8"} and kinds["probs"] == {"int8"}, kinds
     assert kinds["QUANTIZE"] == {"int8"}  # into the int8 side (the input, the PPV), nothing else
+    # DEQUANTIZE only for the two outputs: the branch reads the float input, not a dequantised int8 copy
+    assert kinds["n_DEQUANTIZE"] == {"2"}, kinds
     # the MCU sources take it: a float input, the float ops registered beside the int8 ones
     from har.deploy.mcu import export_mcu
 
@@ -148,7 +150,7 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
 
 def _op_output_dtypes(model: Path) -> dict[str, set[str]]:
     """Output dtypes of the operators of ``model`` (reference kernels: no delegate merges them), keyed by
-    op name and by the layer names that matter here."""
+    op name and by the layer names that matter here; ``n_DEQUANTIZE``: the number of DEQUANTIZE ops."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     reference = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -156,7 +158,9 @@ def _op_output_dtypes(model: Path) -> dict[str, set[str]]:
     it.allocate_tensors()
     tensors = {int(d["index"]): d for d in it.get_tensor_details()}
     out: dict[str, set[str]] = {}
-    for op in it._get_ops_details():
+    ops = it._get_ops_details()
+    out["n_DEQUANTIZE"] = {str(sum(op["op_name"] == "DEQUANTIZE" for op in ops))}
+    for op in ops:
         for t in op["outputs"]:
             d = tensors[int(t)]
             keys = [op["op_name"]] + [k for k in ("rocket_same_", "rocket_step_", "probs") if k in d["name"]]
