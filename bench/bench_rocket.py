@@ -10,7 +10,7 @@ aeon's MiniRocket alone is the reference row. Data sets: ``basic`` (aeon's Basic
 split), ``sim`` (`har simulate`: training subjects from seeds 1-6, test subjects from seeds
 101-104, never used elsewhere), ``watch`` (seglearn's exercises, subjects w01-w07 / w08-w10).
 
-    nice -n 10 python bench/bench_rocket.py [--data basic,sim] [--features 10000] [--skip-baseline]
+    nice -n 10 python bench/bench_rocket.py [--data basic,sim] [--features 10000] [--skip-baseline] [--work DIR]
 """
 
 from __future__ import annotations
@@ -89,9 +89,13 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=10_000)
     ap.add_argument("--skip-baseline", action="store_true", help="no row for the default without the branch")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--work", type=Path, help="keep the data, models and bundles here (default: a temporary directory)")
     a = ap.parse_args()
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="har-bench-rocket-") as tmp:
+        if a.work is not None:
+            a.work.mkdir(parents=True, exist_ok=True)
+            tmp = str(a.work)
         for key in a.data.split(","):
             work = Path(tmp) / key
             ds = LOADERS[key](work, False)

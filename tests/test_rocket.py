@@ -129,6 +129,44 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
 
     m = flatbuffer_utils.read_model(str(bundle / "model.tflite"))
     assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
+    # the MiniRocket branch stays float32 and reads the float input; the LSTM side and the head are int8
+    assert clf.input_dtype == "float32"
+    assert any(n.startswith("rocket_same_") for n in v["float_layers"]), v
+    assert "quantization   int8 (float32 I/O; " in (bundle / "report.txt").read_text()
+    kinds = _op_output_dtypes(bundle / "model.tflite")
+    assert kinds["rocket_same_"] == {"float32"} and kinds["rocket_step_"] == {"float32"}, kinds
+    assert kinds["UNIDIRECTIONAL_SEQUENCE_LSTM"] == {"int8"} and kinds["probs"] == {"int8"}, kinds
+    assert kinds["QUANTIZE"] == {"int8"}  # into the int8 side (the input, the PPV), nothing else
+    # DEQUANTIZE only for the two outputs: the branch reads the float input, not a dequantised int8 copy
+    assert kinds["n_DEQUANTIZE"] == {"2"}, kinds
+    # the MCU sources take it: a float input, the float ops registered beside the int8 ones
+    from har.deploy.mcu import export_mcu
+
+    export_mcu(bundle, tmp_path / "mcu")
+    cfg = (tmp_path / "mcu" / "har_model_config.h").read_text()
+    assert "kHarInputIsInt8 = false" in cfg
+    assert all(f"(resolver).{m}();" in cfg for m in ("AddConv2D", "AddQuantize", "AddUnidirectionalSequenceLSTM"))
+
+
+def _op_output_dtypes(model: Path) -> dict[str, set[str]]:
+    """Output dtypes of the operators of ``model`` (reference kernels: no delegate merges them), keyed by
+    op name and by the layer names that matter here; ``n_DEQUANTIZE``: the number of DEQUANTIZE ops."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    reference = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interpreter(model_path=str(model), experimental_op_resolver_type=reference)
+    it.allocate_tensors()
+    tensors = {int(d["index"]): d for d in it.get_tensor_details()}
+    out: dict[str, set[str]] = {}
+    ops = it._get_ops_details()
+    out["n_DEQUANTIZE"] = {str(sum(op["op_name"] == "DEQUANTIZE" for op in ops))}
+    for op in ops:
+        for t in op["outputs"]:
+            d = tensors[int(t)]
+            keys = [op["op_name"]] + [k for k in ("rocket_same_", "rocket_step_", "probs") if k in d["name"]]
+            for key in keys:
+                out.setdefault(key, set()).add(np.dtype(d["dtype"]).name)
+    return out
 
 
 def test_fixed_beta_fits_the_ridge_on_all_training_windows() -> None:

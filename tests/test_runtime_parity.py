@@ -1,6 +1,7 @@
 """Every model variant runs in BOTH device runtimes: the int8 export of the default recipe
 (ensemble of 2, channel-equalized representation), of gravity_body_magnitude + attention
-pooling and of a model with the MiniRocket branch (har.training.rocket), run in ai-edge-litert
+pooling and of a model with the MiniRocket branch (har.training.rocket; its int8 export keeps the
+branch float32: float and int8 ops in one model), run in ai-edge-litert
 (this venv) and in tflite-runtime 2.14 (the fallback runtime; it
 needs numpy<2, so it runs in its own venv, built once under the cache directory
 ``$HAR_TFLITE_RUNTIME_VENV`` or ``~/.cache/har/tflite-runtime-2.14-py3.11``), on the same windows.
@@ -132,6 +133,11 @@ def test_int8_export_gives_identical_outputs_in_both_runtimes(
     blob, ops, _ = patch_and_list_ops(convert(tf, with_embedding(keras, single)[0], "int8", calib, 1, False))
     assert all(o["builtin"] for o in ops)
     (tmp_path / "model.tflite").write_bytes(blob)
+    if mc.rocket_features:  # the export keeps the branch float32: float CONV_2D / DEPTHWISE / MEAN beside int8
+        from test_rocket import _op_output_dtypes
+
+        kinds = _op_output_dtypes(tmp_path / "model.tflite")
+        assert kinds["rocket_same_"] == {"float32"} and kinds["UNIDIRECTIONAL_SEQUENCE_LSTM"] == {"int8"}, kinds
     np.save(tmp_path / "x.npy", calib, allow_pickle=False)
     out = {}
     for kernels in ("reference", "default"):
