@@ -175,6 +175,11 @@ class ModelConfig:
     # CONCATENATION (one scale for all inputs) no longer leaves the small body channels a few int8
     # steps. Training and the saved weights use the unscaled graph
     equalize_channels: bool = True
+    # the int8 export keeps the representation (har.training.model.REPRESENTATION_LAYERS) float32 on
+    # the float input and quantises it where it enters the first Conv1D, on its own int8 grid (not
+    # the input's): the simulated wearers' postural sway survives it (models/README.md); off by
+    # default (seglearn watch: agreement up, accuracy not; docs/training.md)
+    float_representation: bool = False
     # MiniRocket's features (aeon; this many, rounded down to a multiple of 84) computed by fixed layers
     # beside the LSTM, its ridge classifier added to the head's logits with a weight chosen on the
     # validation windows (har.training.rocket); 0 = off

@@ -336,30 +336,72 @@ def test_equalized_channels_compute_the_same_function(ensemble: int) -> None:
 
 
 @pytest.mark.slow
-def test_int8_export_keeps_the_representation_float_and_quantises_it_on_its_own_grid(
+def test_int8_export_gives_every_representation_channel_the_int8_range(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """The int8 live model computes the representation (gravity/body split, |a|^2 - 1, the
-    equalizing scales, their concatenation) in float32 from the float input, and quantises it once,
-    where it enters the first Conv1D, with a grid that spans about [-1, 1] (the largest scaled peak
-    is 1); the Conv1D, the fused LSTM and the head are int8; still builtin ops only."""
+    """In the int8 live model the concatenated representation spans about [-1, 1] (the channels
+    scaled, the largest scaled peak 1), while gravity, body and magnitude before the scaling keep
+    their own, different int8 scales; still builtin ops with the fused LSTM."""
     from har.runtime.interpreter import load_interpreter
 
     b = get_bundle(tmp_path_factory, "int8")
     assert load_metadata(b).train_config.model.equalize_channels
-    assert "representation" in load_metadata(b).verification["float_layers"]
+    interp, _ = load_interpreter(b / "model.tflite")
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = [o for o in interp._get_ops_details() if o.get("op_name")]
+    names = [o["op_name"] for o in ops]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in names
+    (cat,) = [o for o in ops if o["op_name"] == "CONCATENATION"]
+    scale, zero = tensors[cat["outputs"][0]]["quantization"]
+    # the largest scaled |peak| is 1: one end of the int8 range, the other end within it
+    assert max(scale * (127 - zero), scale * (zero + 128)) == pytest.approx(1.0, abs=0.02)
+    assert min(scale * (127 - zero), scale * (zero + 128)) <= 1.02
+    producer = {o["outputs"][0]: o for o in ops}
+
+    def unscaled(i: int) -> float:  # the input of the scaling DEPTHWISE_CONV_2D (through RESHAPEs)
+        while producer[i]["op_name"] == "RESHAPE":
+            i = producer[i]["inputs"][0]
+        assert producer[i]["op_name"] == "DEPTHWISE_CONV_2D"
+        return round(float(tensors[producer[i]["inputs"][0]]["quantization"][0]), 9)
+
+    before = {unscaled(i) for i in cat["inputs"]}
+    assert len(before) == 3  # gravity, body, magnitude: three int8 scales before the common range
+
+
+@pytest.mark.slow
+def test_float_representation_keeps_it_float_and_quantises_it_on_its_own_grid(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """With ModelConfig.float_representation the int8 live model computes the representation
+    (gravity/body split, |a|^2 - 1, the equalizing scales, their concatenation) in float32 from the
+    float input and quantises it once, where it enters the first Conv1D, on a grid that spans about
+    [-1, 1] (the largest scaled peak is 1); the Conv1D, the fused LSTM and the head are int8."""
+    import dataclasses
+    import shutil
+
+    from har.artifacts.metadata import save_metadata
+    from har.runtime.interpreter import load_interpreter
+    from har.training.convert import export_bundle
+
+    md = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, md)
+    meta = load_metadata(md)
+    model = dataclasses.replace(meta.train_config.model, float_representation=True)
+    save_metadata(md, dataclasses.replace(meta, train_config=dataclasses.replace(meta.train_config, model=model)))
+    b = tmp_path / "bundle"
+    export_bundle(md, b, ExportConfig(quantize="int8"), echo=lambda s: None)
+    v = load_metadata(b).verification
+    assert v["agreement"] >= 0.98 and "representation" in v["float_layers"]
     interp, _ = load_interpreter(b / "model.tflite")
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     ops = [o for o in interp._get_ops_details() if o.get("op_name") and o["op_name"] != "DELEGATE"]
     dtype = {i: np.dtype(tensors[i]["dtype"]).name for i in tensors}
     (cat,) = [o for o in ops if o["op_name"] == "CONCATENATION"]
-    k = ops.index(cat)
-    assert all(dtype[o["outputs"][0]] == "float32" for o in ops[: k + 1])  # the float representation
+    assert all(dtype[o["outputs"][0]] == "float32" for o in ops[: ops.index(cat) + 1])
     (q,) = [o for o in ops if o["op_name"] == "QUANTIZE"]  # the one step from float to int8
     assert q["inputs"][0] == cat["outputs"][0]
     scale, zero = tensors[q["outputs"][0]]["quantization"]
     assert max(scale * (127 - zero), scale * (zero + 128)) == pytest.approx(1.0, abs=0.02)
-    assert min(scale * (127 - zero), scale * (zero + 128)) <= 1.02
     for o in ops:
         if o["op_name"] in ("CONV_2D", "UNIDIRECTIONAL_SEQUENCE_LSTM"):
             assert dtype[o["outputs"][0]] == "int8"

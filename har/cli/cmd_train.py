@@ -89,6 +89,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "pooling": ("model", "pooling"),
     "ensemble": ("model", "ensemble"),
     "equalize_channels": ("model", "equalize_channels"),
+    "float_representation": ("model", "float_representation"),
     "rocket_features": ("model", "rocket_features"),
     "rocket_beta": ("model", "rocket_beta"),
     "distill": ("", "distill"),
@@ -305,6 +306,13 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     show_default=True,
     help="int8 export: scale each input-representation channel (and the first Conv1D's weights to "
     "match) so that every channel keeps its own int8 resolution; the same function.",
+)
+@click.option(
+    "--float-representation/--int8-representation",
+    default=_M.float_representation,
+    show_default=True,
+    help="int8 export: compute the input representation in float32 from the float input and quantise "
+    "it where it enters the first Conv1D (fine input detail such as postural sway survives).",
 )
 @click.option(
     "--distill",

@@ -91,10 +91,11 @@ FLOAT_LAYER_PREFIXES = (
 )
 
 
-def float_layers(model: Any) -> list[str]:
-    """Names of ``model``'s layers that an int8 export keeps float32: FLOAT_LAYER_PREFIXES and the
-    input representation (har.training.model.REPRESENTATION_LAYERS: gravity/body split, |a|^2 - 1,
-    the equalizing scales and their concatenation). The representation is quantised where it enters
+def float_layers(model: Any, representation: bool = False) -> list[str]:
+    """Names of ``model``'s layers that an int8 export keeps float32: FLOAT_LAYER_PREFIXES and, with
+    ``representation`` (ModelConfig.float_representation), the input representation
+    (har.training.model.REPRESENTATION_LAYERS: gravity/body split, |a|^2 - 1, the equalizing scales
+    and their concatenation). The representation is then quantised where it enters
     the first Conv1D, on its own int8 grid: on the int8 input grid (a step of 0.042 sigma on the
     simulated wearers) the postural sway that separates sitting from standing was lost (worst
     validation wearer 93.2% float -> 89.7% from the input rounding alone; models/README.md)."""
@@ -102,7 +103,7 @@ def float_layers(model: Any) -> list[str]:
 
     return [
         layer.name for layer in model.layers
-        if layer.name.startswith(FLOAT_LAYER_PREFIXES) or layer.name in REPRESENTATION_LAYERS
+        if layer.name.startswith(FLOAT_LAYER_PREFIXES) or (representation and layer.name in REPRESENTATION_LAYERS)
     ]
 
 
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_weights(m1, single, channel_scales=scales)
     m1e, head_w, head_b = with_embedding(keras, single)
     np.savez(work / HEAD_FILE, W=head_w, b=head_b)
-    kept = float_layers(m1e) if args.quantize == "int8" and not args.int8_io else []
+    kept = float_layers(m1e, cfg.float_representation) if args.quantize == "int8" and not args.int8_io else []
     raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io, keep_float=kept)
     data, ops, patched = patch_and_list_ops(raw)
     (work / MODEL_FILE).write_bytes(data)
