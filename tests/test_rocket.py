@@ -168,7 +168,36 @@ def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     args = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--rocket-features", "500"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code != 0
-    assert r.output.strip().count("\n") == 0 and "--rocket-features needs aeon" in r.output, r.output
+    assert r.output.strip().count("\n") == 0 and "--rocket-features 500: MiniRocket needs aeon" in r.output, r.output
+
+
+def test_branch_the_default_asked_for_is_dropped_with_a_note_a_named_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the branch cannot be trained (window cache, several workers, windows under 9 samples):
+    the default's branch is dropped with a note and rocket_features 0 kept; a named one is refused."""
+    from har.config import WindowConfig
+    from har.training import rocket
+
+    monkeypatch.setattr(rocket, "default_features", lambda: 10000)  # as after the default flips to 10000
+    cfg = TrainConfig(model=ModelConfig(ensemble=2, rocket_features=10000))
+    said: list[str] = []
+    assert rocket.settle(cfg, False, said.append) is cfg and not said  # in memory, 250-sample windows
+    short = dataclasses.replace(cfg, window=WindowConfig(rate_hz=5.0, window_s=1.0, hop_s=0.5))  # 5 samples
+    for kw, c, needle in (({"cache": True}, cfg, "--cache"), ({"distributed": True}, cfg, "workers"),
+                          ({}, short, "at least 9 samples")):
+        out = rocket.settle(c, False, said.append, **kw)
+        assert out.model.rocket_features == 0 and out.model.ensemble == 2
+        assert needle in said[-1] and "dropped" in said[-1] and "rocket_features 0" in said[-1]
+        with pytest.raises(ConfigError, match=r"^--rocket-features 10000: .*\(train with --rocket-features 0\)$"):
+            rocket.settle(c, True, said.append, **kw)  # named by the user: refused in one line
+    assert len(said) == 3
+    other = TrainConfig(model=ModelConfig(rocket_features=2000))  # not the default: the user chose it
+    with pytest.raises(ConfigError, match="--rocket-features 2000"):
+        rocket.settle(other, False, said.append, cache=True)
+    plain = TrainConfig(model=ModelConfig(rocket_features=0))
+    assert rocket.settle(plain, True, said.append, cache=True) is plain
+    assert rocket.too_few_windows(np.array([0, 0, 1])) and rocket.too_few_windows(np.array([0, 0, 1, 1])) is None
 
 
 def test_rocket_features_config() -> None:
