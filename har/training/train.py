@@ -175,13 +175,11 @@ def train(
     from har.training import distributed, preflight
     from har.training import rocket as rocket_branch
 
-    config = rocket_branch.settle(config, rocket_named, echo, cache=cache_dir is not None,
-                                  distributed=distributed.active() is not None)
     if cache_dir is not None:
         from har.training.stream import train_streaming
 
         return train_streaming(data, out_dir, config, cache_dir, test_data=test_data, progress=progress, echo=echo,
-                               force=force, reference=reference)
+                               force=force, reference=reference, rocket_named=rocket_named)
 
     t_start = time.monotonic()
     if reference:
@@ -192,6 +190,7 @@ def train(
         from har.training.distill import require_teacher
 
         require_teacher(config.distill)
+    config = rocket_branch.settle(config, rocket_named, echo, distributed=distributed.active() is not None)
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
