@@ -212,3 +212,49 @@ def test_rocket_features_config() -> None:
     for bad in ("best", -1.0):
         with pytest.raises(ConfigError, match="rocket_beta"):
             ModelConfig(rocket_beta=bad)
+
+
+# the real default of `har train` (ensemble 2, MiniRocket 10,000 features, beta 16) from the command
+# line on tiny data, deployed int8 and run in ai-edge-litert, replayed and adapted to a new wearer:
+# the one test that pays the rocket export (every other test that trains pins --rocket-features 0)
+DEFAULT_E2E_ARGS = ["--window", "1", "--hop", "0.5", "--rate", "25", "--epochs", "3", "--lstm-units", "8",
+                    "--test-subjects", "s3", "--rocket-features", "10000"]
+
+
+def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path: Path) -> None:
+    import json
+
+    from conftest import make_tiny_recordings
+
+    from har.artifacts.metadata import load_metadata
+    from har.cli import cli
+    from har.recording.format import Recording, read_recording, write_recording
+    from har.runtime.classifier import WindowClassifier
+    from har.runtime.interpreter import load_interpreter
+
+    make_tiny_recordings(tmp_path / "data", subjects=4, seconds_per_class=12.0)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), *DEFAULT_E2E_ARGS])
+    assert r.exit_code == 0, r.output
+    assert "rocket: head = LSTM + 16 x ridge (fixed" in r.output
+    meta = load_metadata(tmp_path / "m")
+    assert meta.train_config.model.rocket_features == 10000 and meta.train_config.model.ensemble == 2
+    r = runner.invoke(cli, ["deploy", str(tmp_path / "m"), "--out", str(tmp_path / "b"), "--quantize", "int8"])
+    assert r.exit_code == 0, r.output
+    _, runtime = load_interpreter(tmp_path / "b" / "model.tflite", prefer="ai-edge-litert", only=True)
+    assert runtime == "ai-edge-litert"
+    clf = WindowClassifier.from_bundle(tmp_path / "b")
+    assert clf.embedding_dim > 10000 - 84  # [LSTM embedding, MiniRocket features]
+    test = tmp_path / "data" / "s3.csv"
+    r = runner.invoke(cli, ["replay", str(tmp_path / "b"), str(test), "--json"])
+    assert r.exit_code == 0, r.output
+    # a new wearer (x and y swapped, weaker shake): the head refit keeps the MiniRocket rows, refits the LSTM's
+    rec = read_recording(make_tiny_recordings(tmp_path / "cal_src", subjects=1, seconds_per_class=12.0, seed=7)[0])
+    xyz = rec.xyz[:, [1, 0, 2]].copy()
+    xyz[:, :2] *= 0.6
+    cal = write_recording(tmp_path / "bob_cal.csv", Recording(rec.time, xyz, rec.labels, rec.seq, rec.meta))
+    r = runner.invoke(cli, ["adapt", str(tmp_path / "b"), str(cal), "--out", str(tmp_path / "bob")])
+    assert r.exit_code == 0, r.output
+    assert "MiniRocket features'" in r.output and "the LSTM embedding's 16 are refit" in r.output
+    adapted = json.loads((tmp_path / "bob" / "metadata.json").read_text())["adaptation"]
+    assert adapted["holdout"]["windows"] > 0

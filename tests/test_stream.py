@@ -16,7 +16,8 @@ from har.cli import cli
 from har.config import WindowConfig
 
 ARGS = ["--window", "1", "--hop", "0.5", "--rate", "25", "--epochs", "3", "--lstm-units", "8", "--dropout", "0",
-        "--batch-size", "32", "--lr", "0.01", "--patience", "2", "--seed", "3", "--rotation-z", "auto"]
+        "--batch-size", "32", "--lr", "0.01", "--patience", "2", "--seed", "3", "--rocket-features", "0",
+        "--rotation-z", "auto"]
 CHUNK = 40  # the streaming path may gather at most this many windows at once in the test
 
 
@@ -126,12 +127,12 @@ def test_default_rocket_branch_is_dropped_through_the_cache_a_named_one_refused(
     f = tmp_path / "cfg.json"
     f.write_text(json.dumps(config_to_dict(cfg)))
     r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c"),
-                                 "--config", str(f), *ARGS[:-2], "--rotation-z", "0"])
+                                 "--config", str(f), *ARGS[:-4], "--rotation-z", "0"])  # no --rocket-features
     assert r.exit_code == 0, r.output + (r.stderr or "")
     assert "MiniRocket branch (--rocket-features 10000) is dropped" in r.output and "--cache" in r.output
     assert load_metadata(tmp_path / "s").train_config.model.rocket_features == 0
     r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "n"), "--cache", str(tmp_path / "c2"),
-                                 "--rocket-features", "10000", *ARGS])
+                                 *ARGS, "--rocket-features", "10000"])
     _one_line_error(r, "--rocket-features 10000", "--cache", "--rocket-features 0")
     assert not (tmp_path / "c2").exists()  # refused before the cache is built
 
