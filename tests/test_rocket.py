@@ -1,6 +1,8 @@
 """MiniRocket inside the model (har.training.rocket): the fixed branch computes aeon's features, a
-rocket model trains (beta chosen on validation windows), exports to int8 with builtin ops and runs
-in the real TFLite runtime; without aeon the option is one clear line."""
+rocket model trains (beta chosen on validation windows, or the fixed 16); `har train`'s default
+(with the branch) trains from the command line, exports to int8 with builtin ops, runs in the real
+TFLite runtime and adapts; where the branch cannot be trained the default's is dropped with a note
+and a named one refused; without aeon the option is one clear line."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from click.testing import CliRunner
 from conftest import TINY_CLASSES
 from test_export import WINDOW, _windows
 
-from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
-from har.config import AugmentConfig, ExportConfig, ModelConfig, TrainConfig
+from har.artifacts.metadata import Normalization
+from har.config import AugmentConfig, ModelConfig, TrainConfig
 from har.errors import ConfigError
 
 pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed: pip install 'har-edge[reference]'")
@@ -84,11 +86,10 @@ def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
-    """An ensemble of 2 with the gravity / body / magnitude representation (equalized channels in the
-    export) and the MiniRocket branch: one model, one head, int8, builtin ops, agreeing with Keras."""
-    from har.runtime.classifier import WindowClassifier
-    from har.training.convert import export_bundle
+def test_rocket_model_with_beta_auto_trains_as_one_model() -> None:
+    """An ensemble of 2 with the gravity / body / magnitude representation and the MiniRocket
+    branch, beta chosen on the validation windows: one model, one head. (Its int8 export, builtin
+    ops and agreement: the end-to-end test of the default below, which pays the export once.)"""
     from har.training.fit import fit_model, predict_proba
 
     ensemble = 2
@@ -106,29 +107,6 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
     assert model.get_layer("rocket_embedding").output.shape[-1] == 8 * ensemble + 252
     probs = predict_proba(model, x[n_tr:], norm)
     assert np.mean(probs.argmax(1) == y[n_tr:]) >= 0.9
-
-    out = tmp_path / "model"
-    out.mkdir()
-    model.save_weights(str(out / "model.weights.h5"))
-    meta = ModelMetadata(classes=TINY_CLASSES, window=WINDOW, normalization=norm, train_config=cfg,
-                         data_fingerprint="tiny-rocket")
-    save_metadata(out, meta)
-    held_x, held_y = x[n_tr + n_va :], y[n_tr + n_va :]
-    np.savez(out / "deploy_windows.npz", calib_x=x[:n_tr], heldout_x=held_x, heldout_y=held_y)
-    bundle = tmp_path / "bundle"
-    export_bundle(out, bundle, ExportConfig(quantize="int8"), echo=lambda s: None)
-    from har.artifacts.bundle import verify_bundle
-
-    v = verify_bundle(bundle).verification
-    assert v["agreement"] >= 0.98, v
-    clf = WindowClassifier.from_bundle(bundle)
-    p = clf.predict_proba(held_x, batched=False)
-    assert np.mean(p.argmax(1) == probs[-len(held_y) :].argmax(1)) >= 0.98
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    m = flatbuffer_utils.read_model(str(bundle / "model.tflite"))
-    assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
 
 
 def test_fixed_beta_fits_the_ridge_on_all_training_windows() -> None:
@@ -241,6 +219,14 @@ def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path
     assert meta.train_config.model.rocket_features == 10000 and meta.train_config.model.ensemble == 2
     r = runner.invoke(cli, ["deploy", str(tmp_path / "m"), "--out", str(tmp_path / "b"), "--quantize", "int8"])
     assert r.exit_code == 0, r.output
+    from har.artifacts.bundle import verify_bundle
+
+    assert verify_bundle(tmp_path / "b").verification["agreement"] >= 0.98  # int8 vs Keras
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    m = flatbuffer_utils.read_model(str(tmp_path / "b" / "model.tflite"))
+    assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
     _, runtime = load_interpreter(tmp_path / "b" / "model.tflite", prefer="ai-edge-litert", only=True)
     assert runtime == "ai-edge-litert"
     clf = WindowClassifier.from_bundle(tmp_path / "b")
