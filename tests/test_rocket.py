@@ -179,6 +179,13 @@ def test_branch_the_default_asked_for_is_dropped_with_a_note_a_named_one_refused
 
 
 def test_rocket_features_config() -> None:
+    """`har train`'s default model has the MiniRocket branch (10000 features, beta 16); a bare
+    ModelConfig and a stored config without the key have none."""
+    from har.config import DEFAULT_ROCKET_FEATURES, config_to_dict
+    from har.training.rocket import default_features
+
+    assert TrainConfig().model.rocket_features == DEFAULT_ROCKET_FEATURES == default_features() == 10000
+    assert TrainConfig().model.rocket_beta == 16.0 and TrainConfig().model.ensemble == 2
     assert ModelConfig().rocket_features == 0
     with pytest.raises(ConfigError, match="rocket_features"):
         ModelConfig(rocket_features=50)
@@ -186,6 +193,11 @@ def test_rocket_features_config() -> None:
 
     old = {k: v for k, v in dataclasses.asdict(ModelConfig()).items() if k != "rocket_features"}
     assert config_from_dict(ModelConfig, old).rocket_features == 0
+    stored = config_to_dict(TrainConfig())
+    del stored["model"]["rocket_features"]  # saved before the branch existed: none
+    assert config_from_dict(TrainConfig, stored).model.rocket_features == 0
+    r = CliRunner().invoke(__import__("har.cli", fromlist=["cli"]).cli, ["train", "--help"])
+    assert "--rocket-features" in r.output and "[default: 10000;" in " ".join(r.output.split())
     assert ModelConfig(rocket_beta="auto").rocket_beta == "auto"
     for bad in ("best", -1.0):
         with pytest.raises(ConfigError, match="rocket_beta"):
@@ -196,7 +208,7 @@ def test_rocket_features_config() -> None:
 # line on tiny data, deployed int8 and run in ai-edge-litert, replayed and adapted to a new wearer:
 # the one test that pays the rocket export (every other test that trains pins --rocket-features 0)
 DEFAULT_E2E_ARGS = ["--window", "1", "--hop", "0.5", "--rate", "25", "--epochs", "3", "--lstm-units", "8",
-                    "--test-subjects", "s3", "--rocket-features", "10000"]
+                    "--test-subjects", "s3"]  # no --rocket-features: the default
 
 
 def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path: Path) -> None:

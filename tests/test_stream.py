@@ -108,26 +108,17 @@ def test_cache_bad_input_is_one_line(data_dir: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").iterdir())
 
 
-def test_default_rocket_branch_is_dropped_through_the_cache_a_named_one_refused(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """--cache streams windows, MiniRocket needs them in memory: a branch that came from the
-    default (here a --config whose rocket_features is the default's) is dropped with a note and
-    rocket_features 0 saved; --rocket-features N on the command line is refused in one line."""
+def test_default_rocket_branch_is_dropped_through_the_cache_a_named_one_refused(data_dir: Path, tmp_path: Path) -> None:
+    """--cache streams windows, MiniRocket needs them in memory: `har train --cache` with the default
+    (10000 features) drops the branch with a note and saves rocket_features 0; --rocket-features N
+    on the command line is refused in one line."""
     pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed")
-    import dataclasses
-
     from har.artifacts.metadata import load_metadata
-    from har.config import TrainConfig, config_to_dict
     from har.training import rocket
 
-    monkeypatch.setattr(rocket, "default_features", lambda: 10000)  # as after the default flips to 10000
-    base = TrainConfig()
-    cfg = dataclasses.replace(base, model=dataclasses.replace(base.model, rocket_features=10000, ensemble=1))
-    f = tmp_path / "cfg.json"
-    f.write_text(json.dumps(config_to_dict(cfg)))
+    assert rocket.default_features() == 10000
     r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c"),
-                                 "--config", str(f), *ARGS[:-4], "--rotation-z", "0"])  # no --rocket-features
+                                 *ARGS[:-4], "--rotation-z", "0", "--ensemble", "1"])  # no --rocket-features
     assert r.exit_code == 0, r.output + (r.stderr or "")
     assert "MiniRocket branch (--rocket-features 10000) is dropped" in r.output and "--cache" in r.output
     assert load_metadata(tmp_path / "s").train_config.model.rocket_features == 0

@@ -285,10 +285,11 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     type=click.IntRange(0),
     default=_T.model.rocket_features,
     show_default=True,
-    help="MiniRocket inside the model: this many MiniRocket features (aeon, needed to train only; e.g. "
-    "10000) computed by fixed layers beside the LSTM, its ridge classifier added to the head with the "
-    "weight --rocket-beta (0 = off). Where it cannot be trained (--cache, --distributed, windows under "
-    "9 samples) the default's branch is dropped with a note; a number given here is refused there.",
+    help="MiniRocket inside the model: this many MiniRocket features (aeon, needed to train only) "
+    "computed by fixed layers beside the LSTM, its ridge classifier added to the head with the "
+    "weight --rocket-beta (0 = off: the LSTMs alone, a model of tens of kB instead of hundreds). Where it "
+    "cannot be trained (--cache, --distributed, windows under 9 samples) the default's branch is dropped "
+    "with a note; a number given here is refused there.",
 )
 @click.option(
     "--rocket-beta",
