@@ -8,7 +8,9 @@ their agreement, the export's own verification (agreement with Keras on its held
 model size, ms per window (live model, 1 thread), and the beta the validation windows chose.
 aeon's MiniRocket alone is the reference row. Data sets: ``basic`` (aeon's BasicMotions, archive
 split), ``sim`` (`har simulate`: training subjects from seeds 1-6, test subjects from seeds
-101-104, never used elsewhere), ``watch`` (seglearn's exercises, subjects w01-w07 / w08-w10).
+101-104, never used elsewhere), ``watch`` (seglearn's exercises, subjects w01-w07 / w08-w10),
+``wisdm`` (WISDM 2019 watch accelerometer from ../shared/data or $HAR_WISDM_DIR, bench_accuracy's
+split).
 
     nice -n 10 python bench/bench_rocket.py [--data basic,sim] [--features 10000] [--skip-baseline] [--work DIR]
 """
@@ -53,7 +55,7 @@ def load_sim(work: Path, quick: bool) -> ba.DataSet:
                       f"{SIM_TEST.start}-{SIM_TEST.stop - 1} test, {SIM_SECONDS:g} s per activity")
 
 
-LOADERS = {"basic": ba.load_basic, "watch": ba.load_watch, "sim": load_sim}
+LOADERS = {"basic": ba.load_basic, "watch": ba.load_watch, "sim": load_sim, "wisdm": ba.load_wisdm_set}
 
 
 def har_row(ds: ba.DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str], features: int) -> dict[str, Any]:
@@ -88,6 +90,7 @@ def main() -> None:
     ap.add_argument("--data", default="basic,sim")
     ap.add_argument("--features", type=int, default=10_000)
     ap.add_argument("--skip-baseline", action="store_true", help="no row for the default without the branch")
+    ap.add_argument("--skip-minirocket", action="store_true", help="no row for aeon's MiniRocket alone")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--work", type=Path, help="keep the data, models and bundles here (default: a temporary directory)")
     a = ap.parse_args()
@@ -111,7 +114,7 @@ def main() -> None:
                 r = har_row(ds, work, te, y, classes, feats)
                 rows.append(r)
                 print(f"  {json.dumps(r)}  ({time.monotonic() - t0:.0f} s)", flush=True)
-            mr = ba.minirocket(tr, ytr, te, y, classes)
+            mr = "skipped" if a.skip_minirocket else ba.minirocket(tr, ytr, te, y, classes)
             if isinstance(mr, dict):
                 rows.append(mr)
                 print(f"  {json.dumps(mr)}", flush=True)

@@ -173,6 +173,13 @@ def stage2(base_name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     }
 
 
+def lstm_default() -> TrainConfig:
+    """``TrainConfig()`` without the MiniRocket branch (rocket_features 0): the LSTM default the
+    stages below measured; the branch (har train's default once DEFAULT_ROCKET_FEATURES is 10000)
+    is stage 7's fusion, fitted apart from the LSTM there."""
+    return _with(TrainConfig(), model={"rocket_features": 0})
+
+
 # stage 3 starts from today's default (= stage 2's "gravity_body, rotz 0 + magnitude, rotz auto" row)
 DEFAULT_NAME = "gravity_body, rotz 0 + magnitude, rotz auto"
 
@@ -180,7 +187,7 @@ DEFAULT_NAME = "gravity_body, rotz 0 + magnitude, rotz auto"
 def stage3() -> dict[str, TrainConfig]:
     """Distillation from MiniRocket (fitted inside each fold on the student's training windows only)
     and ensembles of small LSTMs in one model, on today's defaults."""
-    base = _with(TrainConfig(), model={"ensemble": 1})  # the stage-2 winner: one model
+    base = _with(lstm_default(), model={"ensemble": 1})  # the stage-2 winner: one model
     d = DEFAULT_NAME
     return {
         f"{d} + distill minirocket a0.5 T0.5": _with(base, distill="minirocket"),
@@ -197,7 +204,7 @@ SMALLDATA_STAGE = 6
 
 
 def stage_smalldata() -> dict[str, TrainConfig]:
-    base = TrainConfig()
+    base = lstm_default()
     d = "default (ensemble 2)"
     return {
         f"{d} + strong augment (p 0.8, scale 0.2, jitter 0.03, warp 0.2)": _with(
@@ -221,7 +228,7 @@ REFERENCE = "MiniRocket (aeon; reference, same folds and windows)"
 # the OTHER subjects (recordings) of the student's training windows (3 teacher folds), temperature
 # "auto" = the one with the smallest log-loss of those out-of-fold targets on the true labels.
 def stage4() -> dict[str, TrainConfig]:
-    base = TrainConfig()  # today's default: ensemble 2
+    base = lstm_default()  # today's default: ensemble 2
     d = DEFAULT_NAME + " + ensemble 2"
     oof = {"distill": "minirocket_oof", "distill_temperature": "auto"}
     return {
@@ -502,7 +509,7 @@ def run_fusion(data: list[str], folds: int, path: Path, cache_dir: Path = FUSION
             print(f"{dname}: stage {FUSION_STAGE} rows with {folds} folds exist, skipped", flush=True)
             continue
         ds = LOADERS[dname]()
-        cfg = TrainConfig()
+        cfg = lstm_default()  # the LSTM alone: the fusion adds MiniRocket's ridge itself
         cfg = dataclasses.replace(cfg, window=dataclasses.replace(cfg.window, rate_hz=ds.rate_hz))
         classes = sorted({v for r in ds.recordings for v in np.asarray(r.labels).tolist() if v})
         files = [cache_dir / f"{dname}_k{folds}_fold{i + 1}.npz" for i in range(folds)]

@@ -182,7 +182,8 @@ class ModelConfig:
     float_representation: bool = False
     # MiniRocket's features (aeon; this many, rounded down to a multiple of 84) computed by fixed layers
     # beside the LSTM, its ridge classifier added to the head's logits with a weight chosen on the
-    # validation windows (har.training.rocket); 0 = off
+    # validation windows (har.training.rocket); 0 = off. A bare ModelConfig has none; `har train`'s
+    # default (TrainConfig.model) has DEFAULT_ROCKET_FEATURES (10000)
     rocket_features: int = 0
     # the ridge's weight in the head: logits = LSTM logits + rocket_beta * ridge scores, the ridge
     # fitted on ALL training windows (16: chosen by CV inside the training data of four sets,
@@ -223,6 +224,12 @@ class ModelConfig:
 
 
 DEFAULT_ENSEMBLE = 2  # members of `har train`'s default model (TrainConfig.model)
+# MiniRocket features of `har train`'s default model (TrainConfig.model; a bare ModelConfig has none):
+# where the branch cannot be trained (window cache, several workers, short windows) the default's is
+# dropped with a note, a number the user gave is refused (har.training.rocket.settle)
+# 10000 (aeon's default): LSTM + 16 x ridge beat MiniRocket alone on the mean of four data sets in
+# subject-wise CV inside the training data (docs/training.md, stage 7)
+DEFAULT_ROCKET_FEATURES = 10000
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 # training-time-only teacher (har.training.distill): fitted in-sample, or cross-fitted by subject
 DISTILL = ("none", "minirocket", "minirocket_oof", AUTO)  # auto: none or minirocket_oof by validation
@@ -307,7 +314,9 @@ class TrainConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     # the default model: DEFAULT_ENSEMBLE members of the default ModelConfig (chosen by subject-wise CV
     # on the training data of four sets, docs/training.md "Training defaults", stage 3)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(ensemble=DEFAULT_ENSEMBLE))
+    model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(ensemble=DEFAULT_ENSEMBLE, rocket_features=DEFAULT_ROCKET_FEATURES)
+    )
     # "auto": from the number of optimizer steps (har.training.fit.resolve_schedule): hundreds of
     # cheap epochs for a few hundred windows, tens for tens of thousands
     epochs: int | str = AUTO

@@ -42,7 +42,7 @@ har train "$work/sim" --out "$work/model" --seed 0 \
     --window 2.5 --hop 0.5 --rate 50 --purity 0.9 \
     --representation gravity_body_magnitude --conv-filters 32 --conv-kernel 5 --conv-stride 2 \
     --conv-layers 1 --conv-dilation 1 --lstm-units 64 --pooling last --dropout 0.2 --label-smoothing 0 \
-    --ensemble 1 --distill none --no-equalize-channels \
+    --ensemble 1 --distill none --no-equalize-channels --rocket-features 0 \
     --augment --augment-p 0.5 --rotation 0 --rotation-z 0 --scale 0.1 --jitter 0.01 --time-warp 0.1 \
     --epochs 20 --patience 5 --batch-size 64 --lr 0.002 --lr-schedule plateau --lr-factor 0.5 \
     --lr-patience 2 --min-lr 1e-5 --clipnorm 1.0 --class-weights \

@@ -11,6 +11,7 @@ in a subprocess so the test process never imports TensorFlow; cached per process
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import pwd
@@ -198,12 +199,18 @@ def _tflite_dir() -> Path:
     return d
 
 
-def tiny_bundle(directory: Path, quantize: str = "fp32") -> Path:
+def tiny_bundle(directory: Path, quantize: str = "fp32", rocket_features: int = 0) -> Path:
     """A real bundle in ``directory``: model.tflite (fp32 or int8), metadata.json, report.txt and
-    manifest.json."""
+    manifest.json. Its metadata's training config is har's default with ``rocket_features`` (the
+    MiniRocket branch: 0 = none, as the tiny model has none)."""
     from har.artifacts.bundle import write_manifest
     from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
     from har.config import ExportConfig, TrainConfig, WindowConfig
+
+    train_config = TrainConfig(window=WindowConfig(rate_hz=RATE_HZ, window_s=WINDOW_S, hop_s=HOP_S))
+    train_config = dataclasses.replace(
+        train_config, model=dataclasses.replace(train_config.model, rocket_features=rocket_features)
+    )
 
     src = _tflite_dir() / ("int8.tflite" if quantize == "int8" else "fp32.tflite")
     directory.mkdir(parents=True, exist_ok=True)
@@ -213,7 +220,7 @@ def tiny_bundle(directory: Path, quantize: str = "fp32") -> Path:
         classes=CLASSES,
         window=w,
         normalization=Normalization(mean=(0.01, -0.02, 0.98), std=(0.3, 0.25, 0.1)),
-        train_config=TrainConfig(window=w),
+        train_config=train_config,
         data_fingerprint="test",
         export=ExportConfig(quantize=quantize),
         created="2026-01-01T00:00:00Z",

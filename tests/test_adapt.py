@@ -4,6 +4,7 @@ and the bad inputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -101,6 +102,31 @@ def test_uncalibrated_classes_keep_the_base_behaviour(tmp_path: Path) -> None:
     # blend 0 is the base model exactly
     assert np.allclose(personal_head(base, fitted, cal, blend=0.0)(probe), pb, atol=1e-6)
     assert np.allclose(blend_probs(pb, base.logits(probe), np.ones(4, bool)), pb, atol=1e-5)
+
+
+def test_a_minirocket_wide_head_refits_the_lstm_rows_only() -> None:
+    """A model with the MiniRocket branch has a 10,000+ wide embedding: Newton over all of it would
+    need a (d+1)k-square system (GBs). Its MiniRocket rows keep the base weights (a fixed part of the
+    logits), the LSTM embedding's rows are refit; a wide embedding without the branch is refused."""
+    from har.config import ModelConfig
+    from har.runtime.adapt import MAX_NEWTON_PARAMS, head_rows
+
+    rng = np.random.default_rng(3)
+    x, y = _person(rng, d=16)
+    ppv = rng.uniform(0, 1, (y.size, 5000)).astype(np.float32)  # MiniRocket's features: fixed rows
+    emb = np.concatenate([x, ppv], axis=1)
+    base = LinearHead(rng.normal(0, 1, (16 + 5000, 4)).astype(np.float32) * 0.01, np.zeros(4, np.float32))
+    meta = dataclasses.replace(_meta(), train_config=TrainConfig(
+        window=WINDOW, model=ModelConfig(lstm_units=(16,), rocket_features=5000)))
+    assert (emb.shape[1] + 1) * 4 > MAX_NEWTON_PARAMS
+    rows = head_rows(meta, emb.shape[1], 4)
+    assert rows == 16 and head_rows(_meta(), 16, 4) is None
+    fitted = fit_calibrated(emb, y, base, np.ones(4, bool), 1e-2, free_rows=rows)
+    assert np.array_equal(fitted.w[16:], base.w[16:]) and not np.allclose(fitted.w[:16], base.w[:16])
+    assert np.mean(fitted(emb).argmax(1) == y) > 0.95 > np.mean(base(emb).argmax(1) == y)
+    plain = dataclasses.replace(_meta(), train_config=TrainConfig(window=WINDOW, model=ModelConfig(lstm_units=(16,))))
+    with pytest.raises(AdaptError, match="5016-wide embedding"):
+        head_rows(plain, emb.shape[1], 4)
 
 
 def test_cross_validation_never_fits_on_what_it_scores(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from har.cli import cli
 from har.config import DEFAULT_ENSEMBLE, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from har.errors import ConfigError
 
-TINY = ["--window", "1", "--hop", "0.5", "--rate", "25", "--lstm-units", "8", "--batch-size", "32"]
+TINY = ["--window", "1", "--hop", "0.5", "--rate", "25", "--lstm-units", "8", "--batch-size", "32",
+        "--rocket-features", "0"]
 
 
 def test_config_knobs_validate_and_round_trip() -> None:

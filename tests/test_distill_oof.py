@@ -103,7 +103,8 @@ def test_har_train_distill_auto_chooses_by_validation_and_records_it(tmp_path) -
 
     make_tiny_recordings(tmp_path / "data", subjects=6, seconds_per_class=6.0)
     out = tmp_path / "m"
-    tiny = ["--window", "1", "--hop", "0.5", "--rate", "25", "--lstm-units", "8", "--batch-size", "32"]
+    tiny = ["--window", "1", "--hop", "0.5", "--rate", "25", "--lstm-units", "8", "--batch-size", "32",
+            "--rocket-features", "0"]
     args = ["train", str(tmp_path / "data"), "--out", str(out), *tiny, "--epochs", "2", "--ensemble", "2"]
     r = CliRunner().invoke(cli, [*args, "--distill", "auto", "--distill-temperature", "auto", "--rotation-z", "0"])
     assert r.exit_code == 0, r.output

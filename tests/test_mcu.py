@@ -94,6 +94,18 @@ def test_refuses_non_int8_bundle(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_refuses_a_minirocket_model_in_one_line(tmp_path: Path) -> None:
+    """A model with the MiniRocket branch (hundreds of kB, megabytes of tensors) is refused by
+    export-mcu and by `har deploy --target mcu` before converting, naming --rocket-features 0."""
+    b = tiny_bundle(tmp_path / "rocket", quantize="int8", rocket_features=10000)
+    with pytest.raises(ExportError, match=r"MiniRocket branch .*--rocket-features 0"):
+        export_mcu(b, tmp_path / "mcu")
+    assert not (tmp_path / "mcu").exists()
+    r = CliRunner().invoke(cli, ["deploy", str(b), "--out", str(tmp_path / "out"), "--target", "mcu"])
+    assert r.exit_code != 0 and "--rocket-features 0" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_export_mcu(int8_bundle: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["export-mcu", str(int8_bundle), "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output

@@ -1,6 +1,8 @@
 """MiniRocket inside the model (har.training.rocket): the fixed branch computes aeon's features, a
-rocket model trains (beta chosen on validation windows), exports to int8 with builtin ops and runs
-in the real TFLite runtime; without aeon the option is one clear line."""
+rocket model trains (beta chosen on validation windows, or the fixed 16); `har train`'s default
+(with the branch) trains from the command line, exports to int8 with builtin ops, runs in the real
+TFLite runtime and adapts; where the branch cannot be trained the default's is dropped with a note
+and a named one refused; without aeon the option is one clear line."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from click.testing import CliRunner
 from conftest import TINY_CLASSES
 from test_export import WINDOW, _windows
 
-from har.artifacts.metadata import ModelMetadata, Normalization, save_metadata
-from har.config import AugmentConfig, ExportConfig, ModelConfig, TrainConfig
+from har.artifacts.metadata import Normalization
+from har.config import AugmentConfig, ModelConfig, TrainConfig
 from har.errors import ConfigError
 
 pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed: pip install 'har-edge[reference]'")
@@ -84,11 +86,10 @@ def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
-    """An ensemble of 2 with the gravity / body / magnitude representation (equalized channels in the
-    export) and the MiniRocket branch: one model, one head, int8, builtin ops, agreeing with Keras."""
-    from har.runtime.classifier import WindowClassifier
-    from har.training.convert import export_bundle
+def test_rocket_model_with_beta_auto_trains_as_one_model() -> None:
+    """An ensemble of 2 with the gravity / body / magnitude representation and the MiniRocket
+    branch, beta chosen on the validation windows: one model, one head. (Its int8 export, builtin
+    ops and agreement: the end-to-end test of the default below, which pays the export once.)"""
     from har.training.fit import fit_model, predict_proba
 
     ensemble = 2
@@ -106,46 +107,6 @@ def test_rocket_model_trains_exports_int8_and_agrees(tmp_path: Path) -> None:
     assert model.get_layer("rocket_embedding").output.shape[-1] == 8 * ensemble + 252
     probs = predict_proba(model, x[n_tr:], norm)
     assert np.mean(probs.argmax(1) == y[n_tr:]) >= 0.9
-
-    out = tmp_path / "model"
-    out.mkdir()
-    model.save_weights(str(out / "model.weights.h5"))
-    meta = ModelMetadata(classes=TINY_CLASSES, window=WINDOW, normalization=norm, train_config=cfg,
-                         data_fingerprint="tiny-rocket")
-    save_metadata(out, meta)
-    held_x, held_y = x[n_tr + n_va :], y[n_tr + n_va :]
-    np.savez(out / "deploy_windows.npz", calib_x=x[:n_tr], heldout_x=held_x, heldout_y=held_y)
-    bundle = tmp_path / "bundle"
-    export_bundle(out, bundle, ExportConfig(quantize="int8"), echo=lambda s: None)
-    from har.artifacts.bundle import verify_bundle
-
-    v = verify_bundle(bundle).verification
-    assert v["agreement"] >= 0.98, v
-    clf = WindowClassifier.from_bundle(bundle)
-    p = clf.predict_proba(held_x, batched=False)
-    assert np.mean(p.argmax(1) == probs[-len(held_y) :].argmax(1)) >= 0.98
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    m = flatbuffer_utils.read_model(str(bundle / "model.tflite"))
-    assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
-    # the MiniRocket branch stays float32 and reads the float input; the LSTM side and the head are int8
-    assert clf.input_dtype == "float32"
-    assert any(n.startswith("rocket_same_") for n in v["float_layers"]), v
-    assert "quantization   int8 (float32 I/O; " in (bundle / "report.txt").read_text()
-    kinds = _op_output_dtypes(bundle / "model.tflite")
-    assert kinds["rocket_same_"] == {"float32"} and kinds["rocket_step_"] == {"float32"}, kinds
-    assert kinds["UNIDIRECTIONAL_SEQUENCE_LSTM"] == {"int8"} and kinds["probs"] == {"int8"}, kinds
-    assert kinds["QUANTIZE"] == {"int8"}  # into the int8 side (the input, the PPV), nothing else
-    # DEQUANTIZE only for the two outputs: the branch reads the float input, not a dequantised int8 copy
-    assert kinds["n_DEQUANTIZE"] == {"2"}, kinds
-    # the MCU sources take it: a float input, the float ops registered beside the int8 ones
-    from har.deploy.mcu import export_mcu
-
-    export_mcu(bundle, tmp_path / "mcu")
-    cfg = (tmp_path / "mcu" / "har_model_config.h").read_text()
-    assert "kHarInputIsInt8 = false" in cfg
-    assert all(f"(resolver).{m}();" in cfg for m in ("AddConv2D", "AddQuantize", "AddUnidirectionalSequenceLSTM"))
 
 
 def _op_output_dtypes(model: Path) -> dict[str, set[str]]:
@@ -206,10 +167,46 @@ def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     args = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--rocket-features", "500"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code != 0
-    assert r.output.strip().count("\n") == 0 and "--rocket-features needs aeon" in r.output, r.output
+    assert r.output.strip().count("\n") == 0 and "--rocket-features 500: MiniRocket needs aeon" in r.output, r.output
+
+
+def test_branch_the_default_asked_for_is_dropped_with_a_note_a_named_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the branch cannot be trained (window cache, several workers, windows under 9 samples):
+    the default's branch is dropped with a note and rocket_features 0 kept; a named one is refused."""
+    from har.config import WindowConfig
+    from har.training import rocket
+
+    monkeypatch.setattr(rocket, "default_features", lambda: 10000)  # as after the default flips to 10000
+    cfg = TrainConfig(model=ModelConfig(ensemble=2, rocket_features=10000))
+    said: list[str] = []
+    assert rocket.settle(cfg, False, said.append) is cfg and not said  # in memory, 250-sample windows
+    short = dataclasses.replace(cfg, window=WindowConfig(rate_hz=5.0, window_s=1.0, hop_s=0.5))  # 5 samples
+    for kw, c, needle in (({"cache": True}, cfg, "--cache"), ({"distributed": True}, cfg, "workers"),
+                          ({}, short, "at least 9 samples")):
+        out = rocket.settle(c, False, said.append, **kw)
+        assert out.model.rocket_features == 0 and out.model.ensemble == 2
+        assert needle in said[-1] and "dropped" in said[-1] and "rocket_features 0" in said[-1]
+        with pytest.raises(ConfigError, match=r"^--rocket-features 10000: .*\(train with --rocket-features 0\)$"):
+            rocket.settle(c, True, said.append, **kw)  # named by the user: refused in one line
+    assert len(said) == 3
+    other = TrainConfig(model=ModelConfig(rocket_features=2000))  # not the default: the user chose it
+    with pytest.raises(ConfigError, match="--rocket-features 2000"):
+        rocket.settle(other, False, said.append, cache=True)
+    plain = TrainConfig(model=ModelConfig(rocket_features=0))
+    assert rocket.settle(plain, True, said.append, cache=True) is plain
+    assert rocket.too_few_windows(np.array([0, 0, 1])) and rocket.too_few_windows(np.array([0, 0, 1, 1])) is None
 
 
 def test_rocket_features_config() -> None:
+    """`har train`'s default model has the MiniRocket branch (10000 features, beta 16); a bare
+    ModelConfig and a stored config without the key have none."""
+    from har.config import DEFAULT_ROCKET_FEATURES, config_to_dict
+    from har.training.rocket import default_features
+
+    assert TrainConfig().model.rocket_features == DEFAULT_ROCKET_FEATURES == default_features() == 10000
+    assert TrainConfig().model.rocket_beta == 16.0 and TrainConfig().model.ensemble == 2
     assert ModelConfig().rocket_features == 0
     with pytest.raises(ConfigError, match="rocket_features"):
         ModelConfig(rocket_features=50)
@@ -217,7 +214,76 @@ def test_rocket_features_config() -> None:
 
     old = {k: v for k, v in dataclasses.asdict(ModelConfig()).items() if k != "rocket_features"}
     assert config_from_dict(ModelConfig, old).rocket_features == 0
+    stored = config_to_dict(TrainConfig())
+    del stored["model"]["rocket_features"]  # saved before the branch existed: none
+    assert config_from_dict(TrainConfig, stored).model.rocket_features == 0
+    r = CliRunner().invoke(__import__("har.cli", fromlist=["cli"]).cli, ["train", "--help"])
+    assert "--rocket-features" in r.output and "[default: 10000;" in " ".join(r.output.split())
     assert ModelConfig(rocket_beta="auto").rocket_beta == "auto"
     for bad in ("best", -1.0):
         with pytest.raises(ConfigError, match="rocket_beta"):
             ModelConfig(rocket_beta=bad)
+
+
+# the real default of `har train` (ensemble 2, MiniRocket 10,000 features, beta 16) from the command
+# line on tiny data, deployed int8 and run in ai-edge-litert, replayed and adapted to a new wearer:
+# the one test that pays the rocket export (every other test that trains pins --rocket-features 0)
+DEFAULT_E2E_ARGS = ["--window", "1", "--hop", "0.5", "--rate", "25", "--epochs", "3", "--lstm-units", "8",
+                    "--test-subjects", "s3"]  # no --rocket-features: the default
+
+
+def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path: Path) -> None:
+    import json
+
+    from conftest import make_tiny_recordings
+
+    from har.artifacts.metadata import load_metadata
+    from har.cli import cli
+    from har.recording.format import Recording, read_recording, write_recording
+    from har.runtime.classifier import WindowClassifier
+    from har.runtime.interpreter import load_interpreter
+
+    make_tiny_recordings(tmp_path / "data", subjects=4, seconds_per_class=12.0)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m"), *DEFAULT_E2E_ARGS])
+    assert r.exit_code == 0, r.output
+    assert "rocket: head = LSTM + 16 x ridge (fixed" in r.output
+    meta = load_metadata(tmp_path / "m")
+    assert meta.train_config.model.rocket_features == 10000 and meta.train_config.model.ensemble == 2
+    r = runner.invoke(cli, ["deploy", str(tmp_path / "m"), "--out", str(tmp_path / "b"), "--quantize", "int8"])
+    assert r.exit_code == 0, r.output
+    from har.artifacts.bundle import verify_bundle
+
+    assert verify_bundle(tmp_path / "b").verification["agreement"] >= 0.98  # int8 vs Keras
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    m = flatbuffer_utils.read_model(str(tmp_path / "b" / "model.tflite"))
+    assert schema.BuiltinOperator.CUSTOM not in {max(o.builtinCode, o.deprecatedBuiltinCode) for o in m.operatorCodes}
+    # the MiniRocket branch stays float32 and reads the float input; the LSTM side and the head are int8
+    v = verify_bundle(tmp_path / "b").verification
+    assert any(n.startswith("rocket_same_") for n in v["float_layers"]), v
+    assert "quantization   int8 (float32 I/O; " in (tmp_path / "b" / "report.txt").read_text()
+    kinds = _op_output_dtypes(tmp_path / "b" / "model.tflite")
+    assert kinds["rocket_same_"] == {"float32"} and kinds["rocket_step_"] == {"float32"}, kinds
+    assert kinds["UNIDIRECTIONAL_SEQUENCE_LSTM"] == {"int8"} and kinds["probs"] == {"int8"}, kinds
+    assert kinds["QUANTIZE"] == {"int8"}  # into the int8 side (the input, the PPV), nothing else
+    # DEQUANTIZE only for the two outputs: the branch reads the float input, not a dequantised int8 copy
+    assert kinds["n_DEQUANTIZE"] == {"2"}, kinds
+    _, runtime = load_interpreter(tmp_path / "b" / "model.tflite", prefer="ai-edge-litert", only=True)
+    assert runtime == "ai-edge-litert"
+    clf = WindowClassifier.from_bundle(tmp_path / "b")
+    assert clf.embedding_dim > 10000 - 84  # [LSTM embedding, MiniRocket features]
+    test = tmp_path / "data" / "s3.csv"
+    r = runner.invoke(cli, ["replay", str(tmp_path / "b"), str(test), "--json"])
+    assert r.exit_code == 0, r.output
+    # a new wearer (x and y swapped, weaker shake): the head refit keeps the MiniRocket rows, refits the LSTM's
+    rec = read_recording(make_tiny_recordings(tmp_path / "cal_src", subjects=1, seconds_per_class=12.0, seed=7)[0])
+    xyz = rec.xyz[:, [1, 0, 2]].copy()
+    xyz[:, :2] *= 0.6
+    cal = write_recording(tmp_path / "bob_cal.csv", Recording(rec.time, xyz, rec.labels, rec.seq, rec.meta))
+    r = runner.invoke(cli, ["adapt", str(tmp_path / "b"), str(cal), "--out", str(tmp_path / "bob")])
+    assert r.exit_code == 0, r.output
+    assert "MiniRocket features'" in r.output and "the LSTM embedding's 16 are refit" in r.output
+    adapted = json.loads((tmp_path / "bob" / "metadata.json").read_text())["adaptation"]
+    assert adapted["holdout"]["windows"] > 0

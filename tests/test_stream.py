@@ -16,7 +16,8 @@ from har.cli import cli
 from har.config import WindowConfig
 
 ARGS = ["--window", "1", "--hop", "0.5", "--rate", "25", "--epochs", "3", "--lstm-units", "8", "--dropout", "0",
-        "--batch-size", "32", "--lr", "0.01", "--patience", "2", "--seed", "3", "--rotation-z", "auto"]
+        "--batch-size", "32", "--lr", "0.01", "--patience", "2", "--seed", "3", "--rocket-features", "0",
+        "--rotation-z", "auto"]
 CHUNK = 40  # the streaming path may gather at most this many windows at once in the test
 
 
@@ -105,6 +106,26 @@ def test_cache_bad_input_is_one_line(data_dir: Path, tmp_path: Path) -> None:
     _one_line_error(r, "--distill minirocket_oof", "cannot run with --cache")
     assert not (tmp_path / "c").exists()  # refused before the cache is built
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").iterdir())
+
+
+def test_default_rocket_branch_is_dropped_through_the_cache_a_named_one_refused(data_dir: Path, tmp_path: Path) -> None:
+    """--cache streams windows, MiniRocket needs them in memory: `har train --cache` with the default
+    (10000 features) drops the branch with a note and saves rocket_features 0; --rocket-features N
+    on the command line is refused in one line."""
+    pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed")
+    from har.artifacts.metadata import load_metadata
+    from har.training import rocket
+
+    assert rocket.default_features() == 10000
+    r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c"),
+                                 *ARGS[:-4], "--rotation-z", "0", "--ensemble", "1"])  # no --rocket-features
+    assert r.exit_code == 0, r.output + (r.stderr or "")
+    assert "MiniRocket branch (--rocket-features 10000) is dropped" in r.output and "--cache" in r.output
+    assert load_metadata(tmp_path / "s").train_config.model.rocket_features == 0
+    r = CliRunner().invoke(cli, ["train", str(data_dir), "--out", str(tmp_path / "n"), "--cache", str(tmp_path / "c2"),
+                                 *ARGS, "--rocket-features", "10000"])
+    _one_line_error(r, "--rocket-features 10000", "--cache", "--rocket-features 0")
+    assert not (tmp_path / "c2").exists()  # refused before the cache is built
 
 
 def test_distill_auto_through_the_cache_trains_without_a_teacher_and_says_so() -> None:

@@ -25,7 +25,7 @@ from har.errors import ConfigError, TuneError
 from har.recording.format import write_recording
 from har.recording.simulate import simulate_recording
 from har.training.tune import TuneOptions, stratified_groups, tune
-from har.training.tune_space import SearchSpace, available, has_field, searched_fields, suggest_config
+from har.training.tune_space import SearchSpace, available, describe, has_field, searched_fields, suggest_config
 
 REPO = Path(__file__).resolve().parents[1]
 ACTS = ("lying", "walking", "running")
@@ -44,6 +44,7 @@ TINY_SPACE = {
     "label_smoothing": [0.0],
     "ensemble": [1],
     "distill": ["none"],
+    "rocket_features": [0],  # the MiniRocket branch costs an export of 30-100 s: tested once (test_rocket.py)
 }
 TINY_ARGS = ["--folds", "2", "--rate", "25", "--min-agreement", "0.9", "--epochs", "2"]
 
@@ -175,7 +176,7 @@ def test_space_suggests_valid_configs_and_only_existing_fields() -> None:
         study.tell(trial, 0.5)
     assert set(searched_fields()) <= {
         "ModelConfig.representation", "ModelConfig.conv_dilation", "ModelConfig.pooling", "TrainConfig.label_smoothing",
-        "ModelConfig.ensemble", "TrainConfig.distill",
+        "ModelConfig.ensemble", "TrainConfig.distill", "ModelConfig.rocket_features",
     }
     with pytest.raises(ConfigError):
         SearchSpace.from_dict({"augment": ["sideways"]})
@@ -401,5 +402,32 @@ def test_space_offers_the_cross_fitted_teacher_and_drops_teachers_with_the_cache
     assert note.startswith("distill minirocket and minirocket_oof not searched") and "--cache" in note
     with pytest.raises(ConfigError, match="distill minirocket_oof cannot be searched here"):
         available(SearchSpace(distill=("minirocket_oof",)), cache=True)
-    plain = SearchSpace(distill=("none",))
+    plain = SearchSpace(distill=("none",), rocket_features=(0,))
     assert available(plain, cache=True) == (plain, "")
+
+
+def test_space_searches_the_minirocket_branch_unless_the_cache_streams_windows() -> None:
+    """rocket_features 0 or 10000 is searched (not for windows under 9 samples); `har tune --cache`
+    drops 10000 with a note (only 10000: error); the leaderboard line and config carry it."""
+    import optuna
+
+    from har.config import WindowConfig
+
+    assert SearchSpace().rocket_features == (0, 10000)
+    with pytest.raises(ConfigError, match="rocket_features"):
+        SearchSpace(rocket_features=(50,))
+    space, note = available(SearchSpace(distill=("none",)), cache=True)
+    assert space.rocket_features == (0,) and note.startswith("rocket_features 10000 not searched") and "--cache" in note
+    with pytest.raises(ConfigError, match="rocket_features 10000 cannot be searched here"):
+        available(SearchSpace(distill=("none",), rocket_features=(10000,)), cache=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    only = SearchSpace(rocket_features=(10000,), window_s=(1.5,))
+    long_base = TrainConfig(window=WindowConfig(rate_hz=25.0))  # 1.5 s = 38 samples
+    cfg = suggest_config(study.ask(), long_base, only)
+    assert cfg.model.rocket_features == 10000 and "rocket 10000" in describe(cfg)
+    short_base = TrainConfig(window=WindowConfig(rate_hz=4.0))  # 1.5 s = 6 samples: MiniRocket cannot
+    trial = study.ask()
+    cfg = suggest_config(trial, short_base, only)
+    assert cfg.model.rocket_features == 0 and "rocket_features" not in trial.params
+    assert not any(part.strip().startswith("rocket") for part in describe(cfg).split("|"))

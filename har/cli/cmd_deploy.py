@@ -93,6 +93,10 @@ def deploy_cmd(
         raise DeployError("--install goes with --to [USER@]HOST:/PATH")
     if (offline or runtime) and not install:
         raise DeployError("--offline and --runtime go with --install")
+    if target == "mcu":  # a model too large for a microcontroller is refused before the (slow) conversion
+        from har.deploy.mcu import check_model_dir
+
+        check_model_dir(model_dir)
     cfg = ExportConfig(quantize=quantize, calibration_windows=calibration_windows)
     smoothing = resolve_smoothing(None, smooth, min_duration)  # checked before the (slow) conversion
     export_bundle(

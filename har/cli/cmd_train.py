@@ -284,11 +284,13 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
 @click.option(
     "--rocket-features",
     type=click.IntRange(0),
-    default=_M.rocket_features,
+    default=_T.model.rocket_features,
     show_default=True,
-    help="MiniRocket inside the model: this many MiniRocket features (aeon, needed to train only; e.g. "
-    "10000) computed by fixed layers beside the LSTM, its ridge classifier added to the head with the "
-    "weight --rocket-beta (0 = off).",
+    help="MiniRocket inside the model: this many MiniRocket features (aeon, needed to train only) "
+    "computed by fixed layers beside the LSTM, its ridge classifier added to the head with the "
+    "weight --rocket-beta (0 = off: the LSTMs alone, a model of tens of kB instead of hundreds). Where it "
+    "cannot be trained (--cache, --distributed, windows under 9 samples) the default's branch is dropped "
+    "with a note; a number given here is refused there.",
 )
 @click.option(
     "--rocket-beta",
@@ -485,7 +487,7 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
 @click.option(
     "--reference",
     is_flag=True,
-    help="Also fit MiniRocket (aeon; pip install 'har-edge[reference]') on the same windows and report its "
+    help="Also fit MiniRocket (aeon, in the train extra) on the same windows and report its "
     "test score beside har's.  [default: off]",
 )
 @click.option(
@@ -542,8 +544,11 @@ def train_cmd(**params: Any) -> None:
         warning = memory_warning(list(params["data"]) + (test or []), config.window)
         if warning:
             click.echo(f"warning: {warning}", err=True)
+    named = click.get_current_context().get_parameter_source("rocket_features") not in (
+        click.core.ParameterSource.DEFAULT, None)
     kwargs: dict[str, Any] = {"test_data": test, "progress": True, "echo": click.echo, "force": params["force"],
-                              "reference": params["reference"], "cache_dir": params["cache_dir"]}
+                              "reference": params["reference"], "cache_dir": params["cache_dir"],
+                              "rocket_named": named}
     if params["distributed"]:
         from har.training.distributed import train_distributed
 

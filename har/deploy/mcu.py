@@ -198,6 +198,31 @@ static_assert(sizeof(kHarClassNames) / sizeof(kHarClassNames[0]) == kHarNumClass
 """
 
 
+def refuse_rocket(train_config: Any, what: str) -> None:
+    """ExportError (one line) when ``train_config`` has the MiniRocket branch (har.training.rocket):
+    its 10,000-channel step layers make a model of hundreds of kB whose tensors need megabytes of RAM,
+    beyond a microcontroller's."""
+    n = int(getattr(getattr(train_config, "model", None), "rocket_features", 0) or 0)
+    if n > 0:
+        raise ExportError(
+            f"{what} has the MiniRocket branch ({n} features: hundreds of kB of model, megabytes of tensors), "
+            "too large for a microcontroller: train it with --rocket-features 0 for TensorFlow Lite Micro"
+        )
+
+
+def check_model_dir(model_dir: str | Path) -> None:
+    """`har deploy --target mcu`: refuse a model directory the MCU export would refuse
+    (:func:`refuse_rocket`) before the conversion; a directory without readable metadata is left to
+    the conversion's own error."""
+    from har.artifacts.metadata import load_metadata
+
+    try:
+        meta = load_metadata(Path(model_dir))
+    except HarError:
+        return
+    refuse_rocket(meta.train_config, str(model_dir))
+
+
 def export_mcu(bundle: Path, out_dir: Path, overwrite: bool = False) -> list[Path]:
     """Write the TFLM sources for an int8 ``bundle`` into ``out_dir``; returns the paths written.
 
@@ -215,6 +240,7 @@ def export_mcu(bundle: Path, out_dir: Path, overwrite: bool = False) -> list[Pat
             if (out / name).exists():
                 raise ExportError(f"{out / name} exists (choose another --out or pass --overwrite)")
     meta = verify_bundle(bundle)
+    refuse_rocket(meta.train_config, str(bundle))
     quant = meta.export.quantize if meta.export else "?"
     if quant != "int8":
         raise ExportError(

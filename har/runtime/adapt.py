@@ -66,6 +66,10 @@ DEFAULT_HOLDOUT = 0.3  # `--full`: last fraction of each activity held out to ju
 DEFAULT_HOP_S = 0.5  # calibration window hop (s): more windows from 30 s than the model's hop
 MIN_FIT_WINDOWS = 2  # per activity
 MIN_HOLDOUT_WINDOWS = 1  # per activity
+# Newton's method solves a p x p system, p = (embedding rows refit + 1) x calibrated classes (float64,
+# built twice): at most this p (~140 MB). A MiniRocket model's embedding is 10,000+ wide: its
+# MiniRocket rows keep the base head's weights and only the LSTM embedding's rows are refit (:func:`head_rows`)
+MAX_NEWTON_PARAMS = 3000
 
 
 # --- the head -----------------------------------------------------------------------------------
@@ -200,6 +204,7 @@ def fit_head(
     init: LinearHead | None = None,
     anchors: tuple[np.ndarray, np.ndarray] | None = None,
     anchor_weight: float = 0.0,
+    offset: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> LinearHead:
     """Multinomial logistic regression on ``emb`` (n, d) with labels ``y`` (n,) (class indices),
     minimising ``mean_c(mean CE over class c's windows) + strength/2 * |theta - theta_base|^2``
@@ -209,7 +214,9 @@ def fit_head(
     the base head's weights. ``strength`` > 0 makes the problem strictly convex. ``class_weight``
     multiplies the weight of a class (default 1 each); ``init`` starts Newton there (same solution).
     ``anchors`` ``(embeddings, labels)`` add ``anchor_weight * mean CE over the anchors`` to the loss
-    (rehearsal of the base model's own training windows, so the head keeps fitting them)."""
+    (rehearsal of the base model's own training windows, so the head keeps fitting them).
+    ``offset`` ``(per window, per anchor)`` logits (n, classes) added to ``emb @ W + b``: the part of
+    the logits from embedding rows that are not refit (:func:`fit_calibrated`'s ``free_rows``)."""
     if strength <= 0:
         raise AdaptError(f"strength must be positive, got {strength}")
     x = np.asarray(emb, dtype=np.float64)
@@ -222,6 +229,7 @@ def fit_head(
     theta = theta0.copy() if init is None else np.concatenate([init.w, init.b[None, :]], axis=0).astype(np.float64)
     onehot = np.zeros((n, k))
     onehot[np.arange(n), y] = 1.0
+    off = np.zeros((n, k)) if offset is None else np.asarray(offset[0], dtype=np.float64)
     counts = np.bincount(y, minlength=k).astype(np.float64)
     mult = np.ones(k)
     for c, v in (class_weight or {}).items():
@@ -236,11 +244,13 @@ def fit_head(
         oh[np.arange(ay.size), ay] = 1.0
         onehot = np.concatenate([onehot, oh])
         sw = np.concatenate([sw, np.full(ay.size, anchor_weight / ay.size)])
+        a_off = None if offset is None else offset[1]
+        off = np.concatenate([off, np.zeros((ay.size, k)) if a_off is None else np.asarray(a_off, np.float64)])
     m = free.size
     p_dim = (d + 1) * m
 
     def loss_grad(th: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        z = xb @ th
+        z = xb @ th + off
         z -= z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         p = np.exp(logp)
@@ -281,25 +291,51 @@ def fit_head(
 
 def fit_calibrated(
     emb: np.ndarray, y: np.ndarray, base: LinearHead, calibrated: np.ndarray, strength: float,
-    init: LinearHead | None = None, anchor_weight: float = 0.0,
+    init: LinearHead | None = None, anchor_weight: float = 0.0, free_rows: int | None = None,
 ) -> LinearHead:
     """:func:`fit_head` with the softmax over the ``calibrated`` classes only (bool mask): the
     uncalibrated columns are the base head's, untouched, and do not enter the fit. With
-    ``anchor_weight`` > 0 and anchors in ``base``, the anchors of calibrated classes are rehearsed."""
+    ``anchor_weight`` > 0 and anchors in ``base``, the anchors of calibrated classes are rehearsed.
+    ``free_rows`` (:func:`head_rows`): only the first rows of the head (and its bias) are refit, the
+    others keep the base head's weights (their part of the logits is a fixed offset)."""
     cols = np.flatnonzero(calibrated)
     pos = np.full(calibrated.size, -1, dtype=np.int64)
     pos[cols] = np.arange(cols.size)
-    sub = LinearHead(base.w[:, cols], base.b[cols])
-    sub_init = None if init is None else LinearHead(init.w[:, cols], init.b[cols])
-    anchors = None
+    r = base.w.shape[0] if free_rows is None else int(free_rows)
+    e = np.asarray(emb, dtype=np.float32)
+    fixed_w = base.w[r:, cols].astype(np.float64)
+    sub = LinearHead(base.w[:r, cols], base.b[cols])
+    sub_init = None if init is None else LinearHead(init.w[:r, cols], init.b[cols])
+    anchors, a_off = None, None
     if anchor_weight > 0 and base.anchors is not None and base.anchor_y is not None:
         keep = calibrated[base.anchor_y]
-        anchors = (base.anchors[keep], pos[base.anchor_y[keep]])
-    h = fit_head(emb, pos[np.asarray(y, dtype=np.int64)], sub, strength=strength, classes=range(cols.size),
-                 init=sub_init, anchors=anchors, anchor_weight=anchor_weight)
+        anchors = (base.anchors[keep][:, :r], pos[base.anchor_y[keep]])
+        a_off = base.anchors[keep][:, r:].astype(np.float64) @ fixed_w
+    offset = None if r == base.w.shape[0] else (e[:, r:].astype(np.float64) @ fixed_w, a_off)
+    h = fit_head(e[:, :r], pos[np.asarray(y, dtype=np.int64)], sub, strength=strength, classes=range(cols.size),
+                 init=sub_init, anchors=anchors, anchor_weight=anchor_weight, offset=offset)
     w, b = base.w.copy(), base.b.copy()
-    w[:, cols], b[cols] = h.w, h.b
+    w[:r, cols], b[cols] = h.w, h.b
     return LinearHead(w, b)
+
+
+def head_rows(meta: ModelMetadata, embedding_dim: int, n_classes: int) -> int | None:
+    """How many leading rows of the head `har adapt` refits: None (all) when Newton's system stays
+    within MAX_NEWTON_PARAMS; for a model with the MiniRocket branch (embedding = [LSTM embedding,
+    MiniRocket features]) the LSTM embedding's rows only. AdaptError (one line) when even that is too
+    large."""
+    if (embedding_dim + 1) * n_classes <= MAX_NEWTON_PARAMS:
+        return None
+    m = meta.train_config.model
+    lstm = m.ensemble * (m.dense_units or m.lstm_units[-1])
+    fits = (lstm + 1) * n_classes <= MAX_NEWTON_PARAMS
+    if getattr(m, "rocket_features", 0) > 0 and 0 < lstm < embedding_dim and fits:
+        return lstm
+    raise AdaptError(
+        f"the head reads a {embedding_dim}-wide embedding: refitting it for {n_classes} classes needs a "
+        f"{(embedding_dim + 1) * n_classes}-square system (at most {MAX_NEWTON_PARAMS}); adapt with --full, "
+        "or train a smaller model"
+    )
 
 
 def personal_head(
@@ -501,6 +537,7 @@ def calibration_windows(
 def cross_validate(
     emb: np.ndarray, cal: Calibration, base: LinearHead, calibrated: np.ndarray,
     strengths: Sequence[float] = STRENGTHS, blends: Sequence[float] = BLENDS, anchor_weight: float = 0.0,
+    free_rows: int | None = None,
 ) -> dict[tuple[float, float], np.ndarray]:
     """Out-of-fold probabilities (n, classes) of the personal head for every (strength, blend):
     window i is scored by a head fitted on ``cal.train[cal.fold[i]]`` only."""
@@ -511,7 +548,8 @@ def cross_validate(
         te = cal.fold == f
         prev = None
         for s in sorted(strengths, reverse=True):  # strong to weak: each fit starts at the last
-            h = fit_calibrated(emb[tr], cal.y[tr], base, calibrated, s, init=prev, anchor_weight=anchor_weight)
+            h = fit_calibrated(emb[tr], cal.y[tr], base, calibrated, s, init=prev, anchor_weight=anchor_weight,
+                               free_rows=free_rows)
             prev = h
             zp = h.logits(emb[te]).astype(np.float64)
             for a in blends:
@@ -627,16 +665,21 @@ def adapt_bundle(
     if isinstance(base, PersonalHead):
         raise BundleError(f"{src}/{HEAD_FILE} is a personal head, not the base head")
     calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
+    rows = head_rows(meta, clf.embedding_dim, int(calibrated.sum()))
+    if rows is not None:
+        echo(f"  the MiniRocket features' {clf.embedding_dim - rows} head rows keep the base weights; "
+             f"the LSTM embedding's {rows} are refit")
     t_fit = time.monotonic()
     clf.set_head(None)
     pb, emb = clf.predict_with_embedding(cal.x)
     grid_s = tuple(strengths) if strength is None else (float(strength),)
     head: LinearHead | PersonalHead | None = None
     with one_blas_thread():
-        oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight)
+        oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight, free_rows=rows)
         (s_best, a_best), s_new, s_base, kept = choose(oof, cal.y, pb, margin)
         if kept:
-            fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight)
+            fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight,
+                                    free_rows=rows)
             head = personal_head(base, fitted, calibrated, a_best)
     fit_s = time.monotonic() - t_fit
     skipped = [c for c in meta.classes if c not in cal.activities]

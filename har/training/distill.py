@@ -39,7 +39,7 @@ from har.errors import ConfigError
 OOF_FOLDS = 3  # minirocket_oof: teacher folds (each one MiniRocket fit)
 TEMPERATURES = np.geomspace(0.01, 100.0, 121)  # distill_temperature="auto": the grid searched
 LOG_EPS = 1e-4  # calibrate_temperature: a probability of 0 costs -log(LOG_EPS)
-INSTALL_HINT = "pip install 'har-edge[reference]' (or: pip install aeon)"
+INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 
 
 def teacher_available() -> bool:

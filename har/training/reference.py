@@ -3,7 +3,7 @@
 ``har train --reference`` fits aeon's MiniRocketClassifier (10,000 random convolution kernels,
 ridge classifier) on the training windows har used and scores it on the same test windows, so a
 user sees at once whether the LSTM underperforms. aeon is a training-time-only, optional
-dependency (``pip install 'har-edge[reference]'``); it is never needed to run a model.
+dependency (aeon, in the ``train`` extra); it is never needed to run a model.
 
 Large data: ridge regression over 10,000 features grows with the square of the window count, so
 at most ``max_train`` training windows (a seeded, class-stratified subset) are used; the report
@@ -23,7 +23,7 @@ from har.scoring.metrics import compute_metrics, group_accuracy, subject_spread
 REFERENCE_NAME = "MiniRocket (aeon)"
 MAX_TRAIN_WINDOWS = 4000
 MIN_LENGTH = 9  # MiniRocket's kernels are 9 samples long
-INSTALL_HINT = "pip install 'har-edge[reference]' (or: pip install aeon)"
+INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 
 
 def require_aeon() -> None:

@@ -60,10 +60,11 @@ RIDGE_ALPHAS = np.logspace(-3, 3, 10)  # aeon's MiniRocketClassifier
 # TRAIN split (numpy, ridge alone, docs/training.md): 0.01 / 0.03 / 0.1 / 0.3 -> watch accuracy
 # 0.840 / 0.842 / 0.847 / 0.848, int8-weight agreement 98.0 / 99.7 / 99.6 / 99.8%; basic 1.0 for all
 SIGMA_FLOOR = 0.3
+MIN_WINDOWS_PER_CLASS = 2  # below this the ridge's leave-one-out choice of alpha is undefined
 MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
 BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # beta grid: logits = LSTM + beta * ridge
 RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # "ridge only": LSTM head zeroed, ridge scaled by one of these
-INSTALL_HINT = "pip install 'har-edge[reference]' (or: pip install aeon)"
+INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 PPV_LAYER = "rocket_ppv"
 DENORM_LAYER = "rocket_denorm"
 
@@ -99,6 +100,70 @@ def dilations_for(window_samples: int, n_features: int) -> tuple[np.ndarray, np.
 def check_window(window_samples: int) -> None:
     if window_samples < KERNEL_LENGTH:
         raise ConfigError(f"--rocket-features: MiniRocket needs windows of at least {KERNEL_LENGTH} samples")
+
+
+def default_features() -> int:
+    """``rocket_features`` of `har train`'s default model (``TrainConfig().model``)."""
+    from har.config import TrainConfig
+
+    return TrainConfig().model.rocket_features
+
+
+def aeon_available() -> bool:
+    try:
+        import aeon  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cannot_train(config: Any, *, cache: bool = False, distributed: bool = False) -> str | None:
+    """Why the branch of ``config`` (``model.rocket_features > 0``) cannot be trained here, before
+    any data is read ("" / None when it can): MiniRocket and its ridge are fitted in one process on
+    the training windows held in memory, on windows of at least KERNEL_LENGTH samples, with aeon."""
+    if config.model.rocket_features <= 0:
+        return None
+    if cache:
+        return "MiniRocket is fitted on the training windows held in memory, --cache streams them"
+    if distributed:
+        return "MiniRocket's ridge is fitted in one process on all training windows, not split across workers"
+    if config.window.window_samples < KERNEL_LENGTH:
+        return (f"MiniRocket needs windows of at least {KERNEL_LENGTH} samples, these have "
+                f"{config.window.window_samples} ({config.window.window_s:g} s at {config.window.rate_hz:g} Hz)")
+    if not aeon_available():
+        return f"MiniRocket needs aeon, which is not installed: {INSTALL_HINT}"
+    return None
+
+
+def too_few_windows(y: np.ndarray) -> str | None:
+    """Why the ridge cannot be fitted on training labels ``y`` (fewer than MIN_WINDOWS_PER_CLASS
+    windows of a class: its leave-one-out choice of alpha is undefined), else None."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64)) if np.size(y) else np.zeros(0, np.int64)
+    present = counts[counts > 0]
+    if present.size and int(present.min()) >= MIN_WINDOWS_PER_CLASS:
+        return None
+    return f"MiniRocket's ridge needs at least {MIN_WINDOWS_PER_CLASS} training windows of every class"
+
+
+def without_branch(config: Any, why: str, named: bool, echo: Callable[[str], None]) -> Any:
+    """``config`` without the MiniRocket branch because of ``why`` (:func:`cannot_train`): when the
+    user ``named`` the number of features (``--rocket-features N``, or a value other than the
+    default) a one-line ConfigError; when it came from the default, ``rocket_features=0`` (what the
+    saved config records) and a note on ``echo``."""
+    n = config.model.rocket_features
+    if named or n != default_features():
+        raise ConfigError(f"--rocket-features {n}: {why} (train with --rocket-features 0)")
+    echo(f"note: the default MiniRocket branch (--rocket-features {n}) is dropped: {why}; "
+         "training the LSTM alone (rocket_features 0 recorded)")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, rocket_features=0))
+
+
+def settle(
+    config: Any, named: bool, echo: Callable[[str], None], *, cache: bool = False, distributed: bool = False
+) -> Any:
+    """``config`` as it can be trained here: unchanged, or without the branch (:func:`without_branch`)."""
+    why = cannot_train(config, cache=cache, distributed=distributed)
+    return without_branch(config, why, named, echo) if why else config
 
 
 def _groups(j: int) -> tuple[list[int], list[int]]:

@@ -25,7 +25,8 @@ Several processes building one cache directory at once is not supported (build i
 each machine its own --cache).
 ``--cv K`` cross-validates from the same cache. Not with ``--cache`` (one clear error):
 ``--reference`` and ``--distill minirocket|minirocket_oof`` (MiniRocket needs the windows in
-memory); ``--distill auto`` trains without a teacher and says so.
+memory) and ``--rocket-features N`` (the MiniRocket branch, likewise); ``--distill auto`` trains
+without a teacher and the default's MiniRocket branch is dropped, each with a note.
 The plausibility checks (har.training.preflight.check_data) run on every run from what each
 cache entry keeps of its recording (findings, gravity per static activity, longest stretch)."""
 
@@ -279,9 +280,12 @@ def train_streaming(
     echo: Callable[[str], None] = print,
     force: bool = False,
     reference: bool = False,
+    rocket_named: bool = False,
 ) -> Any:
     """har.training.train.train with the windows read through the cache under ``cache_root``
-    (see the module docstring); returns its TrainResult and writes the same model directory."""
+    (see the module docstring); returns its TrainResult and writes the same model directory.
+    The MiniRocket branch needs the windows in memory: the default's is dropped with a note (the
+    saved config says rocket_features 0), a named one (``rocket_named``) refused (har.training.rocket.settle)."""
     from har.scoring.metrics import compute_metrics, group_accuracy
     from har.training import preflight
     from har.training.fit import fit_model
@@ -293,6 +297,10 @@ def train_streaming(
     if not list(data):
         raise TrainingError("no training data given")
     fit_config = _without_teacher(config, echo)
+    from har.training.rocket import settle
+
+    config = settle(config, rocket_named, echo, cache=True)
+    fit_config = dataclasses.replace(fit_config, model=config.model)
     preflight.check_out_dir(out_dir)
     d = prepare_streaming(data, config, cache_root, test_data=test_data, progress=progress, echo=echo, force=force)
     cache, split, recs, classes, norm = d.cache, d.split, d.recordings, d.classes, d.norm

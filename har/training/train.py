@@ -155,6 +155,7 @@ def train(
     force: bool = False,
     reference: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
+    rocket_named: bool = False,
 ) -> TrainResult:
     """Train a model on ``data`` (recording files or directories) and write it to ``out_dir``.
 
@@ -166,14 +167,19 @@ def train(
     (``force`` accepts implausible data and classes without test windows, with warnings).
     ``reference`` also fits MiniRocket (har.training.reference, needs aeon) on the same windows and
     reports it beside har. ``cache_dir`` given: the windows are read through the window cache in
-    that directory (har.training.stream: recordings converted once, never all windows in memory)."""
-    from har.training import preflight
+    that directory (har.training.stream: recordings converted once, never all windows in memory).
+    ``rocket_named``: the user named ``config.model.rocket_features`` (`har train --rocket-features
+    N`); where the MiniRocket branch cannot be trained (window cache, several workers, windows under
+    9 samples, no aeon, a class with one training window) it is then refused in one line, while the
+    default's branch is dropped with a note and ``rocket_features`` 0 saved (har.training.rocket.settle)."""
+    from har.training import distributed, preflight
+    from har.training import rocket as rocket_branch
 
     if cache_dir is not None:
         from har.training.stream import train_streaming
 
         return train_streaming(data, out_dir, config, cache_dir, test_data=test_data, progress=progress, echo=echo,
-                               force=force, reference=reference)
+                               force=force, reference=reference, rocket_named=rocket_named)
 
     t_start = time.monotonic()
     if reference:
@@ -184,12 +190,7 @@ def train(
         from har.training.distill import require_teacher
 
         require_teacher(config.distill)
-    if config.model.rocket_features > 0:  # fail before loading anything
-        from har.training.rocket import check_window
-        from har.training.rocket import require_aeon as require_rocket
-
-        require_rocket()
-        check_window(config.window.window_samples)
+    config = rocket_branch.settle(config, rocket_named, echo, distributed=distributed.active() is not None)
     data = list(data)
     if not data:
         raise TrainingError("no training data given")
@@ -224,6 +225,10 @@ def train(
     if len(va) == 0:
         tr, va, split = _validation_without_subjects(all_recs, split, tr, config, echo)
         va = va.select(np.isin(va.y, classes))
+    if config.model.rocket_features > 0:  # the ridge fits on the training + validation windows
+        few = rocket_branch.too_few_windows(np.concatenate([encode(tr.y, classes), encode(va.y, classes)]))
+        if few:
+            config = rocket_branch.without_branch(config, few, rocket_named, echo)
     ytr, yte = encode(tr.y, classes), encode(te.y, classes)
     yva = encode(va.y, classes)
     norm = fit_normalization(tr.x)

@@ -52,6 +52,10 @@ class SearchSpace:
     # teachers (in-sample, cross-fitted by subject) need aeon and the windows in memory: dropped
     # without aeon or with --cache (:func:`available`)
     distill: tuple[str, ...] = ("none", "minirocket", "minirocket_oof")
+    # MiniRocket features inside the model (ModelConfig.rocket_features, har.training.rocket; 0 = off):
+    # needs aeon and the windows in memory, dropped as the teachers are (:func:`available`); not
+    # searched for windows under 9 samples
+    rocket_features: tuple[int, ...] = (0, 10000)
 
     def __post_init__(self) -> None:
         from har.errors import ConfigError
@@ -64,6 +68,10 @@ class SearchSpace:
         bad = sorted(set(self.distill) - set(DISTILL))
         if bad:
             raise ConfigError(f"search space: unknown distill choice {bad[0]!r} ({', '.join(DISTILL)})")
+        if any(n < 0 or 0 < n < 84 for n in self.rocket_features):
+            raise ConfigError(
+                f"search space: rocket_features must be 0 (off) or at least 84, got {list(self.rocket_features)}"
+            )
         unknown = sorted(set(self.augment) - set(AUGMENT_POLICIES))
         if unknown:
             raise ConfigError(f"search space: unknown augment policy {unknown[0]!r} ({', '.join(AUGMENT_POLICIES)})")
@@ -83,9 +91,37 @@ TEACHERS = ("minirocket", "minirocket_oof")  # distill choices that fit a MiniRo
 
 
 def available(space: SearchSpace, cache: bool = False) -> tuple[SearchSpace, str]:
-    """``space`` without choices this machine cannot train (the MiniRocket teachers without aeon,
-    or with ``cache``: `har tune --cache` streams windows, the teacher needs them in memory), and a
-    one-line note saying what was dropped ("" when nothing). ConfigError when nothing is left."""
+    """``space`` without choices this machine cannot train (the MiniRocket teachers and the
+    MiniRocket branch without aeon, or with ``cache``: `har tune --cache` streams windows, MiniRocket
+    needs them in memory), and a one-line note saying what was dropped ("" when nothing).
+    ConfigError when nothing is left."""
+    space, note_t = _available_teachers(space, cache)
+    space, note_r = _available_rocket(space, cache)
+    return space, "; ".join(n for n in (note_t, note_r) if n)
+
+
+def _available_rocket(space: SearchSpace, cache: bool) -> tuple[SearchSpace, str]:
+    with_rocket = [n for n in space.rocket_features if n > 0]
+    if not with_rocket:
+        return space, ""
+    why = "the window cache (--cache) streams the windows, MiniRocket needs them in memory" if cache else ""
+    if not why:
+        from har.training.rocket import aeon_available
+
+        why = "" if aeon_available() else "aeon is not installed"
+    if not why:
+        return space, ""
+    names = ", ".join(str(n) for n in with_rocket)
+    if 0 not in space.rocket_features:
+        from har.errors import ConfigError
+        from har.training.rocket import INSTALL_HINT
+
+        hint = f": {INSTALL_HINT}" if not cache else " (search it without --cache)"
+        raise ConfigError(f"search space: rocket_features {names} cannot be searched here: {why}{hint}")
+    return dataclasses.replace(space, rocket_features=(0,)), f"rocket_features {names} not searched: {why}"
+
+
+def _available_teachers(space: SearchSpace, cache: bool) -> tuple[SearchSpace, str]:
     teachers = [d for d in space.distill if d in TEACHERS]
     if not teachers:
         return space, ""
@@ -115,7 +151,7 @@ def has_field(cls: type, name: str) -> bool:
 def searched_fields() -> list[str]:
     """The optional config fields this har version can search (see the module docstring)."""
     opt = [("ModelConfig", ModelConfig, n) for n in ("representation", "conv_dilation", "pooling")]
-    opt.append(("ModelConfig", ModelConfig, "ensemble"))
+    opt += [("ModelConfig", ModelConfig, n) for n in ("ensemble", "rocket_features")]
     opt += [("TrainConfig", TrainConfig, n) for n in ("label_smoothing", "distill")]
     return [f"{cn}.{n}" for cn, c, n in opt if has_field(c, n)]
 
@@ -153,6 +189,11 @@ def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainCo
         model["pooling"] = str(pick("pooling", space.pooling))
     if has_field(ModelConfig, "ensemble"):
         model["ensemble"] = int(pick("ensemble", space.ensemble))
+    if has_field(ModelConfig, "rocket_features"):  # MiniRocket needs windows of 9 samples or more
+        from har.training.rocket import KERNEL_LENGTH
+
+        long_enough = window.window_samples >= KERNEL_LENGTH
+        model["rocket_features"] = int(pick("rocket_features", space.rocket_features)) if long_enough else 0
 
     policy = str(pick("augment", space.augment))
     augment = dataclasses.replace(AugmentConfig(), **AUGMENT_POLICIES[policy])
@@ -203,4 +244,6 @@ def describe(cfg: TrainConfig) -> str:
         parts.append(f"ensemble {m.ensemble}")
     if getattr(cfg, "distill", "none") != "none":
         parts.append(f"distill {cfg.distill}")
+    if getattr(m, "rocket_features", 0) > 0:
+        parts.append(f"rocket {m.rocket_features}")
     return " | ".join(parts)
