@@ -44,11 +44,9 @@ INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 
 def teacher_available() -> bool:
     """True when aeon (the MiniRocket teacher) is installed."""
-    try:
-        import aeon  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from har.training.rocket import aeon_available
+
+    return aeon_available()
 
 
 def require_teacher(distill: str) -> None:

@@ -100,15 +100,21 @@ def available(space: SearchSpace, cache: bool = False) -> tuple[SearchSpace, str
     return space, "; ".join(n for n in (note_t, note_r) if n)
 
 
+def _why_not_searchable(what: str, cache: bool) -> str:
+    """Why ``what`` (the MiniRocket branch or teacher: aeon, fitted on windows in memory) cannot be
+    searched here ("" when it can)."""
+    if cache:
+        return f"the window cache (--cache) streams the windows, {what} needs them in memory"
+    from har.training.rocket import aeon_available
+
+    return "" if aeon_available() else "aeon is not installed"
+
+
 def _available_rocket(space: SearchSpace, cache: bool) -> tuple[SearchSpace, str]:
     with_rocket = [n for n in space.rocket_features if n > 0]
     if not with_rocket:
         return space, ""
-    why = "the window cache (--cache) streams the windows, MiniRocket needs them in memory" if cache else ""
-    if not why:
-        from har.training.rocket import aeon_available
-
-        why = "" if aeon_available() else "aeon is not installed"
+    why = _why_not_searchable("MiniRocket", cache)
     if not why:
         return space, ""
     names = ", ".join(str(n) for n in with_rocket)
@@ -125,11 +131,7 @@ def _available_teachers(space: SearchSpace, cache: bool) -> tuple[SearchSpace, s
     teachers = [d for d in space.distill if d in TEACHERS]
     if not teachers:
         return space, ""
-    why = "the window cache (--cache) streams the windows, the teacher needs them in memory" if cache else ""
-    if not why:
-        from har.training.distill import teacher_available
-
-        why = "" if teacher_available() else "aeon is not installed"
+    why = _why_not_searchable("the teacher", cache)
     if not why:
         return space, ""
     rest = tuple(d for d in space.distill if d not in TEACHERS)
