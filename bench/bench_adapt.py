@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         STRENGTHS,
         adapt_bundle,
         calibration_windows,
+        head_rows,
         load_head,
     )
     from har.runtime.classifier import WindowClassifier
@@ -235,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             cw = calibration_windows([c], meta)
             _, ce = clf.predict_with_embedding(cw.x)
             _, te = clf.predict_with_embedding(tx)
+            # the embedding rows `har adapt` refits (a MiniRocket model: the LSTM embedding's only)
+            n_rows = head_rows(meta, ce.shape[1], k) or ce.shape[1]
+            ce, te = ce[:, :n_rows], te[:, :n_rows]
             emb_acc = float(np.mean(scratch_lr(ce, cw.y, te, k) == ty))
             feat_acc = float(np.mean(scratch_lr(features(cw.x), cw.y, features(tx), k) == ty))
             rows.append({"subject": s, "base": base_acc, "adapted": ad_acc, "kept": res.kept,
