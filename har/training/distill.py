@@ -35,17 +35,15 @@ import numpy as np
 
 from har.config import AUTO
 from har.errors import ConfigError
+from har.training.rocket import INSTALL_HINT, aeon_available
 
 OOF_FOLDS = 3  # minirocket_oof: teacher folds (each one MiniRocket fit)
 TEMPERATURES = np.geomspace(0.01, 100.0, 121)  # distill_temperature="auto": the grid searched
 LOG_EPS = 1e-4  # calibrate_temperature: a probability of 0 costs -log(LOG_EPS)
-INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 
 
 def teacher_available() -> bool:
     """True when aeon (the MiniRocket teacher) is installed."""
-    from har.training.rocket import aeon_available
-
     return aeon_available()
 
 

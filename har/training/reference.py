@@ -19,19 +19,17 @@ import numpy as np
 
 from har.errors import ConfigError
 from har.scoring.metrics import compute_metrics, group_accuracy, subject_spread
+from har.training.rocket import INSTALL_HINT, aeon_available
 
 REFERENCE_NAME = "MiniRocket (aeon)"
 MAX_TRAIN_WINDOWS = 4000
 MIN_LENGTH = 9  # MiniRocket's kernels are 9 samples long
-INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 
 
 def require_aeon() -> None:
     """ConfigError (one line) when aeon is not installed."""
-    try:
-        import aeon  # noqa: F401
-    except ImportError:
-        raise ConfigError(f"--reference needs aeon for MiniRocket: {INSTALL_HINT}") from None
+    if not aeon_available():
+        raise ConfigError(f"--reference needs aeon for MiniRocket: {INSTALL_HINT}")
 
 
 def stratified_subset(y: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -71,10 +71,8 @@ DENORM_LAYER = "rocket_denorm"
 
 def require_aeon() -> None:
     """ConfigError (one line) when aeon (MiniRocket) is not installed."""
-    try:
-        import aeon  # noqa: F401
-    except ImportError:
-        raise ConfigError(f"--rocket-features needs aeon for MiniRocket: {INSTALL_HINT}") from None
+    if not aeon_available():
+        raise ConfigError(f"--rocket-features needs aeon for MiniRocket: {INSTALL_HINT}")
 
 
 def dilations_for(window_samples: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
