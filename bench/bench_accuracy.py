@@ -355,7 +355,7 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
     if "har" in a.models:
         add("har defaults (int8)", lambda: har_default(ds, work / key, te, y, classes, a.reuse))
     if "tune" in a.models:
-        mins = 3.0 if a.quick else a.tune_minutes
+        mins = 3.0 if a.quick else a.tune_minutes.get(key, a.tune_minutes.get("*", 20.0))
         add("har tune winner (int8)",
             lambda: har_tuned(ds, work / key, te, y, classes, wc, mins, a.max_kb, a.max_ms))
     if "keras" in a.models:
@@ -368,6 +368,21 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
     return {"dataset": key, "name": ds.name, "note": ds.note, "window": dataclasses.asdict(wc),
             "train_windows": len(tr), "test_windows": len(te), "quick": a.quick, "rows": rows, "skipped": skipped,
             "table": table(title, rows, skipped)}
+
+
+def _minutes(text: str) -> dict[str, float]:
+    """``--tune-minutes``: "20" (every data set) or "basic=5,watch=20,wisdm=30" ("*" for the rest)."""
+    out: dict[str, float] = {}
+    try:
+        for part in text.split(","):
+            k, _, v = part.rpartition("=")
+            out[k.strip() or "*"] = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN or SET=MIN,..., got {text!r}") from None
+    bad = sorted(set(out) - {*DATASETS, "*"})
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown data set(s) {', '.join(bad)}")
+    return out
 
 
 def _run_meta() -> dict[str, Any]:
@@ -392,7 +407,8 @@ def main() -> None:
         ap.add_argument(f"--skip-{m}", action="store_true", help=f"do not run the {m} row")
     ap.add_argument("--quick", action="store_true", help="smoke run: subsampled, fewer epochs (see the docstring)")
     ap.add_argument("--quick-windows", type=int, default=3000)
-    ap.add_argument("--tune-minutes", type=float, default=20.0, help="har tune time budget per data set")
+    ap.add_argument("--tune-minutes", type=_minutes, default={"*": 20.0},
+                    help="har tune time budget per data set: MIN for every set, or SET=MIN,... (e.g. basic=5,wisdm=30)")
     ap.add_argument("--max-kb", type=float, default=64.0, help="har tune budget: int8 model size, KB")
     ap.add_argument("--max-ms", type=float, default=5.0, help="har tune budget: ms per window")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
