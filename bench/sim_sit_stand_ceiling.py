@@ -54,6 +54,9 @@ VALIDATION_SEEDS = (5, 6, 7, 41, 97)  # scripts/validate_default_model.py FRESH_
 TEST_SEEDS = (17, 18)  # tests/test_default_accuracy.py: never generated here
 BANDS_HZ = ((0.3, 0.9), (0.9, 1.7), (1.7, 3.3), (3.3, 6.5), (6.5, 12.5), (12.5, 25.1))
 SUB_WINDOWS = 5  # quiet-part statistics over 0.5 s pieces
+# --feature-set axis: only the per-axis log band energies (columns 0-17) and the mean gravity
+# (norm, pitch, roll, unit vector: columns 51-56), what a linear first layer on x, y, z sees
+AXIS_COLUMNS = [*range(18), *range(51, 57)]
 
 
 def simulate_seed(seed: int, subjects: int, seconds: float) -> list:
@@ -195,12 +198,14 @@ def main() -> None:
     ap.add_argument("--train-seeds", help="comma list of training seeds instead of --train-wearers (99 wearers each)")
     ap.add_argument("--seconds", type=float, default=12.0, help="training seconds per activity")
     ap.add_argument("--rocket-stride", type=int, default=4, help="MiniRocket: every Nth training window")
+    ap.add_argument("--feature-set", choices=("all", "axis"), default="all", help="hgb/logreg features")
     ap.add_argument("--json", type=Path, help="write the numbers here")
     args = ap.parse_args()
     models = args.models.split(",")
     t0 = time.time()
     val = {s: windows_of([s], 10, 40.0) for s in VALIDATION_SEEDS}
-    fval = {s: window_features(w.x) for s, w in val.items()}
+    cols = slice(None) if args.feature_set == "all" else AXIS_COLUMNS
+    fval = {s: window_features(w.x)[:, cols] for s, w in val.items()}
     results: dict = {}
     if args.train_seeds:
         seed_sets = [tuple(int(v) for v in args.train_seeds.split(","))]
@@ -210,7 +215,7 @@ def main() -> None:
         assert not set(seeds) & (set(TEST_SEEDS) | set(VALIDATION_SEEDS) | {42, 98})
         n_wearers = 99 * len(seeds)
         tr = windows_of(seeds, 99, args.seconds)
-        ftr = window_features(tr.x)
+        ftr = window_features(tr.x)[:, cols]
         print(f"{n_wearers} wearers (seeds {','.join(map(str, seeds))}) x {args.seconds:g} s: "
               f"{len(tr)} training windows, {ftr.shape[1]} features [{time.time() - t0:.0f} s]", flush=True)
         for name in models:
@@ -223,7 +228,7 @@ def main() -> None:
                 model = (fit_hgb if name == "hgb" else fit_logreg)(ftr, tr.y)
                 preds = {s: model.predict(fval[s]) for s in val}
             rows = {s: per_wearer(preds[s], val[s]) for s in val}
-            key = f"{name}/{n_wearers}/seeds {','.join(map(str, seeds))}"
+            key = f"{name}[{args.feature_set}]/{n_wearers}/seeds {','.join(map(str, seeds))}"
             results[key] = rows
             means = [r["mean"] for r in rows.values()]
             print(f"  {key} [{time.time() - t1:.0f} s]: mean {np.mean(means):.1%}  worst "
