@@ -287,8 +287,6 @@ def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path
     assert "MiniRocket features'" in r.output and "the LSTM embedding's 16 are refit" in r.output
     adapted = json.loads((tmp_path / "bob" / "metadata.json").read_text())["adaptation"]
     assert adapted["holdout"]["windows"] > 0
-    # the rows refit are the LSTM embedding's as the bundle's graph holds it (its rocket_ppv width)
-    assert clf.rocket_width == clf.embedding_dim - 16 > 9000
     # an activity bob skips keeps the base model's probability bit for bit, in the int8 live model
     # (`har run`) and the float batched one: the personal head takes the model's own output for it,
     # not head.npz's float arithmetic (int8 head vs float: differences of 1/256; the float model's
@@ -314,3 +312,5 @@ def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path
             assert np.array_equal(pa[said], pb[said])
         break
     assert kept, "no personal head kept with any one activity skipped"
+    # the rows refit are the LSTM embedding's as the bundle's graph holds it (its rocket_ppv width)
+    assert clf.rocket_width == clf.embedding_dim - 16 > 9000
