@@ -2,8 +2,8 @@
 
 For a model directory written by `har train` from a data set of bench_rocket.py (``basic``, ``sim``,
 ``watch``; data written by bench_rocket.py ``--work DIR``), converts the batch-1 graph the way
-`har deploy` does (har.training._convert_worker: equalized channels, embedding output, cell_clip
-patched) in several variants and scores each one window at a time (state reset, as `har run`) on the
+`har deploy` does (har.training._convert_worker.export_graph: equalized channels, embedding output;
+cell_clip patched) in several variants and scores each one window at a time (state reset, as `har run`) on the
 model's validation subjects (inside the training data: what a choice may look at) and on the test
 windows: agreement with Keras (argmax), accuracy (int8 and Keras), size, ms per window (1 thread).
 
@@ -51,9 +51,9 @@ def main() -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     from har.artifacts.metadata import load_metadata
-    from har.training._convert_worker import convert, float_layers, patch_and_list_ops, with_embedding
+    from har.training._convert_worker import convert, export_graph, float_layers, patch_and_list_ops
     from har.training._tf import import_tf
-    from har.training.model import build_model, channel_peaks, copy_weights, equalization_scales, first_conv_rows
+    from har.training.model import build_model
 
     meta = load_metadata(a.model_dir)
     ds = ba.DataSet(a.name, meta.window.rate_hz, a.data / "train", a.data / "test", "")
@@ -85,12 +85,7 @@ def main() -> None:
     km.set_weights(m1.get_weights())
     pv = km.predict(norm.apply(xv), batch_size=256, verbose=0) if len(xv) else np.zeros((0, k))
     pt = km.predict(norm.apply(xt), batch_size=256, verbose=0)
-    single = m1
-    if cfg.equalize_channels and cfg.conv_filters > 0:
-        scales = equalization_scales(channel_peaks(km, calib), first_conv_rows(m1))
-        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales)
-        copy_weights(m1, single, channel_scales=scales)
-    m1e = with_embedding(keras, single)[0]
+    m1e = export_graph(keras, cfg, m1, km, calib)[0]
     rocket = float_layers(m1e)
     lstm_in = [ly.name for ly in m1e.layers
                if not ly.name.startswith("rocket") and any(p in ly.name for p in LSTM_INPUT_PARTS)]

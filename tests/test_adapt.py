@@ -94,6 +94,15 @@ def test_uncalibrated_classes_keep_the_base_behaviour(tmp_path: Path) -> None:
     assert gate.any() and np.array_equal(pa[gate].argmax(1), pb[gate].argmax(1))  # its windows stay its own
     assert np.allclose(pa[gate], pb[gate])
     assert np.mean(pa[~gate].argmax(1) != pb[~gate].argmax(1)) > 0.05  # the calibrated classes did move
+    # given the model's own probabilities (what the runtime passes), the skipped class keeps them bit
+    # for bit, and the windows the model gives to it keep the model's output, even where the numpy
+    # base head would say otherwise (an int8 model's own head is not head.npz's float arithmetic)
+    own = np.clip(pb + rng.normal(0, 0.02, pb.shape).astype(np.float32), 0, None)
+    own /= own.sum(1, keepdims=True)
+    po = head(probe, own)
+    assert np.array_equal(po[:, 3], own[:, 3])
+    mine = own.argmax(1) == 3
+    assert np.array_equal(po[mine], own[mine]) and np.allclose(po.sum(1), 1.0, atol=1e-5)
     # round trip through the bundle file; an all-calibrated head is a plain linear head
     loaded = load_head(save_head(tmp_path / "p.npz", head), 16, 4)
     assert isinstance(loaded, PersonalHead) and np.allclose(loaded(probe), pa, atol=1e-6)
@@ -119,14 +128,21 @@ def test_a_minirocket_wide_head_refits_the_lstm_rows_only() -> None:
     meta = dataclasses.replace(_meta(), train_config=TrainConfig(
         window=WINDOW, model=ModelConfig(lstm_units=(16,), rocket_features=5000)))
     assert (emb.shape[1] + 1) * 4 > MAX_NEWTON_PARAMS
-    rows = head_rows(meta, emb.shape[1], 4)
-    assert rows == 16 and head_rows(_meta(), 16, 4) is None
+    rows = head_rows(meta, emb.shape[1], 4, rocket_width=5000)  # the bundle's graph: 5000 MiniRocket columns
+    assert rows == 16 and head_rows(_meta(), 16, 4, rocket_width=0) is None
+    # the graph and the training config disagree: one line, never a wrong split of the rows
+    for width, cfg in ((4990, meta), (0, meta), (5000, None)):
+        m = dataclasses.replace(_meta(), train_config=TrainConfig(window=WINDOW, model=ModelConfig(lstm_units=(16,)))) \
+            if cfg is None else cfg
+        with pytest.raises(AdaptError, match=r"^the model's embedding holds .* \(redeploy it\)$") as e:
+            head_rows(m, emb.shape[1], 4, rocket_width=width)
+        assert "\n" not in str(e.value)
     fitted = fit_calibrated(emb, y, base, np.ones(4, bool), 1e-2, free_rows=rows)
     assert np.array_equal(fitted.w[16:], base.w[16:]) and not np.allclose(fitted.w[:16], base.w[:16])
     assert np.mean(fitted(emb).argmax(1) == y) > 0.95 > np.mean(base(emb).argmax(1) == y)
     plain = dataclasses.replace(_meta(), train_config=TrainConfig(window=WINDOW, model=ModelConfig(lstm_units=(16,))))
     with pytest.raises(AdaptError, match="5016-wide embedding"):
-        head_rows(plain, emb.shape[1], 4)
+        head_rows(plain, emb.shape[1], 4, rocket_width=0)
 
 
 def test_cross_validation_never_fits_on_what_it_scores(tmp_path: Path) -> None:
@@ -272,7 +288,6 @@ def test_a_skipped_activity_keeps_the_base_behaviour_in_the_bundle(tmp_path: Pat
     test = read_recording(_other_person(tmp_path / "test.csv", seed=8))
     base = WindowClassifier.from_bundle(fp32_bundle)
     x = make_windows(test, base.metadata.window).x
-    pb = base.predict_proba(x)
     kept = []
     for skip in TINY_CLASSES:  # whichever activities the personal head is kept for
         cal = write_recording(tmp_path / f"cal_{skip}.csv", Recording(rec.time, rec.xyz, np.where(
@@ -288,12 +303,13 @@ def test_a_skipped_activity_keeps_the_base_behaviour_in_the_bundle(tmp_path: Pat
         assert isinstance(load_head(out / "head_adapted.npz"), PersonalHead)
         adapted = WindowClassifier.from_bundle(out)
         assert adapted.head is not None
-        pa = adapted.predict_proba(x)
         k = list(base.metadata.classes).index(skip)
-        assert np.allclose(pa[:, k], pb[:, k], atol=1e-5)  # its probability is the base model's
-        said = pb.argmax(1) == k
-        assert np.all(pa[said].argmax(1) == k)  # windows the base model gives to it keep it
-        assert not np.allclose(pa, pb, atol=1e-4)  # the personal head is in use for the calibrated ones
+        for batched in (None, False):  # the batched replay model, and the live model `har run` uses
+            pbm, pa = base.predict_proba(x, batched=batched), adapted.predict_proba(x, batched=batched)
+            assert np.array_equal(pa[:, k], pbm[:, k])  # its probability is the base model's, bit for bit
+            said = pbm.argmax(1) == k
+            assert np.array_equal(pa[said], pbm[said])  # windows the base model gives to it keep its output
+            assert not np.allclose(pa, pbm, atol=1e-4)  # the personal head is in use for the calibrated ones
     assert kept, "no personal head kept with any one activity skipped"
 
 

@@ -287,3 +287,30 @@ def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path
     assert "MiniRocket features'" in r.output and "the LSTM embedding's 16 are refit" in r.output
     adapted = json.loads((tmp_path / "bob" / "metadata.json").read_text())["adaptation"]
     assert adapted["holdout"]["windows"] > 0
+    # an activity bob skips keeps the base model's probability bit for bit, in the int8 live model
+    # (`har run`) and the float batched one: the personal head takes the model's own output for it,
+    # not head.npz's float arithmetic (int8 head vs float: differences of 1/256; the float model's
+    # 10,000-wide MiniRocket head vs numpy: float32 rounding)
+    from har.signal import make_windows
+
+    x = make_windows(read_recording(test), clf.metadata.window).x
+    kept = []
+    for skip in clf.classes:
+        part = write_recording(tmp_path / f"bob_{skip}.csv", Recording(rec.time, xyz, np.where(
+            rec.labels == skip, "", rec.labels), rec.seq, rec.meta))
+        r = runner.invoke(cli, ["adapt", str(tmp_path / "b"), str(part), "--out", str(tmp_path / f"bob_{skip}")])
+        assert r.exit_code == 0, r.output
+        ad = WindowClassifier.from_bundle(tmp_path / f"bob_{skip}")
+        if ad.head is None:
+            continue
+        kept.append(skip)
+        k = clf.classes.index(skip)
+        for batched in (False, None):
+            pb, pa = clf.predict_proba(x, batched=batched), ad.predict_proba(x, batched=batched)
+            assert np.array_equal(pa[:, k], pb[:, k]), (skip, batched, float(np.abs(pa[:, k] - pb[:, k]).max()))
+            said = pb.argmax(1) == k
+            assert np.array_equal(pa[said], pb[said])
+        break
+    assert kept, "no personal head kept with any one activity skipped"
+    # the rows refit are the LSTM embedding's as the bundle's graph holds it (its rocket_ppv width)
+    assert clf.rocket_width == clf.embedding_dim - 16 > 9000

@@ -94,16 +94,9 @@ def _run(python: str, mod: str, model: Path, x: Path, out: Path, kernels: str) -
 def test_int8_export_gives_identical_outputs_in_both_runtimes(
     mc: ModelConfig, tflite_runtime_python: Path, tmp_path: Path
 ) -> None:
-    from har.training._convert_worker import convert, patch_and_list_ops, with_embedding
+    from har.training._convert_worker import convert, export_graph, patch_and_list_ops
     from har.training._tf import import_tf
-    from har.training.model import (
-        build_model,
-        channel_peaks,
-        copy_weights,
-        equalization_scales,
-        first_conv_rows,
-        set_normalization,
-    )
+    from har.training.model import build_model, set_normalization
 
     tf, keras = import_tf()
     keras.utils.set_random_seed(0)
@@ -121,16 +114,11 @@ def test_int8_export_gives_identical_outputs_in_both_runtimes(
         rocket.set_rocket_weights(m, rocket.rocket_weights(mr.parameters, w, c, mc.rocket_features, mean, std))
         peaks = rocket.conv_peaks(m, calib)
         rocket.set_rocket_weights(m, rocket.rocket_weights(mr.parameters, w, c, mc.rocket_features, mean, std, peaks))
-    single = m
-    assert mc.equalize_channels  # as `har deploy` exports it (har.training._convert_worker)
+    assert mc.equalize_channels  # as `har deploy` exports it (har.training._convert_worker.export_graph)
     ref = build_model(mc, w, c, k, batch_size=None)
     ref.set_weights(m.get_weights())
-    peaks = channel_peaks(ref, calib)
-    if peaks is not None:
-        scales = equalization_scales(peaks, first_conv_rows(m))
-        single = build_model(mc, w, c, k, batch_size=1, channel_scales=scales)
-        copy_weights(m, single, channel_scales=scales)
-    blob, ops, _ = patch_and_list_ops(convert(tf, with_embedding(keras, single)[0], "int8", calib, 1, False))
+    single = export_graph(keras, mc, m, ref, calib)[0]
+    blob, ops, _ = patch_and_list_ops(convert(tf, single, "int8", calib, 1, False))
     assert all(o["builtin"] for o in ops)
     (tmp_path / "model.tflite").write_bytes(blob)
     if mc.rocket_features:  # the export keeps the branch float32: float CONV_2D / DEPTHWISE / MEAN beside int8

@@ -25,7 +25,15 @@ from har.errors import ConfigError, TuneError
 from har.recording.format import write_recording
 from har.recording.simulate import simulate_recording
 from har.training.tune import TuneOptions, stratified_groups, tune
-from har.training.tune_space import SearchSpace, available, describe, has_field, searched_fields, suggest_config
+from har.training.tune_space import (
+    DEFAULT_ATTR,
+    SearchSpace,
+    available,
+    describe,
+    has_field,
+    searched_fields,
+    suggest_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ACTS = ("lying", "walking", "running")
@@ -274,8 +282,16 @@ def test_tune_end_to_end(tuned: tuple[Path, Any]) -> None:
         assert e["size_kb"] > 0 and e["latency_ms"] > 0 and e["meets_budget"] is True
         assert e["config"]["model"]["lstm_units"] in ([8], [16])
     assert sum(e["winner"] for e in board) == 1 and board[0]["winner"]  # best CV accuracy first
+    # trial 0 is har train's default, moved into the tiny space (LSTM 64 -> 16, augment auto -> none ...),
+    # trained, scored and measured like trial 1
+    default = next(e for e in board if e["har_default"])
+    assert default["trial"] == 0 and default["params"]["lstm_units_0"] == 16 and default["params"]["augment"] == "none"
+    assert default["default_moved"]["lstm_units_0"] == [64, 16] and not next(e for e in board if e["trial"] == 1)[
+        "har_default"]
     text = (out / "leaderboard.txt").read_text()
     assert "+-" in text and "win 2s hop 0.5s" in text
+    assert "[har default] win 2s hop 0.5s" in text and "har default (har train's configuration): trial 0, rank" in text
+    assert "har default (har train's configuration): trial 0, rank" in r.stdout
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = out / "best"
     meta = json.loads((best / "metadata.json").read_text())
@@ -383,6 +399,7 @@ def test_two_processes_split_one_sqlite_study(sim_dir: Path, tmp_path: Path) -> 
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     fresh = [tuple(sorted(t.params.items())) for t in trials if "duplicate_of" not in t.user_attrs]
     assert len(fresh) == len(set(fresh))  # no configuration trained twice
+    assert [t.number for t in trials if DEFAULT_ATTR in t.user_attrs] == [0]  # the creator alone enqueued it
     assert np.isfinite([t.value for t in trials if t.state.name == "COMPLETE"]).all()
 
 

@@ -55,13 +55,17 @@ def tune_cmd(
 ) -> None:
     """Search model and training settings for recordings DATA, scored by cross-validation inside DATA.
 
-    Each trial draws a configuration (window, input representation, augmentation, conv front end,
-    LSTM, pooling, dropout, learning-rate schedule, label smoothing) with Optuna's TPE sampler and
-    scores it by leave-subjects-out folds; bad trials are pruned after a fold. The best trials are
+    The first trial of a new study is har train's own default configuration (as close as --space
+    allows), scored like any other and marked "[har default]" in the leaderboard, so the search
+    starts from a known-good baseline. Each further trial draws a configuration (window, input
+    representation, augmentation, conv front end, LSTM, pooling, dropout, learning-rate schedule,
+    label smoothing) with Optuna's TPE sampler and scores it by leave-subjects-out folds; bad
+    trials are pruned after a fold. The best trials are
     trained on all of DATA, exported to int8 TFLite and measured against --max-kb / --max-ms. Writes
     OUT/leaderboard.txt + .json, OUT/pareto.png and OUT/best (deploy it with `har deploy`).
     Interrupted? Run the same command again: finished trials are kept in OUT/study.db."""
     from har.training.tune import TuneOptions, tune
+    from har.training.tune_report import default_line
     from har.training.tune_space import SearchSpace
 
     space = SearchSpace()
@@ -77,6 +81,8 @@ def tune_cmd(
     )
     result = tune(list(data), out, opts, space=space, echo=lambda s: click.echo(s, err=True))
     click.echo(f"leaderboard: {out / 'leaderboard.txt'}")
+    if default_line(result.leaderboard):
+        click.echo(default_line(result.leaderboard))
     if result.plot is not None:
         click.echo(f"pareto plot: {result.plot}")
     w = result.winner

@@ -88,7 +88,9 @@ class LinearHead:
     def logits(self, emb: np.ndarray) -> np.ndarray:
         return np.asarray(emb, dtype=np.float32) @ self.w + self.b
 
-    def __call__(self, emb: np.ndarray) -> np.ndarray:
+    def __call__(self, emb: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (n, classes) of embeddings (n, d); ``probs`` (the model's own, see
+        :class:`PersonalHead`) is not needed by a head that scores every class."""
         z = self.logits(emb)
         if z.shape[0] == 1:  # the live path: one window per hop (scalar reductions are cheaper)
             z = np.exp(z - z.max())
@@ -124,8 +126,14 @@ def blend_probs(base_probs: np.ndarray, logits: np.ndarray, calibrated: np.ndarr
 @dataclass(frozen=True)
 class PersonalHead:
     """A personal head for some classes only (`har adapt` with skipped activities): ``w``, ``b``
-    (already blended with the base) score the ``calibrated`` classes, the base head (``base_w``,
-    ``base_b``) keeps the others' behaviour (:func:`blend_probs`)."""
+    (already blended with the base) score the ``calibrated`` classes, the base model keeps the
+    others' behaviour (:func:`blend_probs`).
+
+    Called with the model's own probabilities for the same windows (``probs``: what the runtime's
+    interpreter output, as WindowClassifier does), the skipped classes keep exactly those. Without
+    them the base head (``base_w``, ``base_b``) recomputes them from the embedding: the model's
+    output again only up to its arithmetic (an int8 model's head differed by up to 0.2 on WISDM, a
+    float model's 10,000-wide MiniRocket head by ~6e-5 of float32 rounding)."""
 
     w: np.ndarray  # float32 (d, classes); uncalibrated columns equal the base's
     b: np.ndarray  # float32 (classes,)
@@ -136,9 +144,9 @@ class PersonalHead:
     def logits(self, emb: np.ndarray) -> np.ndarray:
         return np.asarray(emb, dtype=np.float32) @ self.w + self.b
 
-    def __call__(self, emb: np.ndarray) -> np.ndarray:
+    def __call__(self, emb: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
         e = np.asarray(emb, dtype=np.float32)
-        base = _softmax(e @ self.base_w + self.base_b)
+        base = _softmax(e @ self.base_w + self.base_b) if probs is None else np.asarray(probs, dtype=np.float32)
         return blend_probs(base, e @ self.w + self.b, self.calibrated)
 
 
@@ -319,18 +327,31 @@ def fit_calibrated(
     return LinearHead(w, b)
 
 
-def head_rows(meta: ModelMetadata, embedding_dim: int, n_classes: int) -> int | None:
+def head_rows(meta: ModelMetadata, embedding_dim: int, n_classes: int, rocket_width: int) -> int | None:
     """How many leading rows of the head `har adapt` refits: None (all) when Newton's system stays
     within MAX_NEWTON_PARAMS; for a model with the MiniRocket branch (embedding = [LSTM embedding,
-    MiniRocket features]) the LSTM embedding's rows only. AdaptError (one line) when even that is too
-    large."""
+    MiniRocket features]) the LSTM embedding's rows only. ``rocket_width``: how many of the
+    embedding's columns the bundle's graph holds as MiniRocket features
+    (:attr:`~har.runtime.classifier.WindowClassifier.rocket_width`, 0 without the branch); the
+    LSTM embedding is the rest. AdaptError (one line) when that disagrees with the training config
+    (ensemble x last LSTM / dense units, with or without the branch), or when even those rows are
+    too many."""
     if (embedding_dim + 1) * n_classes <= MAX_NEWTON_PARAMS:
         return None
     m = meta.train_config.model
-    lstm = m.ensemble * (m.dense_units or m.lstm_units[-1])
-    fits = (lstm + 1) * n_classes <= MAX_NEWTON_PARAMS
-    if getattr(m, "rocket_features", 0) > 0 and 0 < lstm < embedding_dim and fits:
-        return lstm
+    config_lstm = m.ensemble * (m.dense_units or m.lstm_units[-1])
+    has_branch = getattr(m, "rocket_features", 0) > 0
+    if has_branch or rocket_width > 0:
+        lstm = embedding_dim - rocket_width
+        if not (has_branch and rocket_width > 0 and lstm == config_lstm):
+            said = f"rocket_features {m.rocket_features}, {config_lstm} LSTM embedding columns" if has_branch else \
+                "no MiniRocket branch"
+            raise AdaptError(
+                f"the model's embedding holds {lstm} LSTM embedding columns and {rocket_width} MiniRocket features "
+                f"but its training config says {said}: the bundle and its metadata disagree (redeploy it)"
+            )
+        if 0 < lstm and (lstm + 1) * n_classes <= MAX_NEWTON_PARAMS:
+            return lstm
     raise AdaptError(
         f"the head reads a {embedding_dim}-wide embedding: refitting it for {n_classes} classes needs a "
         f"{(embedding_dim + 1) * n_classes}-square system (at most {MAX_NEWTON_PARAMS}); adapt with --full, "
@@ -537,12 +558,13 @@ def calibration_windows(
 def cross_validate(
     emb: np.ndarray, cal: Calibration, base: LinearHead, calibrated: np.ndarray,
     strengths: Sequence[float] = STRENGTHS, blends: Sequence[float] = BLENDS, anchor_weight: float = 0.0,
-    free_rows: int | None = None,
+    free_rows: int | None = None, base_probs: np.ndarray | None = None,
 ) -> dict[tuple[float, float], np.ndarray]:
     """Out-of-fold probabilities (n, classes) of the personal head for every (strength, blend):
-    window i is scored by a head fitted on ``cal.train[cal.fold[i]]`` only."""
+    window i is scored by a head fitted on ``cal.train[cal.fold[i]]`` only. ``base_probs``: the
+    model's own probabilities of the windows, which skipped classes keep (default: the base head's)."""
     zb = base.logits(emb).astype(np.float64)
-    pb = _softmax(zb.copy())
+    pb = _softmax(zb.copy()) if base_probs is None else np.asarray(base_probs, dtype=np.float64)
     out = {(s, a): np.zeros_like(pb) for s in strengths for a in blends}
     for f, tr in enumerate(cal.train):
         te = cal.fold == f
@@ -665,7 +687,7 @@ def adapt_bundle(
     if isinstance(base, PersonalHead):
         raise BundleError(f"{src}/{HEAD_FILE} is a personal head, not the base head")
     calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
-    rows = head_rows(meta, clf.embedding_dim, int(calibrated.sum()))
+    rows = head_rows(meta, clf.embedding_dim, int(calibrated.sum()), clf.rocket_width)
     if rows is not None:
         echo(f"  the MiniRocket features' {clf.embedding_dim - rows} head rows keep the base weights; "
              f"the LSTM embedding's {rows} are refit")
@@ -675,7 +697,8 @@ def adapt_bundle(
     grid_s = tuple(strengths) if strength is None else (float(strength),)
     head: LinearHead | PersonalHead | None = None
     with one_blas_thread():
-        oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight, free_rows=rows)
+        oof = cross_validate(emb, cal, base, calibrated, grid_s, blends, anchor_weight=anchor_weight, free_rows=rows,
+                             base_probs=pb)
         (s_best, a_best), s_new, s_base, kept = choose(oof, cal.y, pb, margin)
         if kept:
             fitted = fit_calibrated(emb, cal.y, base, calibrated, s_best, anchor_weight=anchor_weight,

@@ -130,9 +130,11 @@ class WindowClassifier:
             self._check(self._batched, want_batch=None)
         self.runtime_name: str = self._single.runtime_name
         self.num_threads = num_threads
-        # A personal head (`har adapt`): embeddings (n, d) -> probabilities (n, classes), applied
-        # after the interpreter instead of the model's own last layer. None = the model's output.
-        self.head: Callable[[np.ndarray], np.ndarray] | None = None
+        # A personal head (`har adapt`): (embeddings (n, d), the model's own probabilities (n, classes))
+        # -> probabilities (n, classes), applied after the interpreter instead of the model's own last
+        # layer (skipped activities keep the model's own probabilities). None = the model's output.
+        self.head: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+        self._rocket_width: int | None = None
 
     def _check(self, m: _Model, want_batch: int | None) -> None:
         want = (self.window_samples, self.n_channels)
@@ -187,8 +189,9 @@ class WindowClassifier:
             clf.set_head(load_head(d / ADAPTED_HEAD_FILE, clf.embedding_dim, len(clf.classes)))
         return clf
 
-    def set_head(self, head: Callable[[np.ndarray], np.ndarray] | None) -> None:
-        """Use ``head`` (embeddings -> probabilities) instead of the model's last layer; None = off."""
+    def set_head(self, head: Callable[[np.ndarray, np.ndarray], np.ndarray] | None) -> None:
+        """Use ``head`` ((embeddings, the model's own probabilities) -> probabilities) instead of the
+        model's last layer; None = off."""
         if head is not None and not self.has_embedding:
             raise RuntimeInferenceError(
                 f"{self._single.path.name} has no embedding output: redeploy with a har that writes it"
@@ -213,6 +216,25 @@ class WindowClassifier:
     @property
     def embedding_dim(self) -> int:
         return self._single.emb_dim
+
+    @property
+    def rocket_width(self) -> int:
+        """How many of the embedding's columns are MiniRocket features (the last ones: the model
+        concatenates [LSTM embedding, MiniRocket features]): the width of the live model's
+        ``rocket_ppv`` tensors (har.training.rocket.PPV_LAYER); 0 for a model without the branch.
+        RuntimeInferenceError when the graph's rocket_ppv tensors disagree on their width."""
+        if self._rocket_width is None:
+            widths = set()
+            for t in self._single.interp.get_tensor_details():
+                shape = tuple(int(v) for v in t.get("shape", ()))
+                if len(shape) == 2 and "rocket_ppv" in str(t.get("name", "")).split("/"):
+                    widths.add(shape[1])
+            if len(widths) > 1:
+                raise RuntimeInferenceError(
+                    f"{self._single.path.name}: its rocket_ppv tensors have different widths {sorted(widths)}"
+                )
+            self._rocket_width = widths.pop() if widths else 0
+        return self._rocket_width
 
     @property
     def input_dtype(self) -> str:
@@ -270,7 +292,7 @@ class WindowClassifier:
         """Probabilities of the last invoke of ``m`` (output ``y``): the model's, or the personal head's."""
         if self.head is None:
             return m.dequantize_output(y)
-        return self.head(m.embedding())
+        return self.head(m.embedding(), m.dequantize_output(y))
 
     def predict_with_embedding(self, x: np.ndarray, batched: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(probabilities of the model itself, embeddings)`` float32 (n, classes) and (n, d),

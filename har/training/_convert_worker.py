@@ -29,9 +29,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from har.config import ModelConfig
 
 LSTM_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
@@ -77,6 +80,37 @@ def with_embedding(keras: Any, model: Any) -> tuple[Any, np.ndarray, np.ndarray]
     two = keras.Model(model.input, [model.output, head.input], name=model.name)
     w, b = head.get_weights()
     return two, np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)
+
+
+def export_graph(
+    keras: Any, cfg: ModelConfig, model: Any, reference: Any, calib: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The batch-1 graph that `har deploy` converts, from ``model`` (built by
+    har.training.model.build_model from ``cfg`` at batch 1, trained weights loaded), as
+    :func:`with_embedding` returns it (the graph with the embedding as second output, head ``W``, ``b``).
+
+    With ``cfg.equalize_channels`` (a first Conv1D and calibration windows given), every
+    representation channel gets its own int8 resolution: its peak is measured by ``reference`` (the
+    same weights at any batch size) on the normalised calibration windows ``calib``, the graph is
+    rebuilt with the scales of har.training.model.equalization_scales and the first Conv1D's kernel
+    rows divided to match (the same function)."""
+    from har.training.model import (  # noqa: PLC0415
+        build_model,
+        channel_peaks,
+        copy_weights,
+        equalization_scales,
+        first_conv_rows,
+    )
+
+    single = model
+    equalize = cfg.equalize_channels and cfg.conv_filters > 0 and calib.shape[0] > 0
+    peaks = channel_peaks(reference, calib) if equalize else None
+    if peaks is not None:
+        scales = equalization_scales(peaks, first_conv_rows(model))
+        (_, w, c), k = model.input_shape, model.output_shape[-1]
+        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales)
+        copy_weights(model, single, channel_scales=scales)
+    return with_embedding(keras, single)
 
 
 # Layers kept float32 in an int8 export (float input): the MiniRocket branch (har.training.rocket).
@@ -202,13 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         WEIGHTS_FILE,
     )
     from har.artifacts.metadata import load_metadata  # noqa: PLC0415
-    from har.training.model import (  # noqa: PLC0415
-        build_model,
-        channel_peaks,
-        copy_weights,
-        equalization_scales,
-        first_conv_rows,
-    )
+    from har.training.model import build_model  # noqa: PLC0415
 
     model_dir, work = Path(args.model_dir), Path(args.work_dir)
     meta = load_metadata(model_dir)
@@ -242,14 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     _say("DONE", "keras")
 
     _say("STEP", "single")
-    single = m1
-    equalize = cfg.equalize_channels and cfg.conv_filters > 0 and calib.shape[0] > 0
-    peaks = channel_peaks(keras_model, calib) if equalize else None
-    if peaks is not None:  # each representation channel its own int8 resolution (same function)
-        scales = equalization_scales(peaks, first_conv_rows(m1))
-        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales)
-        copy_weights(m1, single, channel_scales=scales)
-    m1e, head_w, head_b = with_embedding(keras, single)
+    m1e, head_w, head_b = export_graph(keras, cfg, m1, keras_model, calib)
     np.savez(work / HEAD_FILE, W=head_w, b=head_b)
     kept = float_layers(m1e, cfg.float_representation) if args.quantize == "int8" and not args.int8_io else []
     raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io, keep_float=kept)

@@ -6,6 +6,11 @@
    ``storage``): an interrupted search resumes with its finished trials, and several processes or
    machines can search one study. A study remembers the data fingerprint, folds, rate and epochs it
    was started with and refuses to mix in scores of other data.
+   The process that creates a new study enqueues its first trial: `har train`'s own default
+   configuration (tune_space.default_params, as close as ``--space`` allows), so the search starts
+   from a known-good baseline, as Edge Impulse's EON Tuner does, and is scored, pruned and measured
+   like any other trial; the leaderboard marks it. A resumed study gets it again only when every
+   earlier run of it was interrupted.
 3. Each trial draws a :class:`~har.config.TrainConfig` (har.training.tune_space, TPE sampler,
    seeded per trial number) and scores it by cross-validation inside DATA
    (:func:`har.training.cv.run_cv`); the running mean accuracy is reported after each fold so that
@@ -37,7 +42,15 @@ from har.config import TrainConfig, WindowConfig, config_to_dict
 from har.dataset import fingerprint, load_recordings, windows_for
 from har.errors import ConfigError, HarError, TuneError
 from har.recording.format import Recording, find_recordings
-from har.training.tune_space import SearchSpace, available, describe, suggest_config
+from har.training.tune_space import (
+    DEFAULT_ATTR,
+    SearchSpace,
+    available,
+    default_params,
+    describe,
+    moved_text,
+    suggest_config,
+)
 
 STUDY_DB = "study.db"
 DEFAULT_STUDY = "har-tune"
@@ -260,8 +273,21 @@ class _TrialSeededTPE:
             return TrialSeededTPE(seed=seed, n_startup_trials=n_startup, multivariate=True, group=True)
 
 
-def open_study(url: str, name: str, seed: int, n_startup: int, lock_timeout_s: float) -> Any:
-    """Create or load the study (maximising CV accuracy). Database problems become one-line TuneErrors."""
+def open_study(
+    url: str,
+    name: str,
+    seed: int,
+    n_startup: int,
+    lock_timeout_s: float,
+    first: dict[str, Any] | None = None,
+) -> tuple[Any, bool]:
+    """Create or load the study (maximising CV accuracy); True when this call created it. Database
+    problems become one-line TuneErrors.
+
+    The creator enqueues ``first`` (``{"params": ..., "user_attrs": ...}``, `har train`'s default
+    configuration) as the new study's first trial. Creating is one INSERT under the unique study
+    name, so of several processes starting one new study exactly one enqueues it, and a loaded
+    (resumed) study never does here (see :func:`_retry_interrupted_default`)."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -276,14 +302,13 @@ def open_study(url: str, name: str, seed: int, n_startup: int, lock_timeout_s: f
                 storage = optuna.storages.RDBStorage(
                     url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs
                 )
-                return optuna.create_study(
-                    storage=storage,
-                    study_name=name,
-                    direction="maximize",
-                    sampler=_TrialSeededTPE.make(seed, n_startup),
-                    pruner=optuna.pruners.PercentilePruner(**PRUNER),
-                    load_if_exists=True,
-                )
+                how = {"sampler": _TrialSeededTPE.make(seed, n_startup),
+                       "pruner": optuna.pruners.PercentilePruner(**PRUNER)}
+                try:
+                    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", **how)
+                except optuna.exceptions.DuplicatedStudyError:
+                    return optuna.load_study(study_name=name, storage=storage, **how), False
+            break
         except (SQLAlchemyError, RuntimeError, ImportError, ValueError, OSError) as e:
             text = str(e).lower()
             # two processes creating the same new database at once: the loser sees the winner's tables
@@ -291,7 +316,51 @@ def open_study(url: str, name: str, seed: int, n_startup: int, lock_timeout_s: f
                 time.sleep(0.5 + attempt)
                 continue
             raise _db_error(url, e) from None
-    raise AssertionError("unreachable")
+    else:
+        raise AssertionError("unreachable")
+    if first is not None:
+        try:
+            study.enqueue_trial(first["params"], user_attrs=first["user_attrs"])
+        except SQLAlchemyError as e:
+            raise _db_error(url, e) from None
+    return study, True
+
+
+def default_trial(base: TrainConfig, space: SearchSpace) -> dict[str, Any]:
+    """The trial that runs `har train`'s default configuration (``base``: TrainConfig() at the data's
+    rate, with --epochs and --seed) within ``space``: ``{"params", "user_attrs", "moved"}``."""
+    params, moved = default_params(base, space)
+    return {"params": params, "user_attrs": {DEFAULT_ATTR: {"moved": moved}}, "moved": moved}
+
+
+def _retry_interrupted_default(study: Any, first: dict[str, Any]) -> bool:
+    """Enqueue the default trial again when the study has one and every run of it was interrupted
+    (Ctrl-C, or its process died: failed without a har error); not when it completed, was pruned,
+    failed with an error, or is waiting or running. True when enqueued. Two processes resuming at
+    the same moment may both enqueue it: the second copy is then skipped as a duplicate, untrained."""
+    ours = [t for t in study.get_trials(deepcopy=False) if DEFAULT_ATTR in t.user_attrs]
+    if not ours or any(t.state.name != "FAIL" or t.user_attrs.get("note", "interrupted") != "interrupted"
+                       for t in ours):
+        return False
+    study.enqueue_trial(first["params"], user_attrs=first["user_attrs"])
+    return True
+
+
+def _check_space(study: Any, space: SearchSpace, name: str) -> None:
+    """A resumed study keeps each parameter's choices (Optuna cannot change them within a study)."""
+    seen: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        for pname, dist in t.distributions.items():
+            seen.setdefault(pname, dist)
+    for pname, dist in sorted(seen.items()):
+        fname = "lstm_units" if pname.startswith("lstm_units_") else pname
+        now = getattr(space, fname, None)
+        old = list(getattr(dist, "choices", ()))
+        if now is not None and old != list(now):
+            raise TuneError(
+                f"study {name!r} was searched with {fname} {old} (now {list(now)}): a study keeps its search space "
+                "(the same --space, or another --study or --out)"
+            )
 
 
 def _check_signature(study: Any, sig: dict[str, Any], name: str) -> None:
@@ -358,7 +427,15 @@ class _Objective:
         if n_trials is not None and _counted(trial.study, below=trial.number) >= n_trials:
             trial.set_user_attr("skipped", "the trial budget was used up by other processes")
             raise TuneError("trial budget used up")
-        cfg = suggest_config(trial, self.base, self.space)
+        try:
+            cfg = suggest_config(trial, self.base, self.space)
+        except ValueError as e:  # Optuna: a value outside a parameter's choices in this study
+            if DEFAULT_ATTR not in trial.user_attrs:
+                raise ConfigError(f"study {self.opts.study!r}: {e} (use the same --space as before)") from None
+            msg = f"failed: har's default (enqueued by an earlier run) is outside this search space: {e}"
+            trial.set_user_attr("note", msg)
+            self.echo(f"[tune] trial {trial.number} {msg}")
+            raise TuneError(msg) from None
         dup = _duplicate_of(trial)
         if dup is not None:
             trial.set_user_attr("duplicate_of", dup)
@@ -366,6 +443,10 @@ class _Objective:
             raise optuna.TrialPruned(f"duplicate of trial {dup}")
         trial.set_user_attr("config", config_to_dict(cfg))
         trial.set_user_attr("summary", describe(cfg))
+        if DEFAULT_ATTR in trial.user_attrs:
+            moved = trial.user_attrs[DEFAULT_ATTR].get("moved") or {}
+            within = f" (within the search space: {moved_text(moved)})" if moved else ""
+            self.echo(f"[tune] trial {trial.number} is har's default configuration{within}")
         k = self.opts.folds
         accs: list[float] = []
         f1s: list[float] = []
@@ -551,8 +632,9 @@ def tune(
     url = storage_url(out, opts.storage)
     n = opts.n_trials
     n_startup = 10 if n is None else max(2, min(10, n // 3))
-    study = open_study(url, opts.study, opts.seed, n_startup, opts.lock_timeout_s)
     base = base_config(opts)
+    first = default_trial(base, space)
+    study, created = open_study(url, opts.study, opts.seed, n_startup, opts.lock_timeout_s, first=first)
     sig = {
         "data_fingerprint": plan.fingerprint,
         "folds": opts.folds,
@@ -565,13 +647,19 @@ def tune(
 
     try:
         _check_signature(study, sig, opts.study)
+        if not created:
+            _check_space(study, space, opts.study)
+            if _retry_interrupted_default(study, first):
+                echo("[tune] har's default configuration was interrupted in every earlier run: it runs again")
     except SQLAlchemyError as e:
         raise _db_error(url, e) from None
     groups = sorted(set(plan.groups.values()))
     echo(
         f"[tune] {len(plan.recordings)} recording(s), classes {', '.join(plan.labels)}; {opts.folds} folds by "
         f"{plan.by} ({len(groups)} {'subjects' if plan.by == 'subject' else 'recording groups'}); study "
-        f"{opts.study!r} in {_redact(url)} holds {len(study.trials)} trial(s)"
+        f"{opts.study!r} in {_redact(url)} "
+        + ("is new: its first trial is har's default configuration" if created
+           else f"holds {len(study.trials)} trial(s)")
     )
     if plan.by == "recording":
         echo("[tune] warning: one subject only: folds over recordings, so scores are not subject-wise")

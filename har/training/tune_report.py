@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from har.atomic import write_json_atomic
+from har.training.tune_space import DEFAULT_ATTR, moved_text
 
 LEADERBOARD_TXT = "leaderboard.txt"
 LEADERBOARD_JSON = "leaderboard.json"
@@ -39,6 +40,7 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
         folds = list(ua.get("fold_accuracy", []))
         acc_m = ua.get("accuracy_mean")
         m = measured.get(str(t.number))
+        default = ua.get(DEFAULT_ATTR) if "duplicate_of" not in ua else None
         dur = None
         if t.datetime_complete and t.datetime_start:
             dur = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -57,6 +59,10 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
                 "export_error": m.get("error") if m else None,
                 "meets_budget": fits(m, opts.max_kb, opts.max_ms) if m else None,
                 "winner": t.number == winner,
+                # `har train`'s default configuration (the study's first trial); default_moved: the
+                # default values --space does not allow, {param: [default, used]}
+                "har_default": default is not None,
+                "default_moved": (default.get("moved") or {}) if default is not None else None,
                 "seconds": round(dur, 1) if dur is not None else None,
                 "summary": ua.get("summary", ""),
                 "note": ua.get("note", ""),
@@ -99,9 +105,10 @@ def format_leaderboard(board: list[dict[str, Any]], opts: Any) -> str:
         if r["state"] != "complete" and r["fold_accuracy"]:
             acc = f"({sum(r['fold_accuracy']) / len(r['fold_accuracy']):.3f} partial)"
         mark = "*" if r["winner"] else " "
+        what = ("[har default] " if r.get("har_default") else "") + (r["summary"] or r["note"])
         lines.append(
             f"{mark}{r['trial']:>5}  {r['state'][:12]:<12}  {acc:>15}  "
-            f"{_pm(r['macro_f1_mean'], r['macro_f1_std']):>15}  {kb}  {ms}  {fit:<6}  {r['summary'] or r['note']}"
+            f"{_pm(r['macro_f1_mean'], r['macro_f1_std']):>15}  {kb}  {ms}  {fit:<6}  {what}"
         )
         if r["export_error"]:
             lines.append(f"{'':8}export failed: {r['export_error']}")
@@ -109,10 +116,31 @@ def format_leaderboard(board: list[dict[str, Any]], opts: Any) -> str:
             lines.append(f"{'':8}{r['note']}")
     win = next((r for r in board if r["winner"]), None)
     lines.append("")
+    default = default_line(board)
+    if default:
+        lines.append(default)
     if win:
         lines.append(f"* winner: trial {win['trial']} (best CV accuracy within the budget), trained on all data: best/")
     lines.append("train any entry yourself: har train DATA --config configs/trial-NNNN.json --out MODEL")
     return "\n".join(lines) + "\n"
+
+
+def default_line(board: list[dict[str, Any]]) -> str:
+    """Where `har train`'s default configuration ranks ("" when the study has no such trial: begun
+    by an older har)."""
+    ours = [r for r in board if r.get("har_default")]
+    if not ours:
+        return ""
+    scored = [r for r in board if r["accuracy_mean"] is not None and r["state"] == "complete"]
+    done = [r for r in ours if r in scored]
+    r = done[0] if done else ours[-1]
+    if done:
+        head = (f"har default (har train's configuration): trial {r['trial']}, rank {scored.index(r) + 1} of "
+                f"{len(scored)} scored, CV accuracy {_pm(r['accuracy_mean'], r['accuracy_std'])}")
+    else:
+        head = f"har default (har train's configuration): trial {r['trial']}, {r['state']}"
+    moved = r.get("default_moved") or {}
+    return head + (f"; within the search space: {moved_text(moved)}" if moved else "")
 
 
 def write_leaderboard(board: list[dict[str, Any]], out: Path, opts: Any) -> tuple[Path, Path]:

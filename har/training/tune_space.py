@@ -9,8 +9,15 @@ To search something new: add a tuple of choices to SearchSpace and one ``_sugges
 
 Augmentation is searched as a policy, not knob by knob: ``none``; ``light`` (scale, jitter, time
 warp); ``tilt`` (light + a small random 3-D tilt); ``orientation`` (tilt + any rotation about the
-device z axis: strap twist, other wrist). Orientation augmentation is therefore used only where the
-cross-validation folds score it above the others."""
+device z axis: strap twist, other wrist); ``auto`` (`har train`'s default: tilt + a z rotation of 0 or
+180 degrees chosen by a quick validation inside each fit). Orientation augmentation is therefore used
+only where the cross-validation folds score it above the others.
+
+A new study's first trial is `har train`'s own default configuration (:func:`default_params`, enqueued
+by har.training.tune.open_study), the way Edge Impulse's EON Tuner starts from a known-good
+baseline: the space therefore holds every default value (hop_fraction 0.2 = the default 1 s hop of
+5 s windows, augment ``auto``). Where ``--space`` leaves a default value out, the first trial takes
+the allowed value nearest to it (numbers) or the first one the space lists (names)."""
 
 from __future__ import annotations
 
@@ -18,13 +25,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from har.config import AugmentConfig, ModelConfig, TrainConfig, config_from_dict
+from har.config import AUTO, AugmentConfig, ModelConfig, TrainConfig, config_from_dict
 
 AUGMENT_POLICIES: dict[str, dict[str, Any]] = {
     "none": {"enabled": False},
     "light": {"rotation_deg": 0.0, "rotation_z_deg": 0.0, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
     "tilt": {"rotation_deg": 15.0, "rotation_z_deg": 0.0, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
     "orientation": {"rotation_deg": 15.0, "rotation_z_deg": 180.0, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
+    # `har train`'s default (AugmentConfig()): the z rotation (0 or 180) chosen by validation in each fit
+    "auto": {"rotation_deg": 15.0, "rotation_z_deg": AUTO, "scale": 0.1, "jitter_g": 0.01, "time_warp": 0.1},
 }
 
 
@@ -33,9 +42,9 @@ class SearchSpace:
     """The choices searched by :func:`suggest_config` (each a tuple; one element = fixed)."""
 
     window_s: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0, 5.0)
-    hop_fraction: tuple[float, ...] = (0.25, 0.5)  # hop = window x this
+    hop_fraction: tuple[float, ...] = (0.2, 0.25, 0.5)  # hop = window x this (0.2: the default 1 s of 5 s)
     representation: tuple[str, ...] = ("raw", "gravity_body", "raw_magnitude", "gravity_body_magnitude")
-    augment: tuple[str, ...] = ("none", "light", "tilt", "orientation")
+    augment: tuple[str, ...] = ("none", "light", "tilt", "orientation", "auto")
     conv_layers: tuple[int, ...] = (0, 1, 2)  # 0 = no Conv1D front end
     conv_filters: tuple[int, ...] = (16, 32, 64)
     conv_kernel: tuple[int, ...] = (3, 5, 7)
@@ -86,6 +95,10 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
+
+# user attribute of the trial that runs `har train`'s default configuration: {"moved": {param: [default,
+# used]}} for each default value the search space does not allow ({} = exactly the default)
+DEFAULT_ATTR = "har_default"
 
 TEACHERS = ("minirocket", "minirocket_oof")  # distill choices that fit a MiniRocket teacher
 
@@ -217,12 +230,94 @@ def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainCo
     )
 
 
+def _policy_of(augment: AugmentConfig) -> str | None:
+    """The name of the augmentation policy that is exactly ``augment`` (None: no policy is)."""
+    return next(
+        (name for name, kw in AUGMENT_POLICIES.items() if dataclasses.replace(AugmentConfig(), **kw) == augment), None
+    )
+
+
+def _wanted(cfg: TrainConfig) -> dict[str, Any]:
+    """The searched settings of ``cfg`` under the search's parameter names (``lstm_units_i`` apart)."""
+    w, m = cfg.window, cfg.model
+    return {
+        "window_s": w.window_s,
+        "hop_fraction": round(w.hop_s / w.window_s, 6),
+        "conv_layers": m.conv_layers if m.conv_filters > 0 else 0,
+        "conv_filters": m.conv_filters,
+        "conv_kernel": m.conv_kernel,
+        "conv_stride": m.conv_stride,
+        "conv_dilation": getattr(m, "conv_dilation", 1),
+        "lstm_layers": len(m.lstm_units),
+        "dropout": m.dropout,
+        "representation": getattr(m, "representation", "raw"),
+        "pooling": getattr(m, "pooling", "last"),
+        "ensemble": getattr(m, "ensemble", 1),
+        "rocket_features": getattr(m, "rocket_features", 0),
+        "augment": _policy_of(cfg.augment),
+        "learning_rate": cfg.learning_rate,
+        "lr_schedule": cfg.lr_schedule,
+        "label_smoothing": getattr(cfg, "label_smoothing", 0.0),
+        "distill": getattr(cfg, "distill", "none"),
+    }
+
+
+def _nearest(want: Any, choices: list[Any]) -> Any:
+    """``want`` if allowed; else the nearest allowed number (the first listed on a tie), or the first
+    choice listed (names, and a number wanted among names)."""
+    if want in choices:
+        return want
+    number = (int, float)
+    if isinstance(want, number) and all(isinstance(c, number) and not isinstance(c, bool) for c in choices):
+        return min(choices, key=lambda c: abs(c - want))
+    return choices[0]
+
+
+class _DefaultTrial:
+    """Answers :func:`suggest_config`'s choices with ``cfg``'s values, or the nearest ones the space
+    allows, and records them (``params``) and where the space moved them (``moved``). Driving
+    suggest_config itself keeps the conditional structure (no conv, 1 conv layer, short windows ...)
+    in one place."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.wanted = _wanted(cfg)
+        self.params: dict[str, Any] = {}
+        self.moved: dict[str, list[Any]] = {}
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        if name.startswith("lstm_units_"):
+            units = self.cfg.model.lstm_units
+            want: Any = units[min(int(name.rsplit("_", 1)[1]), len(units) - 1)]
+        else:
+            want = self.wanted.get(name)
+        got = _nearest(want, choices)
+        self.params[name] = got
+        if got != want:
+            self.moved[name] = [want, got]
+        return got
+
+
+def default_params(base: TrainConfig, space: SearchSpace) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The parameters (search names) that make :func:`suggest_config` give ``base``'s own settings
+    (`har tune` passes its base config, i.e. ``TrainConfig()`` at the data's rate), and
+    ``{name: [default, used]}`` for each one ``space`` does not allow, replaced by the allowed value
+    nearest to the default (numbers; the first listed on a tie) or the first listed (names). With the
+    full :class:`SearchSpace`, ``suggest_config`` of these parameters is ``base`` itself."""
+    trial = _DefaultTrial(base)
+    suggest_config(trial, base, space)
+    return trial.params, trial.moved
+
+
+def moved_text(moved: dict[str, list[Any]]) -> str:
+    """:func:`default_params`' ``moved`` as "hop_fraction 0.25 for 0.2, augment none for auto"."""
+    return ", ".join(f"{k} {used} for {want}" for k, (want, used) in moved.items())
+
+
 def describe(cfg: TrainConfig) -> str:
     """A one-line summary of the searched settings of ``cfg`` (leaderboard, progress)."""
     m, w, a = cfg.model, cfg.window, cfg.augment
-    policy = next(
-        (name for name, kw in AUGMENT_POLICIES.items() if dataclasses.replace(AugmentConfig(), **kw) == a), "custom"
-    )
+    policy = _policy_of(a) or "custom"
     if m.conv_filters > 0:
         dil = getattr(m, "conv_dilation", 1)
         conv = f"conv {m.conv_layers}x{m.conv_filters} k{m.conv_kernel} s{m.conv_stride}"
