@@ -34,6 +34,8 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILE = REPORT_TXT
 HEAD_FILE = "head.npz"  # the classifier head's weights W, b (float32), for `har adapt`
 ADAPTED_HEAD_FILE = "head_adapted.npz"  # a personal head written by `har adapt`; `har run` applies it
+# the MiniRocket branch's PPV layer (har.training.rocket names it; the runtime reads its width from the graph)
+ROCKET_PPV_LAYER = "rocket_ppv"
 # the files `har deploy` writes
 BUNDLE_FILES = frozenset({MODEL_FILE, BATCH_MODEL_FILE, METADATA_FILE, REPORT_FILE, MANIFEST_FILE, HEAD_FILE})
 # conversion work directory (har.training.convert <-> its worker process har.training._convert_worker)

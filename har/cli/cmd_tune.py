@@ -81,8 +81,9 @@ def tune_cmd(
     )
     result = tune(list(data), out, opts, space=space, echo=lambda s: click.echo(s, err=True))
     click.echo(f"leaderboard: {out / 'leaderboard.txt'}")
-    if default_line(result.leaderboard):
-        click.echo(default_line(result.leaderboard))
+    default = default_line(result.leaderboard)
+    if default:
+        click.echo(default)
     if result.plot is not None:
         click.echo(f"pareto plot: {result.plot}")
     w = result.winner

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from har.artifacts.bundle import verify_bundle
-from har.artifacts.layout import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE
+from har.artifacts.layout import ADAPTED_HEAD_FILE, BATCH_MODEL_FILE, MODEL_FILE, ROCKET_PPV_LAYER
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.errors import HarError, RuntimeInferenceError
 from har.runtime.interpreter import RuntimeChoice, choose_runtime, load_interpreter
@@ -221,13 +221,13 @@ class WindowClassifier:
     def rocket_width(self) -> int:
         """How many of the embedding's columns are MiniRocket features (the last ones: the model
         concatenates [LSTM embedding, MiniRocket features]): the width of the live model's
-        ``rocket_ppv`` tensors (har.training.rocket.PPV_LAYER); 0 for a model without the branch.
+        ``rocket_ppv`` tensors (har.artifacts.layout.ROCKET_PPV_LAYER); 0 for a model without the branch.
         RuntimeInferenceError when the graph's rocket_ppv tensors disagree on their width."""
         if self._rocket_width is None:
             widths = set()
             for t in self._single.interp.get_tensor_details():
                 shape = tuple(int(v) for v in t.get("shape", ()))
-                if len(shape) == 2 and "rocket_ppv" in str(t.get("name", "")).split("/"):
+                if len(shape) == 2 and ROCKET_PPV_LAYER in str(t.get("name", "")).split("/"):
                     widths.add(shape[1])
             if len(widths) > 1:
                 raise RuntimeInferenceError(

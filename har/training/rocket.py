@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from har.artifacts.layout import ROCKET_PPV_LAYER
 from har.errors import ConfigError
 
 KERNEL_LENGTH = 9
@@ -65,7 +66,7 @@ MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.
 BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # beta grid: logits = LSTM + beta * ridge
 RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # "ridge only": LSTM head zeroed, ridge scaled by one of these
 INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
-PPV_LAYER = "rocket_ppv"
+PPV_LAYER = ROCKET_PPV_LAYER
 DENORM_LAYER = "rocket_denorm"
 
 
