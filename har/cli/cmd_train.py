@@ -42,28 +42,26 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
-def _parse_dilations(text: str) -> tuple[int, ...]:
-    """--conv-multiscale: "" or "none" = off, else dilations separated by commas."""
-    if text.strip().lower() in ("", "none"):
+def _parse_int_list(text: str, option: str, what: str, off: tuple[str, ...] = ("", "none")) -> tuple[int, ...]:
+    """An option of integers separated by commas (``what``, e.g. "dilations ... (e.g. 1,2,4)");
+    one of ``off`` = ()."""
+    if text.strip().lower() in off:
         return ()
     try:
         return tuple(int(u) for u in text.split(",") if u.strip())
     except ValueError:
-        raise ConfigError(
-            f"--conv-multiscale must be dilations separated by commas (e.g. 1,2,4) or none, got {text!r}"
-        ) from None
+        raise ConfigError(f"{option} must be {what} or none, got {text!r}") from None
+
+
+def _parse_dilations(text: str) -> tuple[int, ...]:
+    """--conv-multiscale: "" or "none" = off, else dilations separated by commas."""
+    return _parse_int_list(text, "--conv-multiscale", "dilations separated by commas (e.g. 1,2,4)")
 
 
 def _parse_window_features(text: str) -> tuple[int, ...]:
     """--window-features: "", "none" or "0" = off, else hidden units separated by commas."""
-    if text.strip().lower() in ("", "none", "0"):
-        return ()
-    try:
-        return tuple(int(u) for u in text.split(",") if u.strip())
-    except ValueError:
-        raise ConfigError(
-            f"--window-features must be hidden units separated by commas (e.g. 128,64) or none, got {text!r}"
-        ) from None
+    return _parse_int_list(text, "--window-features", "hidden units separated by commas (e.g. 128,64)",
+                           off=("", "none", "0"))
 
 
 class _OrAuto(click.ParamType):

@@ -80,7 +80,8 @@ def _layer_class(tf: Any, keras: Any) -> type:
             super().build(input_shape)
 
         def call(self, x: Any) -> Any:
-            return (features(tf, self, x) - self.mean) * self.scale
+            # fixed: nothing upstream trains (stop_gradient: no backward pass through the features)
+            return tf.stop_gradient((features(tf, self, x) - self.mean) * self.scale)
 
         def compute_output_shape(self, input_shape: Any) -> Any:
             return (input_shape[0], sf.N_FEATURES)
