@@ -6,8 +6,8 @@ From the model's normalised input window:
   har.training.model.set_normalization), back to g;
 * ``wfeat_features``: the 63 features of har.signal_features.window_features (the numpy reference)
   with builtin TFLite ops only: the DFT and the band sums are matrix products with fixed matrices
-  (no RFFT op), medians and order statistics are TOPK_V2; then a fixed standardisation
-  ``(f - mean) * scale`` whose per-feature mean and 1 / std are the layer's (non-trainable)
+  (no RFFT op), medians and order statistics count comparisons (no TOPK_V2: :func:`_order_stat`);
+  then a fixed standardisation ``(f - mean) * scale`` whose per-feature mean and 1 / std are the layer's (non-trainable)
   weights, computed on the training windows with the reference (:func:`set_feature_stats`);
 * ``{member}wfeat_dense_{i}``: the trainable MLP (Dense, ``window_features`` units each; relu, the
   last layer tanh: :func:`mlp`),
