@@ -53,6 +53,7 @@ TINY_SPACE = {
     "ensemble": [1],
     "distill": ["none"],
     "rocket_features": [0],  # the MiniRocket branch costs an export of 30-100 s: tested once (test_rocket.py)
+    "window_features": ["none"],  # the branch is trained and exported in test_window_features.py
 }
 TINY_ARGS = ["--folds", "2", "--rate", "25", "--min-agreement", "0.9", "--epochs", "2"]
 
@@ -184,7 +185,7 @@ def test_space_suggests_valid_configs_and_only_existing_fields() -> None:
         study.tell(trial, 0.5)
     assert set(searched_fields()) <= {
         "ModelConfig.representation", "ModelConfig.conv_dilation", "ModelConfig.pooling", "TrainConfig.label_smoothing",
-        "ModelConfig.ensemble", "TrainConfig.distill", "ModelConfig.rocket_features",
+        "ModelConfig.ensemble", "TrainConfig.distill", "ModelConfig.rocket_features", "ModelConfig.window_features",
     }
     with pytest.raises(ConfigError):
         SearchSpace.from_dict({"augment": ["sideways"]})
@@ -448,3 +449,35 @@ def test_space_searches_the_minirocket_branch_unless_the_cache_streams_windows()
     cfg = suggest_config(trial, short_base, only)
     assert cfg.model.rocket_features == 0 and "rocket_features" not in trial.params
     assert not any(part.strip().startswith("rocket") for part in describe(cfg).split("|"))
+
+
+def test_space_searches_window_features_but_not_for_short_windows(tmp_path: Path) -> None:
+    """window_features none / 64 / 128,64 is searched (a --space file may write 64 or [128, 64]), not for
+    windows under har.signal_features.MIN_SAMPLES samples; the leaderboard line carries it."""
+    import optuna
+
+    from har.config import WindowConfig
+    from har.signal_features import MIN_SAMPLES
+
+    assert SearchSpace().window_features == ("none", "64", "128,64")
+    space = SearchSpace.from_dict({"window_features": ["none", 64, [128, 64], "32,16"]})
+    assert space.window_features == ("none", "64", "128,64", "32,16")
+    assert SearchSpace.from_dict(space.to_dict()) == space  # the --space file round trip
+    assert SearchSpace.from_dict(json.loads(json.dumps({"window_features": [[]]}))).window_features == ("none",)
+    for bad in (["wide"], ["128,-1"], [[64, 0]], ["1,2,3,4,5"]):
+        with pytest.raises(ConfigError, match="window_features"):
+            SearchSpace.from_dict({"window_features": bad})
+    space_file = _space_file(tmp_path, window_features=["sixty"])
+    _one_line_error(_tune_cli([str(tmp_path), "--out", str(tmp_path / "o"), "--space", str(space_file)]),
+                    "window_features")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    only = SearchSpace(window_features=("128,64",), window_s=(1.5,), rocket_features=(0,))
+    cfg = suggest_config(study.ask(), TrainConfig(window=WindowConfig(rate_hz=25.0)), only)  # 38 samples
+    assert cfg.model.window_features == (128, 64) and "wf 128,64" in describe(cfg)
+    short = TrainConfig(window=WindowConfig(rate_hz=4.0))  # 1.5 s = 6 samples
+    trial = study.ask()
+    cfg = suggest_config(trial, short, only)
+    assert cfg.window.window_samples < MIN_SAMPLES <= 38
+    assert cfg.model.window_features == () and "window_features" not in trial.params
+    assert "wf" not in describe(cfg)

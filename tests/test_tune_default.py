@@ -52,6 +52,7 @@ def test_default_params_give_train_configs_defaults(rate: float) -> None:
     assert base.model == TrainConfig().model and base.augment == TrainConfig().augment
     assert base.window == WindowConfig(rate_hz=rate)
     assert params["augment"] == "auto" and params["hop_fraction"] == 0.2 and params["lstm_units_0"] == 64
+    assert params["window_features"] == "none" and base.model.window_features == ()  # the branch is off
 
 
 def test_default_params_follow_a_reduced_space() -> None:

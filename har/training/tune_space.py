@@ -16,8 +16,9 @@ only where the cross-validation folds score it above the others.
 A new study's first trial is `har train`'s own default configuration (:func:`default_params`, enqueued
 by har.training.tune.open_study), the way Edge Impulse's EON Tuner starts from a known-good
 baseline: the space therefore holds every default value (hop_fraction 0.2 = the default 1 s hop of
-5 s windows, augment ``auto``). Where ``--space`` leaves a default value out, the first trial takes
-the allowed value nearest to it (numbers) or the first one the space lists (names)."""
+5 s windows, augment ``auto``, window_features ``none``). Where ``--space`` leaves a default value
+out, the first trial takes the allowed value nearest to it (numbers) or the first one the space lists
+(names)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ class SearchSpace:
     # needs aeon and the windows in memory, dropped as the teachers are (:func:`available`); not
     # searched for windows under 9 samples
     rocket_features: tuple[int, ...] = (0, 10000)
+    # the window-features branch (ModelConfig.window_features, har.training.window_features): "none"
+    # (off, the default) or the MLP's hidden units separated by commas; not searched for windows
+    # under har.signal_features.MIN_SAMPLES samples
+    window_features: tuple[str, ...] = ("none", "64", "128,64")
 
     def __post_init__(self) -> None:
         from har.errors import ConfigError
@@ -81,6 +86,8 @@ class SearchSpace:
             raise ConfigError(
                 f"search space: rocket_features must be 0 (off) or at least 84, got {list(self.rocket_features)}"
             )
+        for choice in self.window_features:
+            window_features_of(choice)  # ConfigError when it is not "none" or valid hidden units
         unknown = sorted(set(self.augment) - set(AUGMENT_POLICIES))
         if unknown:
             raise ConfigError(f"search space: unknown augment policy {unknown[0]!r} ({', '.join(AUGMENT_POLICIES)})")
@@ -90,10 +97,45 @@ class SearchSpace:
         """From JSON (lists for tuples; a single value means that value only); unknown keys rejected."""
         if isinstance(data, dict):
             data = {k: (v if isinstance(v, list) else [v]) for k, v in data.items()}
+            if "window_features" in data:  # 64 or [128, 64] mean "64" and "128,64"; [] and 0 mean "none"
+                data["window_features"] = [_window_features_text(v) for v in data["window_features"]]
         return config_from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def window_features_of(choice: str) -> tuple[int, ...]:
+    """The ``ModelConfig.window_features`` of a search choice: "none" (or "0", "") = (), else hidden
+    units separated by commas ("128,64"); ConfigError naming the search space otherwise."""
+    from har.errors import ConfigError
+
+    text = str(choice).strip().lower()
+    if text in ("", "none", "0"):
+        return ()
+    try:
+        units = tuple(int(u) for u in text.split(","))
+        ModelConfig(window_features=units)  # the model's own limits
+    except (ValueError, ConfigError):
+        raise ConfigError(
+            f"search space: window_features choices must be none or hidden units separated by commas "
+            f"(e.g. 128,64), got {choice!r}"
+        ) from None
+    return units
+
+
+def _window_features_text(value: Any) -> Any:
+    """A ``--space`` file's window_features choice as its text ("128,64" / "none"); other values as given
+    (rejected by the type check)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "none" if value == 0 else str(value)
+    if isinstance(value, list) and all(isinstance(u, int) and not isinstance(u, bool) for u in value):
+        return ",".join(str(u) for u in value) or "none"
+    return value
+
+
+def _window_features_name(units: tuple[int, ...]) -> str:
+    return ",".join(str(u) for u in units) or "none"
 
 
 # user attribute of the trial that runs `har train`'s default configuration: {"moved": {param: [default,
@@ -166,7 +208,7 @@ def has_field(cls: type, name: str) -> bool:
 def searched_fields() -> list[str]:
     """The optional config fields this har version can search (see the module docstring)."""
     opt = [("ModelConfig", ModelConfig, n) for n in ("representation", "conv_dilation", "pooling")]
-    opt += [("ModelConfig", ModelConfig, n) for n in ("ensemble", "rocket_features")]
+    opt += [("ModelConfig", ModelConfig, n) for n in ("ensemble", "rocket_features", "window_features")]
     opt += [("TrainConfig", TrainConfig, n) for n in ("label_smoothing", "distill")]
     return [f"{cn}.{n}" for cn, c, n in opt if has_field(c, n)]
 
@@ -209,6 +251,11 @@ def suggest_config(trial: Any, base: TrainConfig, space: SearchSpace) -> TrainCo
 
         long_enough = window.window_samples >= KERNEL_LENGTH
         model["rocket_features"] = int(pick("rocket_features", space.rocket_features)) if long_enough else 0
+    if has_field(ModelConfig, "window_features"):  # the features need MIN_SAMPLES samples per window
+        from har.signal_features import MIN_SAMPLES
+
+        wf = pick("window_features", space.window_features) if window.window_samples >= MIN_SAMPLES else "none"
+        model["window_features"] = window_features_of(wf)
 
     policy = str(pick("augment", space.augment))
     augment = dataclasses.replace(AugmentConfig(), **AUGMENT_POLICIES[policy])
@@ -254,6 +301,7 @@ def _wanted(cfg: TrainConfig) -> dict[str, Any]:
         "pooling": getattr(m, "pooling", "last"),
         "ensemble": getattr(m, "ensemble", 1),
         "rocket_features": getattr(m, "rocket_features", 0),
+        "window_features": _window_features_name(tuple(getattr(m, "window_features", ()))),
         "augment": _policy_of(cfg.augment),
         "learning_rate": cfg.learning_rate,
         "lr_schedule": cfg.lr_schedule,
@@ -343,4 +391,6 @@ def describe(cfg: TrainConfig) -> str:
         parts.append(f"distill {cfg.distill}")
     if getattr(m, "rocket_features", 0) > 0:
         parts.append(f"rocket {m.rocket_features}")
+    if getattr(m, "window_features", ()):
+        parts.append(f"wf {_window_features_name(tuple(m.window_features))}")
     return " | ".join(parts)
