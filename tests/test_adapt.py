@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_CLASSES, make_tiny_recordings
-from test_export import WINDOW, fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
+from test_export import WINDOW, fp32_bundle, get_bundle, tiny_model_dir  # noqa: F401 - fixtures
 
 from har.artifacts.metadata import ModelMetadata, Normalization
 from har.cli import cli
@@ -26,6 +26,7 @@ from har.config import TrainConfig
 from har.errors import AdaptError, BundleError
 from har.recording.format import Recording, read_recording, write_recording
 from har.runtime.adapt import (
+    ANCHOR_WEIGHT,
     LinearHead,
     PersonalHead,
     beats,
@@ -311,6 +312,69 @@ def test_a_skipped_activity_keeps_the_base_behaviour_in_the_bundle(tmp_path: Pat
             assert np.array_equal(pa[said], pbm[said])  # windows the base model gives to it keep its output
             assert not np.allclose(pa, pbm, atol=1e-4)  # the personal head is in use for the calibrated ones
     assert kept, "no personal head kept with any one activity skipped"
+
+
+@pytest.mark.slow
+def test_the_personal_head_is_fitted_on_the_live_models_embeddings(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`har run` applies the personal head to the int8 LIVE model's embeddings: `har adapt` fits it on
+    those (and cross-validates it on them), not on the float batched replay model's, which differ.
+    Recomputed from the live model's embeddings and own probabilities, the cross-validation gives
+    the adapted bundle's reported scores and the refit gives its head_adapted.npz, bit for bit; from
+    the batched model's they do not. The anchors in head.npz are the live model's embeddings too."""
+    from har.runtime.classifier import WindowClassifier
+
+    bundle = get_bundle(tmp_path_factory, "int8")
+    cal_path = _other_person(tmp_path / "alice_cal.csv")
+    out = tmp_path / "alice_int8"
+    r = _runner().invoke(cli, ["adapt", str(bundle), str(cal_path), "--out", str(out)])
+    assert r.exit_code == 0, r.output + r.stderr
+    a = json.loads((out / "metadata.json").read_text())["adaptation"]
+    clf = WindowClassifier.from_bundle(bundle)
+    assert clf.has_batch_model
+    meta = clf.metadata
+    cal = calibration_windows([read_recording(cal_path)], meta)
+    base = load_head(bundle / "head.npz", clf.embedding_dim, len(clf.classes))
+    assert isinstance(base, LinearHead) and base.anchors is not None
+    calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
+    live = clf.predict_with_embedding(cal.x, batched=False)
+    batched = clf.predict_with_embedding(cal.x, batched=True)
+    assert not np.allclose(live[1], batched[1], atol=1e-3)  # int8 vs float embeddings: the choice matters
+
+    def redo(pb: np.ndarray, emb: np.ndarray) -> tuple[tuple[float, float], list[float], bool, LinearHead]:
+        oof = cross_validate(emb, cal, base, calibrated, anchor_weight=ANCHOR_WEIGHT, base_probs=pb)
+        key, s_new, s_base, kept = choose(oof, cal.y, pb)
+        return key, [s_base[0], s_new[0], s_base[1], s_new[1]], kept, fit_calibrated(
+            emb, cal.y, base, calibrated, key[0], anchor_weight=ANCHOR_WEIGHT)
+
+    h = a["holdout"]
+    reported = [h["base_accuracy"], h["adapted_accuracy"], h["base_log_loss"], h["adapted_log_loss"]]
+    key, sc, kept, fitted = redo(*live)
+    assert (key, sc, kept) == ((a["strength"], a["blend"]), reported, a["kept"])
+    assert sc != redo(*batched)[1]  # the batched model's embeddings give other scores
+    if kept:
+        mine = personal_head(base, fitted, calibrated, key[1])
+        theirs = load_head(out / "head_adapted.npz", clf.embedding_dim, len(clf.classes))
+        assert np.array_equal(theirs.w, mine.w) and np.array_equal(theirs.b, mine.b)
+    # the anchors sit on the live model's int8 embedding grid (the batched float model's embeddings do not)
+    scale, zero = _int8_embedding_grid(clf)
+    grid = lambda e: float(np.abs(e / scale + zero - np.round(e / scale + zero)).max())  # noqa: E731
+    assert grid(base.anchors) < 1e-3 and grid(live[1]) < 1e-3 and grid(batched[1]) > 0.1
+
+
+def _int8_embedding_grid(clf: object) -> tuple[float, float]:
+    """(scale, zero point) of the int8 tensor behind the live model's embedding output (dequantised
+    to float32 for float I/O)."""
+    m = clf._single  # type: ignore[attr-defined]
+    scale, zero = (float(v) for v in m.emb["quantization"])
+    if scale <= 0:
+        tensors = {t["index"]: t for t in m.interp.get_tensor_details()}
+        (op,) = [o for o in m.interp._get_ops_details()
+                 if o.get("op_name") == "DEQUANTIZE" and m._emb_index in list(o["outputs"])]
+        scale, zero = (float(v) for v in tensors[int(op["inputs"][0])]["quantization"])
+    assert scale > 0
+    return scale, zero
 
 
 @pytest.mark.slow
