@@ -44,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from har import signal_features  # noqa: E402
 from har.config import WindowConfig  # noqa: E402
 from har.recording.simulate import ACTIVITIES, simulate_recording  # noqa: E402
 from har.signal import Windows, concat_windows, make_windows  # noqa: E402
@@ -52,8 +53,6 @@ WINDOW = WindowConfig(rate_hz=50.0, window_s=2.5, hop_s=0.5, purity=0.9)
 TRAIN_SEEDS = (1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23)
 VALIDATION_SEEDS = (5, 6, 7, 41, 97)  # scripts/validate_default_model.py FRESH_SEEDS
 TEST_SEEDS = (17, 18)  # tests/test_default_accuracy.py: never generated here
-BANDS_HZ = ((0.3, 0.9), (0.9, 1.7), (1.7, 3.3), (3.3, 6.5), (6.5, 12.5), (12.5, 25.1))
-SUB_WINDOWS = 5  # quiet-part statistics over 0.5 s pieces
 # --feature-set axis: only the per-axis log band energies (columns 0-17) and the mean gravity
 # (norm, pitch, roll, unit vector: columns 51-56), what a linear first layer on x, y, z sees
 AXIS_COLUMNS = [*range(18), *range(51, 57)]
@@ -76,63 +75,13 @@ def windows_of(seeds: Sequence[int], subjects: int, seconds: float) -> Windows:
     return concat_windows(parts, WINDOW.window_samples)
 
 
-def _log(v: np.ndarray) -> np.ndarray:
-    return np.log(v + 1e-12)
-
-
 def window_features(x: np.ndarray) -> np.ndarray:
-    """Hand-made features of windows ``x`` (n, samples, 3) in g -> (n, 65) float32."""
-    x = x.astype(np.float64)
-    n, length, _ = x.shape
-    m = x.mean(axis=1)
-    gnorm = np.linalg.norm(m, axis=1)
-    u = m / gnorm[:, None]
-    pitch = np.degrees(np.arcsin(np.clip(u[:, 0], -1, 1)))
-    roll = np.degrees(np.arctan2(-u[:, 1], u[:, 2]))
-    t = np.linspace(-1.0, 1.0, length)
-    slope = np.einsum("nlc,l->nc", x, t) / (t @ t)
-    d = x - m[:, None, :] - slope[:, None, :] * t[None, :, None]  # detrended: wander removed
-    q = 1.5 * t * t - 0.5  # Legendre P2: the curvature a 0.2-0.3 Hz breath leaves in 2.5 s
-    curv = np.einsum("nlc,l->nc", d, q) / (q @ q)
-    curv_perp = np.linalg.norm(curv - np.einsum("nc,nc->n", curv, u)[:, None] * u, axis=1)
-    par = np.einsum("nlc,nc->nl", d, u)  # along gravity: micro-motion + noise (sway is 2nd order)
-    perp = d - par[..., None] * u[:, None, :]  # across gravity: tilt (sway, breathing, events)
-    hann = np.hanning(length)
-    freqs = np.fft.rfftfreq(length, 1.0 / WINDOW.rate_hz)
-    p_axis = np.abs(np.fft.rfft(d * hann[None, :, None], axis=1)) ** 2
-    p_par = np.abs(np.fft.rfft(par * hann[None, :], axis=1)) ** 2
-    p_perp = (np.abs(np.fft.rfft(perp * hann[None, :, None], axis=1)) ** 2).sum(axis=2)
-    e_axis, e_par, e_perp = [], [], []
-    for lo, hi in BANDS_HZ:
-        b = (freqs >= lo) & (freqs < hi)
-        e_axis.append(_log(p_axis[:, b, :].sum(axis=1)))
-        e_par.append(_log(p_par[:, b].sum(axis=1)))
-        e_perp.append(_log(p_perp[:, b].sum(axis=1)))
-    e_par_a, e_perp_a = np.stack(e_par, 1), np.stack(e_perp, 1)
-    ratios = [e_perp_a[:, :4] - e_perp_a[:, [4]], e_par_a[:, :4] - e_par_a[:, [4]], e_perp_a - e_par_a]
-    # quiet parts: 0.5 s pieces; a fidget or gesture spoils some pieces, not all
-    k = length // SUB_WINDOWS
-    pieces = d[:, : k * SUB_WINDOWS].reshape(n, SUB_WINDOWS, k, 3)
-    piece_sd = _log(pieces.std(axis=2).sum(axis=2))  # (n, pieces)
-    piece_diff = _log(np.diff(pieces, axis=2).std(axis=2).sum(axis=2))  # noise level per piece
-    quiet = [
-        piece_sd.min(1), np.median(piece_sd, 1), piece_sd.max(1),
-        piece_diff.min(1), np.median(piece_diff, 1), piece_diff.max(1),
-        np.sort(piece_sd - piece_diff, axis=1)[:, 1],
-    ]
-    dd = np.diff(x, axis=1)
-    tilt_deg = np.degrees(np.linalg.norm(perp, axis=2))  # small-angle tilt from the window's mean
-    other = [
-        gnorm, pitch, roll, u[:, 0], u[:, 1], u[:, 2],
-        _log(np.linalg.norm(slope - np.einsum("nc,nc->n", slope, u)[:, None] * u, axis=1)),  # tilt trend
-        _log(np.abs(np.einsum("nc,nc->n", slope, u))),
-        _log(curv_perp), _log(np.abs(np.einsum("nc,nc->n", curv, u))),
-        _log(tilt_deg.max(1)), _log(np.median(tilt_deg, 1)),
-        _log(np.abs(dd).max(axis=(1, 2)) / (dd.std(axis=(1, 2)) + 1e-9)),  # spikiness (events)
-        _log(np.linalg.norm(x, axis=2).std(1)),
-    ]
-    cols = [*e_axis, *np.split(e_par_a, 6, 1), *np.split(e_perp_a, 6, 1), *ratios, *quiet, *other]
-    return np.column_stack([c.reshape(n, -1) for c in cols]).astype(np.float32)
+    """Hand-made features of windows ``x`` (n, samples, 3) in g -> (n, 65) float32: the model branch's
+    63 (har.signal_features.window_features) with the mean gravity's pitch and roll (degrees) as
+    columns 52 and 53 (the layout of the recorded numbers)."""
+    f = signal_features.window_features(x, WINDOW.rate_hz)
+    pitch, roll = signal_features.mean_tilt_deg(x)
+    return np.concatenate([f[:, :52], np.stack([pitch, roll], 1).astype(np.float32), f[:, 52:]], axis=1)
 
 
 def fit_hgb(f: np.ndarray, y: np.ndarray):

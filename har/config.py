@@ -130,6 +130,8 @@ class WindowConfig:
 REPRESENTATIONS = ("raw", "gravity_body", "raw_magnitude", "gravity_body_magnitude")
 POOLINGS = ("last", "mean", "attention")  # last LSTM state | mean over time | learned attention weights
 AUTO = "auto"
+MAX_WINDOW_FEATURE_LAYERS = 4  # ModelConfig.window_features: hidden layers of the feature MLP
+MAX_WINDOW_FEATURE_UNITS = 1024
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,21 @@ class ModelConfig:
     # docs/training.md stage 7); "auto": chosen on the validation windows, the ridge fitted without
     # them (the LSTM's validation accuracy is optimistic after early stopping: it trusted the LSTM too much)
     rocket_beta: float | str = 16.0
+    # hidden units of a small MLP (Dense relu layers) on 63 fixed hand-made window features
+    # (har.signal_features: band energies along and across gravity, quiet-part statistics, tilt),
+    # computed inside the graph by fixed float32 layers (har.training.window_features) and
+    # concatenated to the LSTM embedding that the softmax head reads; () = off
+    window_features: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if len(self.window_features) > MAX_WINDOW_FEATURE_LAYERS or any(
+            isinstance(u, bool) or not isinstance(u, int) or not 1 <= u <= MAX_WINDOW_FEATURE_UNITS
+            for u in self.window_features
+        ):
+            raise ConfigError(
+                f"window_features must be up to {MAX_WINDOW_FEATURE_LAYERS} layer sizes of 1 to "
+                f"{MAX_WINDOW_FEATURE_UNITS} units (e.g. 128,64), or empty (off), got {self.window_features}"
+            )
         if self.rocket_features < 0 or 0 < self.rocket_features < 84:
             raise ConfigError(f"rocket_features must be 0 (off) or at least 84, got {self.rocket_features}")
         if isinstance(self.rocket_beta, str) and self.rocket_beta != AUTO:

@@ -42,16 +42,26 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
-def _parse_dilations(text: str) -> tuple[int, ...]:
-    """--conv-multiscale: "" or "none" = off, else dilations separated by commas."""
-    if text.strip().lower() in ("", "none"):
+def _parse_int_list(text: str, option: str, what: str, off: tuple[str, ...] = ("", "none")) -> tuple[int, ...]:
+    """An option of integers separated by commas (``what``, e.g. "dilations ... (e.g. 1,2,4)");
+    one of ``off`` = ()."""
+    if text.strip().lower() in off:
         return ()
     try:
         return tuple(int(u) for u in text.split(",") if u.strip())
     except ValueError:
-        raise ConfigError(
-            f"--conv-multiscale must be dilations separated by commas (e.g. 1,2,4) or none, got {text!r}"
-        ) from None
+        raise ConfigError(f"{option} must be {what} or none, got {text!r}") from None
+
+
+def _parse_dilations(text: str) -> tuple[int, ...]:
+    """--conv-multiscale: "" or "none" = off, else dilations separated by commas."""
+    return _parse_int_list(text, "--conv-multiscale", "dilations separated by commas (e.g. 1,2,4)")
+
+
+def _parse_window_features(text: str) -> tuple[int, ...]:
+    """--window-features: "", "none" or "0" = off, else hidden units separated by commas."""
+    return _parse_int_list(text, "--window-features", "hidden units separated by commas (e.g. 128,64)",
+                           off=("", "none", "0"))
 
 
 class _OrAuto(click.ParamType):
@@ -152,6 +162,8 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
         sections["model"]["lstm_units"] = _parse_units(params["lstm_units"])
     if use("conv_multiscale"):
         sections["model"]["conv_multiscale"] = _parse_dilations(params["conv_multiscale"])
+    if use("window_features"):
+        sections["model"]["window_features"] = _parse_window_features(params["window_features"])
     if use("test_subjects"):
         sections[""]["test_subjects"] = tuple(s.strip() for s in params["test_subjects"].split(",") if s.strip())
     try:
@@ -301,6 +313,14 @@ def build_config(ctx: click.Context, params: dict[str, Any], base: TrainConfig |
     help="With --rocket-features: logits = LSTM logits + this x ridge scores, the ridge fitted on all "
     "training windows (16: chosen by CV on four data sets); auto: chosen on the validation windows "
     "(the ridge fitted without them).",
+)
+@click.option(
+    "--window-features",
+    default=",".join(str(u) for u in _T.model.window_features) or "none",
+    show_default=True,
+    help="Window features beside the LSTM: 63 fixed hand-made features of each window (band energies "
+    "along and across gravity, quiet-part statistics, tilt; float32 also in an int8 export) into Dense "
+    "relu layers of these sizes (e.g. 128,64), concatenated to the LSTM embedding; none = off.",
 )
 @click.option(
     "--equalize-channels/--no-equalize-channels",

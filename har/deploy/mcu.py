@@ -198,21 +198,29 @@ static_assert(sizeof(kHarClassNames) / sizeof(kHarClassNames[0]) == kHarNumClass
 """
 
 
-def refuse_rocket(train_config: Any, what: str) -> None:
+def refuse_fixed_branches(train_config: Any, what: str) -> None:
     """ExportError (one line) when ``train_config`` has the MiniRocket branch (har.training.rocket):
     its 10,000-channel step layers make a model of hundreds of kB whose tensors need megabytes of RAM,
-    beyond a microcontroller's."""
-    n = int(getattr(getattr(train_config, "model", None), "rocket_features", 0) or 0)
+    beyond a microcontroller's; or the window features branch (har.training.window_features): float32
+    operators (LOG, SQRT, comparisons, a DFT as matrix products) in an int8 model, not checked
+    under TensorFlow Lite Micro."""
+    model = getattr(train_config, "model", None)
+    n = int(getattr(model, "rocket_features", 0) or 0)
     if n > 0:
         raise ExportError(
             f"{what} has the MiniRocket branch ({n} features: hundreds of kB of model, megabytes of tensors), "
             "too large for a microcontroller: train it with --rocket-features 0 for TensorFlow Lite Micro"
         )
+    if getattr(model, "window_features", ()):
+        raise ExportError(
+            f"{what} has the window features branch (float32 operators in an int8 model, not checked under "
+            "TensorFlow Lite Micro): train it without --window-features for a microcontroller"
+        )
 
 
 def check_model_dir(model_dir: str | Path) -> None:
     """`har deploy --target mcu`: refuse a model directory the MCU export would refuse
-    (:func:`refuse_rocket`) before the conversion; a directory without readable metadata is left to
+    (:func:`refuse_fixed_branches`) before the conversion; a directory without readable metadata is left to
     the conversion's own error."""
     from har.artifacts.metadata import load_metadata
 
@@ -220,7 +228,7 @@ def check_model_dir(model_dir: str | Path) -> None:
         meta = load_metadata(Path(model_dir))
     except HarError:
         return
-    refuse_rocket(meta.train_config, str(model_dir))
+    refuse_fixed_branches(meta.train_config, str(model_dir))
 
 
 def export_mcu(bundle: Path, out_dir: Path, overwrite: bool = False) -> list[Path]:
@@ -240,7 +248,7 @@ def export_mcu(bundle: Path, out_dir: Path, overwrite: bool = False) -> list[Pat
             if (out / name).exists():
                 raise ExportError(f"{out / name} exists (choose another --out or pass --overwrite)")
     meta = verify_bundle(bundle)
-    refuse_rocket(meta.train_config, str(bundle))
+    refuse_fixed_branches(meta.train_config, str(bundle))
     quant = meta.export.quantize if meta.export else "?"
     if quant != "int8":
         raise ExportError(

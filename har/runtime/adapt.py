@@ -335,13 +335,16 @@ def head_rows(meta: ModelMetadata, embedding_dim: int, n_classes: int, rocket_wi
     MiniRocket features]) the LSTM embedding's rows only. ``rocket_width``: how many of the
     embedding's columns the bundle's graph holds as MiniRocket features
     (:attr:`~har.runtime.classifier.WindowClassifier.rocket_width`, 0 without the branch); the
-    LSTM embedding is the rest. AdaptError (one line) when that disagrees with the training config
+    LSTM embedding is the rest (with the window features branch, each member's MLP output is part
+    of it: har.training.window_features). AdaptError (one line) when that disagrees with the training config
     (ensemble x last LSTM / dense units, with or without the branch), or when even those rows are
     too many."""
     if (embedding_dim + 1) * n_classes <= MAX_NEWTON_PARAMS:
         return None
     m = meta.train_config.model
-    config_lstm = m.ensemble * (m.dense_units or m.lstm_units[-1])
+    # per member: the LSTM's (or its dense layer's) units, then the window features' MLP's last layer
+    wfeat = getattr(m, "window_features", ())
+    config_lstm = m.ensemble * ((m.dense_units or m.lstm_units[-1]) + (wfeat[-1] if wfeat else 0))
     has_branch = getattr(m, "rocket_features", 0) > 0
     if has_branch or rocket_width > 0:
         lstm = embedding_dim - rocket_width

@@ -83,7 +83,7 @@ def with_embedding(keras: Any, model: Any) -> tuple[Any, np.ndarray, np.ndarray]
 
 
 def export_graph(
-    keras: Any, cfg: ModelConfig, model: Any, reference: Any, calib: np.ndarray
+    keras: Any, cfg: ModelConfig, model: Any, reference: Any, calib: np.ndarray, rate_hz: float | None = None
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """The batch-1 graph that `har deploy` converts, from ``model`` (built by
     har.training.model.build_model from ``cfg`` at batch 1, trained weights loaded), as
@@ -93,7 +93,8 @@ def export_graph(
     representation channel gets its own int8 resolution: its peak is measured by ``reference`` (the
     same weights at any batch size) on the normalised calibration windows ``calib``, the graph is
     rebuilt with the scales of har.training.model.equalization_scales and the first Conv1D's kernel
-    rows divided to match (the same function)."""
+    rows divided to match (the same function). ``rate_hz``: the data's sample rate (the window
+    features branch needs it, har.training.window_features)."""
     from har.training.model import (  # noqa: PLC0415
         build_model,
         channel_peaks,
@@ -108,12 +109,14 @@ def export_graph(
     if peaks is not None:
         scales = equalization_scales(peaks, first_conv_rows(model))
         (_, w, c), k = model.input_shape, model.output_shape[-1]
-        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales)
+        single = build_model(cfg, w, c, k, batch_size=1, channel_scales=scales, rate_hz=rate_hz)
         copy_weights(model, single, channel_scales=scales)
     return with_embedding(keras, single)
 
 
-# Layers kept float32 in an int8 export (float input): the MiniRocket branch (har.training.rocket).
+# Layers kept float32 in an int8 export (float input): the MiniRocket branch (har.training.rocket)
+# and the window features branch (har.training.window_features: log band energies and ratios of
+# micro-motion, not for an int8 grid; only its MLP's output is quantised, where it enters the head).
 # It reads the raw window, and its PPV counts how often a conv output exceeds a threshold: one int8
 # scale for the whole input window (a step of ~0.08 sigma) and int8 conv outputs move values across
 # the thresholds. Kept float, only the PPV in [0, 1] is quantised (into the int8 head). Chosen on
@@ -121,7 +124,7 @@ def export_graph(
 # 100%; held-out w08-w10 95.2% -> 99.3%; docs/training.md, "The int8 export of the MiniRocket branch").
 FLOAT_LAYER_PREFIXES = (
     "rocket_denorm", "rocket_same_", "rocket_valid_", "rocket_crop_", "rocket_step_", "rocket_mean_",
-    "rocket_features", "rocket_ppv",
+    "rocket_features", "rocket_ppv", "wfeat_",
 )
 
 
@@ -133,11 +136,14 @@ def float_layers(model: Any, representation: bool = False) -> list[str]:
     the first Conv1D, on its own int8 grid: on the int8 input grid (a step of 0.042 sigma on the
     simulated wearers) the postural sway that separates sitting from standing was lost (worst
     validation wearer 93.2% float -> 89.7% from the input rounding alone; models/README.md)."""
+    import re  # noqa: PLC0415
+
     from har.training.model import REPRESENTATION_LAYERS  # noqa: PLC0415
 
     return [
         layer.name for layer in model.layers
-        if layer.name.startswith(FLOAT_LAYER_PREFIXES) or (representation and layer.name in REPRESENTATION_LAYERS)
+        if re.sub(r"^m\d+_", "", layer.name).startswith(FLOAT_LAYER_PREFIXES)  # an ensemble member's too
+        or (representation and layer.name in REPRESENTATION_LAYERS)
     ]
 
 
@@ -257,20 +263,21 @@ def main(argv: list[str] | None = None) -> int:
     tf.random.set_seed(args.seed)
     cfg = meta.train_config.model
     w, c, k = meta.window.window_samples, meta.n_channels, len(meta.classes)
+    rate = meta.window.rate_hz
     weights = str(model_dir / WEIGHTS_FILE)
-    m1 = build_model(cfg, w, c, k, batch_size=1)
+    m1 = build_model(cfg, w, c, k, batch_size=1, rate_hz=rate)
     m1.load_weights(weights)
     _say("DONE", "build")
 
     _say("STEP", "keras")
-    keras_model = build_model(cfg, w, c, k, batch_size=None)
+    keras_model = build_model(cfg, w, c, k, batch_size=None, rate_hz=rate)
     keras_model.set_weights(m1.get_weights())
     probs = keras_model.predict(held, batch_size=256, verbose=0) if held.shape[0] else np.zeros((0, k))
     np.save(work / KERAS_PROBS_FILE, np.asarray(probs, dtype=np.float32), allow_pickle=False)
     _say("DONE", "keras")
 
     _say("STEP", "single")
-    m1e, head_w, head_b = export_graph(keras, cfg, m1, keras_model, calib)
+    m1e, head_w, head_b = export_graph(keras, cfg, m1, keras_model, calib, rate)
     np.savez(work / HEAD_FILE, W=head_w, b=head_b)
     kept = float_layers(m1e, cfg.float_representation) if args.quantize == "int8" and not args.int8_io else []
     raw = convert(tf, m1e, args.quantize, calib, 1, args.int8_io, keep_float=kept)
@@ -286,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         # The replay model: float32 whatever --quantize says, LSTM unrolled (per-step matrix
         # products that XNNPACK runs fast at a large batch; the fused LSTM kernel does not get
         # faster per window with the batch size).
-        mb = build_model(cfg, w, c, k, batch_size=args.batch, unroll=True)
+        mb = build_model(cfg, w, c, k, batch_size=args.batch, unroll=True, rate_hz=rate)
         mb.set_weights(m1.get_weights())
         raw = convert(tf, with_embedding(keras, mb)[0], "fp32", calib, args.batch, False)
         data, ops, patched = patch_and_list_ops(raw)

@@ -29,7 +29,7 @@ def assemble(config: TrainConfig, members: list[Any], window_samples: int, n_cha
     from har.training.model import build_model, member_prefix
 
     cfg = dataclasses.replace(config.model, ensemble=len(members))
-    ens = build_model(cfg, window_samples, n_channels, n_classes)
+    ens = build_model(cfg, window_samples, n_channels, n_classes, rate_hz=config.window.rate_hz)
     heads_w, heads_b = [], []
     for j, m in enumerate(members):
         for layer in m.layers:

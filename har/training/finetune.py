@@ -77,7 +77,7 @@ def finetune_bundle(
     keras.utils.set_random_seed(0)
     cfg = mmeta.train_config.model
     k = len(meta.classes)
-    model = build_model(cfg, meta.window.window_samples, meta.n_channels, k)
+    model = build_model(cfg, meta.window.window_samples, meta.n_channels, k, rate_hz=meta.window.rate_hz)
     model.load_weights(str(mdir / WEIGHTS_FILE))
     mean = np.asarray(meta.normalization.mean, np.float32).reshape(1, 1, -1)
     std = np.asarray(meta.normalization.std, np.float32).reshape(1, 1, -1)

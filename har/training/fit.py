@@ -456,9 +456,19 @@ def _fit_once(
     dist = distributed.active()  # `har train --distributed`: build and compile inside the strategy's scope
     scope = dist.scope() if dist is not None else contextlib.nullcontext()
 
+    wstats = None
+    if config.model.window_features:  # the fixed standardisation of the window features (har.training.window_features)
+        from har.training.window_features import training_stats
+
+        wstats = training_stats(x_train, wc.rate_hz)
+
     def build() -> Any:
-        m = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes)
+        m = build_model(config.model, wc.window_samples, x_train.shape[-1], n_classes, rate_hz=wc.rate_hz)
         set_normalization(m, norm.mean, norm.std)
+        if wstats is not None:
+            from har.training.window_features import set_feature_stats
+
+            set_feature_stats(m, *wstats)
         return m
 
     smoothing = float(config.label_smoothing)

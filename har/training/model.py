@@ -139,10 +139,12 @@ def _concat(parts: list[tuple[str, Any]], keras: Any) -> Any:
 def set_normalization(model: Any, mean: Sequence[float], std: Sequence[float]) -> None:
     """Store the per-axis normalisation in the fixed de-normalisation layers (x * std + mean) the
     model has: the magnitude representation's and the MiniRocket branch's
-    (har.training.rocket.DENORM_LAYER); their weights are saved with the others."""
+    (har.training.rocket.DENORM_LAYER) and the window features' (har.training.window_features);
+    their weights are saved with the others."""
     from har.training.rocket import DENORM_LAYER as ROCKET_DENORM_LAYER
+    from har.training.window_features import DENORM_LAYER as WFEAT_DENORM_LAYER
 
-    for name in (DENORM_LAYER, ROCKET_DENORM_LAYER):
+    for name in (DENORM_LAYER, ROCKET_DENORM_LAYER, WFEAT_DENORM_LAYER):
         try:
             layer = model.get_layer(name)
         except ValueError:
@@ -161,6 +163,7 @@ def build_model(
     batch_size: int | None = None,
     unroll: bool = False,
     channel_scales: Sequence[float] | None = None,
+    rate_hz: float | None = None,
 ) -> Any:
     """Input(window, channels) -> representation -> [Conv1D relu x conv_layers] -> LSTM stack ->
     pooling -> [Dropout] -> [Dense relu] -> Dense softmax ("probs").
@@ -189,6 +192,11 @@ def build_model(
     layers (har.training.rocket.rocket_branch), are concatenated to the embedding that ``probs``
     reads (``rocket_embedding``); har.training.rocket sets the head to LSTM + beta * ridge.
 
+    ``cfg.window_features`` (hidden units; needs ``rate_hz``, the band edges are in Hz): 63 fixed
+    float32 window features (har.training.window_features, shared by ensemble members) -> a
+    trainable Dense relu MLP per member, concatenated to the member's embedding
+    (``{member}wfeat_embedding``) before the head.
+
     ``channel_scales`` (the TFLite export of a model whose ``cfg.equalize_channels`` is set; one
     factor per representation channel, :func:`equalization_scales`) multiplies each part by fixed
     per-channel factors (a 1x1 DepthwiseConv1D ``{part}_scale``) before the concatenation;
@@ -202,11 +210,26 @@ def build_model(
     if channel_scales is not None and cfg.conv_filters > 0 and len(parts) > 1:
         parts = _scaled(parts, channel_scales, keras)
     x = _concat(parts, keras)
+    wf = None
+    if cfg.window_features:  # fixed features beside the LSTM (har.training.window_features)
+        from har.training.window_features import PREFIX, feature_branch, mlp
+
+        if rate_hz is None:
+            raise ValueError("build_model: window_features needs the sample rate (rate_hz)")
+        wf = feature_branch(inp, window_samples, n_channels, rate_hz, keras)
+
+    def member(prefix: str) -> Any:
+        e = _branch(cfg, x, prefix, unroll, keras)
+        if wf is None:
+            return e
+        h = mlp(cfg.window_features, wf, prefix, keras)
+        return keras.layers.Concatenate(axis=-1, name=f"{prefix}{PREFIX}embedding")([e, h])
+
     if cfg.ensemble == 1:
-        emb = _branch(cfg, x, "", unroll, keras)
+        emb = member("")
     else:  # one branch per member, one head over the concatenated embeddings (har.training.ensemble)
         emb = keras.layers.Concatenate(axis=-1, name="ensemble_embedding")(
-            [_branch(cfg, x, member_prefix(j), unroll, keras) for j in range(cfg.ensemble)]
+            [member(member_prefix(j)) for j in range(cfg.ensemble)]
         )
     if cfg.rocket_features > 0:  # MiniRocket's features, fixed, beside the LSTM (har.training.rocket)
         from har.training.rocket import rocket_branch

@@ -30,7 +30,10 @@ def keras_predictor(path: str | os.PathLike[str], meta: ModelMetadata | None = N
     weights = p / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{p} has no {WEIGHTS_FILE}: not a complete har model directory")
-    model = build_model(meta.train_config.model, meta.window.window_samples, meta.n_channels, len(meta.classes))
+    model = build_model(
+        meta.train_config.model, meta.window.window_samples, meta.n_channels, len(meta.classes),
+        rate_hz=meta.window.rate_hz,
+    )
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as e:

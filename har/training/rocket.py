@@ -397,7 +397,7 @@ def fit_with_rocket(
     order = feature_order(w_samples, nf)
     w, b, alpha = fit_ridge(transform(mr, x_fit[sel]), y_fit[sel], n_classes)
     w = w[order]  # graph order
-    model = build_model(config.model, w_samples, n_ch, n_classes)
+    model = build_model(config.model, w_samples, n_ch, n_classes, rate_hz=config.window.rate_hz)
     for layer in lstm.layers:
         if layer.get_weights() and layer.name != "probs":
             model.get_layer(layer.name).set_weights(layer.get_weights())
