@@ -13,7 +13,8 @@ recordings go to a temporary directory. Skips with a clear reason when the data 
 3. For each test subject 1636-1650: the first 30 s of each activity are the calibration (written as
    a har recording and adapted with `har.runtime.adapt.adapt_bundle`, the code `har adapt` runs,
    never-worse rule included); the rest of that subject's data (90 s per activity) is scored with
-   the base bundle and the adapted bundle (`WindowClassifier.from_bundle`, personal head applied).
+   the base bundle and the adapted bundle (`WindowClassifier.from_bundle`, personal head applied),
+   both by their live model (batch 1, `har run`'s; before 2026-12-02 by the float batched model).
    Baselines trained from scratch on the same 30 s: (a) logistic regression on the base model's
    embedding (no pull towards the base head: L2 towards 0), (b) logistic regression on 24
    hand-made features of the raw windows (no base model at all).
@@ -228,14 +229,15 @@ def main(argv: list[str] | None = None) -> int:
             res = adapt_bundle(bundle, [cal], out, person=s, overwrite=True, echo=lambda _: None)
             fit_times.append(res.fit_seconds)
             tx, ty = test_windows(t, meta)
-            pbase = clf.predict_proba(tx)
+            # scored by the LIVE model (`har run`'s, batch 1), whose embeddings the personal head is fitted on
+            pbase = clf.predict_proba(tx, batched=False)
             base_acc = float(np.mean(pbase.argmax(1) == ty))
             ad = WindowClassifier.from_bundle(out)
-            ad_acc = float(np.mean(ad.predict_proba(tx).argmax(1) == ty))
+            ad_acc = float(np.mean(ad.predict_proba(tx, batched=False).argmax(1) == ty))
             # from-scratch baselines on the same calibration windows (all 30 s)
             cw = calibration_windows([c], meta)
-            _, ce = clf.predict_with_embedding(cw.x)
-            _, te = clf.predict_with_embedding(tx)
+            _, ce = clf.predict_with_embedding(cw.x, batched=False)
+            _, te = clf.predict_with_embedding(tx, batched=False)
             # the embedding rows `har adapt` refits (a MiniRocket model: the LSTM embedding's only)
             n_rows = head_rows(meta, ce.shape[1], k, clf.rocket_width) or ce.shape[1]
             ce, te = ce[:, :n_rows], te[:, :n_rows]
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             out2 = work / f"adapted_skip_{s}"
             res2 = adapt_bundle(bundle, [cal2], out2, person=s, overwrite=True, echo=lambda _: None)
             ad2 = WindowClassifier.from_bundle(out2)
-            p2 = ad2.predict_proba(tx)
+            p2 = ad2.predict_proba(tx, batched=False)
             si_ = meta.classes.index(skip)
             m = ty == si_
             gate = pbase.argmax(1) == si_

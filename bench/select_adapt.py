@@ -55,29 +55,33 @@ def subject_grid(clf: Any, meta: Any, rec: Any, base: Any, skip: str | None, fol
     import dataclasses
 
     from har.runtime.adapt import (
-        _softmax,
         blend_probs,
         calibration_windows,
         cross_validate,
         fit_calibrated,
+        head_rows,
     )
 
     c, t = bench_adapt.split_subject(rec)
     if skip is not None:
         c = dataclasses.replace(c, labels=np.where(c.labels == skip, "", c.labels))
     cal = calibration_windows([c], meta, folds=folds)
-    pb, emb = clf.predict_with_embedding(cal.x)
+    # as `har adapt` and `har run`: the live model's embeddings and its own probabilities, which the
+    # skipped activities keep (adapt_bundle passes them to cross_validate as base_probs)
+    pb, emb = clf.predict_with_embedding(cal.x, batched=False)
     tx, ty = bench_adapt.test_windows(t, meta)
-    tpb, temb = clf.predict_with_embedding(tx)
+    tpb, temb = clf.predict_with_embedding(tx, batched=False)
     calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
+    rows = head_rows(meta, emb.shape[1], int(calibrated.sum()), clf.rocket_width)  # as adapt_bundle (MiniRocket)
     t0 = time.process_time()
-    oof = cross_validate(emb, cal, base, calibrated, STRENGTHS, BLENDS, anchor_weight=anchor_weight)
+    oof = cross_validate(emb, cal, base, calibrated, STRENGTHS, BLENDS, anchor_weight=anchor_weight, free_rows=rows,
+                         base_probs=pb)
     cv_s = time.process_time() - t0
     ztb = base.logits(temb).astype(np.float64)
-    tpb = _softmax(ztb.copy())
+    tpb = tpb.astype(np.float64)
     test = {}
     for s in STRENGTHS:
-        h = fit_calibrated(emb, cal.y, base, calibrated, s, anchor_weight=anchor_weight)
+        h = fit_calibrated(emb, cal.y, base, calibrated, s, anchor_weight=anchor_weight, free_rows=rows)
         zp = h.logits(temb).astype(np.float64)
         for a in BLENDS:
             test[(s, a)] = blend_probs(tpb, ztb + a * (zp - ztb), calibrated).argmax(1) == ty

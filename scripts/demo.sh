@@ -47,7 +47,7 @@ step "4/5 replay: a recorded session through the live path, as fast as possible"
 har replay "$out/bundle" data/sim/sim08.csv | tail -n 12
 
 step "5/5 run: live predictions of the shipped default bundle from the emulated device (${live_s} s; activity changes every 10 s)"
-# models/default is trained on 99 simulated wearers (scripts/rebuild_default_model.sh) and shows each
+# models/default is trained on 1,782 simulated wearers (scripts/rebuild_default_model.sh) and shows each
 # new activity within 3 s of its start (tests/test_default_accuracy.py). The bundle made in step 3
 # (trained on 10 wearers for the demo) runs the same way: har run "$out/bundle" --port PORT
 start_emulator --activity walking --activity sitting --activity running --activity standing --segment 10 --subject 77

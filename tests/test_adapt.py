@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_CLASSES, make_tiny_recordings
-from test_export import WINDOW, fp32_bundle, tiny_model_dir  # noqa: F401 - fixtures
+from test_export import WINDOW, fp32_bundle, get_bundle, tiny_model_dir  # noqa: F401 - fixtures
 
 from har.artifacts.metadata import ModelMetadata, Normalization
 from har.cli import cli
@@ -26,6 +26,7 @@ from har.config import TrainConfig
 from har.errors import AdaptError, BundleError
 from har.recording.format import Recording, read_recording, write_recording
 from har.runtime.adapt import (
+    ANCHOR_WEIGHT,
     LinearHead,
     PersonalHead,
     beats,
@@ -255,15 +256,20 @@ def test_adapt_from_recordings_then_run_info_replay_evaluate(tmp_path: Path, fp3
     assert len(a["base_bundle"]["sha256"]) == 64 and len(a["calibration"]["fingerprint"]) == 64
     assert a["holdout"]["adapted_accuracy"] > a["holdout"]["base_accuracy"]
     # the personal head is what runs: replay / evaluate score better than the base bundle
-    accs = []
+    accs, models = [], []
     for b in (fp32_bundle, out):
         rr = _runner().invoke(cli, ["replay", str(b), str(test), "--json"])
         assert rr.exit_code == 0, rr.stderr
         accs.append(json.loads(rr.stdout)["accuracy"])
+        models.append(json.loads(rr.stdout)["model"])
     assert accs[1] > accs[0]
+    # the base bundle replays with its batched model; the adapted one with the live model + its head
+    assert models == ["model_batch.tflite", "model.tflite + head_adapted.npz"]
+    rt = _runner().invoke(cli, ["replay", str(out), str(test)])
+    assert rt.exit_code == 0 and "model.tflite + head_adapted.npz: the live model" in rt.stdout
     re = _runner().invoke(cli, ["evaluate", str(out), str(test), "--json"])
     assert re.exit_code == 0, re.stderr
-    assert abs(json.loads(re.stdout)["accuracy"] - accs[1]) < 0.1
+    assert json.loads(re.stdout)["accuracy"] == accs[1]  # the same model, the same windows
     ri = _runner().invoke(cli, ["info", str(out)])
     assert "person=alice" in ri.stdout and "personal_head=True" in ri.stdout and "checksums_ok       True" in ri.stdout
     rrun = _runner().invoke(cli, ["run", str(out), "--file", str(test), "--duration", "2"])
@@ -304,13 +310,111 @@ def test_a_skipped_activity_keeps_the_base_behaviour_in_the_bundle(tmp_path: Pat
         adapted = WindowClassifier.from_bundle(out)
         assert adapted.head is not None
         k = list(base.metadata.classes).index(skip)
-        for batched in (None, False):  # the batched replay model, and the live model `har run` uses
-            pbm, pa = base.predict_proba(x, batched=batched), adapted.predict_proba(x, batched=batched)
-            assert np.array_equal(pa[:, k], pbm[:, k])  # its probability is the base model's, bit for bit
-            said = pbm.argmax(1) == k
-            assert np.array_equal(pa[said], pbm[said])  # windows the base model gives to it keep its output
-            assert not np.allclose(pa, pbm, atol=1e-4)  # the personal head is in use for the calibrated ones
+        # the personal head runs on the live model `har run` uses, whatever the caller asks for
+        pa = adapted.predict_proba(x, batched=False)
+        assert not adapted.has_batch_model and not adapted.uses_batch_model
+        for batched in (None, True):
+            assert np.array_equal(adapted.predict_proba(x, batched=batched), pa)
+        pbm = base.predict_proba(x, batched=False)  # the base bundle's live model
+        assert np.array_equal(pa[:, k], pbm[:, k])  # its probability is the base model's, bit for bit
+        said = pbm.argmax(1) == k
+        assert np.array_equal(pa[said], pbm[said])  # windows the base model gives to it keep its output
+        assert not np.allclose(pa, pbm, atol=1e-4)  # the personal head is in use for the calibrated ones
     assert kept, "no personal head kept with any one activity skipped"
+
+
+@pytest.mark.slow
+def test_the_personal_head_is_fitted_on_the_live_models_embeddings(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`har run` applies the personal head to the int8 LIVE model's embeddings: `har adapt` fits it on
+    those (and cross-validates it on them), not on the float batched replay model's, which differ.
+    Recomputed from the live model's embeddings and own probabilities, the cross-validation gives
+    the adapted bundle's reported scores and the refit gives its head_adapted.npz, bit for bit; from
+    the batched model's they do not. The anchors in head.npz are the live model's embeddings too.
+    `har replay` / `har evaluate` of the adapted bundle give `har run`'s output (the live model with
+    the head), not the head on the batched model's embeddings; `--model replay` is refused."""
+    from har.runtime.classifier import WindowClassifier
+    from har.runtime.replay import replay
+    from har.signal import runs
+
+    bundle = get_bundle(tmp_path_factory, "int8")
+    cal_path = _other_person(tmp_path / "alice_cal.csv")
+    out = tmp_path / "alice_int8"
+    r = _runner().invoke(cli, ["adapt", str(bundle), str(cal_path), "--out", str(out)])
+    assert r.exit_code == 0, r.output + r.stderr
+    a = json.loads((out / "metadata.json").read_text())["adaptation"]
+    clf = WindowClassifier.from_bundle(bundle)
+    assert clf.has_batch_model
+    meta = clf.metadata
+    cal = calibration_windows([read_recording(cal_path)], meta)
+    base = load_head(bundle / "head.npz", clf.embedding_dim, len(clf.classes))
+    assert isinstance(base, LinearHead) and base.anchors is not None
+    calibrated = np.isin(np.arange(len(meta.classes)), np.unique(cal.y))
+    live = clf.predict_with_embedding(cal.x, batched=False)
+    batched = clf.predict_with_embedding(cal.x, batched=True)
+    assert not np.allclose(live[1], batched[1], atol=1e-3)  # int8 vs float embeddings: the choice matters
+
+    def redo(pb: np.ndarray, emb: np.ndarray) -> tuple[tuple[float, float], list[float], bool, LinearHead]:
+        oof = cross_validate(emb, cal, base, calibrated, anchor_weight=ANCHOR_WEIGHT, base_probs=pb)
+        key, s_new, s_base, kept = choose(oof, cal.y, pb)
+        return key, [s_base[0], s_new[0], s_base[1], s_new[1]], kept, fit_calibrated(
+            emb, cal.y, base, calibrated, key[0], anchor_weight=ANCHOR_WEIGHT)
+
+    h = a["holdout"]
+    reported = [h["base_accuracy"], h["adapted_accuracy"], h["base_log_loss"], h["adapted_log_loss"]]
+    key, sc, kept, fitted = redo(*live)
+    assert (key, sc, kept) == ((a["strength"], a["blend"]), reported, a["kept"])
+    assert sc != redo(*batched)[1]  # the batched model's embeddings give other scores
+    if kept:
+        mine = personal_head(base, fitted, calibrated, key[1])
+        theirs = load_head(out / "head_adapted.npz", clf.embedding_dim, len(clf.classes))
+        assert np.array_equal(theirs.w, mine.w) and np.array_equal(theirs.b, mine.b)
+    # the anchors sit on the live model's int8 embedding grid (the batched float model's embeddings do not)
+    scale, zero = _int8_embedding_grid(clf)
+    grid = lambda e: float(np.abs(e / scale + zero - np.round(e / scale + zero)).max())  # noqa: E731
+    assert grid(base.anchors) < 1e-3 and grid(live[1]) < 1e-3 and grid(batched[1]) > 0.1
+    if not kept:
+        return
+    # replay and evaluate of the adapted bundle apply the head to the live model's embeddings, as
+    # `har run` does (predict_one per window), bit for bit; the batched float model is not used
+    test_path = _other_person(tmp_path / "alice_test.csv", seed=8)
+    ad = WindowClassifier.from_bundle(out)
+    res = replay(ad, test_path)
+    assert not res.batched and res.model == "model.tflite + head_adapted.npz" and res.windows >= 8
+    w, hop = meta.window.window_samples, meta.window.hop_samples
+    wins = [r.xyz[s : s + w] for r in runs(read_recording(test_path), meta.window.rate_hz)
+            for s in range(0, r.xyz.shape[0] - w + 1, hop)]
+    assert len(wins) == res.windows
+    device = np.stack([ad.predict_one(v) for v in wins])
+    assert res.probs is not None and np.array_equal(res.probs, device)
+    base_replay = replay(WindowClassifier.from_bundle(bundle), test_path)
+    assert base_replay.batched and base_replay.model == "model_batch.tflite"  # the base bundle: batched, as before
+    # what replay gave before: the head on the batched float model's embeddings, which differ
+    pbf, ebf = clf.predict_with_embedding(np.stack(wins), batched=True)
+    assert not np.array_equal(theirs(ebf, pbf), device)
+    ev = _runner().invoke(cli, ["evaluate", str(out), str(test_path), "--json"])
+    assert ev.exit_code == 0, ev.stderr
+    j = json.loads(ev.stdout)
+    assert j["scored"].startswith("model.tflite + head_adapted.npz (live model, int8, batch 1")
+    assert j["n_windows"] == res.scored and j["accuracy"] == res.accuracy  # the same windows, the same answers
+    er = _runner().invoke(cli, ["evaluate", str(out), str(test_path), "--model", "replay"])
+    assert er.exit_code != 0 and "is adapted" in er.stderr and "Traceback" not in er.stderr + er.stdout
+    assert len(er.stderr.strip().splitlines()) == 1
+
+
+def _int8_embedding_grid(clf: object) -> tuple[float, float]:
+    """(scale, zero point) of the int8 tensor behind the live model's embedding output (dequantised
+    to float32 for float I/O)."""
+    m = clf._single  # type: ignore[attr-defined]
+    scale, zero = (float(v) for v in m.emb["quantization"])
+    if scale <= 0:
+        tensors = {t["index"]: t for t in m.interp.get_tensor_details()}
+        (op,) = [o for o in m.interp._get_ops_details()
+                 if o.get("op_name") == "DEQUANTIZE" and m._emb_index in list(o["outputs"])]
+        scale, zero = (float(v) for v in tensors[int(op["inputs"][0])]["quantization"])
+    assert scale > 0
+    return scale, zero
 
 
 @pytest.mark.slow

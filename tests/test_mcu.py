@@ -125,17 +125,26 @@ def test_tflm_add_method_names() -> None:
     assert tflm_add_method("CONCATENATION") == "AddConcatenation"
 
 
-def test_default_bundle_lists_every_op_it_runs(tmp_path: Path) -> None:
-    """models/default (gravity/body split and magnitude inside the graph) needs more than the LSTM
-    ops on a microcontroller; the header registers exactly the ops the flatbuffer holds."""
+def test_header_registers_every_op_the_model_holds(int8_bundle: Path, tmp_path: Path) -> None:
+    """The header registers exactly the ops the flatbuffer holds, in its order."""
     from har.deploy.mcu import model_ops
 
-    bundle = Path(__file__).resolve().parents[1] / "models" / "default"
-    export_mcu(bundle, tmp_path / "mcu")
+    export_mcu(int8_bundle, tmp_path / "mcu")
     cfg = (tmp_path / "mcu" / "har_model_config.h").read_text()
-    interp, _ = load_interpreter(bundle / "model.tflite")
-    ops = model_ops(interp, (bundle / "model.tflite").read_bytes())
+    interp, _ = load_interpreter(int8_bundle / "model.tflite")
+    ops = model_ops(interp, (int8_bundle / "model.tflite").read_bytes())
     assert "DELEGATE" not in ops
-    assert {"UNIDIRECTIONAL_SEQUENCE_LSTM", "FULLY_CONNECTED", "SOFTMAX"} <= set(ops)
+    assert {"FULLY_CONNECTED", "SOFTMAX"} <= set(ops)
     assert f"#define HAR_NUM_OPS {len(ops)}" in cfg
     assert re.findall(r"\(resolver\)\.(Add\w+)\(\);", cfg) == [tflm_add_method(o) for o in ops]
+
+
+def test_default_bundle_is_refused_in_one_line(tmp_path: Path) -> None:
+    """models/default has the window features branch (float32 LOG, SQRT, comparisons and a DFT in an
+    int8 model, not checked under TensorFlow Lite Micro): export-mcu says so in one line."""
+    bundle = Path(__file__).resolve().parents[1] / "models" / "default"
+    with pytest.raises(ExportError, match=r"window features branch .*without --window-features"):
+        export_mcu(bundle, tmp_path / "mcu")
+    assert not (tmp_path / "mcu").exists()
+    r = CliRunner().invoke(cli, ["export-mcu", str(bundle), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1 and "--window-features" in r.output, r.output

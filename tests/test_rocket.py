@@ -288,9 +288,10 @@ def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path
     adapted = json.loads((tmp_path / "bob" / "metadata.json").read_text())["adaptation"]
     assert adapted["holdout"]["windows"] > 0
     # an activity bob skips keeps the base model's probability bit for bit, in the int8 live model
-    # (`har run`) and the float batched one: the personal head takes the model's own output for it,
-    # not head.npz's float arithmetic (int8 head vs float: differences of 1/256; the float model's
-    # 10,000-wide MiniRocket head vs numpy: float32 rounding)
+    # (`har run`): the personal head takes the model's own output for it, not head.npz's float
+    # arithmetic (int8 head vs float: differences of 1/256). The adapted bundle never uses the
+    # float batched model (the head was fitted on the live model's embeddings): replay's default
+    # (batched=None) and batched=True give the live output too.
     from har.signal import make_windows
 
     x = make_windows(read_recording(test), clf.metadata.window).x
@@ -305,11 +306,16 @@ def test_default_model_trains_deploys_runs_in_litert_replays_and_adapts(tmp_path
             continue
         kept.append(skip)
         k = clf.classes.index(skip)
-        for batched in (False, None):
-            pb, pa = clf.predict_proba(x, batched=batched), ad.predict_proba(x, batched=batched)
-            assert np.array_equal(pa[:, k], pb[:, k]), (skip, batched, float(np.abs(pa[:, k] - pb[:, k]).max()))
-            said = pb.argmax(1) == k
-            assert np.array_equal(pa[said], pb[said])
+        pb, pa = clf.predict_proba(x, batched=False), ad.predict_proba(x, batched=False)
+        assert np.array_equal(pa[:, k], pb[:, k]), (skip, float(np.abs(pa[:, k] - pb[:, k]).max()))
+        said = pb.argmax(1) == k
+        assert np.array_equal(pa[said], pb[said])
+        assert x.shape[0] >= 8 and not ad.uses_batch_model
+        for batched in (None, True):
+            assert np.array_equal(ad.predict_proba(x, batched=batched), pa)
+        rj = runner.invoke(cli, ["replay", str(tmp_path / f"bob_{skip}"), str(test), "--json"])
+        assert rj.exit_code == 0, rj.output
+        assert json.loads(rj.stdout.strip().splitlines()[-1])["model"] == "model.tflite + head_adapted.npz"
         break
     assert kept, "no personal head kept with any one activity skipped"
     # the rows refit are the LSTM embedding's as the bundle's graph holds it (its rocket_ppv width)

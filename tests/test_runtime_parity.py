@@ -88,8 +88,10 @@ def _run(python: str, mod: str, model: Path, x: Path, out: Path, kernels: str) -
         ModelConfig(lstm_units=(8,), conv_filters=8, ensemble=2),  # the default recipe's shape, small
         ModelConfig(lstm_units=(8,), conv_filters=8, representation="gravity_body_magnitude", pooling="attention"),
         ModelConfig(lstm_units=(8,), conv_filters=8, rocket_features=168),  # MiniRocket branch beside the LSTM
+        ModelConfig(lstm_units=(8,), conv_filters=8, representation="gravity_body_magnitude", float_representation=True,
+                    window_features=(16, 8)),  # models/default's shape: window features beside the LSTM
     ],
-    ids=["default-ensemble-equalized", "gravity_body_magnitude-attention", "rocket"],
+    ids=["default-ensemble-equalized", "gravity_body_magnitude-attention", "rocket", "window-features"],
 )
 def test_int8_export_gives_identical_outputs_in_both_runtimes(
     mc: ModelConfig, tflite_runtime_python: Path, tmp_path: Path
@@ -100,11 +102,15 @@ def test_int8_export_gives_identical_outputs_in_both_runtimes(
 
     tf, keras = import_tf()
     keras.utils.set_random_seed(0)
-    w, c, k = 50, 3, 4
-    m = build_model(mc, w, c, k, batch_size=1)
+    w, c, k, rate = 50, 3, 4, 25.0
+    m = build_model(mc, w, c, k, batch_size=1, rate_hz=rate)
     set_normalization(m, [0.1, 0.2, 0.9], [0.5, 0.5, 0.4])
     rng = np.random.default_rng(0)
     calib = (rng.normal(size=(24, w, c)) * 0.5 + [0.0, 0.0, 1.0]).astype(np.float32)
+    if mc.window_features:  # the branch's standardisation from these windows in g (as har train sets it)
+        from har.training.window_features import set_feature_stats, training_stats
+
+        set_feature_stats(m, *training_stats(calib * np.float32([0.5, 0.5, 0.4]) + np.float32([0.1, 0.2, 0.9]), rate))
     if mc.rocket_features:  # the branch's fixed layers from a MiniRocket fitted on these windows
         pytest.importorskip("aeon", reason="aeon (MiniRocket) is not installed: pip install 'har-edge[reference]'")
         from har.training import rocket
@@ -115,9 +121,9 @@ def test_int8_export_gives_identical_outputs_in_both_runtimes(
         peaks = rocket.conv_peaks(m, calib)
         rocket.set_rocket_weights(m, rocket.rocket_weights(mr.parameters, w, c, mc.rocket_features, mean, std, peaks))
     assert mc.equalize_channels  # as `har deploy` exports it (har.training._convert_worker.export_graph)
-    ref = build_model(mc, w, c, k, batch_size=None)
+    ref = build_model(mc, w, c, k, batch_size=None, rate_hz=rate)
     ref.set_weights(m.get_weights())
-    single = export_graph(keras, mc, m, ref, calib)[0]
+    single = export_graph(keras, mc, m, ref, calib, rate_hz=rate)[0]
     blob, ops, _ = patch_and_list_ops(convert(tf, single, "int8", calib, 1, False))
     assert all(o["builtin"] for o in ops)
     (tmp_path / "model.tflite").write_bytes(blob)

@@ -25,7 +25,8 @@ import click
     default="live",
     show_default=True,
     help="Bundle model to score: live = model.tflite (what `har run` uses, int8 when so exported); "
-    "replay = model_batch.tflite (the float batched model `har replay` uses).",
+    "replay = model_batch.tflite (the float batched model `har replay` uses; refused for an adapted bundle, "
+    "whose personal head applies to the live model only).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace report.txt / report.json in --out.  [default: refuse]")
 @click.option("--force", is_flag=True,

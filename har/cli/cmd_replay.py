@@ -52,7 +52,8 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--exact", is_flag=True,
               help="Run the bundle's live model on every window (the numbers `har run` prints; several times "
-              "slower) instead of its float32 batched replay model.")
+              "slower) instead of its float32 batched replay model. An adapted bundle (a personal head) always "
+              "runs its live model, which the head was fitted on.")
 @click.option("--smooth", "smooth", metavar="SPEC", default=None,
               help="Smoothing instead of the bundle's: none, vote:K/N, avg:N[,enter=P][,margin=M], ema:ALPHA "
               "(,min=S for a minimum duration).")
@@ -104,8 +105,15 @@ def replay_cmd(
     acc = "n/a (no labelled windows)" if res.accuracy is None else f"{100 * res.accuracy:.1f}%"
     click.echo(
         f"accuracy {acc} on {res.scored} of {res.windows} windows; {res.elapsed_s:.2f} s "
-        f"({res.runtime}{', batched' if res.batched else ''})"
+        f"({res.runtime}{', batched' if res.batched else ''}{_personal(res)})"
     )
+
+
+def _personal(res: ReplayResult) -> str:
+    """Says when the live model ran because the bundle is adapted (not for --exact)."""
+    if "+" not in res.model:
+        return ""
+    return f", {res.model}: the live model, which the personal head was fitted on"
 
 
 def _warn(message: str) -> None:

@@ -4,8 +4,10 @@ A bundle written by `har deploy` carries what this needs: the live model's secon
 embedding that feeds the classifier head (``model.tflite``), and the head's weights
 (``head.npz``: ``W`` (d, classes), ``b`` (classes), float32). Adaptation:
 
-1. cut the calibration recordings into windows (hop 0.5 s) and run the interpreter once over them
-   for embeddings and the base model's probabilities;
+1. cut the calibration recordings into windows (hop 0.5 s) and run the LIVE model (``model.tflite``,
+   batch 1: what `har run` applies the personal head to) once over them for embeddings and the base
+   model's probabilities; never the float batched replay model, whose embeddings an int8 live
+   model's differ from (the anchors in ``head.npz`` come from the live model too, `har deploy`);
 2. a personal head for the CALIBRATED activities only: a multinomial logistic regression over those
    classes on the embeddings, L2-regularised TOWARDS the base head (``strength``: 30 s per activity
    cannot pull it far) and rehearsing the base model's anchors (embeddings of its training windows
@@ -683,7 +685,8 @@ def adapt_bundle(
         raise AdaptError("no calibration recordings")
     recs = _recordings(recordings)
     cal = calibration_windows(recs, meta, folds=folds, hop_s=hop_s)
-    clf = WindowClassifier.from_bundle(src, verify=False)  # verified above
+    # the live model only: the personal head is fitted on the embeddings it will be applied to
+    clf = WindowClassifier.from_bundle(src, verify=False, use_batch_model=False)  # verified above
     if not clf.has_embedding:
         raise AdaptError(f"{src}/{MODEL_FILE} has no embedding output: redeploy with a har that writes it")
     base = load_head(src / HEAD_FILE, clf.embedding_dim, len(clf.classes))
@@ -696,7 +699,7 @@ def adapt_bundle(
              f"the LSTM embedding's {rows} are refit")
     t_fit = time.monotonic()
     clf.set_head(None)
-    pb, emb = clf.predict_with_embedding(cal.x)
+    pb, emb = clf.predict_with_embedding(cal.x, batched=False)
     grid_s = tuple(strengths) if strength is None else (float(strength),)
     head: LinearHead | PersonalHead | None = None
     with one_blas_thread():

@@ -173,7 +173,10 @@ class WindowClassifier:
                 meta = load_metadata(d)
             except HarError as e:
                 raise RuntimeInferenceError(str(e)) from None
-        batch = d / BATCH_MODEL_FILE if use_batch_model else None
+        # An adapted bundle's personal head applies to the live model's embeddings (it was fitted on
+        # them; predict_proba never uses the batched model with it): its batched model is not opened.
+        adapted = (d / ADAPTED_HEAD_FILE).is_file()
+        batch = d / BATCH_MODEL_FILE if use_batch_model and not adapted else None
         choice = None
         if probe:
             choice = choose_runtime(d / MODEL_FILE, num_threads=num_threads)
@@ -183,7 +186,7 @@ class WindowClassifier:
         clf = cls(d / MODEL_FILE, meta, batch, num_threads=num_threads, prefer_runtime=prefer_runtime,
                   only_runtime=probe or only_runtime)
         clf.runtime_choice = choice
-        if (d / ADAPTED_HEAD_FILE).is_file():
+        if adapted:
             from har.runtime.adapt import load_head  # noqa: PLC0415 - numpy only, adapted bundles only
 
             clf.set_head(load_head(d / ADAPTED_HEAD_FILE, clf.embedding_dim, len(clf.classes)))
@@ -191,7 +194,9 @@ class WindowClassifier:
 
     def set_head(self, head: Callable[[np.ndarray, np.ndarray], np.ndarray] | None) -> None:
         """Use ``head`` ((embeddings, the model's own probabilities) -> probabilities) instead of the
-        model's last layer; None = off."""
+        model's last layer; None = off. While a head is set, :meth:`predict_proba` runs the live
+        model (batch 1) on every window: the head is fitted on its embeddings (`har adapt`), which an
+        int8 live model's differ from the float batched model's."""
         if head is not None and not self.has_embedding:
             raise RuntimeInferenceError(
                 f"{self._single.path.name} has no embedding output: redeploy with a har that writes it"
@@ -202,6 +207,18 @@ class WindowClassifier:
     @property
     def has_batch_model(self) -> bool:
         return self._batched is not None
+
+    @property
+    def uses_batch_model(self) -> bool:
+        """True when :meth:`predict_proba` may use the batched model: there is one and no personal
+        head is set (a personal head is applied to the live model's embeddings only)."""
+        return self._batched is not None and self.head is None
+
+    @property
+    def scored_model(self) -> str:
+        """What :meth:`predict_proba` with ``batched=False`` computes, for reports: ``model.tflite``,
+        plus ``head_adapted.npz`` when a personal head is set."""
+        return MODEL_FILE + (f" + {ADAPTED_HEAD_FILE}" if self.head is not None else "")
 
     @property
     def batch_size(self) -> int:
@@ -261,15 +278,15 @@ class WindowClassifier:
 
         ``batched=None`` uses ``model_batch.tflite`` when present and n >= BATCH_THRESHOLD;
         True / False force the choice (True falls back to batch 1 without a batched model). The
-        batched model's last batch is padded, so one call never mixes the two models."""
+        batched model's last batch is padded, so one call never mixes the two models. With a
+        personal head set, always the live model (batch 1), whatever ``batched``: the head is
+        applied to the embeddings it was fitted on, so replay and evaluate give `har run`'s output."""
         a = self._validate(x)
         n = a.shape[0]
         out = np.empty((n, len(self.classes)), dtype=np.float32)
         if n == 0:
             return out
-        use_batch = self._batched is not None and (batched if batched is not None else n >= BATCH_THRESHOLD)
-        if self.head is not None and self._batched is not None and self._batched.emb is None:
-            use_batch = False  # a personal head needs the embedding output
+        use_batch = self.uses_batch_model and (batched if batched is not None else n >= BATCH_THRESHOLD)
         m = self._batched if use_batch and self._batched is not None else self._single
         xq = m.quantize_input(self.normalize(a))
         b = m.batch
@@ -296,7 +313,8 @@ class WindowClassifier:
 
     def predict_with_embedding(self, x: np.ndarray, batched: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(probabilities of the model itself, embeddings)`` float32 (n, classes) and (n, d),
-        whatever personal head is set (what `har adapt` fits on)."""
+        whatever personal head is set; ``batched`` as :meth:`predict_proba` (`har adapt` fits on
+        ``batched=False``: the live model's, which a personal head is applied to)."""
         if not self.has_embedding:
             raise RuntimeInferenceError(
                 f"{self._single.path.name} has no embedding output: redeploy with a har that writes it"

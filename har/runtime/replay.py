@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from har.artifacts.layout import BATCH_MODEL_FILE
 from har.runtime.classifier import BATCH_THRESHOLD, WindowClassifier
 from har.runtime.live import _as_classifier
 from har.runtime.smoothing import SmoothingConfig, smooth_sequence
@@ -44,6 +45,7 @@ class ReplayResult:
     elapsed_s: float
     runtime: str
     batched: bool
+    model: str = ""  # what scored the windows: model_batch.tflite, model.tflite (+ head_adapted.npz)
     predicted: list[str] = field(default_factory=list)
     true: list[str] = field(default_factory=list)  # "" for unscored windows
     # Smoothing and event scoring (filled by with_smoothing(); replay() applies the bundle's setting).
@@ -93,6 +95,7 @@ class ReplayResult:
             "elapsed_s": round(self.elapsed_s, 4),
             "runtime": self.runtime,
             "batched": self.batched,
+            "model": self.model,
             "segments": [
                 {"start": round(s.start, 3), "end": round(s.end, 3), "predicted": s.predicted, "true": s.true,
                  "windows": s.windows}
@@ -142,8 +145,10 @@ def replay(
     unrolled so that XNNPACK runs it as matrix products) it is used for every window; its argmax
     agreement with the bundle's live model is measured at deploy time (``verification`` in the
     metadata). ``exact=True`` runs the live model itself on every window instead: the very numbers
-    `har run` would print, several times slower. ``progress(done, total)`` is called after each
-    chunk of windows."""
+    `har run` would print, several times slower. An adapted bundle (a personal head,
+    ``head_adapted.npz``) always runs the live model: the head was fitted on its embeddings, which an
+    int8 live model's differ from the float batched model's. ``progress(done, total)`` is called
+    after each chunk of windows."""
     from har.recording.format import read_recording  # noqa: PLC0415
 
     t0 = time.monotonic()
@@ -172,7 +177,7 @@ def replay(
         majority.extend(str(v) for v in major.tolist())
         scored_labels.append(label)
     n_windows = len(spans)
-    use_batch = not exact and clf.has_batch_model and n_windows >= BATCH_THRESHOLD
+    use_batch = not exact and clf.uses_batch_model and n_windows >= BATCH_THRESHOLD
     probs = np.empty((n_windows, len(clf.classes)), dtype=np.float32)
     done = 0
     for chunk in _chunks(views, REPLAY_CHUNK):
@@ -210,6 +215,7 @@ def replay(
         elapsed_s=time.monotonic() - t0,
         runtime=clf.runtime_name,
         batched=use_batch,
+        model=BATCH_MODEL_FILE if use_batch else clf.scored_model,
         predicted=pred,
         true=scored_true,
         classes=tuple(clf.classes),

@@ -2,7 +2,8 @@
 
 A bundle is scored through the TFLite runtime: ``model.tflite`` (the batch-1 model `har run`
 uses, int8 when exported so) unless ``which="replay"`` asks for ``model_batch.tflite`` (the
-float batched model `har replay` uses). A model directory (tf-keras weights) is scored with a
+float batched model `har replay` uses; refused for an adapted bundle, whose personal head applies
+to the live model's embeddings only). A model directory (tf-keras weights) is scored with a
 predictor passed in (``har.training.predict.keras_predictor``): this module never imports the
 training side, so it runs where only the TFLite runtime is installed.
 
@@ -20,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from har.artifacts.layout import BATCH_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, REPORT_JSON, REPORT_TXT, is_bundle
+from har.artifacts.layout import (
+    ADAPTED_HEAD_FILE,
+    BATCH_MODEL_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    REPORT_JSON,
+    REPORT_TXT,
+    is_bundle,
+)
 from har.artifacts.metadata import ModelMetadata, load_metadata
 from har.dataset import load_recordings, windows_for
 from har.errors import ConfigError, DataError, ModelError
@@ -38,8 +47,11 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 def bundle_predictor(path: str | os.PathLike[str], which: str = "live") -> tuple[Predictor, str]:
     """``(predictor, description)`` for a bundle's TFLite model (checksums verified first).
 
-    ``which="live"``: ``model.tflite``, one window per invoke, exactly what `har run` computes.
-    ``which="replay"``: ``model_batch.tflite`` (ModelError when the bundle has none)."""
+    ``which="live"``: ``model.tflite``, one window per invoke, exactly what `har run` computes
+    (with an adapted bundle's personal head, ``head_adapted.npz``, as `har run` applies it).
+    ``which="replay"``: ``model_batch.tflite`` (ModelError when the bundle has none, or is adapted:
+    its personal head was fitted on the live model's embeddings and is never applied to the batched
+    model's, so an adapted bundle has no replay model to score)."""
     if which not in MODEL_CHOICES:
         raise ConfigError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {which!r}")
     p = Path(path)
@@ -50,6 +62,11 @@ def bundle_predictor(path: str | os.PathLike[str], which: str = "live") -> tuple
     replay = which == "replay"
     if replay and not (p / BATCH_MODEL_FILE).is_file():
         raise ModelError(f"{p} has no {BATCH_MODEL_FILE} (the replay model): score the live model instead")
+    if replay and (p / ADAPTED_HEAD_FILE).is_file():
+        raise ModelError(
+            f"{p} is adapted: its personal head ({ADAPTED_HEAD_FILE}) applies to the live model's embeddings only "
+            "(`har replay` runs the live model for it too): score the live model instead (drop --model replay)"
+        )
     clf = WindowClassifier.from_bundle(p, use_batch_model=replay)
     meta = clf.metadata
     quant = meta.export.quantize if meta.export is not None else "?"
@@ -60,6 +77,9 @@ def bundle_predictor(path: str | os.PathLike[str], which: str = "live") -> tuple
             return clf.predict_proba(x, batched=True)
     else:
         desc = f"{MODEL_FILE} (live model, {quant}, batch 1; `har run` uses it)"
+        if clf.head is not None:
+            desc = (f"{MODEL_FILE} + {ADAPTED_HEAD_FILE} (live model, {quant}, batch 1, with the personal head "
+                    "fitted on its embeddings; `har run` and `har replay` use them)")
 
         def predict(x: np.ndarray) -> np.ndarray:
             return clf.predict_proba(x, batched=False)

@@ -366,11 +366,12 @@ ANCHORS_PER_CLASS = 32
 
 def _add_anchors(clf: Any, head_path: Path, calib_x: np.ndarray, per_class: int = ANCHORS_PER_CLASS) -> None:
     """Add ``anchors`` / ``anchor_y`` to ``head.npz``: embeddings of up to ``per_class`` training
-    windows per class the model predicts, labelled with its own prediction. `har adapt` fits them for
-    activities the calibration skips, so those keep the base model's behaviour."""
+    windows per class the model predicts, labelled with its own prediction, both from the LIVE model
+    (batch 1, e.g. int8: the embeddings `har adapt` fits the personal head on and `har run` applies it
+    to). `har adapt` rehearses them, so the calibrated activities keep fitting the base model's windows."""
     rng = np.random.default_rng(0)
     idx = rng.permutation(calib_x.shape[0])[: per_class * len(clf.classes) * 4]
-    probs, emb = clf.predict_with_embedding(calib_x[np.sort(idx)])
+    probs, emb = clf.predict_with_embedding(calib_x[np.sort(idx)], batched=False)  # the live model's, as adapt's
     pred = np.argmax(probs, axis=1)
     keep = np.concatenate([np.flatnonzero(pred == c)[:per_class] for c in range(len(clf.classes))]).astype(np.int64)
     with np.load(head_path, allow_pickle=False) as z:

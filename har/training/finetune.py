@@ -98,8 +98,9 @@ def finetune_bundle(
         base_clf = WindowClassifier.from_bundle(src, verify=False)
         base_clf.set_head(None)
         new_clf = WindowClassifier.from_bundle(cand)
-        s_base = scores(base_clf.predict_proba(split.hold_x), split.hold_y)
-        s_new = scores(new_clf.predict_proba(split.hold_x), split.hold_y)
+        # judged on the live models (`har run`'s), not the float batched replay models
+        s_base = scores(base_clf.predict_proba(split.hold_x, batched=False), split.hold_y)
+        s_new = scores(new_clf.predict_proba(split.hold_x, batched=False), split.hold_y)
         kept = beats(s_new, s_base)
         stage = Path(tmp) / "bundle"
         shutil.copytree(cand if kept else src, stage)
