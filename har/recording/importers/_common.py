@@ -129,6 +129,11 @@ def progress(items: Iterable[T], total: int, desc: str, unit: str = "rows", rows
     yield from tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, mininterval=0.5)
 
 
+# A forward time jump longer than this many sample periods (about 1.4 years at 50 Hz) is a break of
+# unknown length: the seq counter (int64, summed over rows) must not overflow on absurd timestamps
+MAX_JUMP_SAMPLES = 2**31
+
+
 def break_jump(rate_hz: float) -> int:
     """Seq increment used for a break of unknown length: about 1 s of nominal timeline (>= 3)."""
     return max(3, int(round(rate_hz)))
@@ -157,10 +162,12 @@ def time_breaks(t_s: np.ndarray, rate_hz: float, tolerance: float = BREAK_PERIOD
     if t_s.shape[0] < 2:
         return out
     dt = np.diff(t_s)
-    bad = np.flatnonzero((dt <= 0) | (dt > tolerance / rate_hz))
+    bad = np.flatnonzero(~((dt > 0) & (dt <= tolerance / rate_hz)))  # also NaN / inf differences
     for i in bad.tolist():
-        d = float(dt[i])
-        out[i + 1] = max(3, int(round(d * rate_hz))) if d > 0 else break_jump(rate_hz)
+        span = float(dt[i]) * rate_hz  # samples the jump spans
+        # a jump of unknown or absurd length (non-finite, or beyond MAX_JUMP_SAMPLES): a plain break
+        ok = np.isfinite(span) and 0 < span <= MAX_JUMP_SAMPLES
+        out[i + 1] = max(3, int(round(span))) if ok else break_jump(rate_hz)
     return out
 
 

@@ -104,6 +104,8 @@ def _read_file(
                 t_raw.append(float(row[idx["time"]]))
         except ValueError:
             raise fail(path, line, f"non-numeric value in {delimiter.join(row)[:60]!r}") from None
+        if t_raw and not np.isfinite(t_raw[-1]):
+            raise fail(path, line, f"timestamp {row[idx['time']].strip()[:30]!r} is not a finite number")
         xyz.append(a)
         labels.append(safe_label(row[idx["label"]]) if "label" in idx else "")
         if "subject" in idx:
