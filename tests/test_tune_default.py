@@ -172,3 +172,55 @@ def test_resume_with_another_space_is_one_clear_error(tmp_path: Path, sim_dir: P
         tune([sim_dir], out, TuneOptions(trials=2, folds=2, rate_hz=25, search_only=True), space=other,
              echo=lambda s: None)
     assert len(_study(out).trials) == 1  # nothing added
+
+
+def test_neighbours_of_the_default_come_next_and_are_marked(tmp_path: Path, sim_dir: Path,
+                                                            scripted: _ScriptedCV) -> None:
+    from har.training.tune_space import NEIGHBOUR_ATTR, neighbour_params
+
+    out = tmp_path / "o"
+    opts = TuneOptions(trials=3, folds=2, rate_hz=25, search_only=True, neighbours=2)
+    lines: list[str] = []
+    tune([sim_dir], out, opts, echo=lines.append)
+    study = _study(out)
+    space, _ = available(SearchSpace())
+    params, _ = default_params(base_config(opts), space)
+    moves = [t.user_attrs.get(NEIGHBOUR_ATTR, {}).get("move") for t in study.trials]
+    assert moves == [None, "window_features 128,64", "pooling attention"]
+    for t in study.trials[1:]:  # exactly one setting moved
+        assert [k for k in params if t.params[k] != params[k]] == [moves[t.number].split()[0]]
+    assert any("trial 1 is har's default with window_features 128,64" in ln for ln in lines)
+    # scripted folds: default 0.7/0.8, neighbour 1 0.9/0.9 (+15 points, se 5), neighbour 2 0.5/0.6
+    board = {e["trial"]: e for e in json.loads((out / "leaderboard.json").read_text())}
+    assert board[1]["neighbour_of_default"] == "window_features 128,64"
+    assert board[1]["vs_default"] == {"gain": 0.15, "se": 0.05, "beats": True}
+    assert board[2]["vs_default"]["beats"] is False and board[0]["vs_default"] is None
+    assert "[default + pooling attention] [-20.0 +- 0.0 pts vs default]" in (out / "leaderboard.txt").read_text()
+    # a narrow space keeps only the moves it allows; 0 neighbours, none
+    narrow = SearchSpace.from_dict({"window_features": ["none"], "pooling": ["last", "mean"]})
+    assert [m for _, m in neighbour_params(base_config(opts), narrow, 2)] == ["augment none", "lstm_units_0 96"]
+    assert neighbour_params(base_config(opts), space, 0) == []
+
+
+def _done(number: int, folds: list[float], default: bool = False) -> Any:
+    import optuna
+
+    attrs: dict[str, Any] = {"fold_accuracy": folds, "accuracy_mean": sum(folds) / len(folds),
+                             "macro_f1_mean": sum(folds) / len(folds)}
+    if default:
+        attrs[DEFAULT_ATTR] = {"moved": {}}
+    t = optuna.trial.create_trial(value=attrs["accuracy_mean"], user_attrs=attrs)
+    t.number = number
+    return t
+
+
+def test_a_trial_goes_ahead_of_the_default_only_beyond_one_standard_error() -> None:
+    from har.training.tune_final import rank_trials
+
+    default = _done(0, [0.80, 0.90, 0.70], default=True)  # 0.80
+    steady = _done(1, [0.82, 0.92, 0.72])  # +2 points on every fold: beats it
+    lucky = _done(2, [0.99, 0.85, 0.72])  # +5.3 points on average, but on one fold only: se 7.1
+    worse = _done(3, [0.70, 0.80, 0.60])
+    ranked = rank_trials([worse, lucky, default, steady])
+    assert [t.number for t in ranked] == [1, 0, 2, 3]
+    assert [t.number for t in rank_trials([lucky, steady, worse])] == [2, 1, 3]  # no default: by accuracy

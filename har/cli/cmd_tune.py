@@ -44,6 +44,8 @@ _DEFAULT_TRIALS = 20
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=0.98, show_default=True,
               help="int8 export verification: minimum argmax agreement with Keras.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of folds, sampler and training.")
+@click.option("--neighbours", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Trials right after the default that each move one of its settings (0: none).")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Read windows through window caches in this directory (data larger than memory; one cache per "
               "window length tried, each recording converted once per window). [default: in memory]")
@@ -51,16 +53,18 @@ def tune_cmd(
     data: tuple[Path, ...], out: Path, trials: int | None, time_budget: float | None, max_kb: float | None,
     max_ms: float | None, storage: str | None, study: str, folds: int, rate_hz: float, epochs: int | None,
     finalists: int, space_file: Path | None, search_only: bool, min_agreement: float, seed: int,
-    cache_dir: Path | None,
+    cache_dir: Path | None, neighbours: int,
 ) -> None:
     """Search model and training settings for recordings DATA, scored by cross-validation inside DATA.
 
     The first trial of a new study is har train's own default configuration (as close as --space
     allows), scored like any other and marked "[har default]" in the leaderboard, so the search
-    starts from a known-good baseline. Each further trial draws a configuration (window, input
+    starts from a known-good baseline; the next --neighbours trials each move one of its settings.
+    Each further trial draws a configuration (window, input
     representation, augmentation, conv front end, LSTM, pooling, dropout, learning-rate schedule,
     label smoothing) with Optuna's TPE sampler and scores it by leave-subjects-out folds; bad
-    trials are pruned after a fold. The best trials are
+    trials are pruned after a fold. The best trials (a trial ahead of the default only when it beats
+    it by more than one standard error over the folds) are
     trained on all of DATA, exported to int8 TFLite and measured against --max-kb / --max-ms. Writes
     OUT/leaderboard.txt + .json, OUT/pareto.png and OUT/best (deploy it with `har deploy`).
     Interrupted? Run the same command again: finished trials are kept in OUT/study.db."""
@@ -77,7 +81,7 @@ def tune_cmd(
     opts = TuneOptions(
         trials=trials, time_budget_min=time_budget, max_kb=max_kb, max_ms=max_ms, storage=storage, study=study,
         folds=folds, rate_hz=rate_hz, epochs=epochs, seed=seed, finalists=finalists, search_only=search_only,
-        min_agreement=min_agreement, cache=None if cache_dir is None else str(cache_dir),
+        min_agreement=min_agreement, cache=None if cache_dir is None else str(cache_dir), neighbours=neighbours,
     )
     result = tune(list(data), out, opts, space=space, echo=lambda s: click.echo(s, err=True))
     click.echo(f"leaderboard: {out / 'leaderboard.txt'}")

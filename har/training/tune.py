@@ -10,7 +10,9 @@
    configuration (tune_space.default_params, as close as ``--space`` allows), so the search starts
    from a known-good baseline, as Edge Impulse's EON Tuner does, and is scored, pruned and measured
    like any other trial; the leaderboard marks it. A resumed study gets it again only when every
-   earlier run of it was interrupted.
+   earlier run of it was interrupted. Then come ``neighbours`` trials that each move one setting of
+   the default (tune_space.NEIGHBOUR_MOVES), so that a short search refines the baseline before the
+   sampler explores further away.
 3. Each trial draws a :class:`~har.config.TrainConfig` (har.training.tune_space, TPE sampler,
    seeded per trial number) and scores it by cross-validation inside DATA
    (:func:`har.training.cv.run_cv`); the running mean accuracy is reported after each fold so that
@@ -44,11 +46,13 @@ from har.errors import ConfigError, HarError, TuneError
 from har.recording.format import Recording, find_recordings
 from har.training.tune_space import (
     DEFAULT_ATTR,
+    NEIGHBOUR_ATTR,
     SearchSpace,
     available,
     default_params,
     describe,
     moved_text,
+    neighbour_params,
     suggest_config,
 )
 
@@ -83,6 +87,7 @@ class TuneOptions:
     min_agreement: float = 0.98  # int8 export verification, as `har deploy`
     lock_timeout_s: float = 30.0  # SQLite: wait this long for a lock held by another process
     cache: str | None = None  # window cache root (`har tune --cache DIR`, har.training.stream); None = in memory
+    neighbours: int = 4  # trials after the default that each move one of its settings (tune_space.NEIGHBOUR_MOVES)
 
     def __post_init__(self) -> None:
         if self.trials is not None and self.trials < 1:
@@ -94,6 +99,8 @@ class TuneOptions:
                 raise ConfigError(f"{name} must be positive, got {v}")
         if self.folds < 2:
             raise ConfigError(f"--folds must be at least 2, got {self.folds}")
+        if self.neighbours < 0:
+            raise ConfigError(f"--neighbours must be 0 or more, got {self.neighbours}")
         if (self.epochs is not None and self.epochs < 1) or self.finalists < 1:
             raise ConfigError("--epochs and --finalists must be at least 1")
         if not self.study.strip():
@@ -280,6 +287,7 @@ def open_study(
     n_startup: int,
     lock_timeout_s: float,
     first: dict[str, Any] | None = None,
+    then: Sequence[dict[str, Any]] = (),
 ) -> tuple[Any, bool]:
     """Create or load the study (maximising CV accuracy); True when this call created it. Database
     problems become one-line TuneErrors.
@@ -287,7 +295,8 @@ def open_study(
     The creator enqueues ``first`` (``{"params": ..., "user_attrs": ...}``, `har train`'s default
     configuration) as the new study's first trial. Creating is one INSERT under the unique study
     name, so of several processes starting one new study exactly one enqueues it, and a loaded
-    (resumed) study never does here (see :func:`_retry_interrupted_default`)."""
+    (resumed) study never does here (see :func:`_retry_interrupted_default`). ``then``: trials of the
+    same form enqueued after it (the default's neighbours)."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -320,7 +329,8 @@ def open_study(
         raise AssertionError("unreachable")
     if first is not None:
         try:
-            study.enqueue_trial(first["params"], user_attrs=first["user_attrs"])
+            for t in (first, *then):
+                study.enqueue_trial(t["params"], user_attrs=t["user_attrs"])
         except SQLAlchemyError as e:
             raise _db_error(url, e) from None
     return study, True
@@ -331,6 +341,12 @@ def default_trial(base: TrainConfig, space: SearchSpace) -> dict[str, Any]:
     rate, with --epochs and --seed) within ``space``: ``{"params", "user_attrs", "moved"}``."""
     params, moved = default_params(base, space)
     return {"params": params, "user_attrs": {DEFAULT_ATTR: {"moved": moved}}, "moved": moved}
+
+
+def neighbour_trials(base: TrainConfig, space: SearchSpace, n: int) -> list[dict[str, Any]]:
+    """The trials enqueued after the default: each moves one of its settings (``{"params", "user_attrs"}``)."""
+    return [{"params": p, "user_attrs": {NEIGHBOUR_ATTR: {"move": move}}}
+            for p, move in neighbour_params(base, space, n)]
 
 
 def _retry_interrupted_default(study: Any, first: dict[str, Any]) -> bool:
@@ -447,6 +463,8 @@ class _Objective:
             moved = trial.user_attrs[DEFAULT_ATTR].get("moved") or {}
             within = f" (within the search space: {moved_text(moved)})" if moved else ""
             self.echo(f"[tune] trial {trial.number} is har's default configuration{within}")
+        elif NEIGHBOUR_ATTR in trial.user_attrs:
+            self.echo(f"[tune] trial {trial.number} is har's default with {trial.user_attrs[NEIGHBOUR_ATTR]['move']}")
         k = self.opts.folds
         accs: list[float] = []
         f1s: list[float] = []
@@ -634,7 +652,8 @@ def tune(
     n_startup = 10 if n is None else max(2, min(10, n // 3))
     base = base_config(opts)
     first = default_trial(base, space)
-    study, created = open_study(url, opts.study, opts.seed, n_startup, opts.lock_timeout_s, first=first)
+    study, created = open_study(url, opts.study, opts.seed, n_startup, opts.lock_timeout_s, first=first,
+                                then=neighbour_trials(base, space, opts.neighbours))
     sig = {
         "data_fingerprint": plan.fingerprint,
         "folds": opts.folds,

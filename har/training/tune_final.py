@@ -11,7 +11,13 @@ TFLite runtime are compared with ``--max-kb`` / ``--max-ms``. Measurements are k
 
 The ``finalists`` best trials are always measured (the Pareto plot); while none of them fits the
 budget, the next ones are tried, up to three times as many. The winner (best CV accuracy within
-the budget) is copied to ``DIR/best``."""
+the budget) is copied to ``DIR/best``.
+
+Finalists are taken in the order of :func:`rank_trials`: by CV accuracy, except that a trial goes
+ahead of `har train`'s default configuration only when it beats the default by more than one
+standard error of the paired fold differences (the same folds score both; the one-standard-error
+rule). Three folds of a few subjects are noisy, and the best of many noisy scores is optimistic: a
+short search should not trade the known-good default for a configuration that was merely lucky."""
 
 from __future__ import annotations
 
@@ -76,6 +82,41 @@ def validation_split(plan: Any, seed: int, fraction: float) -> tuple[list[int], 
             k = min(len(group) - 1, max(1, int(round(fraction * len(group)))))
             val |= {group[j] for j in rng.permutation(len(group))[:k]}
     return [i for i in range(len(recs)) if i not in val], sorted(val)
+
+
+def gain_over_default(t: Any, default: Any) -> tuple[float, float]:
+    """``(gain, standard error)`` of trial ``t``'s CV accuracy over ``default``'s, from the paired
+    fold accuracies (both scored on the same folds). Standard error 0 with fewer than 2 folds."""
+    a = np.asarray(t.user_attrs.get("fold_accuracy") or [t.user_attrs["accuracy_mean"]], dtype=float)
+    b = np.asarray(default.user_attrs.get("fold_accuracy") or [default.user_attrs["accuracy_mean"]], dtype=float)
+    if a.shape != b.shape or a.size < 2:
+        return float(t.user_attrs["accuracy_mean"] - default.user_attrs["accuracy_mean"]), 0.0
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+
+
+def beats_default(t: Any, default: Any) -> bool:
+    """True when ``t`` beats ``default`` by more than one standard error (:func:`gain_over_default`)."""
+    gain, se = gain_over_default(t, default)
+    return gain > 0 and gain > se
+
+
+def default_of(trials: list[Any]) -> Any | None:
+    """The complete trial that ran `har train`'s default configuration (the first, if several did)."""
+    from har.training.tune_space import DEFAULT_ATTR
+
+    ours = [t for t in trials if DEFAULT_ATTR in t.user_attrs]
+    return min(ours, key=lambda t: t.number) if ours else None
+
+
+def rank_trials(complete: list[Any]) -> list[Any]:
+    """Complete trials in the order finalists are taken (see the module docstring)."""
+    by_acc = sorted(complete, key=lambda t: (-t.user_attrs["accuracy_mean"], -t.user_attrs["macro_f1_mean"], t.number))
+    default = default_of(complete)
+    if default is None:
+        return by_acc
+    ahead = [t for t in by_acc if t is not default and beats_default(t, default)]
+    return ahead + [default] + [t for t in by_acc if t is not default and t not in ahead]
 
 
 def fit_all(study: Any, plan: Any, trial: Any, out: Path, echo: Callable[[str], None]) -> Path:
@@ -250,7 +291,7 @@ def finalize(study: Any, plan: Any, opts: Any, out: Path, echo: Callable[[str], 
         board = tune_report.build_leaderboard(study, {}, opts, winner=None)
         tune_report.write_leaderboard(board, out, opts)
         raise TuneError(f"no trial completed (see {out / tune_report.LEADERBOARD_TXT}): nothing to choose from")
-    ranked = sorted(complete, key=lambda t: (-t.user_attrs["accuracy_mean"], -t.user_attrs["macro_f1_mean"], t.number))
+    ranked = rank_trials(complete)
     running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
     if running:
         echo(f"[tune] note: {running} trial(s) still running in other processes are not considered")

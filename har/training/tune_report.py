@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from har.atomic import write_json_atomic
-from har.training.tune_space import DEFAULT_ATTR, moved_text
+from har.training.tune_space import DEFAULT_ATTR, NEIGHBOUR_ATTR, moved_text
 
 LEADERBOARD_TXT = "leaderboard.txt"
 LEADERBOARD_JSON = "leaderboard.json"
@@ -30,10 +30,12 @@ def _state(t: Any) -> str:
 def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: int | None) -> list[dict[str, Any]]:
     """One entry per trial (skipped over-budget asks left out), best CV accuracy first; trials without
     a CV score (pruned, failed, running) follow by trial number."""
-    from har.training.tune_final import fits
+    from har.training.tune_final import default_of, fits, gain_over_default
 
+    trials = study.get_trials(deepcopy=False)
+    base = default_of([t for t in trials if _state(t) == "complete"])
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         ua = t.user_attrs
         if "skipped" in ua:
             continue
@@ -41,6 +43,10 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
         acc_m = ua.get("accuracy_mean")
         m = measured.get(str(t.number))
         default = ua.get(DEFAULT_ATTR) if "duplicate_of" not in ua else None
+        vs = None
+        if base is not None and t is not base and _state(t) == "complete" and acc_m is not None:
+            gain, se = gain_over_default(t, base)
+            vs = {"gain": round(gain, 4), "se": round(se, 4), "beats": bool(gain > 0 and gain > se)}
         dur = None
         if t.datetime_complete and t.datetime_start:
             dur = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -63,6 +69,11 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
                 # default values --space does not allow, {param: [default, used]}
                 "har_default": default is not None,
                 "default_moved": (default.get("moved") or {}) if default is not None else None,
+                # a neighbour of the default: the one setting it moves ("window_features 128,64")
+                "neighbour_of_default": (ua.get(NEIGHBOUR_ATTR) or {}).get("move"),
+                # CV accuracy gain over the default trial on the same folds, its standard error, and
+                # whether it beats the default by more than one standard error (ranks ahead of it)
+                "vs_default": vs,
                 "seconds": round(dur, 1) if dur is not None else None,
                 "summary": ua.get("summary", ""),
                 "note": ua.get("note", ""),
@@ -105,7 +116,13 @@ def format_leaderboard(board: list[dict[str, Any]], opts: Any) -> str:
         if r["state"] != "complete" and r["fold_accuracy"]:
             acc = f"({sum(r['fold_accuracy']) / len(r['fold_accuracy']):.3f} partial)"
         mark = "*" if r["winner"] else " "
-        what = ("[har default] " if r.get("har_default") else "") + (r["summary"] or r["note"])
+        tag = "[har default] " if r.get("har_default") else ""
+        if r.get("neighbour_of_default"):
+            tag = f"[default + {r['neighbour_of_default']}] "
+        vs = r.get("vs_default")
+        if vs is not None:
+            tag += f"[{100 * vs['gain']:+.1f} +- {100 * vs['se']:.1f} pts vs default] "
+        what = tag + (r["summary"] or r["note"])
         lines.append(
             f"{mark}{r['trial']:>5}  {r['state'][:12]:<12}  {acc:>15}  "
             f"{_pm(r['macro_f1_mean'], r['macro_f1_std']):>15}  {kb}  {ms}  {fit:<6}  {what}"
@@ -120,7 +137,11 @@ def format_leaderboard(board: list[dict[str, Any]], opts: Any) -> str:
     if default:
         lines.append(default)
     if win:
-        lines.append(f"* winner: trial {win['trial']} (best CV accuracy within the budget), trained on all data: best/")
+        lines.append(
+            f"* winner: trial {win['trial']} (best CV accuracy within the budget; a trial goes ahead of har's default "
+            "only when its gain over the default exceeds one standard error of the paired fold differences), "
+            "trained on all data: best/"
+        )
     lines.append("train any entry yourself: har train DATA --config configs/trial-NNNN.json --out MODEL")
     return "\n".join(lines) + "\n"
 

@@ -357,6 +357,45 @@ def default_params(base: TrainConfig, space: SearchSpace) -> tuple[dict[str, Any
     return trial.params, trial.moved
 
 
+# One-knob moves away from `har train`'s default, tried right after it (``har tune --neighbours N``
+# takes the first N that the search space allows and that differ from the default): a search of a
+# few trials (an hour on a few thousand windows) then refines the known-good baseline instead of
+# drawing random configurations far from it. Ordered by what moved the default most in subject-wise
+# cross-validation inside training data (docs/training.md "Model search"): the window-features branch
+# first (+0.8 points on the watch set's training subjects), then the head, augmentation, width, input.
+NEIGHBOUR_MOVES: tuple[tuple[str, Any], ...] = (
+    ("window_features", "128,64"),
+    ("pooling", "attention"),
+    ("augment", "none"),
+    ("lstm_units_0", 96),
+    ("representation", "raw_magnitude"),
+    ("dropout", 0.3),
+    ("label_smoothing", 0.1),
+    ("distill", "minirocket_oof"),
+)
+# user attribute of a neighbour trial: {"move": "param value"}
+NEIGHBOUR_ATTR = "har_default_neighbour"
+
+
+def neighbour_params(base: TrainConfig, space: SearchSpace, limit: int) -> list[tuple[dict[str, Any], str]]:
+    """Up to ``limit`` parameter sets, each :func:`default_params` with one :data:`NEIGHBOUR_MOVES`
+    move applied, and the move as text ("window_features 128,64"). A move is skipped when the space
+    does not allow its value, when the default already has it, or when the default's configuration
+    does not use that parameter (no window features for windows too short, say)."""
+    params, _ = default_params(base, space)
+    out: list[tuple[dict[str, Any], str]] = []
+    for name, value in NEIGHBOUR_MOVES:
+        if len(out) >= limit:
+            break
+        field_name = "lstm_units" if name.startswith("lstm_units_") else name
+        if name not in params or params[name] == value or value not in getattr(space, field_name, ()):
+            continue
+        moved = dict(params)
+        moved[name] = value
+        out.append((moved, f"{name} {value}"))
+    return out
+
+
 def moved_text(moved: dict[str, list[Any]]) -> str:
     """:func:`default_params`' ``moved`` as "hop_fraction 0.25 for 0.2, augment none for auto"."""
     return ", ".join(f"{k} {used} for {want}" for k, (want, used) in moved.items())
