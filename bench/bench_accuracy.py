@@ -20,7 +20,10 @@ Models (rows):
 * ``har tune winner (int8)``: ``har tune`` on the training recordings under the stated budget
   (``--tune-minutes``, ``--max-kb``, ``--max-ms``), window and hop pinned to the same windows,
   exported to int8 and scored like the defaults. Skipped with a clear line when `har tune` is not
-  available.
+  available. ``--tune-finalists N`` is passed on as ``har tune --finalists N``. With ``--keep DIR``
+  a later run resumes the same study (finished trials and measured finalists are kept in
+  ``DIR/SET/tune/study.db``): ``--reuse --tune-trials N`` with N the trials the study already holds
+  (``har tune --trials N``) then starts no new trial and only picks, exports and scores the winner.
 * ``Keras 2xLSTM(32)``: plain tf-keras LSTM(32) -> LSTM(32) -> softmax on per-axis standardised
   windows, Adam 1e-3, batch 64, 30 epochs, float.
 * ``MiniRocket``: aeon's MiniRocketClassifier (10,000 kernels, ridge) on the same windows.
@@ -83,10 +86,17 @@ class DataSet:
 
 
 # -- data sets -------------------------------------------------------------------------------------
+# --reuse: keep the recordings an earlier --keep run wrote (a recording's header holds the time it was
+# written, so rewriting them would change the data fingerprint and the kept tune study would refuse them)
+KEEP_WRITTEN = False
+
+
 def _write(recs: list[Recording], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for r in recs:
-        write_recording(out / f"{r.meta.session_id}.csv", r, overwrite=True)
+        path = out / f"{r.meta.session_id}.csv"
+        if not (KEEP_WRITTEN and path.is_file()):
+            write_recording(path, r, overwrite=True)
     return out
 
 
@@ -221,7 +231,8 @@ def har_default(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[s
 
 
 def har_tuned(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str], wc: WindowConfig,
-              minutes: float, max_kb: float, max_ms: float) -> dict[str, Any] | str:
+              minutes: float, max_kb: float, max_ms: float, finalists: int = 3,
+              trials: int | None = None) -> dict[str, Any] | str:
     exe = Path(sys.executable).with_name("har")
     har = [str(exe)] if exe.is_file() else [shutil.which("har") or "har"]
     probe = subprocess.run([*har, "tune", "--help"], capture_output=True, text=True)
@@ -231,7 +242,8 @@ def har_tuned(ds: DataSet, work: Path, te: Any, y: np.ndarray, classes: list[str
     space.write_text(json.dumps({"window_s": [wc.window_s], "hop_fraction": [wc.hop_s / wc.window_s]}))
     out = work / "tune"
     cmd = [*har, "tune", str(ds.train_dir), "--out", str(out), "--time-budget", f"{minutes:g}",
-           "--max-kb", f"{max_kb:g}", "--max-ms", f"{max_ms:g}", "--rate", f"{ds.rate_hz:g}", "--space", str(space)]
+           "--max-kb", f"{max_kb:g}", "--max-ms", f"{max_ms:g}", "--rate", f"{ds.rate_hz:g}", "--space", str(space),
+           "--finalists", str(finalists), *(["--trials", str(trials)] if trials else [])]
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True)
     t_tune = time.monotonic() - t0
@@ -357,7 +369,8 @@ def run_dataset(key: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
     if "tune" in a.models:
         mins = 3.0 if a.quick else a.tune_minutes.get(key, a.tune_minutes.get("*", 20.0))
         add("har tune winner (int8)",
-            lambda: har_tuned(ds, work / key, te, y, classes, wc, mins, a.max_kb, a.max_ms))
+            lambda: har_tuned(ds, work / key, te, y, classes, wc, mins, a.max_kb, a.max_ms, a.tune_finalists,
+                              a.tune_trials))
     if "keras" in a.models:
         ep = 10 if a.quick else KERAS_EPOCHS
         add("Keras 2xLSTM(32)", lambda: keras_baseline(peer_tr, peer_ytr, te, y, classes, ep))
@@ -411,12 +424,19 @@ def main() -> None:
                     help="har tune time budget per data set: MIN for every set, or SET=MIN,... (e.g. basic=5,wisdm=30)")
     ap.add_argument("--max-kb", type=float, default=64.0, help="har tune budget: int8 model size, KB")
     ap.add_argument("--max-ms", type=float, default=5.0, help="har tune budget: ms per window")
+    ap.add_argument("--tune-finalists", type=int, default=3,
+                    help="har tune --finalists: best trials trained on all data, exported and measured (default 3)")
+    ap.add_argument("--tune-trials", type=int, default=None,
+                    help="har tune --trials: stop at this many trials in the study (with the time budget)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temp dir)")
     ap.add_argument("--reuse", action="store_true",
-                    help="with --keep: reuse the har defaults model an earlier run left there (same code only)")
+                    help="with --keep: reuse the har defaults model and the recordings an earlier run left there "
+                    "(same code only)")
     a = ap.parse_args()
     a.models = [m for m in MODELS if not getattr(a, f"skip_{m}")]
+    global KEEP_WRITTEN
+    KEEP_WRITTEN = a.reuse
     keys = [k.strip() for k in a.datasets.split(",") if k.strip()]
     bad = sorted(set(keys) - set(DATASETS))
     if bad:
