@@ -98,7 +98,7 @@ def gain_over_default(t: Any, default: Any) -> tuple[float, float]:
 def beats_default(t: Any, default: Any) -> bool:
     """True when ``t`` beats ``default`` by more than one standard error (:func:`gain_over_default`)."""
     gain, se = gain_over_default(t, default)
-    return gain > 0 and gain > se
+    return gain > se  # se >= 0, so a tie (gain 0, se 0) does not beat it
 
 
 def default_of(trials: list[Any]) -> Any | None:

@@ -30,7 +30,7 @@ def _state(t: Any) -> str:
 def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: int | None) -> list[dict[str, Any]]:
     """One entry per trial (skipped over-budget asks left out), best CV accuracy first; trials without
     a CV score (pruned, failed, running) follow by trial number."""
-    from har.training.tune_final import default_of, fits, gain_over_default
+    from har.training.tune_final import beats_default, default_of, fits, gain_over_default
 
     trials = study.get_trials(deepcopy=False)
     base = default_of([t for t in trials if _state(t) == "complete"])
@@ -46,7 +46,7 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
         vs = None
         if base is not None and t is not base and _state(t) == "complete" and acc_m is not None:
             gain, se = gain_over_default(t, base)
-            vs = {"gain": round(gain, 4), "se": round(se, 4), "beats": bool(gain > 0 and gain > se)}
+            vs = {"gain": round(gain, 4), "se": round(se, 4), "beats": beats_default(t, base)}
         dur = None
         if t.datetime_complete and t.datetime_start:
             dur = (t.datetime_complete - t.datetime_start).total_seconds()

@@ -360,9 +360,10 @@ def default_params(base: TrainConfig, space: SearchSpace) -> tuple[dict[str, Any
 # One-knob moves away from `har train`'s default, tried right after it (``har tune --neighbours N``
 # takes the first N that the search space allows and that differ from the default): a search of a
 # few trials (an hour on a few thousand windows) then refines the known-good baseline instead of
-# drawing random configurations far from it. Ordered by what moved the default most in subject-wise
-# cross-validation inside training data (docs/training.md "Model search"): the window-features branch
-# first (+0.8 points on the watch set's training subjects), then the head, augmentation, width, input.
+# drawing random configurations far from it. The window-features branch comes first because it is the
+# only move measured before this list was written (+0.8 points in 3-fold CV on the watch set's
+# training subjects, docs/training.md "Window features beside the LSTM"); the order of the others
+# (head, augmentation, width, input, regularisation, teacher) is a judgement, not a measurement.
 NEIGHBOUR_MOVES: tuple[tuple[str, Any], ...] = (
     ("window_features", "128,64"),
     ("pooling", "attention"),
