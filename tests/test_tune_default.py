@@ -224,3 +224,18 @@ def test_a_trial_goes_ahead_of_the_default_only_beyond_one_standard_error() -> N
     ranked = rank_trials([worse, lucky, default, steady])
     assert [t.number for t in ranked] == [1, 0, 2, 3]
     assert [t.number for t in rank_trials([lucky, steady, worse])] == [2, 1, 3]  # no default: by accuracy
+
+
+def test_leaderboard_formats_a_trial_read_between_its_attribute_writes() -> None:
+    """Two processes on one study: one writes the leaderboard while the other's trial has set its
+    mean accuracy but not yet its std (Optuna stores user attributes one at a time)."""
+    from types import SimpleNamespace
+
+    from har.training.tune_report import format_leaderboard
+
+    row = {"trial": 3, "state": "running", "accuracy_mean": 0.8, "accuracy_std": None, "macro_f1_mean": 0.7,
+           "macro_f1_std": None, "fold_accuracy": [], "size_kb": None, "latency_ms": None, "export_error": None,
+           "meets_budget": None, "winner": False, "har_default": False, "summary": "lstm 8", "note": ""}
+    opts = SimpleNamespace(study="s", folds=2, max_kb=None, max_ms=None)
+    line = next(ln for ln in format_leaderboard([row], opts).splitlines() if "lstm 8" in ln)
+    assert "0.800" in line and "0.700" in line

@@ -88,7 +88,10 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
 
 
 def _pm(m: float | None, s: float | None) -> str:
-    return f"{m:.3f} +- {s:.3f}" if m is not None else "-"
+    # another process's running trial may be read between its set_user_attr calls: mean set, std not yet
+    if m is None:
+        return "-"
+    return f"{m:.3f} +- {s:.3f}" if s is not None else f"{m:.3f}"
 
 
 def format_leaderboard(board: list[dict[str, Any]], opts: Any) -> str:
