@@ -186,18 +186,18 @@ def test_neighbours_of_the_default_come_next_and_are_marked(tmp_path: Path, sim_
     space, _ = available(SearchSpace())
     params, _ = default_params(base_config(opts), space)
     moves = [t.user_attrs.get(NEIGHBOUR_ATTR, {}).get("move") for t in study.trials]
-    assert moves == [None, "window_features 128,64", "pooling attention"]
+    assert moves == [None, "ensemble 4", "window_features 128,64"]
     for t in study.trials[1:]:  # exactly one setting moved
         assert [k for k in params if t.params[k] != params[k]] == [moves[t.number].split()[0]]
-    assert any("trial 1 is har's default with window_features 128,64" in ln for ln in lines)
+    assert any("trial 1 is har's default with ensemble 4" in ln for ln in lines)
     # scripted folds: default 0.7/0.8, neighbour 1 0.9/0.9 (+15 points, se 5), neighbour 2 0.5/0.6
     board = {e["trial"]: e for e in json.loads((out / "leaderboard.json").read_text())}
-    assert board[1]["neighbour_of_default"] == "window_features 128,64"
+    assert board[1]["neighbour_of_default"] == "ensemble 4"
     assert board[1]["vs_default"] == {"gain": 0.15, "se": 0.05, "beats": True}
     assert board[2]["vs_default"]["beats"] is False and board[0]["vs_default"] is None
-    assert "[default + pooling attention] [-20.0 +- 0.0 pts vs default]" in (out / "leaderboard.txt").read_text()
+    assert "[default + window_features 128,64] [-20.0 +- 0.0 pts vs default]" in (out / "leaderboard.txt").read_text()
     # a narrow space keeps only the moves it allows; 0 neighbours, none
-    narrow = SearchSpace.from_dict({"window_features": ["none"], "pooling": ["last", "mean"]})
+    narrow = SearchSpace.from_dict({"ensemble": [1, 2], "window_features": ["none"], "pooling": ["last", "mean"]})
     assert [m for _, m in neighbour_params(base_config(opts), narrow, 2)] == ["augment none", "lstm_units_0 96"]
     assert neighbour_params(base_config(opts), space, 0) == []
 
