@@ -239,3 +239,13 @@ def test_leaderboard_formats_a_trial_read_between_its_attribute_writes() -> None
     opts = SimpleNamespace(study="s", folds=2, max_kb=None, max_ms=None)
     line = next(ln for ln in format_leaderboard([row], opts).splitlines() if "lstm 8" in ln)
     assert "0.800" in line and "0.700" in line
+
+
+def test_neighbours_not_yet_run_are_listed_as_queued(tmp_path: Path, sim_dir: Path, scripted: _ScriptedCV) -> None:
+    out = tmp_path / "o"
+    tune([sim_dir], out, TuneOptions(trials=1, folds=2, rate_hz=25, search_only=True, neighbours=2),
+         echo=lambda s: None)
+    board = {e["trial"]: e for e in json.loads((out / "leaderboard.json").read_text())}
+    assert board[0]["state"] == "complete"
+    assert [board[n]["state"] for n in (1, 2)] == ["queued", "queued"]
+    assert "[default + ensemble 4]" in (out / "leaderboard.txt").read_text()

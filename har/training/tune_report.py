@@ -22,6 +22,8 @@ def _state(t: Any) -> str:
     if "duplicate_of" in ua:
         return f"duplicate of #{ua['duplicate_of']}"
     s = t.state.name.lower()
+    if s == "waiting":  # enqueued (har's default, its neighbours) and not started yet
+        return "queued"
     if s == "fail":
         return "interrupted" if ua.get("note") == "interrupted" else "failed"
     return s
