@@ -149,6 +149,41 @@ def test_fixed_beta_fits_the_ridge_on_all_training_windows() -> None:
     assert model.get_layer("rocket_embedding").output.shape[-1] == 4 + 84
 
 
+def test_beta_sweep_takes_the_fitted_head_apart() -> None:
+    """`har tune` scores other betas on each fold without training: the sweep's entry at the fitted
+    beta is the model's own prediction, and other betas are LSTM logits + beta x ridge."""
+    from har.training.fit import fit_model, normalize, predict_proba
+    from har.training.rocket import SWEEP_BETAS, beta_sweep
+
+    x, y = _data(1)
+    mcfg = ModelConfig(lstm_units=(4,), dropout=0.0, conv_filters=0, representation="raw", rocket_features=84,
+                       rocket_beta=3.0)
+    cfg = TrainConfig(window=WINDOW, model=mcfg, epochs=1, batch_size=32, augment=AugmentConfig(enabled=False))
+    norm = Normalization.fit(x[:60])
+    model, hist = fit_model(cfg, norm, x[:60], y[:60], x[60:90], y[60:90], 3, echo=lambda _s: None)
+    sweep = beta_sweep(model, normalize(x[90:], norm), y[90:], hist, list(TINY_CLASSES))
+    assert sweep is not None and set(sweep) == {f"{b:g}" for b in (*SWEEP_BETAS, 3.0)}
+    own = np.mean(predict_proba(model, x[90:], norm).argmax(1) == y[90:])
+    assert sweep["3"]["accuracy"] == pytest.approx(own)
+    assert beta_sweep(model, normalize(x[90:], norm), y[90:], {**hist, "rocket_lstm": [0.0]}) is None
+
+
+def test_cv_beta_changes_only_when_the_folds_agree() -> None:
+    """The head's beta by the folds: the best mean fold accuracy wins only with a paired gain of more
+    than one standard error; otherwise the configured beta stays."""
+    from har.training.rocket import choose_cv_beta
+
+    def sweep(a16: float, a4: float) -> dict[str, dict[str, float]]:
+        return {"16": {"accuracy": a16, "macro_f1": a16}, "4": {"accuracy": a4, "macro_f1": a4}}
+
+    c = choose_cv_beta([sweep(0.80, 0.84), sweep(0.70, 0.73), sweep(0.90, 0.92)], 16.0)
+    assert c["beta"] == 4.0 and c["gain"] > c["se"] and c["fold_accuracy"] == [0.84, 0.73, 0.92]
+    noisy = choose_cv_beta([sweep(0.80, 0.90), sweep(0.70, 0.65), sweep(0.90, 0.88)], 16.0)
+    assert noisy["beta"] == 16.0 and noisy["best"] == 4.0 and noisy["fold_accuracy"] == [0.80, 0.70, 0.90]
+    tie = choose_cv_beta([sweep(0.8, 0.8), sweep(0.7, 0.7)], 16.0)
+    assert tie["beta"] == 16.0 and tie["best"] == 16.0
+
+
 def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from har.cli import cli
     from har.training.rocket import require_aeon

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from har.cli import cli
-from har.config import ModelConfig, TrainConfig
+from har.config import ModelConfig, TrainConfig, config_from_dict
 from har.errors import ConfigError, TuneError
 from har.recording.format import write_recording
 from har.recording.simulate import simulate_recording
@@ -206,17 +206,21 @@ class _ScriptedCV:
     """Stands in for har.training.cv.run_cv (training itself is covered by the slow tests): returns
     scripted fold accuracies per trial and calls ``on_fold`` as run_cv does."""
 
-    def __init__(self, scores: list[list[float]]) -> None:
+    def __init__(self, scores: list[list[float]], sweeps: list[list[dict[str, float]]] | None = None) -> None:
         self.scores = scores
+        self.sweeps = sweeps  # per trial, per fold: {beta: accuracy} (the MiniRocket head's beta_sweep)
         self.folds_run: list[int] = []
 
     def __call__(self, recs: Any, idx: Any, classes: Any, config: Any, key: Any = None, echo: Any = None,
                  on_fold: Any = None) -> dict[str, Any]:
-        accs = self.scores[min(len(self.folds_run), len(self.scores) - 1)]  # the last one repeats
+        n = min(len(self.folds_run), len(self.scores) - 1)
+        accs = self.scores[n]  # the last one repeats
         self.folds_run.append(0)
         folds = []
         for i, a in enumerate(accs):
             folds.append({"fold": i + 1, "accuracy": a, "macro_f1": a, "epochs_run": 2})
+            if self.sweeps is not None:
+                folds[-1]["beta_sweep"] = {b: {"accuracy": v, "macro_f1": v} for b, v in self.sweeps[n][i].items()}
             self.folds_run[-1] += 1
             on_fold(i, folds[-1])
         return {"k": len(accs), "folds": folds, "accuracy_mean": float(np.mean(accs)),
@@ -247,6 +251,42 @@ def test_pruning_after_a_bad_fold_and_duplicates(tmp_path: Path, sim_dir: Path,
     board = json.loads((tmp_path / "o" / "leaderboard.json").read_text())
     assert {e["state"] for e in board} >= {"complete", "pruned"}
     assert any("ETA" in ln for ln in lines)
+
+
+def test_minirocket_head_beta_is_chosen_by_the_folds(tmp_path: Path, sim_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the MiniRocket branch, each fold also scores other head betas (no training); a beta that
+    beats the configured one by more than one standard error over the folds becomes the trial's
+    config and score, and the leaderboard says so. A noisy gain leaves the configured beta."""
+    import har.training.cv as cv
+
+    pytest.importorskip("aeon")
+    sure = [{"16": 0.80, "4": 0.84}, {"16": 0.70, "4": 0.73}, {"16": 0.90, "4": 0.92}]
+    noisy = [{"16": 0.80, "4": 0.90}, {"16": 0.70, "4": 0.65}, {"16": 0.90, "4": 0.88}]
+    space = SearchSpace.from_dict({**TINY_SPACE, "rocket_features": [84], "lstm_units": [8]})
+    lines: list[str] = []
+    opts = TuneOptions(trials=1, folds=3, rate_hz=25, search_only=True)
+    out = tmp_path / "o"
+    monkeypatch.setattr(cv, "run_cv", _ScriptedCV([[0.80, 0.70, 0.90]], sweeps=[sure]))
+    tune([sim_dir], out, opts, space=space, echo=lines.append)
+    monkeypatch.setattr(cv, "run_cv", _ScriptedCV([[0.80, 0.70, 0.90]], sweeps=[noisy]))
+    tune([sim_dir], tmp_path / "noisy", opts, space=space, echo=lines.append)
+    first, second = _study(out).trials[0], _study(tmp_path / "noisy").trials[0]
+    ua = first.user_attrs
+    assert ua["config"]["model"]["rocket_beta"] == 4.0 and "beta 4" in ua["summary"]
+    assert ua["fold_accuracy"] == [0.84, 0.73, 0.92]
+    assert ua["accuracy_mean"] == pytest.approx(np.mean([0.84, 0.73, 0.92]))
+    assert ua["rocket_beta_cv"]["configured_accuracy_mean"] == pytest.approx(0.8)
+    assert first.value == pytest.approx(ua["accuracy_mean"])
+    assert any("head beta 4 instead of 16 by the folds" in ln for ln in lines), lines
+    config = json.loads((out / "configs" / "trial-0000.json").read_text())
+    assert config_from_dict(TrainConfig, config).model.rocket_beta == 4.0  # har train --config trains it
+    ub = second.user_attrs
+    assert ub["rocket_beta_cv"]["beta"] == 16.0 and ub["rocket_beta_cv"]["best"] == 4.0
+    assert ub["config"]["model"]["rocket_beta"] == 16.0 and ub["fold_accuracy"] == [0.80, 0.70, 0.90]
+    text = (out / "leaderboard.txt").read_text()
+    assert "MiniRocket head beta 4 instead of 16, chosen by the folds (+3.0 +- " in text, text
+    assert "MiniRocket head beta" not in (tmp_path / "noisy" / "leaderboard.txt").read_text()
 
 
 def test_time_budget_stops_starting_trials(tmp_path: Path, sim_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,7 +71,8 @@ def run_cv(
     recordings (har.dataset.windows_for; har.training.stream.CachedWindowsFor reads a window cache).
 
     Returns a JSON-ready dict: ``folds`` (per fold: test subjects, accuracy, macro_f1, windows,
-    per_subject, epochs), ``accuracy_mean``, ``accuracy_std``, ``macro_f1_mean``, ``macro_f1_std``
+    per_subject, epochs; with the MiniRocket branch ``beta_sweep``, har.training.rocket.beta_sweep),
+    ``accuracy_mean``, ``accuracy_std``, ``macro_f1_mean``, ``macro_f1_std``
     (sample std over folds), ``k``, ``per_subject`` (accuracy of each subject when it was held out)."""
     from har.training.distill import teacher_groups
     from har.training.fit import (
@@ -144,6 +145,13 @@ def run_cv(
                      "rocket_beta", "rocket_lstm"):
             if name in hist:
                 fold_out[name] = hist[name][0]
+        if config.model.rocket_features > 0:  # the head at other betas, no training (har tune's CV choice)
+            from har.training.fit import normalize
+            from har.training.rocket import beta_sweep
+
+            sweep = beta_sweep(model, normalize(te.x, norm), yte, hist, list(classes))
+            if sweep is not None:
+                fold_out["beta_sweep"] = sweep
         out_folds.append(fold_out)
         echo(
             f"cv fold {fi + 1}/{k}: test {', '.join(fold)}  accuracy {m['accuracy']:.4f}  "

@@ -64,6 +64,10 @@ SIGMA_FLOOR = 0.3
 MIN_WINDOWS_PER_CLASS = 2  # below this the ridge's leave-one-out choice of alpha is undefined
 MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
 BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # beta grid: logits = LSTM + beta * ridge
+# betas scored on every cross-validation fold's test windows (:func:`beta_sweep`; `har tune` chooses
+# among them by the folds, har.training.tune_final.choose_cv_beta): no extra training, the fold's
+# LSTM and ridge are taken apart from the fitted head
+SWEEP_BETAS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # "ridge only": LSTM head zeroed, ridge scaled by one of these
 INSTALL_HINT = "pip install 'har-edge[train]' (or: pip install aeon)"
 PPV_LAYER = ROCKET_PPV_LAYER
@@ -433,6 +437,70 @@ def fit_with_rocket(
     hist["rocket_beta"] = [float(beta)]
     hist["rocket_lstm"] = [float(keep)]
     hist["rocket_alpha"] = [alpha]
+    hist["rocket_ridge_bias"] = [float(v) for v in b]  # beta_sweep takes the head apart with it
     if acc:
         hist["rocket_val_accuracy"] = [float(a) for a in acc.values()]
     return model, hist
+
+
+def beta_sweep(
+    model: Any, xn: np.ndarray, y: np.ndarray, hist: dict[str, list[float]], classes: list[str] | None = None,
+    betas: tuple[float, ...] = SWEEP_BETAS,
+) -> dict[str, dict[str, float]] | None:
+    """Accuracy and macro-F1 on ``(xn, y)`` (normalised windows, encoded labels) of the head
+    ``LSTM logits + beta * ridge scores`` for each of ``betas``, from a model fitted by
+    :func:`fit_with_rocket` (``hist`` its history): the head's rows are split at the PPV features,
+    the ridge's rows divided by the fitted beta and its bias (``rocket_ridge_bias``) taken out of the
+    head's bias. No training; the fitted beta's entry is the model's own prediction. ``None`` when the
+    head cannot be taken apart (beta 0, the LSTM zeroed, or no ridge bias in ``hist``)."""
+    from har.scoring.metrics import compute_metrics
+    from har.training._tf import import_tf
+
+    beta0 = float(hist.get("rocket_beta", [0.0])[0])
+    if beta0 <= 0 or float(hist.get("rocket_lstm", [1.0])[0]) != 1.0 or "rocket_ridge_bias" not in hist:
+        return None
+    _, keras = import_tf()
+    n = int(model.get_layer(ROCKET_PPV_LAYER).output.shape[-1])
+    emb = keras.Model(model.input, model.get_layer("rocket_embedding").output).predict(xn, batch_size=256, verbose=0)
+    w, bias = model.get_layer("probs").get_weights()
+    rb = np.asarray(hist["rocket_ridge_bias"], dtype=np.float64)
+    lstm = emb[:, :-n].astype(np.float64) @ w[:-n] + (bias - beta0 * rb)
+    ridge = emb[:, -n:].astype(np.float64) @ (w[-n:] / beta0) + rb
+    names = classes if classes is not None else [str(i) for i in range(w.shape[1])]
+    out: dict[str, dict[str, float]] = {}
+    for beta in sorted({*betas, beta0}):
+        m = compute_metrics(np.asarray(y), (lstm + beta * ridge).argmax(axis=1), names)
+        out[f"{beta:g}"] = {"accuracy": float(m["accuracy"]), "macro_f1": float(m["macro_f1"])}
+    return out
+
+
+def choose_cv_beta(sweeps: list[dict[str, dict[str, float]]], configured: float) -> dict[str, Any]:
+    """The head's beta chosen by cross-validation: ``sweeps`` holds one :func:`beta_sweep` per fold
+    (the same folds for every beta). The beta with the best mean fold accuracy (ties: macro-F1, then
+    the configured one) replaces ``configured`` only when its paired fold gain is more than one
+    standard error (the one-standard-error rule of har.training.tune_final): a few folds are noisy.
+
+    Returns ``configured``, ``beta`` (the choice), ``gain`` and ``se`` (best over configured, in
+    accuracy), ``fold_accuracy`` / ``fold_macro_f1`` of the choice, and ``table`` {beta: mean fold
+    accuracy}."""
+    keys = [k for k in sweeps[0] if all(k in s for s in sweeps)]
+    conf = f"{float(configured):g}"
+    if conf not in keys:
+        raise ValueError(f"beta sweep has no entry for the configured beta {conf}")
+    acc = {k: np.array([s[k]["accuracy"] for s in sweeps], dtype=np.float64) for k in keys}
+    f1 = {k: np.array([s[k]["macro_f1"] for s in sweeps], dtype=np.float64) for k in keys}
+    best = max(keys, key=lambda k: (acc[k].mean(), f1[k].mean(), k == conf))
+    d = acc[best] - acc[conf]
+    gain = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
+    chosen = best if gain > se else conf
+    return {
+        "configured": float(configured),
+        "beta": float(chosen),
+        "best": float(best),
+        "gain": gain,
+        "se": se,
+        "fold_accuracy": [float(v) for v in acc[chosen]],
+        "fold_macro_f1": [float(v) for v in f1[chosen]],
+        "table": {k: float(acc[k].mean()) for k in keys},
+    }

@@ -507,6 +507,7 @@ class _Objective:
             trial.set_user_attr("note", f"failed: {msg}")
             self.echo(f"[tune] trial {trial.number} failed: {msg}")
             raise TuneError(msg) from None
+        res = self._choose_beta(trial, cfg, res)
         trial.set_user_attr("accuracy_mean", res["accuracy_mean"])
         trial.set_user_attr("accuracy_std", res["accuracy_std"])
         trial.set_user_attr("macro_f1_mean", res["macro_f1_mean"])
@@ -514,6 +515,41 @@ class _Objective:
         trial.set_user_attr("epochs_run", [int(f.get("epochs_run", 0)) for f in res["folds"]])
         trial.set_user_attr("classes", classes)
         return float(res["accuracy_mean"])
+
+
+    def _choose_beta(self, trial: Any, cfg: TrainConfig, res: dict[str, Any]) -> dict[str, Any]:
+        """With the MiniRocket branch at a fixed beta: choose the head's beta by the folds
+        (har.training.rocket.choose_cv_beta over each fold's ``beta_sweep``, no training). A changed
+        beta becomes the trial's config and score (its fold accuracies too, so the comparison with
+        the default is on the same footing); the configured beta's score stays in ``rocket_beta_cv``."""
+        from har.training.rocket import choose_cv_beta
+
+        sweeps = [f.get("beta_sweep") for f in res["folds"]]
+        beta = cfg.model.rocket_beta
+        if cfg.model.rocket_features <= 0 or isinstance(beta, str) or not sweeps or not all(sweeps):
+            return res
+        choice = choose_cv_beta(sweeps, float(beta))
+        choice["configured_accuracy_mean"] = res["accuracy_mean"]
+        choice["configured_macro_f1_mean"] = res["macro_f1_mean"]
+        trial.set_user_attr("rocket_beta_cv", choice)
+        table = ", ".join(f"{k} {v:.3f}" for k, v in choice["table"].items())
+        if choice["beta"] == float(beta):
+            self.echo(f"[tune]   trial {trial.number}: head beta {float(beta):g} kept by the folds ({table})")
+            return res
+        self.echo(
+            f"[tune]   trial {trial.number}: head beta {choice['beta']:g} instead of {float(beta):g} by the folds "
+            f"({100 * choice['gain']:+.1f} +- {100 * choice['se']:.1f} pts; {table})"
+        )
+        new = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, rocket_beta=choice["beta"]))
+        trial.set_user_attr("config", config_to_dict(new))
+        trial.set_user_attr("summary", describe(new))
+        trial.set_user_attr("fold_accuracy", choice["fold_accuracy"])
+        trial.set_user_attr("fold_macro_f1", choice["fold_macro_f1"])
+        a = np.asarray(choice["fold_accuracy"])
+        f = np.asarray(choice["fold_macro_f1"])
+        sd = (lambda v: float(v.std(ddof=1)) if v.size > 1 else 0.0)  # noqa: E731
+        return {**res, "accuracy_mean": float(a.mean()), "accuracy_std": sd(a),
+                "macro_f1_mean": float(f.mean()), "macro_f1_std": sd(f)}
 
 
 def _duplicate_of(trial: Any) -> int | None:

@@ -76,6 +76,8 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
                 # CV accuracy gain over the default trial on the same folds, its standard error, and
                 # whether it beats the default by more than one standard error (ranks ahead of it)
                 "vs_default": vs,
+                # the MiniRocket head's beta chosen by the folds (har.training.rocket.choose_cv_beta)
+                "rocket_beta_cv": _beta_entry(ua.get("rocket_beta_cv")),
                 "seconds": round(dur, 1) if dur is not None else None,
                 "summary": ua.get("summary", ""),
                 "note": ua.get("note", ""),
@@ -87,6 +89,22 @@ def build_leaderboard(study: Any, measured: dict[str, Any], opts: Any, winner: i
                     key=lambda r: (-r["accuracy_mean"], -(r["macro_f1_mean"] or 0.0), r["trial"]))
     rest = sorted((r for r in rows if r not in scored), key=lambda r: r["trial"])
     return scored + rest
+
+
+def _beta_entry(c: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not c:
+        return None
+    keys = ("configured", "beta", "best", "gain", "se", "configured_accuracy_mean", "table")
+    return {k: c[k] for k in keys if k in c}
+
+
+def _beta_line(c: dict[str, Any] | None) -> str | None:
+    if not c or c.get("beta") == c.get("configured"):
+        return None
+    at = c.get("configured_accuracy_mean")
+    before = f"; at beta {c['configured']:g}: {at:.3f}" if at is not None else ""
+    return (f"{'':8}MiniRocket head beta {c['beta']:g} instead of {c['configured']:g}, chosen by the folds "
+            f"({100 * c['gain']:+.1f} +- {100 * c['se']:.1f} pts{before})")
 
 
 def _pm(m: float | None, s: float | None) -> str:
@@ -132,6 +150,9 @@ def format_leaderboard(board: list[dict[str, Any]], opts: Any) -> str:
             f"{mark}{r['trial']:>5}  {r['state'][:12]:<12}  {acc:>15}  "
             f"{_pm(r['macro_f1_mean'], r['macro_f1_std']):>15}  {kb}  {ms}  {fit:<6}  {what}"
         )
+        beta_line = _beta_line(r.get("rocket_beta_cv"))
+        if beta_line:
+            lines.append(beta_line)
         if r["export_error"]:
             lines.append(f"{'':8}export failed: {r['export_error']}")
         elif r["state"] == "failed" and r["note"]:

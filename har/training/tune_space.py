@@ -435,7 +435,10 @@ def describe(cfg: TrainConfig) -> str:
     if getattr(cfg, "distill", "none") != "none":
         parts.append(f"distill {cfg.distill}")
     if getattr(m, "rocket_features", 0) > 0:
-        parts.append(f"rocket {m.rocket_features}")
+        beta = getattr(m, "rocket_beta", None)
+        default_beta = ModelConfig().rocket_beta
+        parts.append(f"rocket {m.rocket_features}" + (f" beta {beta:g}" if beta != default_beta and
+                                                        not isinstance(beta, str) else ""))
     if getattr(m, "window_features", ()):
         parts.append(f"wf {_window_features_name(tuple(m.window_features))}")
     return " | ".join(parts)
