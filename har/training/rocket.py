@@ -65,7 +65,7 @@ MIN_WINDOWS_PER_CLASS = 2  # below this the ridge's leave-one-out choice of alph
 MAX_TRAIN_WINDOWS = 4000  # ridge fit on a stratified subset above this (as har.training.reference)
 BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # beta grid: logits = LSTM + beta * ridge
 # betas scored on every cross-validation fold's test windows (:func:`beta_sweep`; `har tune` chooses
-# among them by the folds, har.training.tune_final.choose_cv_beta): no extra training, the fold's
+# among them by the folds, :func:`choose_cv_beta`): no extra training, the fold's
 # LSTM and ridge are taken apart from the fitted head
 SWEEP_BETAS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 RIDGE_ONLY_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)  # "ridge only": LSTM head zeroed, ridge scaled by one of these

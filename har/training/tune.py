@@ -516,7 +516,6 @@ class _Objective:
         trial.set_user_attr("classes", classes)
         return float(res["accuracy_mean"])
 
-
     def _choose_beta(self, trial: Any, cfg: TrainConfig, res: dict[str, Any]) -> dict[str, Any]:
         """With the MiniRocket branch at a fixed beta: choose the head's beta by the folds
         (har.training.rocket.choose_cv_beta over each fold's ``beta_sweep``, no training). A changed
