@@ -168,20 +168,26 @@ def test_beta_sweep_takes_the_fitted_head_apart() -> None:
     assert beta_sweep(model, normalize(x[90:], norm), y[90:], {**hist, "rocket_lstm": [0.0]}) is None
 
 
-def test_cv_beta_changes_only_when_the_folds_agree() -> None:
-    """The head's beta by the folds: the best mean fold accuracy wins only with a paired gain of more
-    than one standard error; otherwise the configured beta stays."""
+def test_cv_beta_is_the_best_mean_over_the_folds() -> None:
+    """The head's beta by the folds: the best mean fold accuracy wins (every beta is scored on the
+    same fold models), with its paired gain and standard error over the configured beta reported;
+    ties go to macro-F1, then to the configured beta."""
     from har.training.rocket import choose_cv_beta
 
-    def sweep(a16: float, a4: float) -> dict[str, dict[str, float]]:
-        return {"16": {"accuracy": a16, "macro_f1": a16}, "4": {"accuracy": a4, "macro_f1": a4}}
+    def sweep(a16: float, a4: float, f4: float | None = None) -> dict[str, dict[str, float]]:
+        return {"16": {"accuracy": a16, "macro_f1": a16}, "4": {"accuracy": a4, "macro_f1": a4 if f4 is None else f4}}
 
     c = choose_cv_beta([sweep(0.80, 0.84), sweep(0.70, 0.73), sweep(0.90, 0.92)], 16.0)
     assert c["beta"] == 4.0 and c["gain"] > c["se"] and c["fold_accuracy"] == [0.84, 0.73, 0.92]
     noisy = choose_cv_beta([sweep(0.80, 0.90), sweep(0.70, 0.65), sweep(0.90, 0.88)], 16.0)
-    assert noisy["beta"] == 16.0 and noisy["best"] == 4.0 and noisy["fold_accuracy"] == [0.80, 0.70, 0.90]
+    assert noisy["beta"] == 4.0 and noisy["fold_accuracy"] == [0.90, 0.65, 0.88]
+    assert noisy["gain"] == pytest.approx(0.01) and noisy["se"] > noisy["gain"]  # reported, not a veto
+    worse = choose_cv_beta([sweep(0.80, 0.79), sweep(0.70, 0.70), sweep(0.90, 0.90)], 16.0)
+    assert worse["beta"] == 16.0 and worse["gain"] == 0.0 and worse["fold_accuracy"] == [0.80, 0.70, 0.90]
     tie = choose_cv_beta([sweep(0.8, 0.8), sweep(0.7, 0.7)], 16.0)
     assert tie["beta"] == 16.0 and tie["best"] == 16.0
+    by_f1 = choose_cv_beta([sweep(0.8, 0.8, 0.82), sweep(0.7, 0.7, 0.71)], 16.0)
+    assert by_f1["beta"] == 4.0
 
 
 def test_rocket_without_aeon_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

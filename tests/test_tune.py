@@ -255,23 +255,23 @@ def test_pruning_after_a_bad_fold_and_duplicates(tmp_path: Path, sim_dir: Path,
 
 def test_minirocket_head_beta_is_chosen_by_the_folds(tmp_path: Path, sim_dir: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the MiniRocket branch, each fold also scores other head betas (no training); a beta that
-    beats the configured one by more than one standard error over the folds becomes the trial's
-    config and score, and the leaderboard says so. A noisy gain leaves the configured beta."""
+    """With the MiniRocket branch, each fold also scores other head betas (no training); the beta with
+    the best mean over the folds becomes the trial's config and score, and the leaderboard says so.
+    Where no beta beats the configured one on average, the configured beta stays."""
     import har.training.cv as cv
 
     pytest.importorskip("aeon")
     sure = [{"16": 0.80, "4": 0.84}, {"16": 0.70, "4": 0.73}, {"16": 0.90, "4": 0.92}]
-    noisy = [{"16": 0.80, "4": 0.90}, {"16": 0.70, "4": 0.65}, {"16": 0.90, "4": 0.88}]
+    worse = [{"16": 0.80, "4": 0.90}, {"16": 0.70, "4": 0.60}, {"16": 0.90, "4": 0.88}]
     space = SearchSpace.from_dict({**TINY_SPACE, "rocket_features": [84], "lstm_units": [8]})
     lines: list[str] = []
     opts = TuneOptions(trials=1, folds=3, rate_hz=25, search_only=True)
     out = tmp_path / "o"
     monkeypatch.setattr(cv, "run_cv", _ScriptedCV([[0.80, 0.70, 0.90]], sweeps=[sure]))
     tune([sim_dir], out, opts, space=space, echo=lines.append)
-    monkeypatch.setattr(cv, "run_cv", _ScriptedCV([[0.80, 0.70, 0.90]], sweeps=[noisy]))
-    tune([sim_dir], tmp_path / "noisy", opts, space=space, echo=lines.append)
-    first, second = _study(out).trials[0], _study(tmp_path / "noisy").trials[0]
+    monkeypatch.setattr(cv, "run_cv", _ScriptedCV([[0.80, 0.70, 0.90]], sweeps=[worse]))
+    tune([sim_dir], tmp_path / "worse", opts, space=space, echo=lines.append)
+    first, second = _study(out).trials[0], _study(tmp_path / "worse").trials[0]
     ua = first.user_attrs
     assert ua["config"]["model"]["rocket_beta"] == 4.0 and "beta 4" in ua["summary"]
     assert ua["fold_accuracy"] == [0.84, 0.73, 0.92]
@@ -282,11 +282,11 @@ def test_minirocket_head_beta_is_chosen_by_the_folds(tmp_path: Path, sim_dir: Pa
     config = json.loads((out / "configs" / "trial-0000.json").read_text())
     assert config_from_dict(TrainConfig, config).model.rocket_beta == 4.0  # har train --config trains it
     ub = second.user_attrs
-    assert ub["rocket_beta_cv"]["beta"] == 16.0 and ub["rocket_beta_cv"]["best"] == 4.0
+    assert ub["rocket_beta_cv"]["beta"] == 16.0 and ub["rocket_beta_cv"]["table"]["4"] < 0.8
     assert ub["config"]["model"]["rocket_beta"] == 16.0 and ub["fold_accuracy"] == [0.80, 0.70, 0.90]
     text = (out / "leaderboard.txt").read_text()
     assert "MiniRocket head beta 4 instead of 16, chosen by the folds (+3.0 +- " in text, text
-    assert "MiniRocket head beta" not in (tmp_path / "noisy" / "leaderboard.txt").read_text()
+    assert "MiniRocket head beta" not in (tmp_path / "worse" / "leaderboard.txt").read_text()
 
 
 def test_time_budget_stops_starting_trials(tmp_path: Path, sim_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

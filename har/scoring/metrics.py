@@ -92,6 +92,21 @@ def macro_f1_note(metrics: Mapping[str, Any]) -> str:
     return f" (over {over} of {k} classes; no test windows: {', '.join(absent)})"
 
 
+def paired_gain(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """``(mean gain, standard error)`` of scores ``a`` over ``b`` paired by position (the same CV
+    folds): the mean of ``a - b`` and the sample standard deviation of the differences over
+    sqrt(n). Standard error 0 with fewer than 2 pairs."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
+    return float(d.mean()), se
+
+
+def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value), as fold scores are reported."""
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
 def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
     """Accuracy per group (e.g. subject): {group: {"accuracy": a, "n": count}}."""
     out: dict[str, dict[str, float]] = {}

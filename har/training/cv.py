@@ -22,7 +22,7 @@ from har.config import TrainConfig
 from har.dataset import carve_validation, windows_for
 from har.errors import TrainingError
 from har.recording.format import Recording
-from har.scoring.metrics import compute_metrics, group_accuracy
+from har.scoring.metrics import compute_metrics, group_accuracy, mean_std
 
 
 def make_folds(subjects: Sequence[str], k: int, seed: int, strata: dict[str, str] | None = None) -> list[list[str]]:
@@ -40,11 +40,6 @@ def make_folds(subjects: Sequence[str], k: int, seed: int, strata: dict[str, str
     if strata:
         order = sorted(order, key=lambda s: strata.get(s, ""))  # stable: shuffled within a stratum
     return [sorted(order[i::k]) for i in range(k)]
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    a = np.asarray(values, dtype=np.float64)
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
 def run_cv(
@@ -159,8 +154,8 @@ def run_cv(
         )
         if on_fold is not None:
             on_fold(fi, fold_out)
-    acc_m, acc_s = _mean_std([f["accuracy"] for f in out_folds])
-    f1_m, f1_s = _mean_std([f["macro_f1"] for f in out_folds])
+    acc_m, acc_s = mean_std([f["accuracy"] for f in out_folds])
+    f1_m, f1_s = mean_std([f["macro_f1"] for f in out_folds])
     echo(f"cv {k}-fold: accuracy {acc_m:.4f} +- {acc_s:.4f}  macro-F1 {f1_m:.4f} +- {f1_s:.4f}")
     return {
         "k": k,

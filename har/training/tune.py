@@ -521,6 +521,7 @@ class _Objective:
         (har.training.rocket.choose_cv_beta over each fold's ``beta_sweep``, no training). A changed
         beta becomes the trial's config and score (its fold accuracies too, so the comparison with
         the default is on the same footing); the configured beta's score stays in ``rocket_beta_cv``."""
+        from har.scoring.metrics import mean_std
         from har.training.rocket import choose_cv_beta
 
         sweeps = [f.get("beta_sweep") for f in res["folds"]]
@@ -544,11 +545,9 @@ class _Objective:
         trial.set_user_attr("summary", describe(new))
         trial.set_user_attr("fold_accuracy", choice["fold_accuracy"])
         trial.set_user_attr("fold_macro_f1", choice["fold_macro_f1"])
-        a = np.asarray(choice["fold_accuracy"])
-        f = np.asarray(choice["fold_macro_f1"])
-        sd = (lambda v: float(v.std(ddof=1)) if v.size > 1 else 0.0)  # noqa: E731
-        return {**res, "accuracy_mean": float(a.mean()), "accuracy_std": sd(a),
-                "macro_f1_mean": float(f.mean()), "macro_f1_std": sd(f)}
+        acc_m, acc_s = mean_std(choice["fold_accuracy"])
+        f1_m, f1_s = mean_std(choice["fold_macro_f1"])
+        return {**res, "accuracy_mean": acc_m, "accuracy_std": acc_s, "macro_f1_mean": f1_m, "macro_f1_std": f1_s}
 
 
 def _duplicate_of(trial: Any) -> int | None:

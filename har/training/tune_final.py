@@ -35,6 +35,7 @@ from har.artifacts.metadata import ModelMetadata, save_metadata
 from har.config import ExportConfig, TrainConfig, config_from_dict
 from har.errors import HarError, TuneError
 from har.recording.format import utc_now_iso
+from har.scoring.metrics import paired_gain
 
 MEASURED_ATTR = "measured"
 FINALISTS_DIR = "finalists"
@@ -91,8 +92,7 @@ def gain_over_default(t: Any, default: Any) -> tuple[float, float]:
     b = np.asarray(default.user_attrs.get("fold_accuracy") or [default.user_attrs["accuracy_mean"]], dtype=float)
     if a.shape != b.shape or a.size < 2:
         return float(t.user_attrs["accuracy_mean"] - default.user_attrs["accuracy_mean"]), 0.0
-    d = a - b
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+    return paired_gain(a, b)
 
 
 def beats_default(t: Any, default: Any) -> bool:
